@@ -1,0 +1,122 @@
+"""The `botkit` command: run a bot as a webhook service, or run the fake GoSendAPI."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from botkit.bot import Bot, Runtime
+from botkit.config import DEV_WEBHOOK_SECRET, Settings
+from botkit.exceptions import BotkitError
+from botkit.fakeapi import FakeGoSendAPI, serve
+from botkit.webhook import create_app
+
+log = logging.getLogger("botkit")
+
+FAKE_MOUNT = "/provider"
+
+
+def load_bot(target: str) -> Bot:
+    """Imports `module[:attr]` and returns its Bot (the attribute `bot`, or the only Bot in it)."""
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise BotkitError(f"cannot import {module_name!r}: {exc} (run from the folder that holds it)") from exc
+    if attr:
+        found = getattr(module, attr, None)
+        if not isinstance(found, Bot):
+            raise BotkitError(f"{module_name}:{attr} is not a botkit.Bot")
+        return found
+    bots = [value for value in vars(module).values() if isinstance(value, Bot)]
+    if len(bots) != 1:
+        raise BotkitError(
+            f"{module_name} defines {len(bots)} Bot objects; name one as {module_name}:ATTRIBUTE"
+        )
+    return bots[0]
+
+
+def build_app(bot: Bot, settings: Settings) -> Starlette:
+    """The service for `bot`: against GoSendAPI, or against the built-in fake when no key is set."""
+    if not settings.uses_fake_provider:
+        return create_app(Runtime(bot, settings))
+    fake = FakeGoSendAPI(webhook_url="http://bot/webhook", webhook_secret=settings.webhook_secrets[0])
+    settings = dataclasses.replace(settings, base_url="http://provider/v1")
+    runtime = Runtime(bot, settings, transport=httpx.ASGITransport(app=fake.app))
+    app = create_app(runtime, extra_routes=[Mount(FAKE_MOUNT, app=fake.app)])
+    fake._webhook_transport = httpx.ASGITransport(app=app)
+    return app
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(require_provider=args.require_provider)
+    bot = load_bot(args.target)
+    app = build_app(bot, settings)
+    where = f"http://{args.host}:{args.port}"
+    if settings.uses_fake_provider:
+        secret = "the development secret" if settings.webhook_secrets == (DEV_WEBHOOK_SECRET,) else "GOSENDAPI_WEBHOOK_SECRET"
+        print(
+            f"botkit: {bot.name} on {where} with the built-in fake GoSendAPI (no GOSENDAPI_API_KEY set)\n"
+            f"  webhook:   POST {where}/webhook (signed with {secret})\n"
+            f"  as a user: curl -s {where}{FAKE_MOUNT}/_fake/inbound -H 'Content-Type: application/json' "
+            "-d '{\"wa_id\": \"5491140123456\", \"name\": \"Juan\", \"text\": \"hola\"}'\n"
+            f"  replies:   curl -s {where}{FAKE_MOUNT}/_fake/messages\n"
+            f"  database:  {settings.database}",
+            file=sys.stderr,
+            flush=True,
+        )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _fake_api(args: argparse.Namespace) -> int:
+    serve(args.host, args.port, sink=args.sink)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    top = argparse.ArgumentParser(prog="botkit", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="serve a bot's webhook (configured from the environment)")
+    run.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    run.add_argument(
+        "--require-provider", action="store_true",
+        help="fail unless GOSENDAPI_API_KEY and GOSENDAPI_WEBHOOK_SECRET are set (no fake provider)",
+    )
+    run.set_defaults(func=_run)
+    fake = commands.add_parser("fake-api", help="serve the fake GoSendAPI")
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=8001)
+    fake.add_argument("--sink", action="store_true", help="accept every message as fast as possible (benchmarks)")
+    fake.set_defaults(func=_fake_api)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `botkit` command."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    sys.path.insert(0, ".")
+    try:
+        code: int = args.func(args)
+    except BotkitError as exc:
+        print(f"botkit: error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

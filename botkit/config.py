@@ -1,0 +1,100 @@
+"""Settings, read once from the environment (the only reader of os.environ)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from botkit.exceptions import ConfigError
+
+DEFAULT_BASE_URL = "https://cloud.gosendapi.com/v1"
+DEFAULT_DATABASE = "botkit.db"
+DEV_WEBHOOK_SECRET = "whsec_botkit_dev"
+API_KEY_PREFIXES = ("gsk_test_", "gsk_live_")
+MAX_BODY_BYTES = 1024 * 1024
+
+_DIGITS = re.compile(r"[0-9]{1,32}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything botkit reads from the environment, validated; never mutated after reading."""
+
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = None
+    webhook_secrets: tuple[str, ...] = (DEV_WEBHOOK_SECRET,)
+    phone_number_id: str | None = None
+    database: str = DEFAULT_DATABASE
+    api_token: str | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
+    send_concurrency: int = 16
+
+    @property
+    def uses_fake_provider(self) -> bool:
+        """True when no provider key is configured: replies go to the built-in fake GoSendAPI."""
+        return self.api_key is None
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, require_provider: bool = False
+    ) -> Settings:
+        """Reads and checks every variable; a ConfigError lists all the problems at once.
+
+        Without GOSENDAPI_API_KEY botkit runs against its built-in fake provider with a
+        development webhook secret, unless `require_provider` is set (as in the Dockerfile).
+        """
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+        api_key = _optional(env, "GOSENDAPI_API_KEY")
+        secrets = _secrets(env.get("GOSENDAPI_WEBHOOK_SECRET", ""))
+        if api_key is None and require_provider:
+            problems.append("GOSENDAPI_API_KEY is not set (the key from the GoSendAPI dashboard)")
+        if api_key is not None and not api_key.startswith(API_KEY_PREFIXES):
+            problems.append("GOSENDAPI_API_KEY must start with gsk_test_ or gsk_live_")
+        if not secrets and (api_key is not None or require_provider):
+            problems.append(
+                "GOSENDAPI_WEBHOOK_SECRET is not set (the whsec_... secret shown when the "
+                "webhook was created; several may be given, comma-separated, while rotating)"
+            )
+        phone_number_id = _optional(env, "GOSENDAPI_PHONE_NUMBER_ID")
+        if phone_number_id is not None and not _DIGITS.fullmatch(phone_number_id):
+            problems.append(
+                "GOSENDAPI_PHONE_NUMBER_ID must be the numeric Meta phone number id, "
+                f"not {phone_number_id!r}"
+            )
+        base_url = env.get("GOSENDAPI_BASE_URL", "").strip() or DEFAULT_BASE_URL
+        if not base_url.startswith(("http://", "https://")):
+            problems.append(f"GOSENDAPI_BASE_URL must be an http(s) URL, not {base_url!r}")
+        concurrency = _int(env, "BOTKIT_SEND_CONCURRENCY", 16, problems)
+        if problems:
+            raise ConfigError(problems)
+        return cls(
+            base_url=base_url.rstrip("/"),
+            api_key=api_key,
+            webhook_secrets=secrets or (DEV_WEBHOOK_SECRET,),
+            phone_number_id=phone_number_id,
+            database=env.get("BOTKIT_DATABASE", "").strip() or DEFAULT_DATABASE,
+            api_token=_optional(env, "BOTKIT_API_TOKEN"),
+            send_concurrency=concurrency,
+        )
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _secrets(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _int(env: Mapping[str, str], name: str, default: int, problems: list[str]) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        problems.append(f"{name} must be a positive whole number, not {raw!r}")
+        return default
+    return int(raw)

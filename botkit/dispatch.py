@@ -1,0 +1,180 @@
+"""Feeds inbox events into conversations: one user at a time and in order, many users at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from botkit import codec
+from botkit.conversation import Context, Conversation
+from botkit.events import InboundMessage, OtherEvent, StatusUpdate, parse_envelope
+from botkit.outbox import idempotency_key
+from botkit.store.base import (
+    DONE,
+    FAILED,
+    IGNORED,
+    EventOutcome,
+    InboxItem,
+    NewSend,
+    Session,
+    StatusRecord,
+    Store,
+    lane_of,
+)
+from botkit.types import Clock
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+
+
+class Dispatcher:
+    """The inbox worker: claims a batch of events, runs them (lanes concurrently), commits once."""
+
+    def __init__(
+        self,
+        store: Store,
+        conversation: Conversation,
+        clock: Clock,
+        *,
+        batch: int = 256,
+        lease: float = 60.0,
+        poll: float = 1.0,
+        concurrency: int = 64,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.conversation = conversation
+        self.spec = type(conversation).spec
+        self.clock = clock
+        self.owner = f"dispatch-{uuid.uuid4().hex[:12]}"
+        self.batch = batch
+        self.lease = lease
+        self.poll = poll
+        self._slots = asyncio.Semaphore(concurrency)
+        self._on_commit = on_commit
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.busy = False
+
+    def wake(self) -> None:
+        """Tells the loop there may be new events."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ends the loop after the batch in flight."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Processes events until stopped."""
+        while not self._stopping:
+            self._wake.clear()
+            self.busy = True
+            try:
+                worked = await self.run_once()
+            except Exception:
+                log.exception("dispatch round failed; its events will be claimed again")
+                worked = 0
+            finally:
+                self.busy = False
+            if not worked:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
+                except TimeoutError:
+                    pass
+
+    async def run_once(self) -> int:
+        """One round: claim, process, commit. Returns how many events were claimed."""
+        items = await self.store.claim_events(self.owner, self.batch, self.lease, self.clock.now())
+        if not items:
+            return 0
+        lanes: dict[str, list[InboxItem]] = {}
+        for item in items:
+            lanes.setdefault(item.lane, []).append(item)
+        sessions = await self.store.load_sessions(
+            [(lane[0].phone_number_id, lane[0].wa_id) for lane in lanes.values()]
+        )
+        results = await asyncio.gather(
+            *(self._lane(lane, sessions.get(key)) for key, lane in lanes.items())
+        )
+        await self.store.complete_events(
+            self.owner, [outcome for lane in results for outcome in lane], self.clock.now()
+        )
+        if self._on_commit is not None:
+            self._on_commit()
+        return len(items)
+
+    async def _lane(self, items: Sequence[InboxItem], session: Session | None) -> list[EventOutcome]:
+        outcomes: list[EventOutcome] = []
+        async with self._slots:
+            for item in items:
+                outcome = await self._process(item, session)
+                session = outcome.session or session
+                outcomes.append(outcome)
+        return outcomes
+
+    async def _process(self, item: InboxItem, session: Session | None) -> EventOutcome:
+        if item.attempts > MAX_ATTEMPTS:
+            return EventOutcome(item.seq, FAILED, f"gave up after {MAX_ATTEMPTS} attempts")
+        try:
+            event = parse_envelope(item.envelope)
+        except ValueError as exc:
+            return EventOutcome(item.seq, FAILED, f"stored envelope unreadable: {exc}")
+        if isinstance(event, StatusUpdate):
+            return _status_outcome(item, event)
+        if isinstance(event, OtherEvent):
+            return EventOutcome(item.seq, IGNORED)
+        return await self._converse(item, event, session)
+
+    async def _converse(
+        self, item: InboxItem, event: InboundMessage, session: Session | None
+    ) -> EventOutcome:
+        state, data = self._resume(session)
+        ctx = Context(self.spec, event, state, data)
+        try:
+            await self.spec.run(self.conversation, ctx)
+            data_copy = codec.loads(codec.dumps(ctx.data))
+        except Exception as exc:
+            log.exception("%s: handler failed on event %s", self.spec.name, item.event_id)
+            return EventOutcome(item.seq, FAILED, f"{type(exc).__name__}: {exc}")
+        last = max(float(event.timestamp), (session.last_inbound_at or 0.0) if session else 0.0)
+        new = Session(
+            event.phone_number_id, event.wa_id, self.spec.name, ctx.state, data_copy,
+            self.spec.version, last,
+        )
+        sends = tuple(
+            NewSend(
+                event.phone_number_id, event.wa_id, idempotency_key(item.event_id, position),
+                message.type, message.payload(), item.event_id,
+            )
+            for position, message in enumerate(ctx.sent)
+        )
+        return EventOutcome(item.seq, DONE, session=new, sends=sends)
+
+    def _resume(self, session: Session | None) -> tuple[str, dict[str, Any]]:
+        if session is None:
+            return self.spec.initial, {}
+        if session.state not in self.spec.states:
+            log.warning(
+                "%s: stored state %r no longer exists (version %s -> %s); back to %r",
+                self.spec.name, session.state, session.version, self.spec.version, self.spec.initial,
+            )
+            return self.spec.initial, dict(session.data)
+        return session.state, dict(session.data)
+
+
+def _status_outcome(item: InboxItem, event: StatusUpdate) -> EventOutcome:
+    errors = codec.dumps_str([_error_dict(e) for e in event.errors]) if event.errors else None
+    record = StatusRecord(event.message_id, event.status, event.timestamp, errors)
+    return EventOutcome(item.seq, DONE, delivery=record)
+
+
+def _error_dict(error: Any) -> dict[str, Any]:
+    return {"code": error.code, "title": error.title, "message": error.message}
+
+
+__all__ = ["Dispatcher", "lane_of"]

@@ -1,0 +1,89 @@
+"""Leaf module: every error botkit raises.
+
+    BotkitError
+    ├── ConfigError              a missing or invalid setting (names every one)
+    ├── DefinitionError          a conversation declared wrongly (raised at import)
+    ├── MessageError             an outbound message that breaks WhatsApp's limits (.field, .limit)
+    ├── PayloadError             a webhook body botkit cannot read (.path)
+    ├── StoreError               the store cannot be used (schema too new, bad URL)
+    └── ProviderError            GoSendAPI refused or failed a request (.status, .code, .retry_after)
+        ├── TransientProviderError   5xx or a network failure: retried with the same key
+        │   └── RateLimitedError     429: retried after .retry_after seconds
+        └── PermanentProviderError   other 4xx: recorded, never retried
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from botkit.types import JSONObject
+
+
+class BotkitError(Exception):
+    """The root of every error botkit raises."""
+
+
+class ConfigError(BotkitError):
+    """A setting is missing or invalid; `problems` lists every one, not only the first."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("invalid configuration:\n  - " + "\n  - ".join(self.problems))
+
+
+class DefinitionError(BotkitError):
+    """A conversation is declared wrongly; raised when its class is created."""
+
+
+class MessageError(BotkitError, ValueError):
+    """An outbound message breaks one of WhatsApp's limits."""
+
+    def __init__(self, message: str, *, field: str, limit: int | None = None) -> None:
+        self.field = field
+        self.limit = limit
+        super().__init__(message)
+
+
+class PayloadError(BotkitError, ValueError):
+    """A webhook body is not JSON, or not an event botkit can read; `path` names the spot."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class StoreError(BotkitError):
+    """The store cannot be opened or used."""
+
+
+class ProviderError(BotkitError):
+    """GoSendAPI answered with an error or could not be reached."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        details: JSONObject | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.details = details or {}
+        self.retry_after = retry_after
+        head = f"GoSendAPI {status}" if status is not None else "GoSendAPI unreachable"
+        tail = f" [{code}]" if code else ""
+        super().__init__(f"{head}{tail}: {message}")
+
+
+class TransientProviderError(ProviderError):
+    """A 5xx answer or a network failure: the send is retried with the same idempotency key."""
+
+
+class RateLimitedError(TransientProviderError):
+    """A 429 answer: the send is retried after `retry_after` seconds."""
+
+
+class PermanentProviderError(ProviderError):
+    """A 4xx answer other than 429: the send is recorded as failed and never retried."""

@@ -1,0 +1,156 @@
+"""Durable delivery of what handlers sent: claims due sends, delivers them in per-user order, records results."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from botkit.exceptions import PermanentProviderError, RateLimitedError, TransientProviderError
+from botkit.sender import Sender
+from botkit.store.base import FAILED, PENDING, SENT, OutboxItem, SendOutcome, Store
+from botkit.types import Clock
+
+log = logging.getLogger(__name__)
+
+
+def idempotency_key(cause: str, position: int) -> str:
+    """The key of the `position`-th send caused by `cause` (an event or trigger id): stable across redeliveries."""
+    digest = hashlib.sha256(f"{cause}\x1f{position}".encode()).hexdigest()
+    return f"bk1_{digest[:40]}"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter for 5xx and network failures."""
+
+    base: float = 0.5
+    cap: float = 300.0
+    max_attempts: int = 15
+
+    def delay(self, attempts: int, rng: random.Random) -> float:
+        """Seconds to wait before attempt number `attempts + 1` (full jitter over the upper half)."""
+        ceiling = min(self.cap, self.base * 2 ** max(0, attempts - 1))
+        return ceiling * rng.uniform(0.5, 1.0)
+
+
+class Outbox:
+    """The outbox worker: one loop, many lanes in flight, each lane in order."""
+
+    def __init__(
+        self,
+        store: Store,
+        sender: Sender,
+        clock: Clock,
+        *,
+        batch: int = 256,
+        lease: float = 60.0,
+        poll: float = 1.0,
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.sender = sender
+        self.clock = clock
+        self.owner = f"outbox-{uuid.uuid4().hex[:12]}"
+        self.batch = batch
+        self.lease = lease
+        self.poll = poll
+        self.retry = retry or RetryPolicy()
+        self._rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.busy = False
+
+    def wake(self) -> None:
+        """Tells the loop there may be new sends."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ends the loop after the round in flight."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Delivers until stopped."""
+        while not self._stopping:
+            self._wake.clear()
+            self.busy = True
+            try:
+                worked = await self.run_once()
+            finally:
+                self.busy = False
+            if not worked:
+                await self._idle()
+
+    async def run_once(self) -> int:
+        """One round: claim, deliver, record. Returns how many sends were claimed."""
+        now = self.clock.now()
+        items = await self.store.claim_outbox(self.owner, self.batch, self.lease, now)
+        if not items:
+            return 0
+        lanes: dict[str, list[OutboxItem]] = {}
+        for item in items:
+            lanes.setdefault(item.lane, []).append(item)
+        results = await asyncio.gather(*(self._lane(lane) for lane in lanes.values()))
+        outcomes = [outcome for lane in results for outcome in lane]
+        await self.store.record_sends(self.owner, outcomes, self.clock.now())
+        return len(items)
+
+    async def _idle(self) -> None:
+        due = await self.store.next_send_due()
+        timeout = self.poll if due is None else min(self.poll, max(0.0, due - self.clock.now()))
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.001))
+        except TimeoutError:
+            pass
+
+    async def _lane(self, items: Sequence[OutboxItem]) -> list[SendOutcome]:
+        outcomes: list[SendOutcome] = []
+        for index, item in enumerate(items):
+            outcome = await self._deliver(item)
+            outcomes.append(outcome)
+            if outcome.status == PENDING:  # keep the order: release the rest of the lane
+                outcomes.extend(SendOutcome(rest.seq, PENDING, rest.attempts) for rest in items[index + 1 :])
+                break
+        return outcomes
+
+    async def _deliver(self, item: OutboxItem) -> SendOutcome:
+        attempts = item.attempts + 1
+        try:
+            message_id = await self.sender.send(
+                phone_number_id=item.phone_number_id,
+                to=item.wa_id,
+                type=item.type,
+                payload=item.payload,
+                idempotency_key=item.idempotency_key,
+            )
+        except RateLimitedError as exc:
+            # A 429 is the provider pacing us, not a failure of this message: it does not count.
+            retry_at = self.clock.now() + (exc.retry_after or 1.0)
+            return SendOutcome(item.seq, PENDING, item.attempts, error=str(exc), next_attempt_at=retry_at)
+        except TransientProviderError as exc:
+            return self._transient(item, attempts, exc)
+        except PermanentProviderError as exc:
+            log.warning("send %s to %s refused, not retried: %s", item.seq, _mask(item.wa_id), exc)
+            return SendOutcome(item.seq, FAILED, attempts, error=str(exc))
+        return SendOutcome(item.seq, SENT, attempts, provider_message_id=message_id)
+
+    def _transient(self, item: OutboxItem, attempts: int, exc: Exception) -> SendOutcome:
+        if attempts >= self.retry.max_attempts:
+            log.error("send %s to %s failed %d times, giving up: %s", item.seq, _mask(item.wa_id), attempts, exc)
+            return SendOutcome(item.seq, FAILED, attempts, error=f"gave up after {attempts} attempts: {exc}")
+        delay = self.retry.delay(attempts, self._rng)
+        log.info("send %s to %s failed (%s), retrying in %.1fs", item.seq, _mask(item.wa_id), exc, delay)
+        return SendOutcome(
+            item.seq, PENDING, attempts, error=str(exc), next_attempt_at=self.clock.now() + delay
+        )
+
+
+def _mask(wa_id: str) -> str:
+    """A phone number fit for logs: the last four digits only."""
+    return f"***{wa_id[-4:]}"

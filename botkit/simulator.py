@@ -1,0 +1,298 @@
+"""Conversations in tests: users who type, tap and pick, against the real webhook app and a fake GoSendAPI.
+
+    async with Simulator(bot) as sim:
+        juan = sim.user("5491140123456", name="Juan")
+        await juan.says("hola")
+        assert juan.last_message.row_ids == ["general", "specialist", "lab"]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType, TracebackType
+from typing import Any
+
+import httpx
+
+from botkit.bot import Bot, Runtime
+from botkit.config import Settings
+from botkit.exceptions import BotkitError
+from botkit.fakeapi import Delivery, FakeGoSendAPI, SentMessage
+from botkit.store.base import OutboxRecord, Session
+from botkit.types import JSON, JSONObject, ManualClock
+from botkit.webhook import create_app
+
+SIM_PHONE_NUMBER_ID = "555123456789"
+SIM_SECRET = "whsec_simulator"
+SIM_API_KEY = "gsk_test_simulator"
+
+
+class SimulatorError(BotkitError):
+    """A simulated user did something the conversation so far does not allow."""
+
+
+class SentView:
+    """A message the provider accepted, seen as the user sees it."""
+
+    def __init__(self, sent: SentMessage) -> None:
+        self.sent = sent
+        self.type = sent.type
+        self.body: JSONObject = sent.body
+        part = sent.body.get(sent.type)
+        self.payload: JSONObject = part if isinstance(part, dict) else {}
+
+    @property
+    def message_id(self) -> str:
+        """The provider's id of this message (what a tap's context.id names)."""
+        return self.sent.message_id
+
+    @property
+    def idempotency_key(self) -> str | None:
+        """The Idempotency-Key it was sent with."""
+        return self.sent.idempotency_key
+
+    @property
+    def text(self) -> str | None:
+        """The text body: of a text message, or of an interactive message's body."""
+        body = self.payload.get("body")
+        if isinstance(body, str):
+            return body
+        return _get(body, "text") if isinstance(body, dict) else None
+
+    @property
+    def button_ids(self) -> list[str]:
+        """The ids of its reply buttons."""
+        return [str(_get(b, "reply", "id")) for b in self._action_list("buttons")]
+
+    @property
+    def button_titles(self) -> list[str]:
+        """The titles of its reply buttons."""
+        return [str(_get(b, "reply", "title")) for b in self._action_list("buttons")]
+
+    @property
+    def rows(self) -> list[JSONObject]:
+        """Its list rows, across sections."""
+        rows: list[JSONObject] = []
+        for section in self._action_list("sections"):
+            found = section.get("rows") if isinstance(section, dict) else None
+            rows.extend(row for row in found or [] if isinstance(row, dict))  # type: ignore[union-attr]
+        return rows
+
+    @property
+    def row_ids(self) -> list[str]:
+        """The ids of its list rows, in order."""
+        return [str(row.get("id")) for row in self.rows]
+
+    @property
+    def template_name(self) -> str | None:
+        """The template's name, when it is a template."""
+        name = self.payload.get("name") if self.type == "template" else None
+        return name if isinstance(name, str) else None
+
+    def _action_list(self, name: str) -> list[JSONObject]:
+        action = self.payload.get("action")
+        found = action.get(name) if isinstance(action, dict) else None
+        return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
+
+    def __repr__(self) -> str:
+        return f"<{self.type} {self.text or self.template_name or ''!r}>"
+
+
+def _get(value: JSON, *path: str) -> JSON:
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+class SimUser:
+    """A WhatsApp user in the simulator."""
+
+    def __init__(self, sim: Simulator, wa_id: str, name: str | None) -> None:
+        self.sim = sim
+        self.wa_id = wa_id
+        self.name = name
+        self.session: Session | None = None
+
+    @property
+    def state(self) -> str:
+        """The conversation state after the last step."""
+        return self.session.state if self.session else self.sim.initial_state
+
+    @property
+    def data(self) -> JSONObject:
+        """The persistent data after the last step."""
+        return dict(self.session.data) if self.session else {}
+
+    @property
+    def messages(self) -> list[SentView]:
+        """Every message the provider accepted for this user, in order."""
+        return [SentView(m) for m in self.sim.fake.messages_to(self.wa_id)]
+
+    @property
+    def last_message(self) -> SentView:
+        """The latest message this user received."""
+        messages = self.messages
+        if not messages:
+            raise SimulatorError(f"{self.wa_id} has received no message yet")
+        return messages[-1]
+
+    async def says(self, text: str) -> Delivery:
+        """Types a text message."""
+        return await self.sends({"type": "text", "text": {"body": text}})
+
+    async def taps(self, button_id: str) -> Delivery:
+        """Taps the reply button `button_id` of the latest message that offers it."""
+        view = self._offering(button_id, lambda v: v.button_ids, "button")
+        title = view.button_titles[view.button_ids.index(button_id)]
+        reply = {"type": "button_reply", "button_reply": {"id": button_id, "title": title}}
+        return await self.sends({"type": "interactive", "interactive": reply}, context_id=view.message_id)
+
+    async def picks(self, row_id: str) -> Delivery:
+        """Picks the list row `row_id` of the latest list that offers it."""
+        view = self._offering(row_id, lambda v: v.row_ids, "row")
+        row = view.rows[view.row_ids.index(row_id)]
+        reply: JSONObject = {"id": row_id, "title": row.get("title")}
+        if row.get("description") is not None:
+            reply["description"] = row.get("description")
+        part = {"type": "list_reply", "list_reply": reply}
+        return await self.sends({"type": "interactive", "interactive": part}, context_id=view.message_id)
+
+    async def taps_payload(self, payload: str, text: str = "") -> Delivery:
+        """Taps a template quick-reply button carrying `payload`."""
+        return await self.sends({"type": "button", "button": {"payload": payload, "text": text or payload}})
+
+    async def shares_location(
+        self, latitude: float, longitude: float, name: str | None = None, address: str | None = None
+    ) -> Delivery:
+        """Shares a location."""
+        location: JSONObject = {"latitude": latitude, "longitude": longitude}
+        location.update({k: v for k, v in (("name", name), ("address", address)) if v is not None})
+        return await self.sends({"type": "location", "location": location})
+
+    async def sends_media(self, kind: str, media_id: str, *, mime_type: str = "image/jpeg", caption: str | None = None) -> Delivery:
+        """Sends an image, video, audio, document or sticker by media id."""
+        media: JSONObject = {"id": media_id, "mime_type": mime_type}
+        if caption is not None:
+            media["caption"] = caption
+        return await self.sends({"type": kind, kind: media})
+
+    async def sends(self, message: JSONObject, *, context_id: str | None = None) -> Delivery:
+        """Sends any Meta message part (e.g. {"type": "text", "text": {...}}) and waits for the bot."""
+        delivery = await self.sim.fake.receive(
+            wa_id=self.wa_id, name=self.name, message=message,
+            phone_number_id=self.sim.phone_number_id, context_id=context_id,
+        )
+        await self.sim.after(delivery, self)
+        return delivery
+
+    def _offering(self, choice: str, ids: Any, what: str) -> SentView:
+        for view in reversed(self.messages):
+            if choice in ids(view):
+                return view
+        offered = sorted({i for view in self.messages for i in ids(view)})
+        raise SimulatorError(
+            f"{self.wa_id}: no message offered a {what} {choice!r}; offered: {', '.join(offered) or 'none'}"
+        )
+
+    async def refresh(self) -> None:
+        """Reads the user's session from the store."""
+        self.session = await self.sim.runtime.store.get_session(self.sim.phone_number_id, self.wa_id)
+
+
+class Simulator:
+    """The whole bot in-process: real webhook app, real SQLite file, fake GoSendAPI, manual clock."""
+
+    def __init__(
+        self,
+        bot: Bot | ModuleType,
+        *,
+        database: str | Path | None = None,
+        clock: ManualClock | None = None,
+        phone_number_id: str = SIM_PHONE_NUMBER_ID,
+    ) -> None:
+        self.bot = _find_bot(bot)
+        self.clock = clock or ManualClock()
+        self.phone_number_id = phone_number_id
+        self._database = database
+        self._stack = contextlib.AsyncExitStack()
+        self.users: dict[str, SimUser] = {}
+
+    @property
+    def initial_state(self) -> str:
+        """The conversation's initial state."""
+        return self.bot.conversation.spec.initial
+
+    async def __aenter__(self) -> Simulator:
+        stack = self._stack
+        database = self._database
+        if database is None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="botkit-sim-"))
+            database = Path(folder) / "sim.db"
+        self.fake = FakeGoSendAPI(clock=self.clock, webhook_url="http://bot/webhook", webhook_secret=SIM_SECRET)
+        settings = Settings(
+            base_url="http://provider/v1", api_key=SIM_API_KEY, webhook_secrets=(SIM_SECRET,),
+            phone_number_id=self.phone_number_id, database=str(database),
+        )
+        self.runtime = Runtime(self.bot, settings, clock=self.clock, transport=httpx.ASGITransport(app=self.fake.app))
+        self.app = create_app(self.runtime)
+        self.fake._webhook_transport = httpx.ASGITransport(app=self.app)
+        await stack.enter_async_context(self.app.router.lifespan_context(self.app))
+        stack.push_async_callback(self.fake.aclose)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._stack.aclose()
+
+    def user(self, wa_id: str, name: str | None = None) -> SimUser:
+        """A user (the same object for the same number)."""
+        if wa_id not in self.users:
+            self.users[wa_id] = SimUser(self, wa_id, name)
+        return self.users[wa_id]
+
+    async def after(self, delivery: Delivery, user: SimUser | None = None) -> None:
+        """Checks the webhook acknowledged, waits for the bot to finish, refreshes users."""
+        if delivery.status_code != 200:
+            raise SimulatorError(f"the webhook answered {delivery.status_code}: {delivery.response}")
+        await self.settle()
+        for each in [user] if user else self.users.values():
+            if each is not None:
+                await each.refresh()
+
+    async def settle(self) -> None:
+        """Waits until every event is processed and every send attempted (retries jump the clock)."""
+        await self.runtime.settle(autojump=self.clock)
+
+    async def redeliver(self, delivery: Delivery) -> Delivery:
+        """Delivers the same webhook body again, as the provider does after a timeout."""
+        again = await self.fake.redeliver(delivery)
+        await self.after(again)
+        return again
+
+    def fail_next(self, status: int, *, times: int = 1, retry_after: float | None = None) -> None:
+        """Makes the provider answer `status` to the next `times` sends."""
+        self.fake.fail_next(status, times=times, retry_after=retry_after)
+
+    @property
+    def sent(self) -> Sequence[SentMessage]:
+        """Every message the provider accepted."""
+        return self.fake.messages
+
+    async def outbox(self, wa_id: str | None = None) -> list[OutboxRecord]:
+        """The bot's outbox rows (attempts, errors, statuses)."""
+        return await self.runtime.store.outbox(wa_id)
+
+
+def _find_bot(target: Bot | ModuleType) -> Bot:
+    if isinstance(target, Bot):
+        return target
+    found = getattr(target, "bot", None)
+    if isinstance(found, Bot):
+        return found
+    raise SimulatorError(f"{target!r} is not a Bot and has no `bot` attribute that is one")

@@ -1,0 +1,221 @@
+"""The Store interface: what every backend keeps (inbox, sessions, outbox, statuses) and the records it speaks in."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from botkit.types import JSONObject
+
+SCHEMA_VERSION = 1
+
+# inbox row states
+PENDING = "pending"
+DONE = "done"
+FAILED = "failed"
+IGNORED = "ignored"
+
+# outbox row states
+SENT = "sent"
+
+# delivery statuses, in the order they can only move forward
+STATUS_RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+
+def lane_of(phone_number_id: str, wa_id: str) -> str:
+    """The ordering key: one user, on one business number."""
+    return f"{phone_number_id}:{wa_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to add to the inbox; `message_id` is the inbound wamid, the second dedupe key."""
+
+    event_id: str
+    message_id: str | None
+    kind: str
+    phone_number_id: str
+    wa_id: str
+    envelope: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """A claimed inbox row."""
+
+    seq: int
+    event_id: str
+    kind: str
+    phone_number_id: str
+    wa_id: str
+    envelope: JSONObject
+    attempts: int
+
+    @property
+    def lane(self) -> str:
+        """The user this event belongs to."""
+        return lane_of(self.phone_number_id, self.wa_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One user's conversation state, as persisted."""
+
+    phone_number_id: str
+    wa_id: str
+    conversation: str
+    state: str
+    data: JSONObject
+    version: str
+    last_inbound_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewSend:
+    """A message a handler sent, to be delivered by the outbox."""
+
+    phone_number_id: str
+    wa_id: str
+    idempotency_key: str
+    type: str
+    payload: JSONObject
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A claimed outbox row."""
+
+    seq: int
+    phone_number_id: str
+    wa_id: str
+    idempotency_key: str
+    type: str
+    payload: JSONObject
+    attempts: int
+
+    @property
+    def lane(self) -> str:
+        """The user this message goes to."""
+        return lane_of(self.phone_number_id, self.wa_id)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """An outbox row as it stands, for inspection and tests."""
+
+    seq: int
+    phone_number_id: str
+    wa_id: str
+    idempotency_key: str
+    type: str
+    payload: JSONObject
+    status: str
+    attempts: int
+    provider_message_id: str | None
+    error: str | None
+    delivery_status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRecord:
+    """A delivery status reported for an outbound message."""
+
+    message_id: str
+    status: str
+    timestamp: int
+    errors: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    """What processing one inbox event produced, committed together with the others of a batch."""
+
+    seq: int
+    status: str
+    error: str | None = None
+    session: Session | None = None
+    sends: tuple[NewSend, ...] = ()
+    delivery: StatusRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """What happened to one outbox delivery attempt."""
+
+    seq: int
+    status: str
+    attempts: int
+    provider_message_id: str | None = None
+    error: str | None = None
+    next_attempt_at: float | None = None
+
+
+class Store(Protocol):
+    """Durable state of a bot. Every backend passes tests/store/contract.py.
+
+    Ordering guarantee: `claim_events` and `claim_outbox` never hand out a row while an
+    earlier unfinished row of the same lane is claimed by anyone (this or another worker)
+    or, for the outbox, not yet due; rows of one lane come back in order.
+    """
+
+    async def open(self) -> None:
+        """Connects, and creates or migrates the schema."""
+        ...
+
+    async def aclose(self) -> None:
+        """Flushes what is pending and closes."""
+        ...
+
+    async def add_events(self, events: Sequence[NewEvent], now: float) -> list[bool]:
+        """Adds events durably; per event, True if new, False if a duplicate (same event or message id)."""
+        ...
+
+    async def claim_events(
+        self, owner: str, limit: int, lease: float, now: float
+    ) -> list[InboxItem]:
+        """Claims the next pending events, in per-lane order, for `lease` seconds."""
+        ...
+
+    async def load_sessions(self, lanes: Sequence[tuple[str, str]]) -> dict[str, Session]:
+        """The sessions of the given (phone_number_id, wa_id) pairs that exist, by lane."""
+        ...
+
+    async def complete_events(self, owner: str, outcomes: Sequence[EventOutcome], now: float) -> None:
+        """In one transaction: marks events, saves sessions, queues sends, records statuses."""
+        ...
+
+    async def claim_outbox(
+        self, owner: str, limit: int, lease: float, now: float
+    ) -> list[OutboxItem]:
+        """Claims the next due sends, in per-lane order, for `lease` seconds."""
+        ...
+
+    async def record_sends(self, owner: str, outcomes: Sequence[SendOutcome], now: float) -> None:
+        """Records the results of delivery attempts and releases the rows."""
+        ...
+
+    async def release_claims(self, owner: str) -> None:
+        """Gives back every row `owner` still holds (on shutdown)."""
+        ...
+
+    async def next_send_due(self) -> float | None:
+        """When the earliest pending send is due, or None when nothing waits."""
+        ...
+
+    async def backlog(self) -> tuple[int, int]:
+        """Pending inbox events and pending sends."""
+        ...
+
+    async def get_session(self, phone_number_id: str, wa_id: str) -> Session | None:
+        """One user's session, if it exists."""
+        ...
+
+    async def outbox(self, wa_id: str | None = None) -> list[OutboxRecord]:
+        """Outbox rows in order, optionally for one user."""
+        ...
+
+    async def event_status(self, event_id: str) -> tuple[str, str | None] | None:
+        """An inbox event's status and error, if the event exists."""
+        ...

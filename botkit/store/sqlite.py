@@ -1,0 +1,497 @@
+"""The embedded SQLite store on aiosqlite: WAL, one writer connection, group-committed inbox writes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from botkit import codec
+from botkit.exceptions import StoreError
+from botkit.store.base import (
+    PENDING,
+    SCHEMA_VERSION,
+    STATUS_RANK,
+    EventOutcome,
+    InboxItem,
+    NewEvent,
+    NewSend,
+    OutboxItem,
+    OutboxRecord,
+    SendOutcome,
+    Session,
+    lane_of,
+)
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS botkit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    message_id TEXT UNIQUE,
+    kind TEXT NOT NULL,
+    phone_number_id TEXT NOT NULL,
+    wa_id TEXT NOT NULL,
+    envelope TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    claimed_by TEXT,
+    claimed_until REAL,
+    received_at REAL NOT NULL,
+    processed_at REAL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (seq) WHERE status = 'pending';
+CREATE TABLE IF NOT EXISTS sessions (
+    phone_number_id TEXT NOT NULL,
+    wa_id TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    state TEXT NOT NULL,
+    data TEXT NOT NULL,
+    version TEXT NOT NULL,
+    last_inbound_at REAL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (phone_number_id, wa_id)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    phone_number_id TEXT NOT NULL,
+    wa_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    cause TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    claimed_by TEXT,
+    claimed_until REAL,
+    provider_message_id TEXT,
+    error TEXT,
+    created_at REAL NOT NULL,
+    sent_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_provider_id ON outbox (provider_message_id);
+CREATE TABLE IF NOT EXISTS message_status (
+    message_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL,
+    errors TEXT,
+    updated_at REAL NOT NULL
+);
+"""
+
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO inbox (event_id, message_id, kind, phone_number_id, wa_id, envelope,"
+    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_SESSION = (
+    "INSERT INTO sessions (phone_number_id, wa_id, conversation, state, data, version,"
+    " last_inbound_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET conversation = excluded.conversation,"
+    " state = excluded.state, data = excluded.data, version = excluded.version,"
+    " last_inbound_at = max(coalesce(sessions.last_inbound_at, 0),"
+    " coalesce(excluded.last_inbound_at, 0)), updated_at = excluded.updated_at"
+)
+_INSERT_SEND = (
+    "INSERT OR IGNORE INTO outbox (phone_number_id, wa_id, idempotency_key, type, payload, cause,"
+    " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT_STATUS = (
+    "INSERT INTO message_status (message_id, status, rank, timestamp, errors, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET status = excluded.status,"
+    " rank = excluded.rank, timestamp = excluded.timestamp, errors = excluded.errors,"
+    " updated_at = excluded.updated_at WHERE excluded.rank > message_status.rank"
+)
+_FINISH_EVENT = (
+    "UPDATE inbox SET status = ?, error = ?, processed_at = ?, claimed_by = NULL,"
+    " claimed_until = NULL WHERE seq = ? AND claimed_by = ?"
+)
+_FINISH_SEND = (
+    "UPDATE outbox SET status = ?, attempts = ?, provider_message_id = ?, error = ?,"
+    " next_attempt_at = coalesce(?, next_attempt_at), sent_at = ?, claimed_by = NULL,"
+    " claimed_until = NULL WHERE seq = ? AND claimed_by = ?"
+)
+
+_Pending = tuple[Sequence[NewEvent], float, "asyncio.Future[list[bool]]"]
+
+
+def sqlite_path(url: str) -> str:
+    """The file path named by a BOTKIT_DATABASE value: a path, sqlite:///rel.db or sqlite:////abs.db."""
+    if url.startswith("sqlite://"):
+        rest = url[len("sqlite://") :]
+        if not rest.startswith("/"):
+            raise StoreError(f"SQLite URL {url!r} must look like sqlite:///relative.db or sqlite:////abs.db")
+        rest = rest[1:]
+        return rest or ":memory:"
+    return url
+
+
+class SqliteStore:
+    """A Store in one SQLite file; single-node (one process at a time)."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL", batch: int = 512) -> None:
+        self.path = str(path)
+        self._synchronous = synchronous
+        self._batch = batch
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=4096)
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> SqliteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        """The open connection."""
+        if self._db is None:
+            raise StoreError("the SQLite store is not open: use `async with store` or `await store.open()`")
+        return self._db
+
+    async def open(self) -> None:
+        """Opens the file, sets WAL, creates or migrates the schema, releases stale claims."""
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute(f"PRAGMA synchronous={self._synchronous}")
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self._migrate()
+        # Single-node store: claims left by a process that died are stale.
+        await self.release_claims(None)
+        self._flusher = asyncio.create_task(self._flush_forever(), name="botkit-sqlite-inbox")
+
+    async def aclose(self) -> None:
+        """Writes what is queued, then closes the connection."""
+        if self._flusher is not None:
+            while not self._queue.empty():
+                await asyncio.sleep(0.001)
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def _migrate(self) -> None:
+        async with self._tx() as db:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    await db.execute(statement)
+            rows = list(await db.execute_fetchall("SELECT value FROM botkit_meta WHERE key = 'schema'"))
+            found = int(rows[0][0]) if rows else None
+            if found is not None and found > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {found}, newer than this botkit's "
+                    f"{SCHEMA_VERSION}: upgrade botkit"
+                )
+            await db.execute(
+                "INSERT OR REPLACE INTO botkit_meta (key, value) VALUES ('schema', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    @contextlib.asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            db = self.db
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+            await db.execute("COMMIT")
+
+    # -- inbox ---------------------------------------------------------------------------
+
+    async def add_events(self, events: Sequence[NewEvent], now: float) -> list[bool]:
+        """Queues the events for the next group commit and waits until they are on disk."""
+        if self._flusher is None:
+            raise StoreError("the SQLite store is not open")
+        future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
+        await self._queue.put((events, now, future))
+        return await future
+
+    async def _flush_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < self._batch:
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await self._insert_events(batch)
+            except Exception as exc:  # every waiter learns of the failure; nothing is acked
+                log.exception("inbox write failed")
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(StoreError(f"could not store the event: {exc}"))
+                continue
+            for (_, _, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _insert_events(self, batch: Sequence[_Pending]) -> list[list[bool]]:
+        events = [event for group, _, _ in batch for event in group]
+        async with self._tx() as db:
+            seen_ids, seen_messages = await self._existing(db, events)
+            rows: list[tuple[Any, ...]] = []
+            results: list[list[bool]] = []
+            for group, now, _ in batch:
+                flags: list[bool] = []
+                for event in group:
+                    duplicate = event.event_id in seen_ids or (
+                        event.message_id is not None and event.message_id in seen_messages
+                    )
+                    flags.append(not duplicate)
+                    if duplicate:
+                        continue
+                    seen_ids.add(event.event_id)
+                    if event.message_id is not None:
+                        seen_messages.add(event.message_id)
+                    rows.append(_event_row(event, now))
+                results.append(flags)
+            if rows:
+                await db.executemany(_INSERT_EVENT, rows)
+        return results
+
+    async def _existing(
+        self, db: aiosqlite.Connection, events: Sequence[NewEvent]
+    ) -> tuple[set[str], set[str]]:
+        ids = [event.event_id for event in events]
+        messages = [event.message_id for event in events if event.message_id is not None]
+        sql = (
+            f"SELECT event_id, message_id FROM inbox WHERE event_id IN ({_marks(len(ids))})"
+            f" OR message_id IN ({_marks(len(messages))})"
+        )
+        found = await db.execute_fetchall(sql, [*ids, *messages])
+        return {row[0] for row in found}, {row[1] for row in found if row[1] is not None}
+
+    async def claim_events(
+        self, owner: str, limit: int, lease: float, now: float
+    ) -> list[InboxItem]:
+        """Claims up to `limit` pending events whose lanes are free, in order."""
+        async with self._tx() as db:
+            rows = await db.execute_fetchall(
+                "SELECT seq, event_id, kind, phone_number_id, wa_id, envelope, attempts,"
+                " claimed_until FROM inbox WHERE status = 'pending' ORDER BY seq LIMIT ?",
+                (limit * 4,),
+            )
+            chosen = _free_rows(rows, limit, now, lane_at=(3, 4), until_at=7, due_at=None)
+            if chosen:
+                await db.execute(
+                    f"UPDATE inbox SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1"
+                    f" WHERE seq IN ({_marks(len(chosen))})",
+                    [owner, now + lease, *(row[0] for row in chosen)],
+                )
+        return [
+            InboxItem(row[0], row[1], row[2], row[3], row[4], codec.loads(row[5]), row[6] + 1)
+            for row in chosen
+        ]
+
+    async def load_sessions(self, lanes: Sequence[tuple[str, str]]) -> dict[str, Session]:
+        """The existing sessions among `lanes`, keyed by lane."""
+        if not lanes:
+            return {}
+        values = ", ".join("(?, ?)" for _ in lanes)
+        rows = await self.db.execute_fetchall(
+            "SELECT phone_number_id, wa_id, conversation, state, data, version, last_inbound_at"
+            f" FROM sessions WHERE (phone_number_id, wa_id) IN (VALUES {values})",
+            [part for lane in lanes for part in lane],
+        )
+        return {lane_of(row[0], row[1]): _session(row) for row in rows}
+
+    async def complete_events(
+        self, owner: str, outcomes: Sequence[EventOutcome], now: float
+    ) -> None:
+        """Commits a batch of processed events with their sessions, sends and statuses."""
+        async with self._tx() as db:
+            cursor = await db.executemany(
+                _FINISH_EVENT, [(o.status, o.error, now, o.seq, owner) for o in outcomes]
+            )
+            if cursor.rowcount != len(outcomes):
+                raise StoreError(
+                    f"{len(outcomes) - cursor.rowcount} of {len(outcomes)} events were no longer "
+                    f"claimed by {owner} (lease expired?); the batch is rolled back"
+                )
+            sessions = [_session_row(o.session, now) for o in outcomes if o.session is not None]
+            await db.executemany(_UPSERT_SESSION, sessions)
+            sends = [_send_row(send, now) for o in outcomes for send in o.sends]
+            await db.executemany(_INSERT_SEND, sends)
+            statuses = [_status_row(o, now) for o in outcomes if o.delivery is not None]
+            await db.executemany(_UPSERT_STATUS, statuses)
+
+    # -- outbox --------------------------------------------------------------------------
+
+    async def claim_outbox(
+        self, owner: str, limit: int, lease: float, now: float
+    ) -> list[OutboxItem]:
+        """Claims up to `limit` due sends whose lanes are free, in order."""
+        async with self._tx() as db:
+            rows = await db.execute_fetchall(
+                "SELECT seq, phone_number_id, wa_id, idempotency_key, type, payload, attempts,"
+                " claimed_until, next_attempt_at FROM outbox WHERE status = 'pending'"
+                " ORDER BY seq LIMIT ?",
+                (limit * 4,),
+            )
+            chosen = _free_rows(rows, limit, now, lane_at=(1, 2), until_at=7, due_at=8)
+            if chosen:
+                await db.execute(
+                    f"UPDATE outbox SET claimed_by = ?, claimed_until = ?"
+                    f" WHERE seq IN ({_marks(len(chosen))})",
+                    [owner, now + lease, *(row[0] for row in chosen)],
+                )
+        return [
+            OutboxItem(row[0], row[1], row[2], row[3], row[4], codec.loads(row[5]), row[6])
+            for row in chosen
+        ]
+
+    async def record_sends(self, owner: str, outcomes: Sequence[SendOutcome], now: float) -> None:
+        """Stores the results of delivery attempts and releases their rows."""
+        rows = [
+            (o.status, o.attempts, o.provider_message_id, o.error, o.next_attempt_at,
+             now if o.status != PENDING else None, o.seq, owner)
+            for o in outcomes
+        ]
+        async with self._tx() as db:
+            await db.executemany(_FINISH_SEND, rows)
+
+    async def release_claims(self, owner: str | None) -> None:
+        """Releases the claims of `owner`, or every claim when owner is None."""
+        where = "claimed_by IS NOT NULL" if owner is None else "claimed_by = ?"
+        args = () if owner is None else (owner,)
+        async with self._tx() as db:
+            for table in ("inbox", "outbox"):
+                await db.execute(
+                    f"UPDATE {table} SET claimed_by = NULL, claimed_until = NULL WHERE {where}", args
+                )
+
+    async def next_send_due(self) -> float | None:
+        """The earliest next_attempt_at among pending sends."""
+        rows = list(
+            await self.db.execute_fetchall(
+                "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'"
+            )
+        )
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    async def backlog(self) -> tuple[int, int]:
+        """Counts of pending events and pending sends."""
+        rows = list(
+            await self.db.execute_fetchall(
+                "SELECT (SELECT count(*) FROM inbox WHERE status = 'pending'),"
+                " (SELECT count(*) FROM outbox WHERE status = 'pending')"
+            )
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
+    # -- inspection ----------------------------------------------------------------------
+
+    async def get_session(self, phone_number_id: str, wa_id: str) -> Session | None:
+        """One user's session."""
+        found = await self.load_sessions([(phone_number_id, wa_id)])
+        return found.get(lane_of(phone_number_id, wa_id))
+
+    async def outbox(self, wa_id: str | None = None) -> list[OutboxRecord]:
+        """Outbox rows with their latest delivery status, in order."""
+        where, args = ("WHERE o.wa_id = ?", (wa_id,)) if wa_id is not None else ("", ())
+        rows = await self.db.execute_fetchall(
+            "SELECT o.seq, o.phone_number_id, o.wa_id, o.idempotency_key, o.type, o.payload,"
+            " o.status, o.attempts, o.provider_message_id, o.error, s.status FROM outbox o"
+            " LEFT JOIN message_status s ON s.message_id = o.provider_message_id"
+            f" {where} ORDER BY o.seq",
+            args,
+        )
+        return [
+            OutboxRecord(r[0], r[1], r[2], r[3], r[4], codec.loads(r[5]), r[6], r[7], r[8], r[9], r[10])
+            for r in rows
+        ]
+
+    async def event_status(self, event_id: str) -> tuple[str, str | None] | None:
+        """An inbox event's status and error."""
+        rows = list(
+            await self.db.execute_fetchall(
+                "SELECT status, error FROM inbox WHERE event_id = ?", (event_id,)
+            )
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count) if count else "NULL"
+
+
+def _free_rows(
+    rows: Iterable[sqlite3.Row | tuple[Any, ...]],
+    limit: int,
+    now: float,
+    *,
+    lane_at: tuple[int, int],
+    until_at: int,
+    due_at: int | None,
+) -> list[Any]:
+    """Rows (in seq order) that may be claimed: their lane has no earlier row held or waiting."""
+    blocked: set[tuple[str, str]] = set()
+    chosen: list[Any] = []
+    for row in rows:
+        lane = (row[lane_at[0]], row[lane_at[1]])
+        if lane in blocked:
+            continue
+        held = row[until_at] is not None and row[until_at] > now
+        waiting = due_at is not None and row[due_at] > now
+        if held or waiting:
+            blocked.add(lane)
+            continue
+        chosen.append(row)
+        if len(chosen) >= limit:
+            break
+    return chosen
+
+
+def _event_row(event: NewEvent, now: float) -> tuple[Any, ...]:
+    return (
+        event.event_id, event.message_id, event.kind, event.phone_number_id, event.wa_id,
+        codec.dumps_str(event.envelope), now,
+    )
+
+
+def _session(row: sqlite3.Row | tuple[Any, ...]) -> Session:
+    return Session(row[0], row[1], row[2], row[3], codec.loads(row[4]), row[5], row[6])
+
+
+def _session_row(session: Session, now: float) -> tuple[Any, ...]:
+    return (
+        session.phone_number_id, session.wa_id, session.conversation, session.state,
+        codec.dumps_str(session.data), session.version, session.last_inbound_at, now,
+    )
+
+
+def _send_row(send: NewSend, now: float) -> tuple[Any, ...]:
+    return (
+        send.phone_number_id, send.wa_id, send.idempotency_key, send.type,
+        codec.dumps_str(send.payload), send.cause, now, now,
+    )
+
+
+def _status_row(outcome: EventOutcome, now: float) -> tuple[Any, ...]:
+    status = outcome.delivery
+    if status is None:  # filtered by the caller
+        raise StoreError("no status to record")
+    rank = STATUS_RANK.get(status.status, 0)
+    return (status.message_id, status.status, rank, status.timestamp, status.errors, now)
+
+
