@@ -85,19 +85,21 @@ class Runtime:
 
     async def accept(self, events: Sequence[Event]) -> list[bool]:
         """Stores events durably (True per new one, False per duplicate) and wakes the dispatcher."""
-        flags = await self.store.add_events([_new_event(event) for event in events], self.clock.now())
+        flags = await self.store.add_events(
+            [_new_event(event) for event in events], self.clock.now()
+        )
         if any(flags):
             self.dispatcher.wake()
         return flags
 
-    async def settle(self, *, timeout: float = 10.0, autojump: Clock | None = None) -> None:
+    async def settle(self, *, within: float = 10.0, autojump: Clock | None = None) -> None:
         """Waits until every stored event is processed and every due send attempted.
 
         With `autojump` (a ManualClock), sends waiting for a retry are made due by moving
         that clock forward, so tests need not sleep through backoff.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while loop.time() < deadline:
             inbox, outbox = await self.store.backlog()
             if not inbox and not outbox and not self.dispatcher.busy and not self.outbox.busy:
@@ -108,7 +110,9 @@ class Runtime:
             self.outbox.wake()
             await asyncio.sleep(0.002)
         inbox, outbox = await self.store.backlog()
-        raise TimeoutError(f"not settled after {timeout}s: {inbox} events and {outbox} sends pending")
+        raise TimeoutError(
+            f"not settled after {within}s: {inbox} events and {outbox} sends pending"
+        )
 
     async def _jump(self, clock: Clock) -> None:
         due = await self.store.next_send_due()
@@ -120,12 +124,20 @@ class Runtime:
 def _new_event(event: Event) -> NewEvent:
     if isinstance(event, InboundMessage):
         return NewEvent(
-            event.event_id, event.message_id, "message", event.phone_number_id, event.wa_id,
+            event.event_id,
+            event.message_id,
+            "message",
+            event.phone_number_id,
+            event.wa_id,
             event.envelope,
         )
     if isinstance(event, StatusUpdate):
         return NewEvent(
-            event.event_id, None, "status", event.phone_number_id, event.recipient_id,
+            event.event_id,
+            None,
+            "status",
+            event.phone_number_id,
+            event.recipient_id,
             event.envelope,
         )
     return NewEvent(event.event_id, None, "other", event.phone_number_id or "", "", event.envelope)

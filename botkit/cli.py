@@ -31,7 +31,9 @@ def load_bot(target: str) -> Bot:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise BotkitError(f"cannot import {module_name!r}: {exc} (run from the folder that holds it)") from exc
+        raise BotkitError(
+            f"cannot import {module_name!r}: {exc} (run from the folder that holds it)"
+        ) from exc
     if attr:
         found = getattr(module, attr, None)
         if not isinstance(found, Bot):
@@ -49,7 +51,9 @@ def build_app(bot: Bot, settings: Settings) -> Starlette:
     """The service for `bot`: against GoSendAPI, or against the built-in fake when no key is set."""
     if not settings.uses_fake_provider:
         return create_app(Runtime(bot, settings))
-    fake = FakeGoSendAPI(webhook_url="http://bot/webhook", webhook_secret=settings.webhook_secrets[0])
+    fake = FakeGoSendAPI(
+        webhook_url="http://bot/webhook", webhook_secret=settings.webhook_secrets[0]
+    )
     settings = dataclasses.replace(settings, base_url="http://provider/v1")
     runtime = Runtime(bot, settings, transport=httpx.ASGITransport(app=fake.app))
     app = create_app(runtime, extra_routes=[Mount(FAKE_MOUNT, app=fake.app)])
@@ -63,12 +67,16 @@ def _run(args: argparse.Namespace) -> int:
     app = build_app(bot, settings)
     where = f"http://{args.host}:{args.port}"
     if settings.uses_fake_provider:
-        secret = "the development secret" if settings.webhook_secrets == (DEV_WEBHOOK_SECRET,) else "GOSENDAPI_WEBHOOK_SECRET"
+        secret = (
+            "the development secret"
+            if settings.webhook_secrets == (DEV_WEBHOOK_SECRET,)
+            else "GOSENDAPI_WEBHOOK_SECRET"
+        )
         print(
             f"botkit: {bot.name} on {where} with the built-in fake GoSendAPI (no GOSENDAPI_API_KEY set)\n"
             f"  webhook:   POST {where}/webhook (signed with {secret})\n"
             f"  as a user: curl -s {where}{FAKE_MOUNT}/_fake/inbound -H 'Content-Type: application/json' "
-            "-d '{\"wa_id\": \"5491140123456\", \"name\": \"Juan\", \"text\": \"hola\"}'\n"
+            '-d \'{"wa_id": "5491140123456", "name": "Juan", "text": "hola"}\'\n'
             f"  replies:   curl -s {where}{FAKE_MOUNT}/_fake/messages\n"
             f"  database:  {settings.database}",
             file=sys.stderr,
@@ -91,16 +99,21 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
-    run.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     run.add_argument(
-        "--require-provider", action="store_true",
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    run.add_argument(
+        "--require-provider",
+        action="store_true",
         help="fail unless GOSENDAPI_API_KEY and GOSENDAPI_WEBHOOK_SECRET are set (no fake provider)",
     )
     run.set_defaults(func=_run)
     fake = commands.add_parser("fake-api", help="serve the fake GoSendAPI")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=8001)
-    fake.add_argument("--sink", action="store_true", help="accept every message as fast as possible (benchmarks)")
+    fake.add_argument(
+        "--sink", action="store_true", help="accept every message as fast as possible (benchmarks)"
+    )
     fake.set_defaults(func=_fake_api)
     return top
 
@@ -108,7 +121,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `botkit` command."""
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    level = str(getattr(args, "log_level", "info")).upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     sys.path.insert(0, ".")
     try:
         code: int = args.func(args)

@@ -161,15 +161,21 @@ class Context:
 class _On:
     """The handler decorators: ``@on.button("confirm_yes", states=[confirming], to=confirmed)``."""
 
-    def button(self, *ids: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None) -> Callable[[F], F]:
+    def button(
+        self, *ids: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
         """Handles a tap on a reply button with one of `ids`."""
         return _decorator("button", _keys("on.button", ids), states, to)
 
-    def row(self, *ids: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None) -> Callable[[F], F]:
+    def row(
+        self, *ids: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
         """Handles the pick of a list row with one of `ids`."""
         return _decorator("row", _keys("on.row", ids), states, to)
 
-    def payload(self, *payloads: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None) -> Callable[[F], F]:
+    def payload(
+        self, *payloads: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
         """Handles a template quick-reply tap: exact payloads or patterns like ``confirm_yes_apt_*``."""
         return _decorator("payload", _keys("on.payload", payloads), states, to)
 
@@ -187,22 +193,32 @@ class _On:
         keys = tuple(word.strip().casefold() for word in words)
         return _decorator("text", keys, states, to, compiled)
 
-    def media(self, *kinds: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None) -> Callable[[F], F]:
+    def media(
+        self, *kinds: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
         """Handles media of the given kinds (default: all of image, video, audio, document, sticker)."""
         unknown = [kind for kind in kinds if kind not in MEDIA_KINDS]
         if unknown:
-            raise DefinitionError(f"on.media: unknown kind {unknown[0]!r}; kinds are {', '.join(MEDIA_KINDS)}")
+            raise DefinitionError(
+                f"on.media: unknown kind {unknown[0]!r}; kinds are {', '.join(MEDIA_KINDS)}"
+            )
         return _decorator("media", tuple(kinds) or MEDIA_KINDS, states, to)
 
-    def location(self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None) -> Callable[[F], F]:
+    def location(
+        self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
         """Handles a shared location."""
         return _decorator("location", (), states, to)
 
-    def contacts(self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None) -> Callable[[F], F]:
+    def contacts(
+        self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
         """Handles shared contact cards."""
         return _decorator("contacts", (), states, to)
 
-    def unsupported(self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None) -> Callable[[F], F]:
+    def unsupported(
+        self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
         """Handles a kind of message botkit does not know (the raw payload is on ctx.input.raw)."""
         return _decorator("unsupported", (), states, to)
 
@@ -235,6 +251,7 @@ class ConversationSpec:
     tables: dict[str, _Table]
     machine: Any
     version: str
+    models: list[_Model] = field(default_factory=list)
 
     def find(self, state: str, user_input: Input) -> tuple[Route, Handler] | None:
         """The route and handler for `user_input` in `state`, or the fallback, or None."""
@@ -259,19 +276,27 @@ class ConversationSpec:
             await self._move(ctx, trigger)
 
     async def _move(self, ctx: Context, trigger: str) -> None:
-        model = _Model()
-        self.machine.add_model(model, initial=ctx.state)
+        # Models are attached to the machine once and reused: attaching (add_model) binds
+        # every trigger to the model, too costly to repeat per event (bench/webhook.py).
+        model = self.models.pop() if self.models else self._attach()
+        self.machine.set_state(ctx.state, model=model)
         try:
             await model.trigger(trigger, ctx=ctx)
             ctx.state = model.state
         finally:
-            self.machine.remove_model(model)
+            self.models.append(model)
+
+    def _attach(self) -> _Model:
+        model = _Model()
+        self.machine.add_model(model, initial=self.initial)
+        return model
 
 
 class _Model:
     """A user's model, attached to the conversation's machine for one event."""
 
     state: str
+    trigger: Callable[..., Awaitable[bool]]  # set by transitions when the model is attached
 
 
 class Conversation:
@@ -308,7 +333,9 @@ def _collect_states(cls: type) -> dict[str, State]:
             if isinstance(value, State):
                 states[name] = value
     if not states:
-        raise DefinitionError(f"{cls.__name__}: declares no states; add e.g. `idle = State(initial=True)`")
+        raise DefinitionError(
+            f"{cls.__name__}: declares no states; add e.g. `idle = State(initial=True)`"
+        )
     return states
 
 
@@ -359,7 +386,14 @@ def _index(owner: str, state: str, table: _Table, route: Route, handler: Handler
                 _claim(owner, state, table.exact, (route.kind, key), route, handler)
 
 
-def _claim(owner: str, state: str, slots: dict[Any, tuple[Route, Handler]], key: Any, route: Route, handler: Handler) -> None:
+def _claim(
+    owner: str,
+    state: str,
+    slots: dict[Any, tuple[Route, Handler]],
+    key: Any,
+    route: Route,
+    handler: Handler,
+) -> None:
     if key in slots:
         other = slots[key][1].__name__
         what = " ".join(key) if isinstance(key, tuple) else f"{key} input"
@@ -370,7 +404,9 @@ def _claim(owner: str, state: str, slots: dict[Any, tuple[Route, Handler]], key:
     slots[key] = (route, handler)
 
 
-def _machine(owner: str, states: dict[str, State], initial: str, routes: list[tuple[Route, Handler]]) -> Any:
+def _machine(
+    owner: str, states: dict[str, State], initial: str, routes: list[tuple[Route, Handler]]
+) -> Any:
     machine = AsyncMachine(
         model=None,
         states=[_machine_state(name, state) for name, state in states.items()],
@@ -451,7 +487,9 @@ def _keys(where: str, keys: Iterable[str]) -> tuple[str, ...]:
         raise DefinitionError(f"{where}() needs at least one id, e.g. {where}('confirm_yes', ...)")
     for key in keys:
         if not isinstance(key, str) or not key or key != key.strip():
-            raise DefinitionError(f"{where}: id {key!r} must be a non-empty string without outer spaces")
+            raise DefinitionError(
+                f"{where}: id {key!r} must be a non-empty string without outer spaces"
+            )
     return keys
 
 
@@ -465,7 +503,9 @@ def _compile(pattern: str) -> re.Pattern[str]:
 def _state_name(state: StateRef) -> str:
     if isinstance(state, State):
         if not state.name:
-            raise DefinitionError("a State must be a class attribute of a Conversation before it is used")
+            raise DefinitionError(
+                "a State must be a class attribute of a Conversation before it is used"
+            )
         return state.name
     if isinstance(state, str):
         return state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -11,6 +12,8 @@ from typing import Any
 from botkit import codec
 from botkit.conversation import Context, Conversation
 from botkit.events import InboundMessage, OtherEvent, StatusUpdate, parse_envelope
+from botkit.exceptions import MessageError
+from botkit.messages import Message, request_body
 from botkit.outbox import idempotency_key
 from botkit.store.base import (
     DONE,
@@ -82,10 +85,8 @@ class Dispatcher:
             finally:
                 self.busy = False
             if not worked:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
-                except TimeoutError:
-                    pass
 
     async def run_once(self) -> int:
         """One round: claim, process, commit. Returns how many events were claimed."""
@@ -108,7 +109,9 @@ class Dispatcher:
             self._on_commit()
         return len(items)
 
-    async def _lane(self, items: Sequence[InboxItem], session: Session | None) -> list[EventOutcome]:
+    async def _lane(
+        self, items: Sequence[InboxItem], session: Session | None
+    ) -> list[EventOutcome]:
         outcomes: list[EventOutcome] = []
         async with self._slots:
             for item in items:
@@ -143,16 +146,21 @@ class Dispatcher:
             return EventOutcome(item.seq, FAILED, f"{type(exc).__name__}: {exc}")
         last = max(float(event.timestamp), (session.last_inbound_at or 0.0) if session else 0.0)
         new = Session(
-            event.phone_number_id, event.wa_id, self.spec.name, ctx.state, data_copy,
-            self.spec.version, last,
+            event.phone_number_id,
+            event.wa_id,
+            self.spec.name,
+            ctx.state,
+            data_copy,
+            self.spec.version,
+            last,
         )
-        sends = tuple(
-            NewSend(
-                event.phone_number_id, event.wa_id, idempotency_key(item.event_id, position),
-                message.type, message.payload(), item.event_id,
+        try:
+            sends = tuple(
+                _send(event, message, idempotency_key(item.event_id, position), item.event_id)
+                for position, message in enumerate(ctx.sent)
             )
-            for position, message in enumerate(ctx.sent)
-        )
+        except MessageError as exc:
+            return EventOutcome(item.seq, FAILED, f"{type(exc).__name__}: {exc}")
         return EventOutcome(item.seq, DONE, session=new, sends=sends)
 
     def _resume(self, session: Session | None) -> tuple[str, dict[str, Any]]:
@@ -161,10 +169,19 @@ class Dispatcher:
         if session.state not in self.spec.states:
             log.warning(
                 "%s: stored state %r no longer exists (version %s -> %s); back to %r",
-                self.spec.name, session.state, session.version, self.spec.version, self.spec.initial,
+                self.spec.name,
+                session.state,
+                session.version,
+                self.spec.version,
+                self.spec.initial,
             )
             return self.spec.initial, dict(session.data)
         return session.state, dict(session.data)
+
+
+def _send(event: InboundMessage, message: Message, key: str, cause: str) -> NewSend:
+    body = request_body(message, to=event.wa_id, phone_number_id=event.phone_number_id)
+    return NewSend(event.phone_number_id, event.wa_id, key, message.type, body[message.type], cause)
 
 
 def _status_outcome(item: InboxItem, event: StatusUpdate) -> EventOutcome:

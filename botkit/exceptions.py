@@ -1,15 +1,15 @@
 """Leaf module: every error botkit raises.
 
-    BotkitError
-    ├── ConfigError              a missing or invalid setting (names every one)
-    ├── DefinitionError          a conversation declared wrongly (raised at import)
-    ├── MessageError             an outbound message that breaks WhatsApp's limits (.field, .limit)
-    ├── PayloadError             a webhook body botkit cannot read (.path)
-    ├── StoreError               the store cannot be used (schema too new, bad URL)
-    └── ProviderError            GoSendAPI refused or failed a request (.status, .code, .retry_after)
-        ├── TransientProviderError   5xx or a network failure: retried with the same key
-        │   └── RateLimitedError     429: retried after .retry_after seconds
-        └── PermanentProviderError   other 4xx: recorded, never retried
+BotkitError
+├── ConfigError              a missing or invalid setting (names every one)
+├── DefinitionError          a conversation declared wrongly (raised at import)
+├── MessageError             an outbound message that breaks WhatsApp's limits (.field, .limit)
+├── PayloadError             a webhook body botkit cannot read (.path)
+├── StoreError               the store cannot be used (schema too new, bad URL)
+└── ProviderError            GoSendAPI refused or failed a request (.status, .code, .retry_after)
+    ├── TransientProviderError   5xx or a network failure: retried with the same key
+    │   └── RateLimitedError     429: retried after .retry_after seconds
+    └── PermanentProviderError   other 4xx: recorded, never retried
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import random
@@ -34,8 +35,9 @@ class RetryPolicy:
 
     def delay(self, attempts: int, rng: random.Random) -> float:
         """Seconds to wait before attempt number `attempts + 1` (full jitter over the upper half)."""
-        ceiling = min(self.cap, self.base * 2 ** max(0, attempts - 1))
-        return ceiling * rng.uniform(0.5, 1.0)
+        exponent = min(max(0, attempts - 1), 64)  # capped first: 2.0 ** 1025 overflows
+        ceiling = min(self.cap, self.base * 2.0**exponent)
+        return float(ceiling * rng.uniform(0.5, 1.0))
 
 
 class Outbox:
@@ -82,6 +84,9 @@ class Outbox:
             self.busy = True
             try:
                 worked = await self.run_once()
+            except Exception:
+                log.exception("outbox round failed; its sends will be claimed again")
+                worked = 0
             finally:
                 self.busy = False
             if not worked:
@@ -104,10 +109,8 @@ class Outbox:
     async def _idle(self) -> None:
         due = await self.store.next_send_due()
         timeout = self.poll if due is None else min(self.poll, max(0.0, due - self.clock.now()))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.001))
-        except TimeoutError:
-            pass
 
     async def _lane(self, items: Sequence[OutboxItem]) -> list[SendOutcome]:
         outcomes: list[SendOutcome] = []
@@ -115,7 +118,9 @@ class Outbox:
             outcome = await self._deliver(item)
             outcomes.append(outcome)
             if outcome.status == PENDING:  # keep the order: release the rest of the lane
-                outcomes.extend(SendOutcome(rest.seq, PENDING, rest.attempts) for rest in items[index + 1 :])
+                outcomes.extend(
+                    SendOutcome(rest.seq, PENDING, rest.attempts) for rest in items[index + 1 :]
+                )
                 break
         return outcomes
 
@@ -132,7 +137,9 @@ class Outbox:
         except RateLimitedError as exc:
             # A 429 is the provider pacing us, not a failure of this message: it does not count.
             retry_at = self.clock.now() + (exc.retry_after or 1.0)
-            return SendOutcome(item.seq, PENDING, item.attempts, error=str(exc), next_attempt_at=retry_at)
+            return SendOutcome(
+                item.seq, PENDING, item.attempts, error=str(exc), next_attempt_at=retry_at
+            )
         except TransientProviderError as exc:
             return self._transient(item, attempts, exc)
         except PermanentProviderError as exc:
@@ -142,10 +149,20 @@ class Outbox:
 
     def _transient(self, item: OutboxItem, attempts: int, exc: Exception) -> SendOutcome:
         if attempts >= self.retry.max_attempts:
-            log.error("send %s to %s failed %d times, giving up: %s", item.seq, _mask(item.wa_id), attempts, exc)
-            return SendOutcome(item.seq, FAILED, attempts, error=f"gave up after {attempts} attempts: {exc}")
+            log.error(
+                "send %s to %s failed %d times, giving up: %s",
+                item.seq,
+                _mask(item.wa_id),
+                attempts,
+                exc,
+            )
+            return SendOutcome(
+                item.seq, FAILED, attempts, error=f"gave up after {attempts} attempts: {exc}"
+            )
         delay = self.retry.delay(attempts, self._rng)
-        log.info("send %s to %s failed (%s), retrying in %.1fs", item.seq, _mask(item.wa_id), exc, delay)
+        log.info(
+            "send %s to %s failed (%s), retrying in %.1fs", item.seq, _mask(item.wa_id), exc, delay
+        )
         return SendOutcome(
             item.seq, PENDING, attempts, error=str(exc), next_attempt_at=self.clock.now() + delay
         )

@@ -15,7 +15,7 @@ from botkit.exceptions import (
     RateLimitedError,
     TransientProviderError,
 )
-from botkit.types import JSONObject
+from botkit.types import JSON
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,10 @@ class Sender:
         timeout: float = 10.0,
     ) -> None:
         self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/",
-            transport=transport or default_transport(concurrency),
-            timeout=timeout,
-            headers={"X-API-Key": api_key, "Content-Type": "application/json"},
+            transport=transport or default_transport(concurrency), timeout=timeout
         )
+        self._url = httpx.URL(base_url.rstrip("/") + "/messages")
+        self._headers = [("X-API-Key", api_key), ("Content-Type", "application/json")]
         self._slots = asyncio.Semaphore(concurrency)
 
     async def __aenter__(self) -> Sender:
@@ -63,7 +62,7 @@ class Sender:
         await self._client.aclose()
 
     async def send(
-        self, *, phone_number_id: str, to: str, type: str, payload: JSONObject, idempotency_key: str
+        self, *, phone_number_id: str, to: str, type: str, payload: JSON, idempotency_key: str
     ) -> str | None:
         """Sends one message; returns the provider's message id (None if it gave none).
 
@@ -73,13 +72,13 @@ class Sender:
         body = {"phone_number_id": phone_number_id, "to": to, "type": type, type: payload}
         async with self._slots:
             try:
-                response = await self._client.post(
-                    "messages",
-                    content=codec.dumps(body),
-                    headers={"Idempotency-Key": idempotency_key},
+                headers = [*self._headers, ("Idempotency-Key", idempotency_key)]
+                request = httpx.Request(
+                    "POST", self._url, headers=headers, content=codec.dumps(body)
                 )
+                response = await self._client.send(request)
             except httpx.TransportError as exc:
-                raise TransientProviderError(f"{type(exc).__name__}: {exc}") from exc
+                raise TransientProviderError(f"{exc.__class__.__name__}: {exc}") from exc
         return _message_id(response) if response.is_success else _raise_for(response)
 
 
@@ -125,7 +124,10 @@ def _error_body(response: httpx.Response) -> dict[str, Any]:
 
 def _retry_after(response: httpx.Response, body: dict[str, Any]) -> float:
     """The longer of the body's retry_after_seconds and the Retry-After header."""
-    delays = [_seconds(body.get("retry_after_seconds")), _seconds(response.headers.get("Retry-After"))]
+    delays = [
+        _seconds(body.get("retry_after_seconds")),
+        _seconds(response.headers.get("Retry-After")),
+    ]
     known = [delay for delay in delays if delay is not None]
     return max(known) if known else DEFAULT_RETRY_AFTER
 

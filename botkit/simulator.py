@@ -1,9 +1,9 @@
 """Conversations in tests: users who type, tap and pick, against the real webhook app and a fake GoSendAPI.
 
-    async with Simulator(bot) as sim:
-        juan = sim.user("5491140123456", name="Juan")
-        await juan.says("hola")
-        assert juan.last_message.row_ids == ["general", "specialist", "lab"]
+async with Simulator(bot) as sim:
+    juan = sim.user("5491140123456", name="Juan")
+    await juan.says("hola")
+    assert juan.last_message.row_ids == ["general", "specialist", "lab"]
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ class SentView:
         body = self.payload.get("body")
         if isinstance(body, str):
             return body
-        return _get(body, "text") if isinstance(body, dict) else None
+        text = _get(body, "text") if isinstance(body, dict) else None
+        return text if isinstance(text, str) else None
 
     @property
     def button_ids(self) -> list[str]:
@@ -149,8 +150,13 @@ class SimUser:
         """Taps the reply button `button_id` of the latest message that offers it."""
         view = self._offering(button_id, lambda v: v.button_ids, "button")
         title = view.button_titles[view.button_ids.index(button_id)]
-        reply = {"type": "button_reply", "button_reply": {"id": button_id, "title": title}}
-        return await self.sends({"type": "interactive", "interactive": reply}, context_id=view.message_id)
+        reply: JSONObject = {
+            "type": "button_reply",
+            "button_reply": {"id": button_id, "title": title},
+        }
+        return await self.sends(
+            {"type": "interactive", "interactive": reply}, context_id=view.message_id
+        )
 
     async def picks(self, row_id: str) -> Delivery:
         """Picks the list row `row_id` of the latest list that offers it."""
@@ -159,12 +165,16 @@ class SimUser:
         reply: JSONObject = {"id": row_id, "title": row.get("title")}
         if row.get("description") is not None:
             reply["description"] = row.get("description")
-        part = {"type": "list_reply", "list_reply": reply}
-        return await self.sends({"type": "interactive", "interactive": part}, context_id=view.message_id)
+        part: JSONObject = {"type": "list_reply", "list_reply": reply}
+        return await self.sends(
+            {"type": "interactive", "interactive": part}, context_id=view.message_id
+        )
 
     async def taps_payload(self, payload: str, text: str = "") -> Delivery:
         """Taps a template quick-reply button carrying `payload`."""
-        return await self.sends({"type": "button", "button": {"payload": payload, "text": text or payload}})
+        return await self.sends(
+            {"type": "button", "button": {"payload": payload, "text": text or payload}}
+        )
 
     async def shares_location(
         self, latitude: float, longitude: float, name: str | None = None, address: str | None = None
@@ -174,7 +184,9 @@ class SimUser:
         location.update({k: v for k, v in (("name", name), ("address", address)) if v is not None})
         return await self.sends({"type": "location", "location": location})
 
-    async def sends_media(self, kind: str, media_id: str, *, mime_type: str = "image/jpeg", caption: str | None = None) -> Delivery:
+    async def sends_media(
+        self, kind: str, media_id: str, *, mime_type: str = "image/jpeg", caption: str | None = None
+    ) -> Delivery:
         """Sends an image, video, audio, document or sticker by media id."""
         media: JSONObject = {"id": media_id, "mime_type": mime_type}
         if caption is not None:
@@ -184,8 +196,11 @@ class SimUser:
     async def sends(self, message: JSONObject, *, context_id: str | None = None) -> Delivery:
         """Sends any Meta message part (e.g. {"type": "text", "text": {...}}) and waits for the bot."""
         delivery = await self.sim.fake.receive(
-            wa_id=self.wa_id, name=self.name, message=message,
-            phone_number_id=self.sim.phone_number_id, context_id=context_id,
+            wa_id=self.wa_id,
+            name=self.name,
+            message=message,
+            phone_number_id=self.sim.phone_number_id,
+            context_id=context_id,
         )
         await self.sim.after(delivery, self)
         return delivery
@@ -201,7 +216,9 @@ class SimUser:
 
     async def refresh(self) -> None:
         """Reads the user's session from the store."""
-        self.session = await self.sim.runtime.store.get_session(self.sim.phone_number_id, self.wa_id)
+        self.session = await self.sim.runtime.store.get_session(
+            self.sim.phone_number_id, self.wa_id
+        )
 
 
 class Simulator:
@@ -233,12 +250,19 @@ class Simulator:
         if database is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="botkit-sim-"))
             database = Path(folder) / "sim.db"
-        self.fake = FakeGoSendAPI(clock=self.clock, webhook_url="http://bot/webhook", webhook_secret=SIM_SECRET)
-        settings = Settings(
-            base_url="http://provider/v1", api_key=SIM_API_KEY, webhook_secrets=(SIM_SECRET,),
-            phone_number_id=self.phone_number_id, database=str(database),
+        self.fake = FakeGoSendAPI(
+            clock=self.clock, webhook_url="http://bot/webhook", webhook_secret=SIM_SECRET
         )
-        self.runtime = Runtime(self.bot, settings, clock=self.clock, transport=httpx.ASGITransport(app=self.fake.app))
+        settings = Settings(
+            base_url="http://provider/v1",
+            api_key=SIM_API_KEY,
+            webhook_secrets=(SIM_SECRET,),
+            phone_number_id=self.phone_number_id,
+            database=str(database),
+        )
+        self.runtime = Runtime(
+            self.bot, settings, clock=self.clock, transport=httpx.ASGITransport(app=self.fake.app)
+        )
         self.app = create_app(self.runtime)
         self.fake._webhook_transport = httpx.ASGITransport(app=self.app)
         await stack.enter_async_context(self.app.router.lifespan_context(self.app))
@@ -246,7 +270,10 @@ class Simulator:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self._stack.aclose()
 
@@ -259,7 +286,9 @@ class Simulator:
     async def after(self, delivery: Delivery, user: SimUser | None = None) -> None:
         """Checks the webhook acknowledged, waits for the bot to finish, refreshes users."""
         if delivery.status_code != 200:
-            raise SimulatorError(f"the webhook answered {delivery.status_code}: {delivery.response}")
+            raise SimulatorError(
+                f"the webhook answered {delivery.status_code}: {delivery.response}"
+            )
         await self.settle()
         for each in [user] if user else self.users.values():
             if each is not None:

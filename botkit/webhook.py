@@ -84,7 +84,10 @@ def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None)
     async def healthz(request: Request) -> Response:
         inbox, outbox = await runtime.store.backlog()
         provider = "fake" if runtime.settings.uses_fake_provider else "gosendapi"
-        return _json(200, {"status": "ok", "provider": provider, "pending": {"events": inbox, "sends": outbox}})
+        return _json(
+            200,
+            {"status": "ok", "provider": provider, "pending": {"events": inbox, "sends": outbox}},
+        )
 
     routes: list[BaseRoute] = [
         Route("/webhook", WebhookEndpoint(runtime).handle, methods=["POST"]),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from botkit.types import JSONObject
+from botkit.types import JSON, JSONObject
 
 SCHEMA_VERSION = 1
 
@@ -79,7 +79,7 @@ class NewSend:
     wa_id: str
     idempotency_key: str
     type: str
-    payload: JSONObject
+    payload: JSON
     cause: str
 
 
@@ -92,7 +92,7 @@ class OutboxItem:
     wa_id: str
     idempotency_key: str
     type: str
-    payload: JSONObject
+    payload: JSON
     attempts: int
 
     @property
@@ -110,7 +110,7 @@ class OutboxRecord:
     wa_id: str
     idempotency_key: str
     type: str
-    payload: JSONObject
+    payload: JSON
     status: str
     attempts: int
     provider_message_id: str | None
@@ -182,7 +182,9 @@ class Store(Protocol):
         """The sessions of the given (phone_number_id, wa_id) pairs that exist, by lane."""
         ...
 
-    async def complete_events(self, owner: str, outcomes: Sequence[EventOutcome], now: float) -> None:
+    async def complete_events(
+        self, owner: str, outcomes: Sequence[EventOutcome], now: float
+    ) -> None:
         """In one transaction: marks events, saves sessions, queues sends, records statuses."""
         ...
 

@@ -1,4 +1,4 @@
-"""The embedded SQLite store on aiosqlite: WAL, one writer connection, group-committed inbox writes."""
+"""The embedded SQLite store on aiosqlite: WAL, one connection, group-committed inbox writes."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -50,6 +51,8 @@ CREATE TABLE IF NOT EXISTS inbox (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (seq) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS inbox_pending_lane ON inbox (phone_number_id, wa_id, seq)
+    WHERE status = 'pending';
 CREATE TABLE IF NOT EXISTS sessions (
     phone_number_id TEXT NOT NULL,
     wa_id TEXT NOT NULL,
@@ -80,6 +83,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     sent_at REAL
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_pending_lane ON outbox (phone_number_id, wa_id, seq)
+    WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_provider_id ON outbox (provider_message_id);
 CREATE TABLE IF NOT EXISTS message_status (
     message_id TEXT PRIMARY KEY,
@@ -131,23 +136,33 @@ def sqlite_path(url: str) -> str:
     if url.startswith("sqlite://"):
         rest = url[len("sqlite://") :]
         if not rest.startswith("/"):
-            raise StoreError(f"SQLite URL {url!r} must look like sqlite:///relative.db or sqlite:////abs.db")
+            raise StoreError(
+                f"SQLite URL {url!r} must look like sqlite:///relative.db or sqlite:////abs.db"
+            )
         rest = rest[1:]
         return rest or ":memory:"
     return url
 
 
+_T = TypeVar("_T")
+
+
 class SqliteStore:
-    """A Store in one SQLite file; single-node (one process at a time)."""
+    """A Store in one SQLite file; single-node (one process at a time).
+
+    Every operation is one transaction run as a single call in aiosqlite's connection
+    thread: a transaction never spans event-loop iterations, so under load it takes the
+    time SQLite needs, not the time the loop takes to come back to it (bench/webhook.py).
+    """
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL", batch: int = 512) -> None:
         self.path = str(path)
         self._synchronous = synchronous
         self._batch = batch
         self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=4096)
         self._flusher: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def __aenter__(self) -> SqliteStore:
         await self.open()
@@ -160,8 +175,15 @@ class SqliteStore:
     def db(self) -> aiosqlite.Connection:
         """The open connection."""
         if self._db is None:
-            raise StoreError("the SQLite store is not open: use `async with store` or `await store.open()`")
+            raise StoreError("the SQLite store is not open: use `async with store` or `.open()`")
         return self._db
+
+    async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Runs `work` as one transaction in the connection's thread (aiosqlite's own queue)."""
+        db = self.db
+        # aiosqlite has no public "run this in your thread"; _execute is what its own methods use.
+        result: _T = await db._execute(_transaction, db._conn, work)  # type: ignore[no-untyped-call]
+        return result
 
     async def open(self) -> None:
         """Opens the file, sets WAL, creates or migrates the schema, releases stale claims."""
@@ -171,16 +193,22 @@ class SqliteStore:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute(f"PRAGMA synchronous={self._synchronous}")
         await self._db.execute("PRAGMA busy_timeout=5000")
-        await self._migrate()
+        try:
+            await self._run(partial(_migrate, self.path))
+        except BaseException:
+            await self._db.close()
+            self._db = None
+            raise
         # Single-node store: claims left by a process that died are stale.
         await self.release_claims(None)
+        self._closing = False
         self._flusher = asyncio.create_task(self._flush_forever(), name="botkit-sqlite-inbox")
 
     async def aclose(self) -> None:
         """Writes what is queued, then closes the connection."""
         if self._flusher is not None:
-            while not self._queue.empty():
-                await asyncio.sleep(0.001)
+            self._closing = True  # add_events now refuses: nothing waits on a flusher that is gone
+            await self._queue.join()
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
@@ -189,41 +217,12 @@ class SqliteStore:
             await self._db.close()
             self._db = None
 
-    async def _migrate(self) -> None:
-        async with self._tx() as db:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    await db.execute(statement)
-            rows = list(await db.execute_fetchall("SELECT value FROM botkit_meta WHERE key = 'schema'"))
-            found = int(rows[0][0]) if rows else None
-            if found is not None and found > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} has schema version {found}, newer than this botkit's "
-                    f"{SCHEMA_VERSION}: upgrade botkit"
-                )
-            await db.execute(
-                "INSERT OR REPLACE INTO botkit_meta (key, value) VALUES ('schema', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-
-    @contextlib.asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            db = self.db
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-            await db.execute("COMMIT")
-
     # -- inbox ---------------------------------------------------------------------------
 
     async def add_events(self, events: Sequence[NewEvent], now: float) -> list[bool]:
         """Queues the events for the next group commit and waits until they are on disk."""
-        if self._flusher is None:
-            raise StoreError("the SQLite store is not open")
+        if self._flusher is None or self._closing:
+            raise StoreError("the SQLite store is not open (or is closing)")
         future: asyncio.Future[list[bool]] = asyncio.get_running_loop().create_future()
         await self._queue.put((events, now, future))
         return await future
@@ -233,107 +232,38 @@ class SqliteStore:
             batch = [await self._queue.get()]
             while not self._queue.empty() and len(batch) < self._batch:
                 batch.append(self._queue.get_nowait())
+            results: list[list[bool]] | list[StoreError]
             try:
-                results = await self._insert_events(batch)
+                results = await self._run(partial(_insert_events, batch))
             except Exception as exc:  # every waiter learns of the failure; nothing is acked
                 log.exception("inbox write failed")
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(StoreError(f"could not store the event: {exc}"))
-                continue
+                failure = StoreError(f"could not store the event: {exc}")
+                results = [failure] * len(batch)
             for (_, _, future), result in zip(batch, results, strict=True):
                 if not future.done():
-                    future.set_result(result)
-
-    async def _insert_events(self, batch: Sequence[_Pending]) -> list[list[bool]]:
-        events = [event for group, _, _ in batch for event in group]
-        async with self._tx() as db:
-            seen_ids, seen_messages = await self._existing(db, events)
-            rows: list[tuple[Any, ...]] = []
-            results: list[list[bool]] = []
-            for group, now, _ in batch:
-                flags: list[bool] = []
-                for event in group:
-                    duplicate = event.event_id in seen_ids or (
-                        event.message_id is not None and event.message_id in seen_messages
-                    )
-                    flags.append(not duplicate)
-                    if duplicate:
-                        continue
-                    seen_ids.add(event.event_id)
-                    if event.message_id is not None:
-                        seen_messages.add(event.message_id)
-                    rows.append(_event_row(event, now))
-                results.append(flags)
-            if rows:
-                await db.executemany(_INSERT_EVENT, rows)
-        return results
-
-    async def _existing(
-        self, db: aiosqlite.Connection, events: Sequence[NewEvent]
-    ) -> tuple[set[str], set[str]]:
-        ids = [event.event_id for event in events]
-        messages = [event.message_id for event in events if event.message_id is not None]
-        sql = (
-            f"SELECT event_id, message_id FROM inbox WHERE event_id IN ({_marks(len(ids))})"
-            f" OR message_id IN ({_marks(len(messages))})"
-        )
-        found = await db.execute_fetchall(sql, [*ids, *messages])
-        return {row[0] for row in found}, {row[1] for row in found if row[1] is not None}
+                    if isinstance(result, StoreError):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+                self._queue.task_done()
 
     async def claim_events(
         self, owner: str, limit: int, lease: float, now: float
     ) -> list[InboxItem]:
         """Claims up to `limit` pending events whose lanes are free, in order."""
-        async with self._tx() as db:
-            rows = await db.execute_fetchall(
-                "SELECT seq, event_id, kind, phone_number_id, wa_id, envelope, attempts,"
-                " claimed_until FROM inbox WHERE status = 'pending' ORDER BY seq LIMIT ?",
-                (limit * 4,),
-            )
-            chosen = _free_rows(rows, limit, now, lane_at=(3, 4), until_at=7, due_at=None)
-            if chosen:
-                await db.execute(
-                    f"UPDATE inbox SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1"
-                    f" WHERE seq IN ({_marks(len(chosen))})",
-                    [owner, now + lease, *(row[0] for row in chosen)],
-                )
-        return [
-            InboxItem(row[0], row[1], row[2], row[3], row[4], codec.loads(row[5]), row[6] + 1)
-            for row in chosen
-        ]
+        return await self._run(partial(_claim_events, owner, limit, lease, now))
 
     async def load_sessions(self, lanes: Sequence[tuple[str, str]]) -> dict[str, Session]:
         """The existing sessions among `lanes`, keyed by lane."""
         if not lanes:
             return {}
-        values = ", ".join("(?, ?)" for _ in lanes)
-        rows = await self.db.execute_fetchall(
-            "SELECT phone_number_id, wa_id, conversation, state, data, version, last_inbound_at"
-            f" FROM sessions WHERE (phone_number_id, wa_id) IN (VALUES {values})",
-            [part for lane in lanes for part in lane],
-        )
-        return {lane_of(row[0], row[1]): _session(row) for row in rows}
+        return await self._run(partial(_load_sessions, lanes))
 
     async def complete_events(
         self, owner: str, outcomes: Sequence[EventOutcome], now: float
     ) -> None:
         """Commits a batch of processed events with their sessions, sends and statuses."""
-        async with self._tx() as db:
-            cursor = await db.executemany(
-                _FINISH_EVENT, [(o.status, o.error, now, o.seq, owner) for o in outcomes]
-            )
-            if cursor.rowcount != len(outcomes):
-                raise StoreError(
-                    f"{len(outcomes) - cursor.rowcount} of {len(outcomes)} events were no longer "
-                    f"claimed by {owner} (lease expired?); the batch is rolled back"
-                )
-            sessions = [_session_row(o.session, now) for o in outcomes if o.session is not None]
-            await db.executemany(_UPSERT_SESSION, sessions)
-            sends = [_send_row(send, now) for o in outcomes for send in o.sends]
-            await db.executemany(_INSERT_SEND, sends)
-            statuses = [_status_row(o, now) for o in outcomes if o.delivery is not None]
-            await db.executemany(_UPSERT_STATUS, statuses)
+        await self._run(partial(_complete_events, owner, outcomes, now))
 
     # -- outbox --------------------------------------------------------------------------
 
@@ -341,63 +271,41 @@ class SqliteStore:
         self, owner: str, limit: int, lease: float, now: float
     ) -> list[OutboxItem]:
         """Claims up to `limit` due sends whose lanes are free, in order."""
-        async with self._tx() as db:
-            rows = await db.execute_fetchall(
-                "SELECT seq, phone_number_id, wa_id, idempotency_key, type, payload, attempts,"
-                " claimed_until, next_attempt_at FROM outbox WHERE status = 'pending'"
-                " ORDER BY seq LIMIT ?",
-                (limit * 4,),
-            )
-            chosen = _free_rows(rows, limit, now, lane_at=(1, 2), until_at=7, due_at=8)
-            if chosen:
-                await db.execute(
-                    f"UPDATE outbox SET claimed_by = ?, claimed_until = ?"
-                    f" WHERE seq IN ({_marks(len(chosen))})",
-                    [owner, now + lease, *(row[0] for row in chosen)],
-                )
-        return [
-            OutboxItem(row[0], row[1], row[2], row[3], row[4], codec.loads(row[5]), row[6])
-            for row in chosen
-        ]
+        return await self._run(partial(_claim_outbox, owner, limit, lease, now))
 
     async def record_sends(self, owner: str, outcomes: Sequence[SendOutcome], now: float) -> None:
         """Stores the results of delivery attempts and releases their rows."""
         rows = [
-            (o.status, o.attempts, o.provider_message_id, o.error, o.next_attempt_at,
-             now if o.status != PENDING else None, o.seq, owner)
+            (
+                o.status,
+                o.attempts,
+                o.provider_message_id,
+                o.error,
+                o.next_attempt_at,
+                now if o.status != PENDING else None,
+                o.seq,
+                owner,
+            )
             for o in outcomes
         ]
-        async with self._tx() as db:
-            await db.executemany(_FINISH_SEND, rows)
+        await self._run(lambda db: db.executemany(_FINISH_SEND, rows))
 
     async def release_claims(self, owner: str | None) -> None:
         """Releases the claims of `owner`, or every claim when owner is None."""
-        where = "claimed_by IS NOT NULL" if owner is None else "claimed_by = ?"
-        args = () if owner is None else (owner,)
-        async with self._tx() as db:
-            for table in ("inbox", "outbox"):
-                await db.execute(
-                    f"UPDATE {table} SET claimed_by = NULL, claimed_until = NULL WHERE {where}", args
-                )
+        await self._run(partial(_release, owner))
 
     async def next_send_due(self) -> float | None:
         """The earliest next_attempt_at among pending sends."""
-        rows = list(
-            await self.db.execute_fetchall(
-                "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'"
-            )
-        )
-        return float(rows[0][0]) if rows and rows[0][0] is not None else None
+        found = await self._one("SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'")
+        return float(found[0]) if found and found[0] is not None else None
 
     async def backlog(self) -> tuple[int, int]:
         """Counts of pending events and pending sends."""
-        rows = list(
-            await self.db.execute_fetchall(
-                "SELECT (SELECT count(*) FROM inbox WHERE status = 'pending'),"
-                " (SELECT count(*) FROM outbox WHERE status = 'pending')"
-            )
+        found = await self._one(
+            "SELECT (SELECT count(*) FROM inbox WHERE status = 'pending'),"
+            " (SELECT count(*) FROM outbox WHERE status = 'pending')"
         )
-        return int(rows[0][0]), int(rows[0][1])
+        return (int(found[0]), int(found[1])) if found else (0, 0)
 
     # -- inspection ----------------------------------------------------------------------
 
@@ -416,56 +324,186 @@ class SqliteStore:
             f" {where} ORDER BY o.seq",
             args,
         )
-        return [
-            OutboxRecord(r[0], r[1], r[2], r[3], r[4], codec.loads(r[5]), r[6], r[7], r[8], r[9], r[10])
-            for r in rows
-        ]
+        return [_outbox_record(row) for row in rows]
 
     async def event_status(self, event_id: str) -> tuple[str, str | None] | None:
         """An inbox event's status and error."""
-        rows = list(
-            await self.db.execute_fetchall(
-                "SELECT status, error FROM inbox WHERE event_id = ?", (event_id,)
-            )
+        found = await self._one("SELECT status, error FROM inbox WHERE event_id = ?", (event_id,))
+        return (found[0], found[1]) if found else None
+
+    async def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        rows = list(await self.db.execute_fetchall(sql, args))
+        return rows[0] if rows else None
+
+
+# -- transactions, run in the connection's thread ---------------------------------------
+
+
+def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return result
+
+
+def _migrate(path: str, db: sqlite3.Connection) -> None:
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    row = db.execute("SELECT value FROM botkit_meta WHERE key = 'schema'").fetchone()
+    found = int(row[0]) if row else None
+    if found is not None and found > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has schema version {found}, newer than this botkit's {SCHEMA_VERSION}: "
+            "upgrade botkit"
         )
-        return (rows[0][0], rows[0][1]) if rows else None
+    db.execute(
+        "INSERT OR REPLACE INTO botkit_meta (key, value) VALUES ('schema', ?)",
+        (str(SCHEMA_VERSION),),
+    )
+
+
+def _insert_events(batch: Sequence[_Pending], db: sqlite3.Connection) -> list[list[bool]]:
+    events = [event for group, _, _ in batch for event in group]
+    seen_ids, seen_messages = _existing(db, events)
+    rows: list[tuple[Any, ...]] = []
+    results: list[list[bool]] = []
+    for group, now, _ in batch:
+        flags: list[bool] = []
+        for event in group:
+            duplicate = event.event_id in seen_ids or (
+                event.message_id is not None and event.message_id in seen_messages
+            )
+            flags.append(not duplicate)
+            if duplicate:
+                continue
+            seen_ids.add(event.event_id)
+            if event.message_id is not None:
+                seen_messages.add(event.message_id)
+            rows.append(_event_row(event, now))
+        results.append(flags)
+    db.executemany(_INSERT_EVENT, rows)
+    return results
+
+
+def _existing(db: sqlite3.Connection, events: Sequence[NewEvent]) -> tuple[set[str], set[str]]:
+    ids = [event.event_id for event in events]
+    messages = [event.message_id for event in events if event.message_id is not None]
+    found = db.execute(
+        f"SELECT event_id, message_id FROM inbox WHERE event_id IN ({_marks(len(ids))})"
+        f" OR message_id IN ({_marks(len(messages))})",
+        [*ids, *messages],
+    ).fetchall()
+    return {row[0] for row in found}, {row[1] for row in found if row[1] is not None}
+
+
+_CLAIMABLE_EVENTS = (
+    "SELECT seq, event_id, kind, phone_number_id, wa_id, envelope, attempts FROM inbox i"
+    " WHERE status = 'pending' AND (claimed_until IS NULL OR claimed_until <= :now)"
+    " AND NOT EXISTS (SELECT 1 FROM inbox e WHERE e.status = 'pending'"
+    " AND e.phone_number_id = i.phone_number_id AND e.wa_id = i.wa_id AND e.seq < i.seq"
+    " AND e.claimed_until > :now) ORDER BY seq LIMIT :limit"
+)
+_CLAIMABLE_SENDS = (
+    "SELECT seq, phone_number_id, wa_id, idempotency_key, type, payload, attempts FROM outbox o"
+    " WHERE status = 'pending' AND next_attempt_at <= :now"
+    " AND (claimed_until IS NULL OR claimed_until <= :now)"
+    " AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.status = 'pending'"
+    " AND e.phone_number_id = o.phone_number_id AND e.wa_id = o.wa_id AND e.seq < o.seq"
+    " AND (e.claimed_until > :now OR e.next_attempt_at > :now)) ORDER BY seq LIMIT :limit"
+)
+
+
+def _claim_events(
+    owner: str, limit: int, lease: float, now: float, db: sqlite3.Connection
+) -> list[InboxItem]:
+    """The oldest pending events of lanes with no earlier event held by anyone."""
+    chosen = db.execute(_CLAIMABLE_EVENTS, {"now": now, "limit": limit}).fetchall()
+    _mark_claimed(db, "inbox", chosen, owner, now + lease, ", attempts = attempts + 1")
+    return [
+        InboxItem(row[0], row[1], row[2], row[3], row[4], codec.loads(row[5]), row[6] + 1)
+        for row in chosen
+    ]
+
+
+def _mark_claimed(
+    db: sqlite3.Connection,
+    table: str,
+    rows: Sequence[Any],
+    owner: str,
+    until: float,
+    extra: str = "",
+) -> None:
+    if rows:
+        db.execute(
+            f"UPDATE {table} SET claimed_by = ?, claimed_until = ?{extra}"
+            f" WHERE seq IN ({_marks(len(rows))})",
+            [owner, until, *(row[0] for row in rows)],
+        )
+
+
+def _load_sessions(lanes: Sequence[tuple[str, str]], db: sqlite3.Connection) -> dict[str, Session]:
+    values = ", ".join("(?, ?)" for _ in lanes)
+    rows = db.execute(
+        "SELECT phone_number_id, wa_id, conversation, state, data, version, last_inbound_at"
+        f" FROM sessions WHERE (phone_number_id, wa_id) IN (VALUES {values})",
+        [part for lane in lanes for part in lane],
+    ).fetchall()
+    return {lane_of(row[0], row[1]): _session(row) for row in rows}
+
+
+def _complete_events(
+    owner: str, outcomes: Sequence[EventOutcome], now: float, db: sqlite3.Connection
+) -> None:
+    finished = [(o.status, o.error, now, o.seq, owner) for o in outcomes]
+    cursor = db.executemany(_FINISH_EVENT, finished)
+    if cursor.rowcount != len(outcomes):
+        raise StoreError(
+            f"{len(outcomes) - cursor.rowcount} of {len(outcomes)} events were no longer "
+            f"claimed by {owner} (lease expired?); the batch is rolled back"
+        )
+    db.executemany(_UPSERT_SESSION, [_session_row(o.session, now) for o in outcomes if o.session])
+    db.executemany(_INSERT_SEND, [_send_row(send, now) for o in outcomes for send in o.sends])
+    db.executemany(_UPSERT_STATUS, [_status_row(o, now) for o in outcomes if o.delivery])
+
+
+def _claim_outbox(
+    owner: str, limit: int, lease: float, now: float, db: sqlite3.Connection
+) -> list[OutboxItem]:
+    """The oldest due sends of lanes with no earlier send held or waiting for a retry."""
+    chosen = db.execute(_CLAIMABLE_SENDS, {"now": now, "limit": limit}).fetchall()
+    _mark_claimed(db, "outbox", chosen, owner, now + lease)
+    return [
+        OutboxItem(row[0], row[1], row[2], row[3], row[4], codec.loads(row[5]), row[6])
+        for row in chosen
+    ]
+
+
+def _release(owner: str | None, db: sqlite3.Connection) -> None:
+    where = "claimed_by IS NOT NULL" if owner is None else "claimed_by = ?"
+    args = () if owner is None else (owner,)
+    for table in ("inbox", "outbox"):
+        sql = f"UPDATE {table} SET claimed_by = NULL, claimed_until = NULL WHERE {where}"
+        db.execute(sql, args)
 
 
 def _marks(count: int) -> str:
     return ", ".join("?" * count) if count else "NULL"
 
 
-def _free_rows(
-    rows: Iterable[sqlite3.Row | tuple[Any, ...]],
-    limit: int,
-    now: float,
-    *,
-    lane_at: tuple[int, int],
-    until_at: int,
-    due_at: int | None,
-) -> list[Any]:
-    """Rows (in seq order) that may be claimed: their lane has no earlier row held or waiting."""
-    blocked: set[tuple[str, str]] = set()
-    chosen: list[Any] = []
-    for row in rows:
-        lane = (row[lane_at[0]], row[lane_at[1]])
-        if lane in blocked:
-            continue
-        held = row[until_at] is not None and row[until_at] > now
-        waiting = due_at is not None and row[due_at] > now
-        if held or waiting:
-            blocked.add(lane)
-            continue
-        chosen.append(row)
-        if len(chosen) >= limit:
-            break
-    return chosen
-
-
 def _event_row(event: NewEvent, now: float) -> tuple[Any, ...]:
     return (
-        event.event_id, event.message_id, event.kind, event.phone_number_id, event.wa_id,
-        codec.dumps_str(event.envelope), now,
+        event.event_id,
+        event.message_id,
+        event.kind,
+        event.phone_number_id,
+        event.wa_id,
+        codec.dumps_str(event.envelope),
+        now,
     )
 
 
@@ -473,17 +511,34 @@ def _session(row: sqlite3.Row | tuple[Any, ...]) -> Session:
     return Session(row[0], row[1], row[2], row[3], codec.loads(row[4]), row[5], row[6])
 
 
+def _outbox_record(r: sqlite3.Row | tuple[Any, ...]) -> OutboxRecord:
+    payload = codec.loads(r[5])
+    return OutboxRecord(r[0], r[1], r[2], r[3], r[4], payload, r[6], r[7], r[8], r[9], r[10])
+
+
 def _session_row(session: Session, now: float) -> tuple[Any, ...]:
     return (
-        session.phone_number_id, session.wa_id, session.conversation, session.state,
-        codec.dumps_str(session.data), session.version, session.last_inbound_at, now,
+        session.phone_number_id,
+        session.wa_id,
+        session.conversation,
+        session.state,
+        codec.dumps_str(session.data),
+        session.version,
+        session.last_inbound_at,
+        now,
     )
 
 
 def _send_row(send: NewSend, now: float) -> tuple[Any, ...]:
     return (
-        send.phone_number_id, send.wa_id, send.idempotency_key, send.type,
-        codec.dumps_str(send.payload), send.cause, now, now,
+        send.phone_number_id,
+        send.wa_id,
+        send.idempotency_key,
+        send.type,
+        codec.dumps_str(send.payload),
+        send.cause,
+        now,
+        now,
     )
 
 
@@ -493,5 +548,3 @@ def _status_row(outcome: EventOutcome, now: float) -> tuple[Any, ...]:
         raise StoreError("no status to record")
     rank = STATUS_RANK.get(status.status, 0)
     return (status.message_id, status.status, rank, status.timestamp, status.errors, now)
-
-
