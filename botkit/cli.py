@@ -57,7 +57,7 @@ def build_app(bot: Bot, settings: Settings) -> Starlette:
     settings = dataclasses.replace(settings, base_url="http://provider/v1")
     runtime = Runtime(bot, settings, transport=httpx.ASGITransport(app=fake.app))
     app = create_app(runtime, extra_routes=[Mount(FAKE_MOUNT, app=fake.app)])
-    fake._webhook_transport = httpx.ASGITransport(app=app)
+    fake.webhook_transport = httpx.ASGITransport(app=app)
     return app
 
 

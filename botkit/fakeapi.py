@@ -633,12 +633,14 @@ class FakeGoSendAPI:
         enforce_window: bool = True,
     ) -> None:
         self.messages: list[SentMessage] = []
+        self.webhook_transport = webhook_transport  # settable: the bot's app may be built after the fake
         self.requests: list[ReceivedRequest] = []
         self._clock = clock or SystemClock()
         self._webhook_url = webhook_url
         self._webhook_secret = webhook_secret
-        self._webhook_transport = webhook_transport
         self._webhook_client: httpx.AsyncClient | None = None
+        self._client_transport: httpx.AsyncBaseTransport | None = None
+        self._old_clients: list[httpx.AsyncClient] = []
         self._enforce_window = enforce_window
         self._faults: deque[_Fault] = deque()
         self._windows: dict[tuple[str, str], float] = {}
@@ -721,6 +723,8 @@ class FakeGoSendAPI:
 
     async def aclose(self) -> None:
         """Closes the webhook client."""
+        while self._old_clients:
+            await self._old_clients.pop().aclose()
         if self._webhook_client is not None:
             await self._webhook_client.aclose()
             self._webhook_client = None
@@ -772,10 +776,13 @@ class FakeGoSendAPI:
         return Delivery(envelope, body, response.status_code, _response_json(response))
 
     def _client(self) -> httpx.AsyncClient:
-        """The webhook client, made on first use."""
-        if self._webhook_client is None:
+        """The webhook client, made on first use and again when webhook_transport changes."""
+        if self._webhook_client is None or self._client_transport is not self.webhook_transport:
+            if self._webhook_client is not None:
+                self._old_clients.append(self._webhook_client)
+            self._client_transport = self.webhook_transport
             self._webhook_client = httpx.AsyncClient(
-                transport=self._webhook_transport, timeout=WEBHOOK_TIMEOUT_SECONDS
+                transport=self.webhook_transport, timeout=WEBHOOK_TIMEOUT_SECONDS
             )
         return self._webhook_client
 

@@ -264,7 +264,7 @@ class Simulator:
             self.bot, settings, clock=self.clock, transport=httpx.ASGITransport(app=self.fake.app)
         )
         self.app = create_app(self.runtime)
-        self.fake._webhook_transport = httpx.ASGITransport(app=self.app)
+        self.fake.webhook_transport = httpx.ASGITransport(app=self.app)
         await stack.enter_async_context(self.app.router.lifespan_context(self.app))
         stack.push_async_callback(self.fake.aclose)
         return self

@@ -1,0 +1,165 @@
+"""Per-user ordering, concurrency across users, and nothing lost or sent twice across a crash."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+import bots.clinic as clinic
+from botkit import Bot, Context, Conversation, State, Text, on
+from botkit.bot import Runtime
+from botkit.config import Settings
+from botkit.fakeapi import FakeGoSendAPI
+from botkit.outbox import idempotency_key
+from botkit.types import ManualClock
+from botkit.webhook import create_app
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "whsec_test_dispatch"
+PNID = "555123456789"
+
+
+class Counter(Conversation):
+    """Records every number a user sends, replies with it, and tracks how many users run at once."""
+
+    counting = State(initial=True)
+    running: int = 0
+    most: int = 0
+
+    @on.text()
+    async def count(self, ctx: Context) -> None:
+        Counter.running += 1
+        Counter.most = max(Counter.most, Counter.running)
+        await asyncio.sleep(0)  # let other users' handlers interleave, as real I/O would
+        seen = list(ctx.data.get("seen", []))  # type: ignore[arg-type]
+        ctx.data["seen"] = [*seen, int(ctx.text or 0)]
+        await ctx.send(Text(f"got {ctx.text}"))
+        Counter.running -= 1
+
+
+@asynccontextmanager
+async def running_bot(
+    bot: Bot, database: Path, fake: FakeGoSendAPI, clock: ManualClock, *, workers: bool = True
+) -> AsyncIterator[Runtime]:
+    settings = Settings(
+        base_url="http://provider/v1", api_key="gsk_test_dispatch", webhook_secrets=(SECRET,),
+        database=str(database),
+    )
+    runtime = Runtime(bot, settings, clock=clock, transport=httpx.ASGITransport(app=fake.app), workers=workers)
+    app = create_app(runtime)
+    fake.webhook_transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app):
+        yield runtime
+
+
+def provider(clock: ManualClock) -> FakeGoSendAPI:
+    return FakeGoSendAPI(clock=clock, webhook_url="http://bot/webhook", webhook_secret=SECRET)
+
+
+def text(body: str) -> dict[str, object]:
+    return {"type": "text", "text": {"body": body}}
+
+
+async def test_100_users_x_6_steps_in_flight_keep_each_users_order(tmp_path: Path) -> None:
+    clock = ManualClock()
+    fake = provider(clock)
+    users = [f"54911{i:08d}" for i in range(100)]
+
+    async def user_sends(wa_id: str) -> None:
+        for step in range(1, 7):  # each step acknowledged before the next is sent, like WhatsApp
+            delivery = await fake.receive(wa_id=wa_id, message=text(str(step)), phone_number_id=PNID)
+            assert delivery.status_code == 200
+
+    Counter.most = 0
+    async with running_bot(Bot(Counter), tmp_path / "order.db", fake, clock) as runtime:
+        await asyncio.gather(*(user_sends(wa_id) for wa_id in users))
+        await runtime.settle(within=60, autojump=clock)
+        for wa_id in users:
+            session = await runtime.store.get_session(PNID, wa_id)
+            assert session is not None
+            assert session.data["seen"] == [1, 2, 3, 4, 5, 6], wa_id
+            replies = [m.body["text"]["body"] for m in fake.messages_to(wa_id)]  # type: ignore[index,call-overload]
+            assert replies == [f"got {n}" for n in range(1, 7)], wa_id
+    assert len(fake.messages) == 600
+    assert Counter.most > 1, "users were processed one at a time, not concurrently"
+
+
+async def test_a_crash_after_the_ack_loses_nothing_and_sends_once(tmp_path: Path) -> None:
+    clock = ManualClock()
+    fake = provider(clock)
+    database = tmp_path / "crash.db"
+    async with running_bot(clinic.bot, database, fake, clock, workers=False) as first:
+        delivery = await fake.receive(wa_id="5491140123456", name="Juan", message=text("hola"), phone_number_id=PNID)
+        assert delivery.status_code == 200
+        assert await first.store.backlog() == (1, 0)
+    assert fake.messages == []  # the process "died" after acknowledging, before processing
+
+    async with running_bot(clinic.bot, database, fake, clock) as second:
+        await second.settle(autojump=clock)
+        again = await fake.redeliver(delivery)  # the provider retries: a duplicate
+        assert again.status_code == 200
+        assert again.response == {"accepted": 0, "duplicates": 1}
+        await second.settle(autojump=clock)
+        session = await second.store.get_session(PNID, "5491140123456")
+    assert session is not None and session.state == "choosing_service"
+    assert len(fake.messages) == 1
+    event_id = str(delivery.envelope["id"])
+    assert fake.messages[0].idempotency_key == idempotency_key(event_id, 0)
+
+
+async def test_a_crash_before_the_send_succeeds_sends_the_reply_once(tmp_path: Path) -> None:
+    clock = ManualClock()
+    fake = provider(clock)
+    database = tmp_path / "crash2.db"
+    fake.fail_next(503)
+    async with running_bot(clinic.bot, database, fake, clock) as first:
+        await fake.receive(wa_id="5491140123456", message=text("hola"), phone_number_id=PNID)
+        await until(lambda: len(fake.requests) >= 1)
+        [row] = await first.store.outbox()
+        assert (row.status, row.attempts) == ("pending", 1)
+    async with running_bot(clinic.bot, database, fake, clock) as second:
+        await second.settle(autojump=clock)
+        [row] = await second.store.outbox()
+    assert row.status == "sent"
+    assert len(fake.messages) == 1
+    keys = {request.headers.get("idempotency-key") for request in fake.requests}
+    assert keys == {row.idempotency_key}
+
+
+async def test_a_handler_that_raises_fails_its_event_and_keeps_the_state(tmp_path: Path) -> None:
+    class Fragile(Conversation):
+        idle = State(initial=True)
+        done = State()
+
+        @on.text("boom", to=done)
+        async def explode(self, ctx: Context) -> None:
+            raise RuntimeError("handler bug")
+
+        @on.text(to=done)
+        async def fine(self, ctx: Context) -> None:
+            await ctx.send(Text("ok"))
+
+    clock = ManualClock()
+    fake = provider(clock)
+    async with running_bot(Bot(Fragile), tmp_path / "fragile.db", fake, clock) as runtime:
+        bad = await fake.receive(wa_id="5491140123456", message=text("boom"), phone_number_id=PNID)
+        await runtime.settle(autojump=clock)
+        assert await runtime.store.event_status(str(bad.envelope["id"])) == ("failed", "RuntimeError: handler bug")
+        assert await runtime.store.get_session(PNID, "5491140123456") is None
+        await fake.receive(wa_id="5491140123456", message=text("hola"), phone_number_id=PNID)
+        await runtime.settle(autojump=clock)
+        session = await runtime.store.get_session(PNID, "5491140123456")
+    assert session is not None and session.state == "done"
+    assert [m.type for m in fake.messages] == ["text"]
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    async with asyncio.timeout(within):
+        while not condition():
+            await asyncio.sleep(0.005)
