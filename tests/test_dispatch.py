@@ -161,5 +161,5 @@ async def test_a_handler_that_raises_fails_its_event_and_keeps_the_state(tmp_pat
 
 async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
     async with asyncio.timeout(within):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 - polls state the fake does not signal
             await asyncio.sleep(0.005)

@@ -295,8 +295,13 @@ class SqliteStore:
         await self._run(partial(_release, owner))
 
     async def next_send_due(self) -> float | None:
-        """The earliest next_attempt_at among pending sends."""
-        found = await self._one("SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'")
+        """When the first send becomes claimable: the earliest head of a lane, due and free."""
+        found = await self._one(
+            "SELECT min(max(next_attempt_at, coalesce(claimed_until, 0))) FROM outbox o"
+            " WHERE status = 'pending' AND NOT EXISTS (SELECT 1 FROM outbox e"
+            " WHERE e.status = 'pending' AND e.phone_number_id = o.phone_number_id"
+            " AND e.wa_id = o.wa_id AND e.seq < o.seq)"
+        )
         return float(found[0]) if found and found[0] is not None else None
 
     async def backlog(self) -> tuple[int, int]:

@@ -1,0 +1,28 @@
+# botkit webhook service. .ci/run repeats these steps in a venv (scripts/check-image), since CI has no Docker engine.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    BOTKIT_BOT=bots.clinic \
+    BOTKIT_DATABASE=/data/botkit.db \
+    PORT=8000
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY botkit ./botkit
+RUN pip install .
+COPY bots ./bots
+
+RUN useradd --system --uid 10001 --home-dir /app botkit \
+    && mkdir -p /data && chown botkit /data
+USER botkit
+VOLUME ["/data"]
+EXPOSE 8000
+
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+    CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8000\")}/healthz', timeout=2)"
+
+# Configured from the environment: GOSENDAPI_API_KEY, GOSENDAPI_WEBHOOK_SECRET (required here),
+# GOSENDAPI_PHONE_NUMBER_ID, GOSENDAPI_BASE_URL, BOTKIT_DATABASE, BOTKIT_API_TOKEN.
+CMD ["sh", "-c", "exec botkit run \"$BOTKIT_BOT\" --host 0.0.0.0 --port \"$PORT\" --require-provider"]

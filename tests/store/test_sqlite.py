@@ -1,0 +1,193 @@
+"""SqliteStore: the Store contract on a real file, and what only SQLite does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from botkit.exceptions import StoreError
+from botkit.store import open_store
+from botkit.store.base import SCHEMA_VERSION, Store
+from botkit.store.sqlite import SqliteStore, sqlite_path
+
+from .contract import LEASE, NOW, StoreContract, StoreFactory, event, ids
+
+
+def schema_version(path: Path) -> str:
+    """The schema version written in the file, read without botkit."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        [(value,)] = db.execute("SELECT value FROM botkit_meta WHERE key = 'schema'").fetchall()
+    return str(value)
+
+
+def set_schema_version(path: Path, version: int) -> None:
+    """Pretends that a newer botkit wrote the file."""
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE botkit_meta SET value = ? WHERE key = 'schema'", (str(version),))
+
+
+class TestSqliteStore(StoreContract):
+    """The contract, on SQLite."""
+
+    @pytest.fixture
+    def make_store(self, tmp_path: Path) -> StoreFactory:
+        return lambda: SqliteStore(tmp_path / "x.db")
+
+    @pytest.fixture
+    async def store(self, make_store: StoreFactory) -> AsyncIterator[Store]:
+        store = make_store()
+        await store.open()
+        yield store
+        await store.aclose()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "x.db"
+
+
+@pytest.fixture
+async def sqlite_store(db_path: Path) -> AsyncIterator[SqliteStore]:
+    async with SqliteStore(db_path) as store:
+        yield store
+
+
+@pytest.mark.anyio
+async def test_the_schema_version_is_stored_in_the_file(
+    sqlite_store: SqliteStore, db_path: Path
+) -> None:
+    assert schema_version(db_path) == str(SCHEMA_VERSION)
+
+
+@pytest.mark.anyio
+async def test_a_file_from_a_newer_botkit_is_refused_naming_both_versions(db_path: Path) -> None:
+    async with SqliteStore(db_path):
+        pass
+    newer = SCHEMA_VERSION + 1
+    set_schema_version(db_path, newer)
+    store = SqliteStore(db_path)
+    try:
+        with pytest.raises(StoreError) as caught:
+            await store.open()
+    finally:
+        await store.aclose()
+    message = str(caught.value)
+    assert f"schema version {newer}" in message
+    assert f"botkit's {SCHEMA_VERSION}" in message
+    assert schema_version(db_path) == str(newer)  # not overwritten
+
+
+@pytest.mark.anyio
+async def test_a_refused_file_leaves_the_store_closed(db_path: Path) -> None:
+    async with SqliteStore(db_path):
+        pass
+    set_schema_version(db_path, SCHEMA_VERSION + 1)
+    store = SqliteStore(db_path)
+    try:
+        with pytest.raises(StoreError):
+            await store.open()
+        with pytest.raises(StoreError, match="not open"):
+            _ = store.db
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.anyio
+async def test_wal_mode_is_on(sqlite_store: SqliteStore) -> None:
+    [(mode,)] = await sqlite_store.db.execute_fetchall("PRAGMA journal_mode")
+    assert mode == "wal"
+
+
+@pytest.mark.anyio
+async def test_reopening_releases_the_claims_of_a_process_that_died(
+    sqlite_store: SqliteStore, db_path: Path
+) -> None:
+    await sqlite_store.add_events([event("a1")], NOW)
+    assert ids(await sqlite_store.claim_events("dead", 1, 10 * LEASE, NOW)) == ["a1"]
+    await sqlite_store.aclose()
+    async with SqliteStore(db_path) as again:
+        [item] = await again.claim_events("alive", 1, LEASE, NOW)
+    assert (item.event_id, item.attempts) == ("a1", 2)
+
+
+@pytest.mark.anyio
+async def test_add_events_on_a_store_that_is_not_open_raises(db_path: Path) -> None:
+    with pytest.raises(StoreError, match="not open"):
+        await SqliteStore(db_path).add_events([event("a1")], NOW)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("head_start", [0, 1, 3])
+async def test_add_events_racing_aclose_is_stored_or_refused_never_stranded(
+    db_path: Path, head_start: int
+) -> None:
+    store = SqliteStore(db_path)
+    await store.open()
+    calls = [asyncio.create_task(store.add_events([event(f"e{i}")], NOW)) for i in range(3)]
+    for _ in range(head_start):  # let some calls reach the queue before aclose starts
+        await asyncio.sleep(0)
+    await store.aclose()
+    try:
+        _, stranded = await asyncio.wait(calls, timeout=2)  # a bound for the failure case only
+        assert not stranded, "add_events never returned"
+    finally:
+        for call in calls:
+            call.cancel()
+    stored = []
+    for i, call in enumerate(calls):
+        error = call.exception()
+        assert error is None or isinstance(error, StoreError)
+        if error is None:
+            assert call.result() == [True]
+            stored.append(f"e{i}")
+    async with SqliteStore(db_path) as again:
+        for event_id in stored:
+            assert await again.event_status(event_id) == ("pending", None)
+        assert (await again.backlog())[0] == len(stored)
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("x.db", "x.db"),
+        ("data/bot.db", "data/bot.db"),
+        ("/abs/x.db", "/abs/x.db"),
+        ("sqlite:///rel.db", "rel.db"),
+        ("sqlite:////abs/x.db", "/abs/x.db"),
+        ("sqlite:///", ":memory:"),
+    ],
+)
+def test_sqlite_path_reads_paths_and_sqlite_urls(url: str, path: str) -> None:
+    assert sqlite_path(url) == path
+
+
+@pytest.mark.parametrize("url", ["sqlite://host/x.db", "sqlite://"])
+def test_sqlite_path_refuses_a_url_with_a_host(url: str) -> None:
+    with pytest.raises(StoreError, match=re.escape("must look like sqlite:///relative.db")):
+        sqlite_path(url)
+
+
+def test_open_store_gives_a_sqlite_store_for_a_path_or_sqlite_url(tmp_path: Path) -> None:
+    by_path = open_store(str(tmp_path / "x.db"))
+    by_url = open_store(f"sqlite:///{tmp_path / 'y.db'}")
+    assert isinstance(by_path, SqliteStore)
+    assert isinstance(by_url, SqliteStore)
+    assert by_path.path == str(tmp_path / "x.db")
+    assert by_url.path == str(tmp_path / "y.db")
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@db/botkit", "postgres://u@db/botkit"])
+def test_open_store_refuses_postgresql_for_now(url: str) -> None:
+    with pytest.raises(StoreError, match="PostgreSQL"):
+        open_store(url)
+
+
+def test_open_store_refuses_an_unknown_scheme() -> None:
+    with pytest.raises(StoreError, match="unknown scheme"):
+        open_store("mysql://u@db/botkit")
