@@ -19,6 +19,7 @@ from botkit.sender import Sender
 from botkit.store import Store, open_store
 from botkit.store.base import NewEvent
 from botkit.types import Clock, SystemClock
+from botkit.worker import WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class Runtime:
         clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         workers: bool = True,
+        worker_process: WorkerProcess | None = None,
     ) -> None:
         self.bot = bot
         self.settings = settings
@@ -63,22 +65,33 @@ class Runtime:
         self.dispatcher = Dispatcher(
             self.store, bot.conversation(), self.clock, on_commit=self.outbox.wake
         )
-        self.workers = workers
+        self.worker_process = worker_process
+        self.workers = workers and worker_process is None  # in this process
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
-        """Opens the store and runs the workers (in a TaskGroup) for the duration of the block."""
+        """Opens the store and runs the workers (in a TaskGroup) for the duration of the block.
+
+        Workers run here, or in the worker process when one is given (`botkit run`).
+        """
         await self.store.open()
         try:
+            if self.workers:  # single-node: claims left by a process that died are stale
+                await self.store.release_claims(None)
             async with asyncio.TaskGroup() as group:
                 if self.workers:
                     group.create_task(self.dispatcher.run(), name="botkit-dispatcher")
                     group.create_task(self.outbox.run(), name="botkit-outbox")
+                if self.worker_process is not None:
+                    group.create_task(self.worker_process.run(), name="botkit-worker-process")
+                    await self.worker_process.started()
                 try:
                     yield self
                 finally:
                     self.dispatcher.stop()
                     self.outbox.stop()
+                    if self.worker_process is not None:
+                        await self.worker_process.stop()
         finally:
             await self.sender.aclose()
             await self.store.aclose()
@@ -90,6 +103,8 @@ class Runtime:
         )
         if any(flags):
             self.dispatcher.wake()
+            if self.worker_process is not None:
+                self.worker_process.wake()
         return flags
 
     async def settle(self, *, within: float = 10.0, autojump: Clock | None = None) -> None:

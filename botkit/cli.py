@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import httpx
 import uvicorn
@@ -19,6 +20,7 @@ from botkit.config import DEV_WEBHOOK_SECRET, Settings
 from botkit.exceptions import BotkitError
 from botkit.fakeapi import FakeGoSendAPI, serve
 from botkit.webhook import create_app
+from botkit.worker import WorkerProcess, read_wakeups, worker_command
 
 log = logging.getLogger("botkit")
 
@@ -47,10 +49,15 @@ def load_bot(target: str) -> Bot:
     return bots[0]
 
 
-def build_app(bot: Bot, settings: Settings) -> Starlette:
-    """The service for `bot`: against GoSendAPI, or against the built-in fake when no key is set."""
+def build_app(bot: Bot, settings: Settings, *, target: str | None = None) -> Starlette:
+    """The service for `bot`: against GoSendAPI, or against the built-in fake when no key is set.
+
+    With a `target` (the bot's import path) and a real provider, the workers run in a child
+    process; against the in-process fake they run inline.
+    """
     if not settings.uses_fake_provider:
-        return create_app(Runtime(bot, settings))
+        process = WorkerProcess(worker_command(target)) if target else None
+        return create_app(Runtime(bot, settings, worker_process=process))
     fake = FakeGoSendAPI(
         webhook_url="http://bot/webhook", webhook_secret=settings.webhook_secrets[0]
     )
@@ -64,7 +71,7 @@ def build_app(bot: Bot, settings: Settings) -> Starlette:
 def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env(require_provider=args.require_provider)
     bot = load_bot(args.target)
-    app = build_app(bot, settings)
+    app = build_app(bot, settings, target=args.target if args.workers == "process" else None)
     where = f"http://{args.host}:{args.port}"
     if settings.uses_fake_provider:
         secret = (
@@ -84,6 +91,28 @@ def _run(args: argparse.Namespace) -> int:
         )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    runtime = Runtime(load_bot(args.target), settings)
+
+    async def work() -> None:
+        async with runtime.running():
+            await read_wakeups(runtime.dispatcher.wake)
+
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(work())
+    return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is installed except on Windows
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _fake_api(args: argparse.Namespace) -> int:
@@ -107,7 +136,16 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fail unless GOSENDAPI_API_KEY and GOSENDAPI_WEBHOOK_SECRET are set (no fake provider)",
     )
+    run.add_argument(
+        "--workers",
+        choices=["process", "inline"],
+        default="process",
+        help="run handlers and sends in a child process (default; inline against the fake provider)",
+    )
     run.set_defaults(func=_run)
+    worker = commands.add_parser("worker", help="(started by `botkit run`) a bot's workers")
+    worker.add_argument("target", metavar="MODULE[:ATTR]")
+    worker.set_defaults(func=_worker)
     fake = commands.add_parser("fake-api", help="serve the fake GoSendAPI")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=8001)

@@ -94,7 +94,7 @@ def _int(env: Mapping[str, str], name: str, default: int, problems: list[str]) -
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         problems.append(f"{name} must be a positive whole number, not {raw!r}")
         return default
     return int(raw)

@@ -238,6 +238,7 @@ class _Table:
     patterns: list[tuple[Route, str, Handler]] = field(default_factory=list)
     regexes: list[tuple[Route, Handler]] = field(default_factory=list)
     any: dict[str, tuple[Route, Handler]] = field(default_factory=dict)
+    seen: dict[tuple[str, str], tuple[Route, Handler]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -377,10 +378,12 @@ def _index(owner: str, state: str, table: _Table, route: Route, handler: Handler
     ):
         _claim(owner, state, table.any, route.kind, route, handler)
     elif route.regex is not None:
+        _claim(owner, state, table.seen, ("text regex", route.regex.pattern), route, handler)
         table.regexes.append((route, handler))
     else:
         for key in route.keys:
             if route.kind == "payload" and "*" in key:
+                _claim(owner, state, table.seen, ("payload pattern", key), route, handler)
                 table.patterns.append((route, key, handler))
             else:
                 _claim(owner, state, table.exact, (route.kind, key), route, handler)
@@ -469,6 +472,10 @@ def _decorator(
 ) -> Callable[[F], F]:
     if isinstance(states, str | State):
         states = [states]
+    if states is not None and not states:
+        raise DefinitionError(
+            f"on.{kind}: states=[] matches no state; omit states= to handle it in every state"
+        )
     declared = _Declared(kind, keys, tuple(states) if states is not None else None, to, regex)
 
     def register(func: F) -> F:

@@ -115,7 +115,11 @@ class Dispatcher:
         outcomes: list[EventOutcome] = []
         async with self._slots:
             for item in items:
-                outcome = await self._process(item, session)
+                try:
+                    outcome = await self._process(item, session)
+                except Exception as exc:  # one bad event must not hold up the batch
+                    log.exception("event %s could not be processed", item.event_id)
+                    outcome = EventOutcome(item.seq, FAILED, f"{type(exc).__name__}: {exc}")
                 session = outcome.session or session
                 outcomes.append(outcome)
         return outcomes

@@ -342,6 +342,9 @@ def _opt_numeric_id(parent: JSONObject, key: str, path: str) -> str | None:
     return _opt_ident(parent, key, path)
 
 
+MAX_TIMESTAMP = 10**11  # year 5138: anything later is not a message's send time
+
+
 def _integer(value: JSON) -> int | None:
     """`value` as an integer when it is one or a string of digits, else None."""
     if isinstance(value, bool):
@@ -351,14 +354,15 @@ def _integer(value: JSON) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     text = value.strip() if isinstance(value, str) else ""
-    return int(text) if text.isascii() and text.isdigit() else None
+    # 20 digits is far past any Unix time; longer strings are refused before int() parses them
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
 
 
 def _timestamp(parent: JSONObject, key: str, path: str) -> int:
     """Unix seconds, which Meta sends as a string of digits and others as a number."""
     value = _required(parent, key, path)
     seconds = _integer(value)
-    if seconds is None or seconds < 0:
+    if seconds is None or not 0 <= seconds <= MAX_TIMESTAMP:
         raise _wrong("Unix seconds (an integer or a string of digits)", value, _at(path, key))
     return seconds
 

@@ -633,7 +633,9 @@ class FakeGoSendAPI:
         enforce_window: bool = True,
     ) -> None:
         self.messages: list[SentMessage] = []
-        self.webhook_transport = webhook_transport  # settable: the bot's app may be built after the fake
+        self.webhook_transport = (
+            webhook_transport  # settable: the bot's app may be built after the fake
+        )
         self.requests: list[ReceivedRequest] = []
         self._clock = clock or SystemClock()
         self._webhook_url = webhook_url

@@ -290,13 +290,8 @@ def test_a_prompt_that_is_not_a_message_is_refused(prompt: object) -> None:
     assert f"not {type(prompt).__name__}" in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: conversation.py treats states=[] like states=None (`route.states or ...` in "
-    "_build_spec and _machine), so a handler meant for no state handles every state",
-)
 def test_an_empty_states_list_is_refused() -> None:
-    with pytest.raises(DefinitionError):
+    with pytest.raises(DefinitionError, match=r"states=\[\] matches no state"):
 
         class Chat(Conversation):
             idle = State(initial=True)
@@ -305,13 +300,8 @@ def test_an_empty_states_list_is_refused() -> None:
             def hello(self, ctx: Context) -> None: ...
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: conversation.py _index appends payload patterns without _claim, so two "
-    "handlers for the same pattern in one state are accepted and the second never runs",
-)
 def test_two_handlers_for_one_payload_pattern_in_one_state_are_refused() -> None:
-    with pytest.raises(DefinitionError):
+    with pytest.raises(DefinitionError, match="two handlers for 'payload pattern confirm_yes_apt_"):
 
         class Reminders(Conversation):
             idle = State(initial=True)

@@ -198,8 +198,8 @@ class Store(Protocol):
         """Records the results of delivery attempts and releases the rows."""
         ...
 
-    async def release_claims(self, owner: str) -> None:
-        """Gives back every row `owner` still holds (on shutdown)."""
+    async def release_claims(self, owner: str | None) -> None:
+        """Gives back every row `owner` holds; None: every claim (a single-node store at start-up)."""
         ...
 
     async def next_send_due(self) -> float | None:

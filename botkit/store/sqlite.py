@@ -105,8 +105,9 @@ _UPSERT_SESSION = (
     " last_inbound_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET conversation = excluded.conversation,"
     " state = excluded.state, data = excluded.data, version = excluded.version,"
-    " last_inbound_at = max(coalesce(sessions.last_inbound_at, 0),"
-    " coalesce(excluded.last_inbound_at, 0)), updated_at = excluded.updated_at"
+    " last_inbound_at = max(coalesce(sessions.last_inbound_at, excluded.last_inbound_at),"
+    " coalesce(excluded.last_inbound_at, sessions.last_inbound_at)),"
+    " updated_at = excluded.updated_at"
 )
 _INSERT_SEND = (
     "INSERT OR IGNORE INTO outbox (phone_number_id, wa_id, idempotency_key, type, payload, cause,"
@@ -186,21 +187,19 @@ class SqliteStore:
         return result
 
     async def open(self) -> None:
-        """Opens the file, sets WAL, creates or migrates the schema, releases stale claims."""
+        """Opens the file, sets WAL, creates or migrates the schema."""
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute(f"PRAGMA synchronous={self._synchronous}")
-        await self._db.execute("PRAGMA busy_timeout=5000")
         try:
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute(f"PRAGMA synchronous={self._synchronous}")
+            await self._db.execute("PRAGMA busy_timeout=5000")
             await self._run(partial(_migrate, self.path))
         except BaseException:
             await self._db.close()
             self._db = None
             raise
-        # Single-node store: claims left by a process that died are stale.
-        await self.release_claims(None)
         self._closing = False
         self._flusher = asyncio.create_task(self._flush_forever(), name="botkit-sqlite-inbox")
 
@@ -232,19 +231,19 @@ class SqliteStore:
             batch = [await self._queue.get()]
             while not self._queue.empty() and len(batch) < self._batch:
                 batch.append(self._queue.get_nowait())
-            results: list[list[bool]] | list[StoreError]
             try:
                 results = await self._run(partial(_insert_events, batch))
             except Exception as exc:  # every waiter learns of the failure; nothing is acked
                 log.exception("inbox write failed")
                 failure = StoreError(f"could not store the event: {exc}")
-                results = [failure] * len(batch)
-            for (_, _, future), result in zip(batch, results, strict=True):
-                if not future.done():
-                    if isinstance(result, StoreError):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(failure)
+            else:
+                for (_, _, future), flags in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(flags)
+            for _ in batch:
                 self._queue.task_done()
 
     async def claim_events(

@@ -105,13 +105,16 @@ async def test_wal_mode_is_on(sqlite_store: SqliteStore) -> None:
 
 
 @pytest.mark.anyio
-async def test_reopening_releases_the_claims_of_a_process_that_died(
+async def test_releasing_every_claim_frees_those_of_a_process_that_died(
     sqlite_store: SqliteStore, db_path: Path
 ) -> None:
+    # What a Runtime that runs workers does at start-up (SQLite is single-node).
     await sqlite_store.add_events([event("a1")], NOW)
     assert ids(await sqlite_store.claim_events("dead", 1, 10 * LEASE, NOW)) == ["a1"]
     await sqlite_store.aclose()
     async with SqliteStore(db_path) as again:
+        assert await again.claim_events("alive", 1, LEASE, NOW) == []  # reopening alone keeps it
+        await again.release_claims(None)
         [item] = await again.claim_events("alive", 1, LEASE, NOW)
     assert (item.event_id, item.attempts) == ("a1", 2)
 
