@@ -129,7 +129,7 @@ def run_wrk(wrk: str, port: int, events: Path, args: argparse.Namespace) -> dict
 
 
 def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=open("/tmp/bench_stderr.log", "a"))
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

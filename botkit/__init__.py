@@ -55,7 +55,7 @@ from botkit.messages import (
     Video,
     VideoParam,
 )
-from botkit.simulator import Simulator
+from botkit.simulator import Simulator, SimulatorError
 
 __all__ = [
     "Audio",
@@ -96,6 +96,7 @@ __all__ = [
     "Section",
     "Settings",
     "Simulator",
+    "SimulatorError",
     "State",
     "StatusUpdate",
     "Sticker",

@@ -33,8 +33,10 @@ class WorkerProcess:
     async def run(self) -> None:
         """Keeps a child running until stopped; a child that dies is restarted after a pause."""
         while not self._stopping:
+            # A session of its own: Ctrl-C in a terminal signals the whole process group, and
+            # the child must stop when the parent closes its stdin, after the parent's shutdown.
             self._process = await asyncio.create_subprocess_exec(
-                *self.command, stdin=asyncio.subprocess.PIPE
+                *self.command, stdin=asyncio.subprocess.PIPE, start_new_session=True
             )
             self._started.set()
             code = await self._process.wait()
@@ -71,9 +73,9 @@ class WorkerProcess:
                 await process.wait()
 
 
-def worker_command(target: str) -> list[str]:
+def worker_command(target: str, log_level: str = "info") -> list[str]:
     """The command line of the child that runs `target`'s workers."""
-    return [sys.executable, "-m", "botkit.cli", "worker", target]
+    return [sys.executable, "-m", "botkit.cli", "worker", target, "--log-level", log_level]
 
 
 async def read_wakeups(on_wake: Callable[[], None]) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -146,6 +147,7 @@ def sqlite_path(url: str) -> str:
 
 
 _T = TypeVar("_T")
+LOCK_WAIT = 10.0  # seconds a transaction waits for another process's write before failing
 
 
 class SqliteStore:
@@ -186,6 +188,12 @@ class SqliteStore:
         result: _T = await db._execute(_transaction, db._conn, work)  # type: ignore[no-untyped-call]
         return result
 
+    async def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Runs `work` in the connection's thread outside any write transaction (WAL reads)."""
+        db = self.db
+        result: _T = await db._execute(work, db._conn)  # type: ignore[no-untyped-call]
+        return result
+
     async def open(self) -> None:
         """Opens the file, sets WAL, creates or migrates the schema."""
         if self.path != ":memory:":
@@ -194,7 +202,7 @@ class SqliteStore:
         try:
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._db.execute(f"PRAGMA synchronous={self._synchronous}")
-            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._db.execute("PRAGMA busy_timeout=0")  # see _begin
             await self._run(partial(_migrate, self.path))
         except BaseException:
             await self._db.close()
@@ -250,7 +258,13 @@ class SqliteStore:
         self, owner: str, limit: int, lease: float, now: float
     ) -> list[InboxItem]:
         """Claims up to `limit` pending events whose lanes are free, in order."""
-        return await self._run(partial(_claim_events, owner, limit, lease, now))
+        rows = await self._read(partial(_candidates, _CLAIMABLE_EVENTS, now, limit))
+        extra = ", attempts = attempts + 1"
+        held = await self._run(partial(_claim, "inbox", (3, 4), rows, owner, now, lease, extra))
+        return [
+            InboxItem(row[0], row[1], row[2], row[3], row[4], codec.loads(row[5]), row[6] + 1)
+            for row in held
+        ]
 
     async def load_sessions(self, lanes: Sequence[tuple[str, str]]) -> dict[str, Session]:
         """The existing sessions among `lanes`, keyed by lane."""
@@ -262,7 +276,11 @@ class SqliteStore:
         self, owner: str, outcomes: Sequence[EventOutcome], now: float
     ) -> None:
         """Commits a batch of processed events with their sessions, sends and statuses."""
-        await self._run(partial(_complete_events, owner, outcomes, now))
+        finished = [(o.status, o.error, now, o.seq, owner) for o in outcomes]
+        sessions = [_session_row(o.session, now) for o in outcomes if o.session]
+        sends = [_send_row(send, now) for o in outcomes for send in o.sends]
+        statuses = [_status_row(o, now) for o in outcomes if o.delivery]
+        await self._run(partial(_complete_events, owner, finished, sessions, sends, statuses))
 
     # -- outbox --------------------------------------------------------------------------
 
@@ -270,7 +288,12 @@ class SqliteStore:
         self, owner: str, limit: int, lease: float, now: float
     ) -> list[OutboxItem]:
         """Claims up to `limit` due sends whose lanes are free, in order."""
-        return await self._run(partial(_claim_outbox, owner, limit, lease, now))
+        rows = await self._read(partial(_candidates, _CLAIMABLE_SENDS, now, limit))
+        held = await self._run(partial(_claim, "outbox", (1, 2), rows, owner, now, lease, ""))
+        return [
+            OutboxItem(row[0], row[1], row[2], row[3], row[4], codec.loads(row[5]), row[6])
+            for row in held
+        ]
 
     async def record_sends(self, owner: str, outcomes: Sequence[SendOutcome], now: float) -> None:
         """Stores the results of delivery attempts and releases their rows."""
@@ -344,7 +367,7 @@ class SqliteStore:
 
 
 def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
-    db.execute("BEGIN IMMEDIATE")
+    _begin(db)
     try:
         result = work(db)
     except BaseException:
@@ -352,6 +375,25 @@ def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T
         raise
     db.execute("COMMIT")
     return result
+
+
+def _begin(db: sqlite3.Connection, within: float = LOCK_WAIT) -> None:
+    """BEGIN IMMEDIATE, retried every few hundred microseconds while another process writes.
+
+    SQLite's own busy handler backs off to 50-100 ms sleeps, which a web server and its worker
+    process writing the same file turn into long acknowledgement tails (bench/webhook.py).
+    """
+    deadline = time.monotonic() + within
+    pause = 0.0001
+    while True:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.001)
 
 
 def _migrate(path: str, db: sqlite3.Connection) -> None:
@@ -422,32 +464,59 @@ _CLAIMABLE_SENDS = (
 )
 
 
-def _claim_events(
-    owner: str, limit: int, lease: float, now: float, db: sqlite3.Connection
-) -> list[InboxItem]:
-    """The oldest pending events of lanes with no earlier event held by anyone."""
-    chosen = db.execute(_CLAIMABLE_EVENTS, {"now": now, "limit": limit}).fetchall()
-    _mark_claimed(db, "inbox", chosen, owner, now + lease, ", attempts = attempts + 1")
-    return [
-        InboxItem(row[0], row[1], row[2], row[3], row[4], codec.loads(row[5]), row[6] + 1)
-        for row in chosen
-    ]
+def _candidates(sql: str, now: float, limit: int, db: sqlite3.Connection) -> list[Any]:
+    """Claimable rows as of a read snapshot; `_claim` takes them under the write lock."""
+    return db.execute(sql, {"now": now, "limit": limit}).fetchall()
 
 
-def _mark_claimed(
-    db: sqlite3.Connection,
+def _claim(
     table: str,
+    lane_at: tuple[int, int],
     rows: Sequence[Any],
     owner: str,
-    until: float,
-    extra: str = "",
-) -> None:
-    if rows:
-        db.execute(
-            f"UPDATE {table} SET claimed_by = ?, claimed_until = ?{extra}"
-            f" WHERE seq IN ({_marks(len(rows))})",
-            [owner, until, *(row[0] for row in rows)],
+    now: float,
+    lease: float,
+    extra: str,
+    db: sqlite3.Connection,
+) -> list[Any]:
+    """Claims `rows` unless someone took them since they were read; keeps lanes in order.
+
+    The expensive search ran outside the write lock (`_candidates`), so this transaction is
+    short. A row another worker claimed in between is dropped with the rest of its lane.
+    """
+    if not rows:
+        return []
+    seqs = [row[0] for row in rows]
+    marks = _marks(len(seqs))
+    cursor = db.execute(
+        f"UPDATE {table} SET claimed_by = ?, claimed_until = ?{extra} WHERE seq IN ({marks})"
+        " AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= ?)",
+        [owner, now + lease, *seqs, now],
+    )
+    if cursor.rowcount == len(rows):
+        return list(rows)
+    got = {
+        seq
+        for (seq,) in db.execute(
+            f"SELECT seq FROM {table} WHERE claimed_by = ? AND claimed_until = ? AND seq IN ({marks})",
+            [owner, now + lease, *seqs],
         )
+    }
+    kept, broken = [], set()
+    for row in rows:
+        lane = (row[lane_at[0]], row[lane_at[1]])
+        if lane in broken or row[0] not in got:
+            broken.add(lane)
+        else:
+            kept.append(row)
+    dropped = [seq for seq in got if seq not in {row[0] for row in kept}]
+    if dropped:
+        db.execute(
+            f"UPDATE {table} SET claimed_by = NULL, claimed_until = NULL"
+            f" WHERE seq IN ({_marks(len(dropped))})",
+            dropped,
+        )
+    return kept
 
 
 def _load_sessions(lanes: Sequence[tuple[str, str]], db: sqlite3.Connection) -> dict[str, Session]:
@@ -461,30 +530,22 @@ def _load_sessions(lanes: Sequence[tuple[str, str]], db: sqlite3.Connection) -> 
 
 
 def _complete_events(
-    owner: str, outcomes: Sequence[EventOutcome], now: float, db: sqlite3.Connection
+    owner: str,
+    finished: Sequence[tuple[Any, ...]],
+    sessions: Sequence[tuple[Any, ...]],
+    sends: Sequence[tuple[Any, ...]],
+    statuses: Sequence[tuple[Any, ...]],
+    db: sqlite3.Connection,
 ) -> None:
-    finished = [(o.status, o.error, now, o.seq, owner) for o in outcomes]
     cursor = db.executemany(_FINISH_EVENT, finished)
-    if cursor.rowcount != len(outcomes):
+    if cursor.rowcount != len(finished):
         raise StoreError(
-            f"{len(outcomes) - cursor.rowcount} of {len(outcomes)} events were no longer "
+            f"{len(finished) - cursor.rowcount} of {len(finished)} events were no longer "
             f"claimed by {owner} (lease expired?); the batch is rolled back"
         )
-    db.executemany(_UPSERT_SESSION, [_session_row(o.session, now) for o in outcomes if o.session])
-    db.executemany(_INSERT_SEND, [_send_row(send, now) for o in outcomes for send in o.sends])
-    db.executemany(_UPSERT_STATUS, [_status_row(o, now) for o in outcomes if o.delivery])
-
-
-def _claim_outbox(
-    owner: str, limit: int, lease: float, now: float, db: sqlite3.Connection
-) -> list[OutboxItem]:
-    """The oldest due sends of lanes with no earlier send held or waiting for a retry."""
-    chosen = db.execute(_CLAIMABLE_SENDS, {"now": now, "limit": limit}).fetchall()
-    _mark_claimed(db, "outbox", chosen, owner, now + lease)
-    return [
-        OutboxItem(row[0], row[1], row[2], row[3], row[4], codec.loads(row[5]), row[6])
-        for row in chosen
-    ]
+    db.executemany(_UPSERT_SESSION, sessions)
+    db.executemany(_INSERT_SEND, sends)
+    db.executemany(_UPSERT_STATUS, statuses)
 
 
 def _release(owner: str | None, db: sqlite3.Connection) -> None:

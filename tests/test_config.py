@@ -1,0 +1,187 @@
+"""Tests for botkit.config: Settings.from_env reads an injected environment, checks it all at once."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from botkit.config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_DATABASE,
+    DEV_WEBHOOK_SECRET,
+    MAX_BODY_BYTES,
+    Settings,
+)
+from botkit.exceptions import BotkitError, ConfigError
+
+KEY = "gsk_test_0123456789abcdef"
+SECRET = "whsec_0123456789"
+
+
+def problems_of(env: dict[str, str], *, require_provider: bool = False) -> tuple[str, ...]:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env, require_provider=require_provider)
+    return caught.value.problems
+
+
+def test_an_empty_environment_runs_against_the_fake_provider() -> None:
+    settings = Settings.from_env({})
+    assert settings.uses_fake_provider
+    assert settings.api_key is None
+    assert settings.base_url == DEFAULT_BASE_URL == "https://cloud.gosendapi.com/v1"
+    assert settings.database == DEFAULT_DATABASE == "botkit.db"
+    assert settings.webhook_secrets == (DEV_WEBHOOK_SECRET,)
+    assert settings.phone_number_id is None
+    assert settings.api_token is None
+    assert settings.max_body_bytes == MAX_BODY_BYTES == 1024 * 1024
+    assert settings.send_concurrency == 16
+
+
+def test_a_full_environment_is_read() -> None:
+    env = {
+        "GOSENDAPI_API_KEY": KEY,
+        "GOSENDAPI_WEBHOOK_SECRET": SECRET,
+        "GOSENDAPI_PHONE_NUMBER_ID": "555123456789",
+        "GOSENDAPI_BASE_URL": "http://localhost:8001/v1/",
+        "BOTKIT_DATABASE": "sqlite:////var/lib/botkit/bot.db",
+        "BOTKIT_API_TOKEN": "tok_1",
+        "BOTKIT_SEND_CONCURRENCY": "4",
+    }
+    settings = Settings.from_env(env, require_provider=True)
+    assert not settings.uses_fake_provider
+    assert settings.api_key == KEY
+    assert settings.webhook_secrets == (SECRET,)
+    assert settings.phone_number_id == "555123456789"
+    assert settings.base_url == "http://localhost:8001/v1"  # no trailing slash to double up
+    assert settings.database == "sqlite:////var/lib/botkit/bot.db"
+    assert settings.api_token == "tok_1"
+    assert settings.send_concurrency == 4
+
+
+def test_a_live_key_is_accepted() -> None:
+    settings = Settings.from_env(
+        {"GOSENDAPI_API_KEY": "gsk_live_abc", "GOSENDAPI_WEBHOOK_SECRET": SECRET}
+    )
+    assert settings.api_key == "gsk_live_abc"
+
+
+def test_blank_values_count_as_unset() -> None:
+    env = {
+        "GOSENDAPI_API_KEY": "   ",
+        "GOSENDAPI_WEBHOOK_SECRET": " , ",
+        "GOSENDAPI_BASE_URL": " ",
+        "BOTKIT_DATABASE": "",
+        "BOTKIT_SEND_CONCURRENCY": " ",
+    }
+    settings = Settings.from_env(env)
+    assert settings.uses_fake_provider
+    assert settings.webhook_secrets == (DEV_WEBHOOK_SECRET,)
+    assert settings.base_url == DEFAULT_BASE_URL
+    assert settings.database == DEFAULT_DATABASE
+    assert settings.send_concurrency == 16
+
+
+def test_every_problem_is_listed_at_once() -> None:
+    env = {
+        "GOSENDAPI_API_KEY": "sk_live_wrong_prefix",
+        "GOSENDAPI_PHONE_NUMBER_ID": "+1 555 000 1111",
+        "GOSENDAPI_BASE_URL": "cloud.gosendapi.com/v1",
+        "BOTKIT_SEND_CONCURRENCY": "lots",
+    }
+    problems = problems_of(env)
+    assert len(problems) == 5, problems
+    key, secret, phone, url, concurrency = problems
+    assert "GOSENDAPI_API_KEY" in key and "gsk_test_" in key and "gsk_live_" in key
+    assert "GOSENDAPI_WEBHOOK_SECRET" in secret and "is not set" in secret
+    assert "GOSENDAPI_PHONE_NUMBER_ID" in phone and "'+1 555 000 1111'" in phone
+    assert "GOSENDAPI_BASE_URL" in url and "'cloud.gosendapi.com/v1'" in url
+    assert "BOTKIT_SEND_CONCURRENCY" in concurrency and "'lots'" in concurrency
+
+
+def test_the_error_message_shows_every_problem() -> None:
+    env = {"GOSENDAPI_API_KEY": "nope", "BOTKIT_SEND_CONCURRENCY": "0"}
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    message = str(caught.value)
+    assert isinstance(caught.value, BotkitError)
+    for problem in caught.value.problems:
+        assert problem in message
+    assert message.startswith("invalid configuration:")
+
+
+def test_a_key_without_a_secret_is_an_error_even_without_require_provider() -> None:
+    problems = problems_of({"GOSENDAPI_API_KEY": KEY})
+    assert len(problems) == 1
+    assert "GOSENDAPI_WEBHOOK_SECRET" in problems[0]
+    assert "comma-separated" in problems[0]  # says how to rotate
+
+
+def test_require_provider_without_variables_names_both() -> None:
+    problems = problems_of({}, require_provider=True)
+    assert len(problems) == 2, problems
+    assert "GOSENDAPI_API_KEY" in problems[0]
+    assert "GOSENDAPI_WEBHOOK_SECRET" in problems[1]
+
+
+def test_require_provider_with_a_secret_still_names_the_key() -> None:
+    problems = problems_of({"GOSENDAPI_WEBHOOK_SECRET": SECRET}, require_provider=True)
+    assert len(problems) == 1
+    assert "GOSENDAPI_API_KEY" in problems[0]
+
+
+def test_a_secret_without_a_key_signs_the_fake_providers_webhooks() -> None:
+    settings = Settings.from_env({"GOSENDAPI_WEBHOOK_SECRET": SECRET})
+    assert settings.uses_fake_provider
+    assert settings.webhook_secrets == (SECRET,)
+
+
+def test_comma_separated_secrets_are_trimmed_and_empty_parts_dropped() -> None:
+    env = {"GOSENDAPI_API_KEY": KEY, "GOSENDAPI_WEBHOOK_SECRET": " whsec_new ,whsec_old,, "}
+    assert Settings.from_env(env).webhook_secrets == ("whsec_new", "whsec_old")
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "2.5", "eight", "1e3"])
+def test_send_concurrency_must_be_a_positive_whole_number(value: str) -> None:
+    [problem] = problems_of({"BOTKIT_SEND_CONCURRENCY": value})
+    assert "BOTKIT_SEND_CONCURRENCY" in problem and repr(value) in problem
+
+
+def test_a_non_ascii_digit_in_send_concurrency_is_a_config_error() -> None:
+    """'²'.isdigit() is True but int('²') fails: this was a bare ValueError, not a ConfigError."""
+    [problem] = problems_of({"BOTKIT_SEND_CONCURRENCY": "²"})
+    assert "BOTKIT_SEND_CONCURRENCY" in problem
+
+
+@pytest.mark.parametrize("value", ["555 123", "abc", "555-123-456", "\uff11\uff12\uff13"])
+def test_phone_number_id_must_be_digits(value: str) -> None:
+    [problem] = problems_of({"GOSENDAPI_PHONE_NUMBER_ID": value})
+    assert "GOSENDAPI_PHONE_NUMBER_ID" in problem
+
+
+@pytest.mark.parametrize("value", ["ftp://x/v1", "localhost:8001", "//cloud.gosendapi.com"])
+def test_base_url_must_be_http(value: str) -> None:
+    [problem] = problems_of({"GOSENDAPI_BASE_URL": value})
+    assert "GOSENDAPI_BASE_URL" in problem
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.from_env({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.api_key = KEY  # type: ignore[misc]
+
+
+def test_from_env_does_not_change_the_mapping_it_reads() -> None:
+    env = {"GOSENDAPI_API_KEY": KEY, "GOSENDAPI_WEBHOOK_SECRET": f" {SECRET} "}
+    before = dict(env)
+    Settings.from_env(env)
+    assert env == before
+
+
+def test_from_env_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOSENDAPI_API_KEY", KEY)
+    monkeypatch.setenv("GOSENDAPI_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("BOTKIT_DATABASE", "from-os.db")
+    settings = Settings.from_env()
+    assert settings.api_key == KEY
+    assert settings.database == "from-os.db"
