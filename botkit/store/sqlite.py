@@ -97,13 +97,16 @@ CREATE TABLE IF NOT EXISTS message_status (
 );
 """
 
+# Batches are written with multi-row statements ({values}), not executemany: each statement
+# releases the GIL once, where executemany's hundreds of statements each waited to get it back
+# from a busy event loop (bench/webhook.py).
 _INSERT_EVENT = (
     "INSERT OR IGNORE INTO inbox (event_id, message_id, kind, phone_number_id, wa_id, envelope,"
-    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " received_at) VALUES {values}"
 )
 _UPSERT_SESSION = (
     "INSERT INTO sessions (phone_number_id, wa_id, conversation, state, data, version,"
-    " last_inbound_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " last_inbound_at, updated_at) VALUES {values}"
     " ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET conversation = excluded.conversation,"
     " state = excluded.state, data = excluded.data, version = excluded.version,"
     " last_inbound_at = max(coalesce(sessions.last_inbound_at, excluded.last_inbound_at),"
@@ -112,23 +115,28 @@ _UPSERT_SESSION = (
 )
 _INSERT_SEND = (
     "INSERT OR IGNORE INTO outbox (phone_number_id, wa_id, idempotency_key, type, payload, cause,"
-    " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " next_attempt_at, created_at) VALUES {values}"
 )
 _UPSERT_STATUS = (
     "INSERT INTO message_status (message_id, status, rank, timestamp, errors, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET status = excluded.status,"
+    " VALUES {values} ON CONFLICT (message_id) DO UPDATE SET status = excluded.status,"
     " rank = excluded.rank, timestamp = excluded.timestamp, errors = excluded.errors,"
     " updated_at = excluded.updated_at WHERE excluded.rank > message_status.rank"
 )
 _FINISH_EVENT = (
-    "UPDATE inbox SET status = ?, error = ?, processed_at = ?, claimed_by = NULL,"
-    " claimed_until = NULL WHERE seq = ? AND claimed_by = ?"
+    "WITH v (seq, status, error) AS (VALUES {values})"
+    " UPDATE inbox SET status = v.status, error = v.error, processed_at = ?, claimed_by = NULL,"
+    " claimed_until = NULL FROM v WHERE inbox.seq = v.seq AND inbox.claimed_by = ?"
 )
 _FINISH_SEND = (
-    "UPDATE outbox SET status = ?, attempts = ?, provider_message_id = ?, error = ?,"
-    " next_attempt_at = coalesce(?, next_attempt_at), sent_at = ?, claimed_by = NULL,"
-    " claimed_until = NULL WHERE seq = ? AND claimed_by = ?"
+    "WITH v (seq, status, attempts, provider_message_id, error, next_attempt_at, sent_at)"
+    " AS (VALUES {values}) UPDATE outbox SET status = v.status, attempts = v.attempts,"
+    " provider_message_id = v.provider_message_id, error = v.error,"
+    " next_attempt_at = coalesce(v.next_attempt_at, outbox.next_attempt_at),"
+    " sent_at = v.sent_at, claimed_by = NULL, claimed_until = NULL"
+    " FROM v WHERE outbox.seq = v.seq AND outbox.claimed_by = ?"
 )
+_ROWS_PER_STATEMENT = 500
 
 _Pending = tuple[Sequence[NewEvent], float, "asyncio.Future[list[bool]]"]
 
@@ -158,9 +166,8 @@ class SqliteStore:
     time SQLite needs, not the time the loop takes to come back to it (bench/webhook.py).
     """
 
-    def __init__(self, path: str | Path, *, synchronous: str = "FULL", batch: int = 512) -> None:
+    def __init__(self, path: str | Path, *, batch: int = 512) -> None:
         self.path = str(path)
-        self._synchronous = synchronous
         self._batch = batch
         self._db: aiosqlite.Connection | None = None
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=4096)
@@ -181,11 +188,11 @@ class SqliteStore:
             raise StoreError("the SQLite store is not open: use `async with store` or `.open()`")
         return self._db
 
-    async def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    async def _run(self, work: Callable[[sqlite3.Connection], _T], *, durable: bool = False) -> _T:
         """Runs `work` as one transaction in the connection's thread (aiosqlite's own queue)."""
         db = self.db
         # aiosqlite has no public "run this in your thread"; _execute is what its own methods use.
-        result: _T = await db._execute(_transaction, db._conn, work)  # type: ignore[no-untyped-call]
+        result: _T = await db._execute(_transaction, db._conn, work, durable)  # type: ignore[no-untyped-call]
         return result
 
     async def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -201,7 +208,6 @@ class SqliteStore:
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         try:
             await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute(f"PRAGMA synchronous={self._synchronous}")
             await self._db.execute("PRAGMA busy_timeout=0")  # see _begin
             await self._run(partial(_migrate, self.path))
         except BaseException:
@@ -240,7 +246,7 @@ class SqliteStore:
             while not self._queue.empty() and len(batch) < self._batch:
                 batch.append(self._queue.get_nowait())
             try:
-                results = await self._run(partial(_insert_events, batch))
+                results = await self._run(partial(_insert_events, batch), durable=True)
             except Exception as exc:  # every waiter learns of the failure; nothing is acked
                 log.exception("inbox write failed")
                 failure = StoreError(f"could not store the event: {exc}")
@@ -276,11 +282,11 @@ class SqliteStore:
         self, owner: str, outcomes: Sequence[EventOutcome], now: float
     ) -> None:
         """Commits a batch of processed events with their sessions, sends and statuses."""
-        finished = [(o.status, o.error, now, o.seq, owner) for o in outcomes]
+        finished = [(o.seq, o.status, o.error) for o in outcomes]
         sessions = [_session_row(o.session, now) for o in outcomes if o.session]
         sends = [_send_row(send, now) for o in outcomes for send in o.sends]
         statuses = [_status_row(o, now) for o in outcomes if o.delivery]
-        await self._run(partial(_complete_events, owner, finished, sessions, sends, statuses))
+        await self._run(partial(_complete_events, owner, now, finished, sessions, sends, statuses))
 
     # -- outbox --------------------------------------------------------------------------
 
@@ -299,18 +305,17 @@ class SqliteStore:
         """Stores the results of delivery attempts and releases their rows."""
         rows = [
             (
+                o.seq,
                 o.status,
                 o.attempts,
                 o.provider_message_id,
                 o.error,
                 o.next_attempt_at,
                 now if o.status != PENDING else None,
-                o.seq,
-                owner,
             )
             for o in outcomes
         ]
-        await self._run(lambda db: db.executemany(_FINISH_SEND, rows))
+        await self._run(partial(_many, _FINISH_SEND, rows, (owner,)))
 
     async def release_claims(self, owner: str | None) -> None:
         """Releases the claims of `owner`, or every claim when owner is None."""
@@ -366,7 +371,13 @@ class SqliteStore:
 # -- transactions, run in the connection's thread ---------------------------------------
 
 
-def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
+def _transaction(
+    db: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T], durable: bool = False
+) -> _T:
+    # Only acknowledged events need to survive a power loss (synchronous=FULL: fsync at commit).
+    # Everything else is safe to redo: a lost claim or completion makes the event run again,
+    # and its replies get the same idempotency keys, which the provider sends once.
+    db.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
     _begin(db)
     try:
         result = work(db)
@@ -432,7 +443,7 @@ def _insert_events(batch: Sequence[_Pending], db: sqlite3.Connection) -> list[li
                 seen_messages.add(event.message_id)
             rows.append(_event_row(event, now))
         results.append(flags)
-    db.executemany(_INSERT_EVENT, rows)
+    _many(_INSERT_EVENT, rows, (), db)
     return results
 
 
@@ -531,21 +542,22 @@ def _load_sessions(lanes: Sequence[tuple[str, str]], db: sqlite3.Connection) -> 
 
 def _complete_events(
     owner: str,
+    now: float,
     finished: Sequence[tuple[Any, ...]],
     sessions: Sequence[tuple[Any, ...]],
     sends: Sequence[tuple[Any, ...]],
     statuses: Sequence[tuple[Any, ...]],
     db: sqlite3.Connection,
 ) -> None:
-    cursor = db.executemany(_FINISH_EVENT, finished)
-    if cursor.rowcount != len(finished):
+    done = _many(_FINISH_EVENT, finished, (now, owner), db)
+    if done != len(finished):
         raise StoreError(
-            f"{len(finished) - cursor.rowcount} of {len(finished)} events were no longer "
+            f"{len(finished) - done} of {len(finished)} events were no longer "
             f"claimed by {owner} (lease expired?); the batch is rolled back"
         )
-    db.executemany(_UPSERT_SESSION, sessions)
-    db.executemany(_INSERT_SEND, sends)
-    db.executemany(_UPSERT_STATUS, statuses)
+    _many(_UPSERT_SESSION, sessions, (), db)
+    _many(_INSERT_SEND, sends, (), db)
+    _many(_UPSERT_STATUS, statuses, (), db)
 
 
 def _release(owner: str | None, db: sqlite3.Connection) -> None:
@@ -554,6 +566,19 @@ def _release(owner: str | None, db: sqlite3.Connection) -> None:
     for table in ("inbox", "outbox"):
         sql = f"UPDATE {table} SET claimed_by = NULL, claimed_until = NULL WHERE {where}"
         db.execute(sql, args)
+
+
+def _many(
+    template: str, rows: Sequence[tuple[Any, ...]], extra: tuple[Any, ...], db: sqlite3.Connection
+) -> int:
+    """Runs `template` with its {values} filled by `rows`, a few hundred rows a statement."""
+    before = db.total_changes  # cursor.rowcount is -1 for a statement that starts with WITH
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        part = rows[start : start + _ROWS_PER_STATEMENT]
+        row = f"({_marks(len(part[0]))})"
+        sql = template.format(values=", ".join([row] * len(part)))
+        db.execute(sql, [value for each in part for value in each] + list(extra))
+    return db.total_changes - before
 
 
 def _marks(count: int) -> str:
