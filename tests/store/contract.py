@@ -282,6 +282,23 @@ class StoreContract:
         assert ids(await store.claim_events("A", 10, LEASE, NOW)) == ["b1"]
         assert await store.claim_events("A", 10, LEASE, NOW) == []
 
+    async def test_owners_claiming_at_once_never_share_an_event_or_a_lane(self, store: Store) -> None:
+        users = [f"54911400001{n:02d}" for n in range(12)]
+        await store.add_events([event(f"{u}-{i}", u) for i in range(3) for u in users], NOW)
+        owners = [f"W{n}" for n in range(4)]
+        claims = await asyncio.gather(*(store.claim_events(o, 20, LEASE, NOW) for o in owners))
+        claimed = [item.event_id for items in claims for item in items]
+        assert len(claimed) == len(set(claimed)), "an event was handed to two owners"
+        lanes = [{item.lane for item in items} for items in claims]
+        for n, mine in enumerate(lanes):
+            for theirs in lanes[n + 1 :]:
+                assert not mine & theirs, "a lane was split between two owners"
+        for items in claims:  # each owner holds a prefix of each of its lanes, in order
+            for lane in {item.lane for item in items}:
+                got = [item.event_id for item in items if item.lane == lane]
+                user = got[0].split("-")[0]
+                assert got == [f"{user}-{i}" for i in range(len(got))]
+
     async def test_a_lane_frees_up_when_its_event_completes(self, store: Store) -> None:
         await store.add_events([event("a1"), event("a2")], NOW)
         [first] = await store.claim_events("A", 1, LEASE, NOW)
