@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+import bots.clinic as clinic
+from botkit import Simulator
+from botkit.simulator import SimUser
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = SHARED / "fixtures" / "webhooks"
@@ -18,5 +23,20 @@ def anyio_backend() -> str:
 @pytest.fixture
 def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
-        pytest.fail(f"webhook fixtures not found at {FIXTURES}: botkit expects ../shared beside the checkout")
+        pytest.fail(
+            f"webhook fixtures not found at {FIXTURES}: botkit expects ../shared beside the checkout"
+        )
     return FIXTURES
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    """The clinic bot in the simulator."""
+    async with Simulator(clinic) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def juan(sim: Simulator) -> SimUser:
+    """A user of the clinic bot."""
+    return sim.user("5491140123456", name="Juan")

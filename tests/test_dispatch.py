@@ -48,10 +48,14 @@ async def running_bot(
     bot: Bot, database: Path, fake: FakeGoSendAPI, clock: ManualClock, *, workers: bool = True
 ) -> AsyncIterator[Runtime]:
     settings = Settings(
-        base_url="http://provider/v1", api_key="gsk_test_dispatch", webhook_secrets=(SECRET,),
+        base_url="http://provider/v1",
+        api_key="gsk_test_dispatch",
+        webhook_secrets=(SECRET,),
         database=str(database),
     )
-    runtime = Runtime(bot, settings, clock=clock, transport=httpx.ASGITransport(app=fake.app), workers=workers)
+    runtime = Runtime(
+        bot, settings, clock=clock, transport=httpx.ASGITransport(app=fake.app), workers=workers
+    )
     app = create_app(runtime)
     fake.webhook_transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app):
@@ -73,7 +77,9 @@ async def test_100_users_x_6_steps_in_flight_keep_each_users_order(tmp_path: Pat
 
     async def user_sends(wa_id: str) -> None:
         for step in range(1, 7):  # each step acknowledged before the next is sent, like WhatsApp
-            delivery = await fake.receive(wa_id=wa_id, message=text(str(step)), phone_number_id=PNID)
+            delivery = await fake.receive(
+                wa_id=wa_id, message=text(str(step)), phone_number_id=PNID
+            )
             assert delivery.status_code == 200
 
     Counter.most = 0
@@ -95,7 +101,9 @@ async def test_a_crash_after_the_ack_loses_nothing_and_sends_once(tmp_path: Path
     fake = provider(clock)
     database = tmp_path / "crash.db"
     async with running_bot(clinic.bot, database, fake, clock, workers=False) as first:
-        delivery = await fake.receive(wa_id="5491140123456", name="Juan", message=text("hola"), phone_number_id=PNID)
+        delivery = await fake.receive(
+            wa_id="5491140123456", name="Juan", message=text("hola"), phone_number_id=PNID
+        )
         assert delivery.status_code == 200
         assert await first.store.backlog() == (1, 0)
     assert fake.messages == []  # the process "died" after acknowledging, before processing
@@ -150,7 +158,10 @@ async def test_a_handler_that_raises_fails_its_event_and_keeps_the_state(tmp_pat
     async with running_bot(Bot(Fragile), tmp_path / "fragile.db", fake, clock) as runtime:
         bad = await fake.receive(wa_id="5491140123456", message=text("boom"), phone_number_id=PNID)
         await runtime.settle(autojump=clock)
-        assert await runtime.store.event_status(str(bad.envelope["id"])) == ("failed", "RuntimeError: handler bug")
+        assert await runtime.store.event_status(str(bad.envelope["id"])) == (
+            "failed",
+            "RuntimeError: handler bug",
+        )
         assert await runtime.store.get_session(PNID, "5491140123456") is None
         await fake.receive(wa_id="5491140123456", message=text("hola"), phone_number_id=PNID)
         await runtime.settle(autojump=clock)

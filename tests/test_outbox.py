@@ -55,8 +55,14 @@ class Rig:
 
     async def queue(self, cause: str, wa_id: str, *texts: str) -> list[str]:
         """Queues text sends as the dispatcher does, for one inbound event; returns their keys."""
-        event = NewEvent(cause, f"wamid.in.{cause}", "whatsapp.message.received", PHONE_NUMBER_ID,
-                         wa_id, {"id": cause})
+        event = NewEvent(
+            cause,
+            f"wamid.in.{cause}",
+            "whatsapp.message.received",
+            PHONE_NUMBER_ID,
+            wa_id,
+            {"id": cause},
+        )
         assert await self.store.add_events([event], self.clock.now()) == [True]
         [item] = await self.store.claim_events("dispatcher", 10, 60.0, self.clock.now())
         keys = [idempotency_key(cause, position) for position in range(len(texts))]
@@ -129,7 +135,10 @@ async def test_a_send_is_delivered_once_and_recorded_sent(rig: Rig) -> None:
 
     [accepted] = rig.fake.messages
     assert (accepted.to, accepted.phone_number_id, accepted.idempotency_key) == (
-        ANA, PHONE_NUMBER_ID, key)
+        ANA,
+        PHONE_NUMBER_ID,
+        key,
+    )
     assert rig.texts_accepted() == ["hola"]
     row = await rig.row(key)
     assert (row.status, row.attempts, row.error) == (SENT, 1, None)
@@ -323,7 +332,10 @@ async def test_one_users_sends_wait_for_the_first_and_arrive_in_order(rig: Rig) 
     assert rig.keys_requested() == [keys[0]]  # dos and tres were not sent after uno failed
     rows = [await rig.row(key) for key in keys]
     assert [(row.status, row.attempts) for row in rows] == [
-        (PENDING, 1), (PENDING, 0), (PENDING, 0)]
+        (PENDING, 1),
+        (PENDING, 0),
+        (PENDING, 0),
+    ]
 
     rig.clock.advance(0.001)
     assert await rig.outbox.run_once() == 0  # uno is not due, and the rest queue behind it
@@ -395,12 +407,17 @@ async def test_a_send_the_provider_already_accepted_is_not_sent_twice(tmp_path: 
         # A worker that died: it claimed the row, the provider accepted, nothing was recorded.
         [item] = await rig.store.claim_outbox("dead-worker", 10, 60.0, rig.clock.now())
         first_id = await rig.sender.send(
-            phone_number_id=item.phone_number_id, to=item.wa_id, type=item.type,
-            payload=item.payload, idempotency_key=item.idempotency_key,
+            phone_number_id=item.phone_number_id,
+            to=item.wa_id,
+            type=item.type,
+            payload=item.payload,
+            idempotency_key=item.idempotency_key,
         )
         await rig.store.aclose()
         await rig.store.open()
-        await rig.store.release_claims(None)  # what a restarted Runtime does: frees the dead worker's claims
+        await rig.store.release_claims(
+            None
+        )  # what a restarted Runtime does: frees the dead worker's claims
 
         assert await rig.outbox.run_once() == 1
 

@@ -49,7 +49,10 @@ def answering(status: int, **response: Any) -> Handler:
 async def send_text(sender: Sender, *, to: str = USER, key: str = KEY) -> str | None:
     """Sends one text message."""
     return await sender.send(
-        phone_number_id=PHONE_NUMBER_ID, to=to, type="text", payload={"body": "hola"},
+        phone_number_id=PHONE_NUMBER_ID,
+        to=to,
+        type="text",
+        payload={"body": "hola"},
         idempotency_key=key,
     )
 
@@ -77,7 +80,10 @@ async def test_posts_the_message_with_key_headers_and_body(base_url: str) -> Non
     async with Sender(base_url=base_url, api_key=API_KEY, transport=transport) as sender:
         payload = {"preview_url": False, "body": "¡Hola, Juan!"}
         await sender.send(
-            phone_number_id=PHONE_NUMBER_ID, to=USER, type="text", payload=payload,
+            phone_number_id=PHONE_NUMBER_ID,
+            to=USER,
+            type="text",
+            payload=payload,
             idempotency_key=KEY,
         )
 
@@ -105,7 +111,10 @@ async def test_the_payload_goes_under_the_name_of_its_type() -> None:
     template = {"name": "turno_recordatorio", "language": {"code": "es_AR"}}
     async with sender_for(handler) as sender:
         await sender.send(
-            phone_number_id=PHONE_NUMBER_ID, to=USER, type="template", payload=template,
+            phone_number_id=PHONE_NUMBER_ID,
+            to=USER,
+            type="template",
+            payload=template,
             idempotency_key=KEY,
         )
 
@@ -146,8 +155,15 @@ async def test_reads_the_message_id_wherever_the_provider_puts_it(
         {"content": b""},
         {"content": b"<html>accepted</html>"},
     ],
-    ids=["empty-object", "empty-messages", "messages-without-id", "id-not-a-string", "a-list",
-         "no-body", "not-json"],
+    ids=[
+        "empty-object",
+        "empty-messages",
+        "messages-without-id",
+        "id-not-a-string",
+        "a-list",
+        "no-body",
+        "not-json",
+    ],
 )
 async def test_no_message_id_when_the_body_has_none(response: dict[str, Any]) -> None:
     async with sender_for(answering(200, **response)) as sender:

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-import bots.clinic as clinic
 from botkit import Simulator, SimulatorError
 from botkit.outbox import idempotency_key
 from botkit.simulator import SimUser
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(clinic) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def juan(sim: Simulator) -> SimUser:
-    return sim.user("5491140123456", name="Juan")
 
 
 async def test_a_new_user_is_in_the_initial_state_with_no_messages(juan: SimUser) -> None:
@@ -37,7 +23,9 @@ async def test_the_same_number_is_the_same_user(sim: Simulator, juan: SimUser) -
     assert sim.user("5491140123456") is juan
 
 
-async def test_a_503_is_retried_with_the_same_key_without_sleeping(sim: Simulator, juan: SimUser) -> None:
+async def test_a_503_is_retried_with_the_same_key_without_sleeping(
+    sim: Simulator, juan: SimUser
+) -> None:
     sim.fail_next(503)
     started = sim.clock.now()
     delivery = await juan.says("hola")
@@ -87,7 +75,9 @@ async def test_a_tap_answers_the_message_that_offered_it(sim: Simulator, juan: S
     message = delivery.envelope["data"]["message"]  # type: ignore[index,call-overload]
     assert message["context"]["id"] == offered.message_id
     assert message["interactive"]["list_reply"] == {
-        "id": "lab", "title": "Laboratorio", "description": "Análisis de sangre"
+        "id": "lab",
+        "title": "Laboratorio",
+        "description": "Análisis de sangre",
     }
 
 

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-import bots.clinic as clinic
 from botkit import Simulator
 from botkit.simulator import SimUser
 
 pytestmark = pytest.mark.anyio
 
 ROWS = ["general", "specialist", "lab"]
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(clinic) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def juan(sim: Simulator) -> SimUser:
-    return sim.user("5491140123456", name="Juan")
 
 
 async def test_any_text_in_idle_sends_the_service_list(juan: SimUser) -> None:
@@ -35,9 +21,21 @@ async def test_any_text_in_idle_sends_the_service_list(juan: SimUser) -> None:
     assert shown.row_ids == ROWS
     sections = shown.payload["action"]["sections"]  # type: ignore[index,call-overload]
     assert [s["title"] for s in sections] == ["Consultas", "Estudios"]
-    assert shown.rows[0] == {"id": "general", "title": "Consulta general", "description": "30 min · $5000"}
-    assert shown.rows[1] == {"id": "specialist", "title": "Especialista", "description": "45 min · $8000"}
-    assert shown.rows[2] == {"id": "lab", "title": "Laboratorio", "description": "Análisis de sangre"}
+    assert shown.rows[0] == {
+        "id": "general",
+        "title": "Consulta general",
+        "description": "30 min · $5000",
+    }
+    assert shown.rows[1] == {
+        "id": "specialist",
+        "title": "Especialista",
+        "description": "45 min · $8000",
+    }
+    assert shown.rows[2] == {
+        "id": "lab",
+        "title": "Laboratorio",
+        "description": "Análisis de sangre",
+    }
 
 
 @pytest.mark.parametrize("row", ROWS)

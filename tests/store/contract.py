@@ -73,10 +73,18 @@ def parsed(body: JSONObject) -> NewEvent:
 
 def text_message(wamid: str, body: str) -> JSONObject:
     """A Meta `messages[]` item."""
-    return {"from": ANA, "id": wamid, "timestamp": "1779199200", "type": "text", "text": {"body": body}}
+    return {
+        "from": ANA,
+        "id": wamid,
+        "timestamp": "1779199200",
+        "type": "text",
+        "text": {"body": body},
+    }
 
 
-def session(wa_id: str = ANA, state: str = "idle", last: float | None = NOW, **data: str) -> Session:
+def session(
+    wa_id: str = ANA, state: str = "idle", last: float | None = NOW, **data: str
+) -> Session:
     """A session of conversation `Clinic`."""
     return Session(PN, wa_id, "Clinic", state, dict(data), "v1", last)
 
@@ -121,7 +129,9 @@ async def queue_sends(store: Store, *sends: NewSend, now: float = NOW) -> None:
 
 async def mark_sent(store: Store, key: str, provider_id: str, now: float = NOW) -> None:
     """Claims the send `key`, records it as sent under `provider_id`, releases the rest."""
-    claimed = {item.idempotency_key: item for item in await store.claim_outbox("O", 100, LEASE, now)}
+    claimed = {
+        item.idempotency_key: item for item in await store.claim_outbox("O", 100, LEASE, now)
+    }
     await store.record_sends("O", [SendOutcome(claimed[key].seq, SENT, 1, provider_id)], now)
     await store.release_claims("O")
 
@@ -224,7 +234,10 @@ class StoreContract:
         await store.add_events([added], NOW)
         [item] = await store.claim_events("A", 10, LEASE, NOW)
         assert (item.event_id, item.kind, item.phone_number_id, item.wa_id) == (
-            "evt_1", "message", PN, ANA,
+            "evt_1",
+            "message",
+            PN,
+            ANA,
         )
         assert item.envelope == added.envelope
         assert item.lane == lane_of(PN, ANA)
@@ -282,7 +295,9 @@ class StoreContract:
         assert ids(await store.claim_events("A", 10, LEASE, NOW)) == ["b1"]
         assert await store.claim_events("A", 10, LEASE, NOW) == []
 
-    async def test_owners_claiming_at_once_never_share_an_event_or_a_lane(self, store: Store) -> None:
+    async def test_owners_claiming_at_once_never_share_an_event_or_a_lane(
+        self, store: Store
+    ) -> None:
         users = [f"54911400001{n:02d}" for n in range(12)]
         await store.add_events([event(f"{u}-{i}", u) for i in range(3) for u in users], NOW)
         owners = [f"W{n}" for n in range(4)]
@@ -426,7 +441,9 @@ class StoreContract:
         claimed = await store.claim_events("S", 10, LEASE, NOW)
         outcomes = [
             EventOutcome(item.seq, DONE, delivery=StatusRecord("wamid.out.1", status, i))
-            for i, (item, status) in enumerate(zip(claimed, ["delivered", "read", "sent"], strict=True))
+            for i, (item, status) in enumerate(
+                zip(claimed, ["delivered", "read", "sent"], strict=True)
+            )
         ]
         await store.complete_events("S", outcomes, NOW)
         [record] = await store.outbox()
@@ -514,7 +531,9 @@ class StoreContract:
 
     async def test_record_sends_stores_sent_and_failed_results(self, store: Store) -> None:
         await queue_sends(store, send("a1"), send("b1", BEN), send("b2", BEN))
-        claimed = {item.idempotency_key: item for item in await store.claim_outbox("A", 10, LEASE, NOW)}
+        claimed = {
+            item.idempotency_key: item for item in await store.claim_outbox("A", 10, LEASE, NOW)
+        }
         assert set(claimed) == {"a1", "b1", "b2"}
         outcomes = [
             SendOutcome(claimed["a1"].seq, SENT, 1, provider_message_id="wamid.out.1"),
@@ -524,10 +543,14 @@ class StoreContract:
         await store.release_claims("A")
         by_key = {record.idempotency_key: record for record in await store.outbox()}
         assert (by_key["a1"].status, by_key["a1"].attempts, by_key["a1"].provider_message_id) == (
-            SENT, 1, "wamid.out.1",
+            SENT,
+            1,
+            "wamid.out.1",
         )
         assert (by_key["b1"].status, by_key["b1"].attempts, by_key["b1"].error) == (
-            FAILED, 2, "131047 window closed",
+            FAILED,
+            2,
+            "131047 window closed",
         )
         assert by_key["b2"].status == PENDING
         assert await store.backlog() == (0, 1)
@@ -563,7 +586,9 @@ class StoreContract:
         await queue_sends(store, send("k2", BEN), now=NOW + 10)
         assert await store.next_send_due() == NOW + 10
         claimed = await store.claim_outbox("A", 10, LEASE, NOW + 40)
-        await store.record_sends("A", [SendOutcome(i.seq, SENT, i.attempts + 1) for i in claimed], NOW + 40)
+        await store.record_sends(
+            "A", [SendOutcome(i.seq, SENT, i.attempts + 1) for i in claimed], NOW + 40
+        )
         assert await store.next_send_due() is None
 
     async def test_next_send_due_ignores_sends_queued_behind_a_retry(self, store: Store) -> None:
