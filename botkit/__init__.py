@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from botkit.bot import Bot, Runtime
 from botkit.config import Settings
+from botkit.context import HOLD, Hold, Window
 from botkit.conversation import Context, Conversation, State, User, on
 from botkit.events import (
     ButtonTap,
@@ -28,6 +29,8 @@ from botkit.exceptions import (
     RateLimitedError,
     StoreError,
     TransientProviderError,
+    TriggerError,
+    WindowClosedError,
 )
 from botkit.messages import (
     Audio,
@@ -56,6 +59,7 @@ from botkit.messages import (
     VideoParam,
 )
 from botkit.simulator import Simulator, SimulatorError
+from botkit.trigger import TriggerEvent, TriggerInput
 
 __all__ = [
     "Audio",
@@ -75,7 +79,9 @@ __all__ = [
     "DefinitionError",
     "Document",
     "DocumentParam",
+    "HOLD",
     "Header",
+    "Hold",
     "Image",
     "ImageParam",
     "InboundMessage",
@@ -107,9 +113,14 @@ __all__ = [
     "TextInput",
     "TextParam",
     "TransientProviderError",
+    "TriggerError",
+    "TriggerEvent",
+    "TriggerInput",
     "UnsupportedInput",
     "User",
     "Video",
     "VideoParam",
+    "Window",
+    "WindowClosedError",
     "on",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 
@@ -13,12 +13,15 @@ from botkit.config import Settings
 from botkit.conversation import Conversation
 from botkit.dispatch import Dispatcher
 from botkit.events import Event, InboundMessage, StatusUpdate
-from botkit.exceptions import BotkitError
+from botkit.exceptions import BotkitError, TriggerError
 from botkit.outbox import Outbox
+from botkit.phone import PhoneNumberError, to_wa_id
+from botkit.ratelimit import rate_limiter
 from botkit.sender import Sender
 from botkit.store import Store, open_store
 from botkit.store.base import NewEvent
-from botkit.types import Clock, SystemClock
+from botkit.trigger import TriggerEvent
+from botkit.types import Clock, JSONObject, SystemClock
 from botkit.worker import WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -32,9 +35,29 @@ class Bot:
             raise BotkitError(f"Bot() takes a Conversation subclass, not {conversation!r}")
         self.conversation = conversation
         self.name = name or conversation.__name__
+        self.runtime: Runtime | None = None  # set while the bot runs
 
     def __repr__(self) -> str:
         return f"Bot({self.conversation.__name__})"
+
+    async def trigger(
+        self,
+        wa_id: str,
+        name: str,
+        data: JSONObject | None = None,
+        *,
+        phone_number_id: str | None = None,
+        key: str | None = None,
+    ) -> str:
+        """Starts `name` for a user from application code; returns the trigger's event id.
+
+        Like POST /conversations/{wa_id}/trigger: durable, ordered with the user's messages.
+        """
+        if self.runtime is None:
+            raise BotkitError(f"{self.name} is not running: start it (botkit run, Simulator) first")
+        return await self.runtime.trigger(
+            wa_id, name, data or {}, phone_number_id=phone_number_id, key=key
+        )
 
 
 class Runtime:
@@ -50,6 +73,7 @@ class Runtime:
         transport: httpx.AsyncBaseTransport | None = None,
         workers: bool = True,
         worker_process: WorkerProcess | None = None,
+        on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self.bot = bot
         self.settings = settings
@@ -60,10 +84,17 @@ class Runtime:
             api_key=settings.api_key or "gsk_test_botkit_fake",
             transport=transport,
             concurrency=settings.send_concurrency,
+            # Buckets wait in real time: under a ManualClock (simulator, tests) they would only
+            # make tests sleep, so pacing is for the system clock.
+            limiter=rate_limiter(settings) if isinstance(self.clock, SystemClock) else None,
         )
         self.outbox = Outbox(self.store, self.sender, self.clock)
         self.dispatcher = Dispatcher(
-            self.store, bot.conversation(), self.clock, on_commit=self.outbox.wake
+            self.store,
+            bot.conversation(),
+            self.clock,
+            on_commit=self.outbox.wake,
+            on_error=on_error,
         )
         self.worker_process = worker_process
         self.workers = workers and worker_process is None  # in this process
@@ -85,9 +116,11 @@ class Runtime:
                 if self.worker_process is not None:
                     group.create_task(self.worker_process.run(), name="botkit-worker-process")
                     await self.worker_process.started()
+                self.bot.runtime = self
                 try:
                     yield self
                 finally:
+                    self.bot.runtime = None
                     self.dispatcher.stop()
                     self.outbox.stop()
                     if self.worker_process is not None:
@@ -96,7 +129,7 @@ class Runtime:
             await self.sender.aclose()
             await self.store.aclose()
 
-    async def accept(self, events: Sequence[Event]) -> list[bool]:
+    async def accept(self, events: Sequence[Event | TriggerEvent]) -> list[bool]:
         """Stores events durably (True per new one, False per duplicate) and wakes the dispatcher."""
         flags = await self.store.add_events(
             [_new_event(event) for event in events], self.clock.now()
@@ -106,6 +139,50 @@ class Runtime:
             if self.worker_process is not None:
                 self.worker_process.wake()
         return flags
+
+    async def trigger(
+        self,
+        wa_id: str,
+        name: str,
+        data: JSONObject,
+        *,
+        phone_number_id: str | None = None,
+        key: str | None = None,
+    ) -> str:
+        """Checks and stores a trigger like an inbound event; returns its event id.
+
+        TriggerError (status 404) for a trigger no conversation declares, (400) for missing
+        data keys, a number that is not a phone number, or no phone_number_id to send from.
+        """
+        event = self._trigger_event(wa_id, name, data, phone_number_id, key)
+        await self.accept([event])
+        return event.event_id
+
+    def _trigger_event(
+        self, wa_id: str, name: str, data: JSONObject, phone_number_id: str | None, key: str | None
+    ) -> TriggerEvent:
+        required = self.bot.conversation.spec.triggers.get(name)
+        if required is None:
+            declared = ", ".join(sorted(self.bot.conversation.spec.triggers)) or "none"
+            raise TriggerError(
+                f"no trigger {name!r} is declared (declared: {declared})", status=404
+            )
+        missing = [key for key in required if key not in data]
+        if missing:
+            raise TriggerError(f"trigger {name!r} needs data {', '.join(repr(k) for k in missing)}")
+        number = phone_number_id or self.settings.phone_number_id
+        if not number or not number.isdigit():
+            raise TriggerError(
+                "no phone_number_id to send from: give one in the request or set "
+                "GOSENDAPI_PHONE_NUMBER_ID"
+            )
+        try:
+            user = to_wa_id(wa_id)
+        except PhoneNumberError as exc:
+            raise TriggerError(str(exc)) from exc
+        return TriggerEvent.create(
+            wa_id=user, phone_number_id=number, name=name, data=data, key=key
+        )
 
     async def settle(self, *, within: float = 10.0, autojump: Clock | None = None) -> None:
         """Waits until every stored event is processed and every due send attempted.
@@ -136,7 +213,11 @@ class Runtime:
             advance(due - clock.now())
 
 
-def _new_event(event: Event) -> NewEvent:
+def _new_event(event: Event | TriggerEvent) -> NewEvent:
+    if isinstance(event, TriggerEvent):
+        return NewEvent(
+            event.event_id, None, "trigger", event.phone_number_id, event.wa_id, event.envelope
+        )
     if isinstance(event, InboundMessage):
         return NewEvent(
             event.event_id,

@@ -132,7 +132,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _fake_api(args: argparse.Namespace) -> int:
-    serve(args.host, args.port, sink=args.sink)
+    serve(args.host, args.port, sink=args.sink, rate_per_number=args.rate_per_number)
     return 0
 
 
@@ -166,6 +166,13 @@ def parser() -> argparse.ArgumentParser:
     fake.add_argument("--port", type=int, default=8001)
     fake.add_argument(
         "--sink", action="store_true", help="accept every message as fast as possible (benchmarks)"
+    )
+    fake.add_argument(
+        "--rate-per-number",
+        type=int,
+        default=None,
+        metavar="N",
+        help="answer 429 past N messages in any rolling second for one phone_number_id",
     )
     fake.set_defaults(func=_fake_api)
     return top

@@ -14,8 +14,11 @@ DEFAULT_DATABASE = "botkit.db"
 DEV_WEBHOOK_SECRET = "whsec_botkit_dev"
 API_KEY_PREFIXES = ("gsk_test_", "gsk_live_")
 MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_RATE_PER_NUMBER = 80.0  # messages/s per sending number: GoSendAPI's standard tier
+DEFAULT_RATE_PER_KEY = 100.0  # requests/s per API key: GoSendAPI's standard limit
 
 _DIGITS = re.compile(r"[0-9]{1,32}")
+_RATE = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,9 @@ class Settings:
     api_token: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
     send_concurrency: int = 16
+    rate_per_number: float = DEFAULT_RATE_PER_NUMBER
+    rate_per_number_overrides: tuple[tuple[str, float], ...] = ()
+    rate_per_key: float = DEFAULT_RATE_PER_KEY
 
     @property
     def uses_fake_provider(self) -> bool:
@@ -68,6 +74,9 @@ class Settings:
         if not base_url.startswith(("http://", "https://")):
             problems.append(f"GOSENDAPI_BASE_URL must be an http(s) URL, not {base_url!r}")
         concurrency = _int(env, "BOTKIT_SEND_CONCURRENCY", 16, problems)
+        per_number = _rate(env, "BOTKIT_RATE_PER_NUMBER", DEFAULT_RATE_PER_NUMBER, problems)
+        overrides = _overrides(env.get("BOTKIT_RATE_PER_NUMBER_OVERRIDES", ""), problems)
+        per_key = _rate(env, "BOTKIT_RATE_PER_KEY", DEFAULT_RATE_PER_KEY, problems)
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -78,6 +87,9 @@ class Settings:
             database=env.get("BOTKIT_DATABASE", "").strip() or DEFAULT_DATABASE,
             api_token=_optional(env, "BOTKIT_API_TOKEN"),
             send_concurrency=concurrency,
+            rate_per_number=per_number,
+            rate_per_number_overrides=overrides,
+            rate_per_key=per_key,
         )
 
 
@@ -98,3 +110,42 @@ def _int(env: Mapping[str, str], name: str, default: int, problems: list[str]) -
         problems.append(f"{name} must be a positive whole number, not {raw!r}")
         return default
     return int(raw)
+
+
+def _rate(env: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    rate = _per_second(raw)
+    if rate is None:
+        problems.append(f"{name} must be a number a second, 0 to turn it off; not {raw!r}")
+        return default
+    return rate
+
+
+def _per_second(raw: str) -> float | None:
+    """A non-negative, finite number of sends a second, or None."""
+    if not _RATE.fullmatch(raw):  # float() would also take "inf", "nan" and "1_000"
+        return None
+    return float(raw)
+
+
+def _overrides(raw: str, problems: list[str]) -> tuple[tuple[str, float], ...]:
+    """BOTKIT_RATE_PER_NUMBER_OVERRIDES: "555123456789=200,555000=1000"."""
+    name = "BOTKIT_RATE_PER_NUMBER_OVERRIDES"
+    found: dict[str, float] = {}
+    for part in (part.strip() for part in raw.split(",")):
+        if not part:
+            continue
+        number, equals, value = (piece.strip() for piece in part.partition("="))
+        rate = _per_second(value)
+        if not equals or not _DIGITS.fullmatch(number) or rate is None:
+            problems.append(
+                f"{name}: {part!r} is not PHONE_NUMBER_ID=RATE (digits = messages a second), "
+                'e.g. "555123456789=200,555000000001=1000"'
+            )
+        elif number in found:
+            problems.append(f"{name} gives {number} twice")
+        else:
+            found[number] = rate
+    return tuple(found.items())

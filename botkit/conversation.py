@@ -18,21 +18,21 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from transitions.extensions.asyncio import AsyncMachine
 
+from botkit.context import Context, ContextInput, Fallback, Hold, User
 from botkit.events import (
     ButtonTap,
     ContactsInput,
-    InboundMessage,
-    Input,
     LocationInput,
     MediaInput,
     QuickReplyTap,
     RowPick,
+    StatusUpdate,
     TextInput,
     UnsupportedInput,
 )
-from botkit.exceptions import BotkitError, DefinitionError
-from botkit.messages import MESSAGE_TYPES, Message
-from botkit.types import JSON
+from botkit.exceptions import DefinitionError
+from botkit.messages import Message, Template, is_message
+from botkit.trigger import TriggerInput
 
 Handler: TypeAlias = Callable[[Any, "Context"], Awaitable[None] | None]
 PromptSource: TypeAlias = "Message | Callable[[Context], Message | None]"
@@ -40,25 +40,34 @@ StateRef: TypeAlias = "State | str"
 F = TypeVar("F", bound=Callable[..., Any])
 
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
+STATUSES = ("sent", "delivered", "read", "failed")
+USER_INPUTS = ("button", "row", "payload", "text", "media", "location", "contacts", "unsupported")
 _ROUTES_ATTR = "__botkit_routes__"
 
 
 class State:
     """A state of a conversation; `prompt` is the message that asks its question."""
 
-    __slots__ = ("final", "initial", "name", "prompt")
+    __slots__ = ("fallback", "final", "initial", "name", "prompt")
 
     def __init__(
-        self, *, initial: bool = False, prompt: PromptSource | None = None, final: bool = False
+        self,
+        *,
+        initial: bool = False,
+        prompt: PromptSource | None = None,
+        final: bool = False,
+        fallback: Fallback | None = None,
     ) -> None:
-        if prompt is not None and not callable(prompt) and not _is_message(prompt):
+        if prompt is not None and not callable(prompt) and not is_message(prompt):
             raise DefinitionError(
                 f"State(prompt=...) takes a message such as Text(...) or a function of the "
                 f"context returning one, not {type(prompt).__name__}"
             )
+        _check_fallback("State(fallback=...)", fallback)
         self.initial = initial
         self.prompt = prompt
         self.final = final
+        self.fallback = fallback
         self.name = ""
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -66,15 +75,6 @@ class State:
 
     def __repr__(self) -> str:
         return f"State({self.name!r})"
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    """Who the conversation is with, and on which business number."""
-
-    phone_number_id: str
-    wa_id: str
-    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +86,8 @@ class Route:
     states: tuple[str, ...] | None
     dest: str | None
     regex: re.Pattern[str] | None = None
+    requires: tuple[str, ...] = ()
+    fallback: Fallback | None = None
 
     @property
     def trigger(self) -> str:
@@ -93,69 +95,6 @@ class Route:
         if self.regex is not None:
             return f"{self.kind}:/{self.regex.pattern}/"
         return f"{self.kind}:{'|'.join(self.keys) or '*'}"
-
-
-class Context:
-    """What a handler gets: the event, the user, their persistent data, and `send`/`goto`."""
-
-    def __init__(
-        self,
-        spec: ConversationSpec,
-        event: InboundMessage,
-        state: str,
-        data: dict[str, JSON],
-    ) -> None:
-        self.spec = spec
-        self.event = event
-        self.user = User(event.phone_number_id, event.contact.wa_id, event.contact.name)
-        self.state = state
-        self.data = data
-        self.sent: list[Message] = []
-        self.target: str | None = None
-
-    @property
-    def input(self) -> Input:
-        """What the user sent: a TextInput, ButtonTap, RowPick, QuickReplyTap, MediaInput, ..."""
-        return self.event.input
-
-    @property
-    def text(self) -> str | None:
-        """The text the user typed, when the input is text."""
-        return self.event.input.body if isinstance(self.event.input, TextInput) else None
-
-    @property
-    def choice(self) -> str | None:
-        """The id of the button or row tapped, or the quick-reply payload."""
-        tap = self.event.input
-        if isinstance(tap, ButtonTap | RowPick):
-            return tap.id
-        return tap.payload if isinstance(tap, QuickReplyTap) else None
-
-    async def send(self, message: Message) -> None:
-        """Queues a message to this user; it is delivered after the handler's changes commit."""
-        if not _is_message(message):
-            raise TypeError(
-                f"send() takes a message builder such as Text(...) or Buttons(...), "
-                f"not {type(message).__name__}"
-            )
-        self.sent.append(message)
-
-    def goto(self, state: StateRef) -> None:
-        """Moves to `state` when the handler returns, instead of its declared destination."""
-        name = _state_name(state)
-        if name not in self.spec.states:
-            raise BotkitError(
-                f"{self.spec.name}: goto({name!r}): no such state; states are "
-                f"{', '.join(self.spec.states)}"
-            )
-        self.target = name
-
-    def prompt(self, state: StateRef | None = None) -> Message | None:
-        """The prompt of `state` (default: the current state), evaluated for this context."""
-        source = self.spec.states[_state_name(state) if state else self.state].prompt
-        if source is None or _is_message(source):
-            return source  # type: ignore[return-value]
-        return source(self)  # type: ignore[operator]
 
 
 class _On:
@@ -222,6 +161,36 @@ class _On:
         """Handles a kind of message botkit does not know (the raw payload is on ctx.input.raw)."""
         return _decorator("unsupported", (), states, to)
 
+    def trigger(
+        self,
+        name: str,
+        *,
+        states: Sequence[StateRef] | None = None,
+        to: StateRef | None = None,
+        requires: Sequence[str] = (),
+        fallback: Fallback | None = None,
+    ) -> Callable[[F], F]:
+        """Handles a proactive trigger (POST /conversations/{wa_id}/trigger, bot.trigger()).
+
+        `requires` names the data keys a request must carry; `fallback` is the template (or
+        HOLD) for messages sent while the user's 24-hour window is closed.
+        """
+        _check_fallback(f"on.trigger({name!r}, fallback=...)", fallback)
+        keys = _keys("on.trigger", (name,))
+        extra = (tuple(requires), fallback)
+        return _decorator("trigger", keys, states, to, None, extra)
+
+    def status(
+        self, *statuses: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
+        """Handles delivery statuses of the bot's messages: sent, delivered, read, failed (default: all)."""
+        unknown = [status for status in statuses if status not in STATUSES]
+        if unknown:
+            raise DefinitionError(
+                f"on.status: unknown status {unknown[0]!r}; statuses are {', '.join(STATUSES)}"
+            )
+        return _decorator("status", tuple(statuses) or STATUSES, states, to)
+
     def fallback(self, *, states: Sequence[StateRef] | None = None) -> Callable[[F], F]:
         """Handles any input no other handler takes; without one, the state's prompt is sent again."""
         return _decorator("fallback", (), states, None)
@@ -252,21 +221,31 @@ class ConversationSpec:
     tables: dict[str, _Table]
     machine: Any
     version: str
+    triggers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     models: list[_Model] = field(default_factory=list)
 
-    def find(self, state: str, user_input: Input) -> tuple[Route, Handler] | None:
-        """The route and handler for `user_input` in `state`, or the fallback, or None."""
+    def find(self, state: str, user_input: ContextInput) -> tuple[Route, Handler] | None:
+        """The route and handler for an input in `state`; for user inputs, else the fallback."""
         table = self.tables[state]
         found = _lookup(table, user_input)
-        return found if found is not None else table.any.get("fallback")
+        if found is not None or isinstance(user_input, TriggerInput | StatusUpdate):
+            return found
+        return table.any.get("fallback")
 
-    async def run(self, conversation: Conversation, ctx: Context) -> None:
-        """Runs the handler for ctx.input and moves the state, sending the new state's prompt."""
+    async def run(self, conversation: Conversation, ctx: Context) -> bool:
+        """Runs the handler for ctx.input and moves the state, sending the new state's prompt.
+
+        Returns False when nothing handles the input: a trigger or status not declared for
+        the current state. A user input always has an answer (default: the prompt again).
+        """
         found = self.find(ctx.state, ctx.input)
         if found is None:
-            await _resend_prompt(ctx)
-            return
+            if isinstance(ctx.input, TriggerInput | StatusUpdate):
+                return False
+            await ctx.send_prompt(ctx.state)
+            return True
         route, handler = found
+        ctx.route_fallback = route.fallback
         result = handler(conversation, ctx)
         if inspect.isawaitable(result):
             await result
@@ -275,6 +254,7 @@ class ConversationSpec:
             trigger = route.trigger
         if trigger is not None:
             await self._move(ctx, trigger)
+        return True
 
     async def _move(self, ctx: Context, trigger: str) -> None:
         # Models are attached to the machine once and reused: attaching (add_model) binds
@@ -324,7 +304,15 @@ def _build_spec(cls: type[Conversation]) -> ConversationSpec:
             _index(cls.__name__, state, tables[state], route, handler)
     version = cls.version or _fingerprint(states, routes)
     machine = _machine(cls.__name__, states, initial, routes)
-    return ConversationSpec(cls.__name__, states, initial, routes, tables, machine, version)
+    triggers: dict[str, tuple[str, ...]] = {}
+    for route, _ in routes:
+        if route.kind == "trigger":
+            known = triggers.get(route.keys[0], ())
+            triggers[route.keys[0]] = (*known, *(k for k in route.requires if k not in known))
+    spec = ConversationSpec(
+        cls.__name__, states, initial, routes, tables, machine, version, triggers
+    )
+    return spec
 
 
 def _collect_states(cls: type) -> dict[str, State]:
@@ -369,7 +357,7 @@ def _resolve(owner: str, handler: str, raw: _Declared, states: dict[str, State])
                 f"{where}: state {name!r} is not declared in {owner}; declared states: "
                 f"{', '.join(states)}"
             )
-    return Route(raw.kind, raw.keys, names, dest, raw.regex)
+    return Route(raw.kind, raw.keys, names, dest, raw.regex, raw.requires, raw.fallback)
 
 
 def _index(owner: str, state: str, table: _Table, route: Route, handler: Handler) -> None:
@@ -433,15 +421,16 @@ def _machine_state(name: str, state: State) -> dict[str, Any]:
 
 async def _prompt_on_enter(event_data: Any) -> None:
     ctx: Context = event_data.kwargs["ctx"]
-    message = ctx.prompt(event_data.state.name)
-    if message is not None:
-        await ctx.send(message)
+    await ctx.send_prompt(event_data.state.name)
 
 
-async def _resend_prompt(ctx: Context) -> None:
-    message = ctx.prompt()
-    if message is not None:
-        await ctx.send(message)
+def _check_fallback(where: str, fallback: object) -> None:
+    if fallback is None or isinstance(fallback, Template | Hold) or callable(fallback):
+        return
+    raise DefinitionError(
+        f"{where} takes a Template, HOLD, or a function of the context returning one, "
+        f"not {type(fallback).__name__}"
+    )
 
 
 def _fingerprint(states: dict[str, State], routes: list[tuple[Route, Handler]]) -> str:
@@ -461,6 +450,8 @@ class _Declared:
     states: tuple[StateRef, ...] | None
     dest: StateRef | None
     regex: re.Pattern[str] | None
+    requires: tuple[str, ...] = ()
+    fallback: Fallback | None = None
 
 
 def _decorator(
@@ -469,6 +460,7 @@ def _decorator(
     states: Sequence[StateRef] | StateRef | None,
     to: StateRef | None,
     regex: re.Pattern[str] | None = None,
+    extra: tuple[tuple[str, ...], Fallback | None] = ((), None),
 ) -> Callable[[F], F]:
     if isinstance(states, str | State):
         states = [states]
@@ -476,7 +468,8 @@ def _decorator(
         raise DefinitionError(
             f"on.{kind}: states=[] matches no state; omit states= to handle it in every state"
         )
-    declared = _Declared(kind, keys, tuple(states) if states is not None else None, to, regex)
+    names = tuple(states) if states is not None else None
+    declared = _Declared(kind, keys, names, to, regex, *extra)
 
     def register(func: F) -> F:
         if not callable(func):
@@ -519,7 +512,11 @@ def _state_name(state: StateRef) -> str:
     raise DefinitionError(f"expected a State or a state name, got {state!r}")
 
 
-def _lookup(table: _Table, user_input: Input) -> tuple[Route, Handler] | None:
+def _lookup(table: _Table, user_input: ContextInput) -> tuple[Route, Handler] | None:
+    if isinstance(user_input, TriggerInput):
+        return table.exact.get(("trigger", user_input.name))
+    if isinstance(user_input, StatusUpdate):
+        return table.exact.get(("status", user_input.status))
     if isinstance(user_input, ButtonTap):
         return table.exact.get(("button", user_input.id))
     if isinstance(user_input, RowPick):
@@ -559,7 +556,4 @@ def _lookup_text(table: _Table, body: str) -> tuple[Route, Handler] | None:
     return table.any.get("text")
 
 
-def _is_message(value: object) -> bool:
-    return getattr(type(value), "type", None) in MESSAGE_TYPES and callable(
-        getattr(value, "payload", None)
-    )
+__all__ = ["Context", "Conversation", "State", "User", "on"]

@@ -10,14 +10,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from botkit import codec
-from botkit.conversation import Context, Conversation
+from botkit.context import Context, Event, Hold, Queued, Window
+from botkit.conversation import Conversation
 from botkit.events import InboundMessage, OtherEvent, StatusUpdate, parse_envelope
-from botkit.exceptions import MessageError
-from botkit.messages import Message, request_body
+from botkit.messages import Message, Template, request_body
 from botkit.outbox import idempotency_key
 from botkit.store.base import (
     DONE,
+    FAIL,
     FAILED,
+    FALL_BACK,
+    HOLD,
     IGNORED,
     EventOutcome,
     InboxItem,
@@ -27,11 +30,13 @@ from botkit.store.base import (
     Store,
     lane_of,
 )
-from botkit.types import Clock
+from botkit.trigger import TriggerEvent
+from botkit.types import JSON, Clock
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+WINDOW_CLOSED_CODE = 131047  # Meta: "Re-engagement message", sent outside the 24-hour window
 
 
 class Dispatcher:
@@ -48,6 +53,7 @@ class Dispatcher:
         poll: float = 1.0,
         concurrency: int = 64,
         on_commit: Callable[[], None] | None = None,
+        on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self.store = store
         self.conversation = conversation
@@ -59,6 +65,7 @@ class Dispatcher:
         self.poll = poll
         self._slots = asyncio.Semaphore(concurrency)
         self._on_commit = on_commit
+        self._on_error = on_error
         self._wake = asyncio.Event()
         self._stopping = False
         self.busy = False
@@ -128,44 +135,67 @@ class Dispatcher:
         if item.attempts > MAX_ATTEMPTS:
             return EventOutcome(item.seq, FAILED, f"gave up after {MAX_ATTEMPTS} attempts")
         try:
-            event = parse_envelope(item.envelope)
+            event = _read(item)
         except ValueError as exc:
             return EventOutcome(item.seq, FAILED, f"stored envelope unreadable: {exc}")
-        if isinstance(event, StatusUpdate):
-            return _status_outcome(item, event)
         if isinstance(event, OtherEvent):
             return EventOutcome(item.seq, IGNORED)
         return await self._converse(item, event, session)
 
     async def _converse(
-        self, item: InboxItem, event: InboundMessage, session: Session | None
+        self, item: InboxItem, event: Event, session: Session | None
     ) -> EventOutcome:
         state, data = self._resume(session)
-        ctx = Context(self.spec, event, state, data)
+        last = session.last_inbound_at if session else None
+        if isinstance(event, InboundMessage):  # the window opens before the handler runs
+            last = max(float(event.timestamp), last or 0.0)
+        closed = session.window_closed_at if session else None
+        ctx = Context(self.spec, event, state, data, Window(last, closed, self.clock.now()))
+        delivery, refused = _delivery(event)
         try:
-            await self.spec.run(self.conversation, ctx)
+            handled = await self.spec.run(self.conversation, ctx)
             data_copy = codec.loads(codec.dumps(ctx.data))
-        except Exception as exc:
+            sends = tuple(
+                _send(ctx, queued, idempotency_key(item.event_id, position), item.event_id)
+                for position, queued in enumerate(ctx.queued)
+            )
+        except Exception as exc:  # the handler's bug or refusal: the event fails, state unchanged
             log.exception("%s: handler failed on event %s", self.spec.name, item.event_id)
-            return EventOutcome(item.seq, FAILED, f"{type(exc).__name__}: {exc}")
-        last = max(float(event.timestamp), (session.last_inbound_at or 0.0) if session else 0.0)
+            if self._on_error is not None:
+                self._on_error(item.event_id, exc)
+            error = f"{type(exc).__name__}: {exc}"
+            return EventOutcome(item.seq, FAILED, error, delivery=delivery, window_closed=refused)
+        if not handled:
+            reason = None
+            if isinstance(event, TriggerEvent):
+                reason = f"trigger {event.input.name!r} is not declared for state {state!r}"
+            return EventOutcome(
+                item.seq,
+                IGNORED if reason else DONE,
+                reason,
+                delivery=delivery,
+                window_closed=refused,
+            )
+        user = ctx.user
         new = Session(
-            event.phone_number_id,
-            event.wa_id,
+            user.phone_number_id,
+            user.wa_id,
             self.spec.name,
             ctx.state,
             data_copy,
             self.spec.version,
             last,
+            closed,
         )
-        try:
-            sends = tuple(
-                _send(event, message, idempotency_key(item.event_id, position), item.event_id)
-                for position, message in enumerate(ctx.sent)
-            )
-        except MessageError as exc:
-            return EventOutcome(item.seq, FAILED, f"{type(exc).__name__}: {exc}")
-        return EventOutcome(item.seq, DONE, session=new, sends=sends)
+        return EventOutcome(
+            item.seq,
+            DONE,
+            session=new,
+            sends=sends,
+            delivery=delivery,
+            release_held=isinstance(event, InboundMessage),
+            window_closed=refused,
+        )
 
     def _resume(self, session: Session | None) -> tuple[str, dict[str, Any]]:
         if session is None:
@@ -183,15 +213,50 @@ class Dispatcher:
         return session.state, dict(session.data)
 
 
-def _send(event: InboundMessage, message: Message, key: str, cause: str) -> NewSend:
-    body = request_body(message, to=event.wa_id, phone_number_id=event.phone_number_id)
-    return NewSend(event.phone_number_id, event.wa_id, key, message.type, body[message.type], cause)
+def _read(item: InboxItem) -> Event | OtherEvent:
+    if item.kind == "trigger":
+        return TriggerEvent.from_envelope(item.envelope)
+    return parse_envelope(item.envelope)
 
 
-def _status_outcome(item: InboxItem, event: StatusUpdate) -> EventOutcome:
+def _send(ctx: Context, queued: Queued, key: str, cause: str) -> NewSend:
+    """The outbox row of a queued message, with its closed-window policy."""
+    user = ctx.user
+    wire = _wire(queued.message, user.wa_id, user.phone_number_id)
+    when_closed, fallback = FAIL, None
+    if isinstance(queued.fallback, Template):
+        when_closed = FALL_BACK
+        fallback = {
+            "type": "template",
+            "payload": _wire(queued.fallback, user.wa_id, user.phone_number_id),
+        }
+    elif isinstance(queued.fallback, Hold):
+        when_closed = HOLD
+    return NewSend(
+        user.phone_number_id,
+        user.wa_id,
+        key,
+        queued.message.type,
+        wire,
+        cause,
+        when_closed,
+        fallback,
+        queued.held,
+        queued.instead_of,
+    )
+
+
+def _wire(message: Message, to: str, phone_number_id: str) -> JSON:
+    return request_body(message, to=to, phone_number_id=phone_number_id)[message.type]
+
+
+def _delivery(event: Event) -> tuple[StatusRecord | None, bool]:
+    """A status event's record, and whether it says the window was closed (code 131047)."""
+    if not isinstance(event, StatusUpdate):
+        return None, False
     errors = codec.dumps_str([_error_dict(e) for e in event.errors]) if event.errors else None
-    record = StatusRecord(event.message_id, event.status, event.timestamp, errors)
-    return EventOutcome(item.seq, DONE, delivery=record)
+    refused = event.status == "failed" and any(e.code == WINDOW_CLOSED_CODE for e in event.errors)
+    return StatusRecord(event.message_id, event.status, event.timestamp, errors), refused
 
 
 def _error_dict(error: Any) -> dict[str, Any]:

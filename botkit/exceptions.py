@@ -15,6 +15,7 @@ BotkitError
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from botkit.types import JSONObject
 
@@ -54,6 +55,33 @@ class PayloadError(BotkitError, ValueError):
 
 class StoreError(BotkitError):
     """The store cannot be opened or used."""
+
+
+class WindowClosedError(BotkitError):
+    """A free-form message to a user whose 24-hour window is closed, with no fallback declared."""
+
+    def __init__(self, wa_id: str, closed_at: float | None) -> None:
+        self.wa_id = wa_id
+        self.closed_at = closed_at
+        when = (
+            "the user has never written"
+            if closed_at is None
+            else "it closed at "
+            + datetime.fromtimestamp(closed_at, tz=UTC).isoformat(timespec="seconds")
+        )
+        super().__init__(
+            f"the 24-hour window with {wa_id} is closed ({when}): send a template, or declare "
+            "a fallback (send(..., fallback=Template(...)), State(fallback=...), "
+            "on.trigger(..., fallback=...)) or fallback=HOLD to deliver when the user writes"
+        )
+
+
+class TriggerError(BotkitError, ValueError):
+    """A trigger request that cannot be accepted; `status` is the HTTP answer it maps to."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class ProviderError(BotkitError):

@@ -536,6 +536,42 @@ class _Fault:
         return _Answer(answer.status, answer.payload, headers)
 
 
+class _RollingLimit:
+    """At most `limit` messages per phone_number_id in any rolling second; 429 past it.
+
+    Only messages let through count: a client that waits as told gets through.
+    """
+
+    def __init__(self, limit: int, clock: Clock) -> None:
+        if limit < 1:
+            raise ValueError(f"rate_per_number must be at least 1, not {limit}")
+        self.limit = limit
+        self._clock = clock
+        self._times: dict[str, deque[float]] = {}
+
+    def check(self, phone_number_id: str) -> _Answer | None:
+        """None, counting the message, when it may go; else the 429 to answer."""
+        now = self._clock.now()
+        times = self._times.setdefault(phone_number_id, deque())
+        while times and times[0] <= now - 1.0:
+            times.popleft()
+        if len(times) < self.limit:
+            times.append(now)
+            return None
+        return self._refusal(phone_number_id, times[0] + 1.0 - now)
+
+    def clear(self) -> None:
+        """Forgets every count."""
+        self._times.clear()
+
+    def _refusal(self, phone_number_id: str, wait: float) -> _Answer:
+        """The documented 429: retry_after_seconds in the body, Retry-After in whole seconds."""
+        text = f"more than {self.limit} messages a second from phone number {phone_number_id}"
+        answer = _error(429, "RATE_LIMITED", text, limit=self.limit)
+        answer.payload["retry_after_seconds"] = round(max(wait, 0.001), 3)
+        return _Answer(429, answer.payload, {"Retry-After": str(max(1, math.ceil(wait)))})
+
+
 def _new_fault(status: int, retry_after: float | None, code: str | None) -> _Fault:
     """A fault, validated; a 429 without a delay waits one second."""
     if status not in {s.value for s in HTTPStatus} or status < 400:
@@ -631,7 +667,9 @@ class FakeGoSendAPI:
         webhook_secret: str | None = None,
         webhook_transport: httpx.AsyncBaseTransport | None = None,
         enforce_window: bool = True,
+        rate_per_number: int | None = None,
     ) -> None:
+        """With `rate_per_number`, more messages than that in a rolling second answer 429."""
         self.messages: list[SentMessage] = []
         self.webhook_transport = (
             webhook_transport  # settable: the bot's app may be built after the fake
@@ -651,6 +689,10 @@ class FakeGoSendAPI:
         self._media: dict[str, JSONObject] = {}
         self._replays = 0
         self._deliveries = 0
+        self._limit = (
+            None if rate_per_number is None else _RollingLimit(rate_per_number, self._clock)
+        )
+        self.rate_limited = 0
         self.app = self._build_app()
 
     # -- test-facing API --
@@ -863,7 +905,15 @@ class FakeGoSendAPI:
             self._check_window(envelope)
         except _Refusal as refusal:
             return refusal.answer
+        self._check_rate(envelope.phone_number_id)
         return self._accept(message, envelope, key)
+
+    def _check_rate(self, phone_number_id: str) -> None:
+        """Raises the 429 past the rate; raised, not returned, so the key is not kept with it."""
+        refusal = None if self._limit is None else self._limit.check(phone_number_id)
+        if refusal is not None:
+            self.rate_limited += 1
+            raise _Refusal(refusal)
 
     def _check_window(self, envelope: _Envelope) -> None:
         """403 for a free-form message outside the 24-hour window; templates always pass."""
@@ -1017,6 +1067,7 @@ class FakeGoSendAPI:
                 "deliveries": self._deliveries,
                 "media": len(self._media),
                 "open_windows": sum(self.window_open(*key) for key in self._windows),
+                "rate_limited": self.rate_limited,
             }
         )
 
@@ -1103,32 +1154,49 @@ class SinkApp:
 
     It checks only the API key prefix and the JSON content type, answers 200
     with a fresh id, and dedupes on Idempotency-Key (the same key gets the same
-    id and counts as a duplicate). `GET /_fake/stats`, `GET /_fake/keys` and
+    id and counts as a duplicate). With `rate_per_number`, a new message past that
+    many in a rolling second for its phone_number_id answers 429 (the body is read
+    for that number only then). `GET /_fake/stats`, `GET /_fake/keys` and
     `POST /_fake/reset` report and clear.
     """
 
-    def __init__(self, api_key_prefixes: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        api_key_prefixes: tuple[str, ...],
+        *,
+        rate_per_number: int | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self._prefixes = tuple(prefix.encode() for prefix in api_key_prefixes)
+        self._limit = (
+            None
+            if rate_per_number is None
+            else _RollingLimit(rate_per_number, clock or SystemClock())
+        )
         self.requests = 0
         self.messages = 0
         self.duplicates = 0
         self.rejected = 0
+        self.rate_limited = 0
         self.keys: dict[str, int] = {}
         self._ids: dict[str, bytes] = {}
 
     def reset(self) -> None:
         """Forgets every request and key."""
-        self.requests = self.messages = self.duplicates = self.rejected = 0
+        self.requests = self.messages = self.duplicates = self.rejected = self.rate_limited = 0
         self.keys.clear()
         self._ids.clear()
+        if self._limit is not None:
+            self._limit.clear()
 
     def stats(self) -> JSONObject:
-        """Unique messages sent, requests received, requests that repeated a key."""
+        """Unique messages sent, requests received, requests that repeated a key, refusals."""
         return {
             "messages": self.messages,
             "requests": self.requests,
             "duplicate_keys": self.duplicates,
             "rejected": self.rejected,
+            "rate_limited": self.rate_limited,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -1138,28 +1206,44 @@ class SinkApp:
             return
         if scope["type"] != "http":
             return
-        await _drain(receive)
         route = (scope["method"], scope["path"])
-        if route == ("POST", "/v1/messages"):
-            status, body = self._message(scope["headers"])
-        else:
-            status, body = self._control(route)
-        await _reply(send, status, body)
+        if route != ("POST", "/v1/messages"):
+            await _drain(receive)
+            await _reply(send, *self._control(route))
+            return
+        body = await _drain(receive, keep=self._limit is not None)
+        await _reply(send, *self._message(scope["headers"], body))
 
-    def _message(self, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
-        """One send: 401 or 415, else 200 with an id, the same one for a repeated key."""
+    def _message(
+        self, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """One send: 401 or 415, 429 past the rate, else 200 with an id (the same for a key)."""
         self.requests += 1
         found = dict(headers)
         refusal = self._refusal(found)
         if refusal is not None:
             self.rejected += 1
-            return refusal
-        key = found.get(b"idempotency-key")
-        message_id = self._id_for(key.decode("latin-1") if key is not None else None)
-        return 200, b'{"id":"%s","messaging_product":"whatsapp","messages":[{"id":"%s"}]}' % (
+            return (*refusal, {})
+        raw_key = found.get(b"idempotency-key")
+        key = raw_key.decode("latin-1") if raw_key is not None else None
+        limited = self._check_rate(key, body)
+        if limited is not None:
+            return limited.status, _encode(limited.payload), limited.headers
+        message_id = self._id_for(key)
+        answer = b'{"id":"%s","messaging_product":"whatsapp","messages":[{"id":"%s"}]}' % (
             message_id,
             message_id,
         )
+        return 200, answer, {}
+
+    def _check_rate(self, key: str | None, body: bytes) -> _Answer | None:
+        """The 429 for a new message past the rate; a repeated key is answered, not counted."""
+        if self._limit is None or (key is not None and key in self._ids):
+            return None
+        limited = self._limit.check(_sink_phone_number_id(body))
+        if limited is not None:
+            self.rate_limited += 1
+        return limited
 
     def _refusal(self, headers: dict[bytes, bytes]) -> tuple[int, bytes] | None:
         """401 for a missing or malformed key, 415 for a non-JSON body, else None."""
@@ -1200,23 +1284,43 @@ class SinkApp:
         return 404, _encode(_error(404, "NOT_FOUND", f"{route[0]} {route[1]}: not found").payload)
 
 
-def sink_app(*, api_key_prefixes: tuple[str, ...] = API_KEY_PREFIXES) -> SinkApp:
+def sink_app(
+    *,
+    api_key_prefixes: tuple[str, ...] = API_KEY_PREFIXES,
+    rate_per_number: int | None = None,
+    clock: Clock | None = None,
+) -> SinkApp:
     """A fast sink for benchmarks: see `SinkApp`."""
-    return SinkApp(api_key_prefixes)
+    return SinkApp(api_key_prefixes, rate_per_number=rate_per_number, clock=clock)
 
 
-async def _drain(receive: Receive) -> None:
-    """Reads and drops the request body."""
+def _sink_phone_number_id(body: bytes) -> str:
+    """The body's phone_number_id for the sink's rate limit; "" when it has none."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return ""
+    number = message.get("phone_number_id") if isinstance(message, dict) else None
+    return number if isinstance(number, str) else ""
+
+
+async def _drain(receive: Receive, *, keep: bool = False) -> bytes:
+    """Reads the request body: returns it when `keep`, else drops it and returns b""."""
+    chunks: list[bytes] = []
     message: Message = {"more_body": True}
     while message.get("more_body", False):
         message = await receive()
         if message["type"] == "http.disconnect":
-            return
+            break
+        if keep:
+            chunks.append(message.get("body", b""))
+    return b"".join(chunks)
 
 
-async def _reply(send: Send, status: int, body: bytes) -> None:
-    """Sends a JSON response."""
+async def _reply(send: Send, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
+    """Sends a JSON response, with `extra` headers."""
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers += [(name.lower().encode(), value.encode()) for name, value in (extra or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -1242,12 +1346,20 @@ def serve(
     sink: bool = False,
     webhook_url: str | None = None,
     webhook_secret: str | None = None,
+    rate_per_number: int | None = None,
 ) -> None:
-    """Runs the fake (or the sink) under uvicorn until interrupted."""
+    """Runs the fake (or the sink) under uvicorn until interrupted.
+
+    With `rate_per_number`, either answers 429 past that many messages in a rolling second
+    for one phone_number_id.
+    """
     import uvicorn  # only a running server needs it; tests drive the app in process
 
     if sink:
-        uvicorn.run(sink_app(), host=host, port=port, log_level="info")
+        app = sink_app(rate_per_number=rate_per_number)
+        uvicorn.run(app, host=host, port=port, log_level="info")
         return
-    fake = FakeGoSendAPI(webhook_url=webhook_url, webhook_secret=webhook_secret)
+    fake = FakeGoSendAPI(
+        webhook_url=webhook_url, webhook_secret=webhook_secret, rate_per_number=rate_per_number
+    )
     uvicorn.run(fake.app, host=host, port=port, log_level="info")

@@ -138,6 +138,16 @@ class Message(Protocol):
 # checks shared by the builders
 
 
+def is_message(value: object) -> bool:
+    """True for a builder of one of the ten GoSendAPI types (not for its class, or a dict)."""
+    kind = getattr(type(value), "type", None)
+    return (
+        isinstance(kind, str)
+        and kind in MESSAGE_TYPES
+        and callable(getattr(value, "payload", None))
+    )
+
+
 def _error(owner: str, field: str, detail: str, limit: int | None = None) -> MessageError:
     """An error reading `Owner.field: detail`."""
     return MessageError(f"{owner}.{field}: {detail}", field=field, limit=limit)

@@ -11,9 +11,20 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from botkit import window
 from botkit.exceptions import PermanentProviderError, RateLimitedError, TransientProviderError
 from botkit.sender import Sender
-from botkit.store.base import FAILED, PENDING, SENT, OutboxItem, SendOutcome, Store
+from botkit.store.base import (
+    FAILED,
+    FALL_BACK,
+    HELD,
+    HOLD,
+    PENDING,
+    SENT,
+    OutboxItem,
+    SendOutcome,
+    Store,
+)
 from botkit.types import Clock
 
 log = logging.getLogger(__name__)
@@ -126,6 +137,13 @@ class Outbox:
 
     async def _deliver(self, item: OutboxItem) -> SendOutcome:
         attempts = item.attempts + 1
+        free_form = item.type != "template"
+        if free_form and not window.is_open(
+            item.last_inbound_at, item.window_closed_at, self.clock.now()
+        ):
+            return self._closed(
+                item, item.attempts, "the 24-hour window is closed", provider_said=False
+            )
         try:
             message_id = await self.sender.send(
                 phone_number_id=item.phone_number_id,
@@ -143,9 +161,42 @@ class Outbox:
         except TransientProviderError as exc:
             return self._transient(item, attempts, exc)
         except PermanentProviderError as exc:
+            if exc.status == 403 and free_form:  # the provider has the last word on the window
+                return self._closed(item, attempts, str(exc), provider_said=True)
             log.warning("send %s to %s refused, not retried: %s", item.seq, _mask(item.wa_id), exc)
             return SendOutcome(item.seq, FAILED, attempts, error=str(exc))
         return SendOutcome(item.seq, SENT, attempts, provider_message_id=message_id)
+
+    def _closed(
+        self, item: OutboxItem, attempts: int, reason: str, *, provider_said: bool
+    ) -> SendOutcome:
+        """A free-form send into a closed window: its fallback template, held, or failed."""
+        if item.when_closed == FALL_BACK and item.fallback is not None:
+            return SendOutcome(
+                item.seq,
+                PENDING,
+                attempts,
+                error=reason,
+                fall_back=FALL_BACK,
+                window_closed=provider_said,
+            )
+        if item.when_closed == HOLD:
+            return SendOutcome(
+                item.seq,
+                HELD,
+                attempts,
+                error=reason,
+                fall_back=HOLD,
+                window_closed=provider_said,
+            )
+        log.warning("send %s to %s not delivered: %s", item.seq, _mask(item.wa_id), reason)
+        return SendOutcome(
+            item.seq,
+            FAILED,
+            attempts,
+            error=f"window closed, no fallback: {reason}",
+            window_closed=provider_said,
+        )
 
     def _transient(self, item: OutboxItem, attempts: int, exc: Exception) -> SendOutcome:
         if attempts >= self.retry.max_attempts:

@@ -15,6 +15,7 @@ from botkit.exceptions import (
     RateLimitedError,
     TransientProviderError,
 )
+from botkit.ratelimit import RateLimiter
 from botkit.types import JSON
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,10 @@ def default_transport(concurrency: int) -> httpx.AsyncBaseTransport:
 
 
 class Sender:
-    """Posts messages to GoSendAPI with an idempotency key; at most `concurrency` in flight."""
+    """Posts messages to GoSendAPI with an idempotency key; at most `concurrency` in flight.
+
+    With a `limiter`, each message first waits for its number's and the key's rate limits.
+    """
 
     def __init__(
         self,
@@ -43,6 +47,7 @@ class Sender:
         transport: httpx.AsyncBaseTransport | None = None,
         concurrency: int = 16,
         timeout: float = 10.0,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._client = httpx.AsyncClient(
             transport=transport or default_transport(concurrency), timeout=timeout
@@ -50,6 +55,7 @@ class Sender:
         self._url = httpx.URL(base_url.rstrip("/") + "/messages")
         self._headers = [("X-API-Key", api_key), ("Content-Type", "application/json")]
         self._slots = asyncio.Semaphore(concurrency)
+        self.limiter = limiter
 
     async def __aenter__(self) -> Sender:
         return self
@@ -70,6 +76,8 @@ class Sender:
         PermanentProviderError (other 4xx).
         """
         body = {"phone_number_id": phone_number_id, "to": to, "type": type, type: payload}
+        if self.limiter is not None:  # before taking a slot: a paced send holds no connection
+            await self.limiter.acquire(phone_number_id)
         async with self._slots:
             try:
                 headers = [*self._headers, ("Idempotency-Key", idempotency_key)]

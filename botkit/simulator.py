@@ -28,6 +28,7 @@ from botkit.webhook import create_app
 SIM_PHONE_NUMBER_ID = "555123456789"
 SIM_SECRET = "whsec_simulator"
 SIM_API_KEY = "gsk_test_simulator"
+SIM_API_TOKEN = "botkit-simulator-token"
 
 
 class SimulatorError(BotkitError):
@@ -86,6 +87,33 @@ class SentView:
     def row_ids(self) -> list[str]:
         """The ids of its list rows, in order."""
         return [str(row.get("id")) for row in self.rows]
+
+    @property
+    def is_template(self) -> bool:
+        """Whether it went out as a template (a proactive message, or a closed window's fallback)."""
+        return self.type == "template"
+
+    @property
+    def template_parameters(self) -> list[str]:
+        """The body parameters of a template, in order, as text."""
+        found: list[str] = []
+        for component in self.payload.get("components") or []:  # type: ignore[union-attr]
+            if isinstance(component, dict) and component.get("type") == "body":
+                for parameter in component.get("parameters") or []:  # type: ignore[union-attr]
+                    if isinstance(parameter, dict):
+                        found.append(str(parameter.get("text", "")))
+        return found
+
+    @property
+    def quick_reply_payloads(self) -> list[str]:
+        """The payloads of a template's quick-reply buttons, by index."""
+        found: list[str] = []
+        for component in self.payload.get("components") or []:  # type: ignore[union-attr]
+            if isinstance(component, dict) and component.get("sub_type") == "quick_reply":
+                for parameter in component.get("parameters") or []:  # type: ignore[union-attr]
+                    if isinstance(parameter, dict):
+                        found.append(str(parameter.get("payload", "")))
+        return found
 
     @property
     def template_name(self) -> str | None:
@@ -170,6 +198,15 @@ class SimUser:
             {"type": "interactive", "interactive": part}, context_id=view.message_id
         )
 
+    async def reads(self, view: SentView | None = None) -> Delivery:
+        """Reads a message (default: the latest): the provider reports it read."""
+        return await self.sim.status(view or self.last_message, "read")
+
+    @property
+    def templates(self) -> list[SentView]:
+        """The messages this user received as templates."""
+        return [view for view in self.messages if view.is_template]
+
     async def taps_payload(self, payload: str, text: str = "") -> Delivery:
         """Taps a template quick-reply button carrying `payload`."""
         return await self.sends(
@@ -238,6 +275,7 @@ class Simulator:
         self._database = database
         self._stack = contextlib.AsyncExitStack()
         self.users: dict[str, SimUser] = {}
+        self._errors: list[BaseException] = []
 
     @property
     def initial_state(self) -> str:
@@ -259,9 +297,14 @@ class Simulator:
             webhook_secrets=(SIM_SECRET,),
             phone_number_id=self.phone_number_id,
             database=str(database),
+            api_token=SIM_API_TOKEN,
         )
         self.runtime = Runtime(
-            self.bot, settings, clock=self.clock, transport=httpx.ASGITransport(app=self.fake.app)
+            self.bot,
+            settings,
+            clock=self.clock,
+            transport=httpx.ASGITransport(app=self.fake.app),
+            on_error=self._handler_failed,
         )
         self.app = create_app(self.runtime)
         self.fake.webhook_transport = httpx.ASGITransport(app=self.app)
@@ -284,15 +327,56 @@ class Simulator:
         return self.users[wa_id]
 
     async def after(self, delivery: Delivery, user: SimUser | None = None) -> None:
-        """Checks the webhook acknowledged, waits for the bot to finish, refreshes users."""
+        """Checks the webhook acknowledged, waits for the bot to finish, refreshes users.
+
+        A handler that raised makes the step raise the same exception (WindowClosedError, a
+        bug in the bot), so that a test sees it where it happened.
+        """
         if delivery.status_code != 200:
             raise SimulatorError(
                 f"the webhook answered {delivery.status_code}: {delivery.response}"
             )
+        await self._settled(user)
+
+    async def _settled(self, user: SimUser | None = None) -> None:
         await self.settle()
         for each in [user] if user else self.users.values():
             if each is not None:
                 await each.refresh()
+        if self._errors:
+            error = self._errors[0]
+            self._errors.clear()
+            raise error
+
+    def _handler_failed(self, event_id: str, error: BaseException) -> None:
+        self._errors.append(error)
+
+    async def advance(self, *, hours: float = 0, minutes: float = 0, seconds: float = 0) -> None:
+        """Moves the clock forward (windows close, retries come due) and lets the bot catch up."""
+        self.clock.advance(hours * 3600 + minutes * 60 + seconds)
+        await self._settled()
+
+    async def trigger(
+        self,
+        wa_id: str,
+        name: str,
+        data: JSONObject | None = None,
+        *,
+        phone_number_id: str | None = None,
+    ) -> str:
+        """Fires a declared trigger for a user, as POST /conversations/{wa_id}/trigger does."""
+        event_id = await self.bot.trigger(wa_id, name, data or {}, phone_number_id=phone_number_id)
+        await self._settled(self.users.get(wa_id))
+        return event_id
+
+    async def status(self, view: SentView, status: str, *, code: int | None = None) -> Delivery:
+        """The provider reports a delivery status for a message (failed with `code`, e.g. 131047)."""
+        errors: list[JSONObject] = []
+        if code is not None:
+            errors.append({"code": code, "title": "simulated failure", "message": f"error {code}"})
+        delivery = await self.fake.send_status(view.message_id, status, errors=errors)
+        await self.after(delivery)
+        return delivery
 
     async def settle(self) -> None:
         """Waits until every event is processed and every send attempted (retries jump the clock)."""

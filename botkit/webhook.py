@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from botkit import codec
+from botkit.api import trigger_routes
 from botkit.bot import Runtime
 from botkit.events import parse_body
 from botkit.exceptions import PayloadError, StoreError
@@ -92,6 +93,7 @@ def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None)
     routes: list[BaseRoute] = [
         Route("/webhook", WebhookEndpoint(runtime).handle, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        *trigger_routes(runtime),
         *(extra_routes or []),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -1,14 +1,28 @@
-"""The reference bot: a clinic that books a consultation or a lab test, in Spanish."""
+"""The reference bot: a clinic that books a consultation or a lab test, and reminds of appointments."""
 
 from __future__ import annotations
 
-from botkit import Bot, Button, Buttons, Context, Conversation, List, Row, Section, State, Text, on
+from botkit import (
+    Bot,
+    Button,
+    Buttons,
+    Context,
+    Conversation,
+    List,
+    Row,
+    Section,
+    State,
+    Template,
+    Text,
+    on,
+)
 
 SERVICES = {
     "general": "Consulta general",
     "specialist": "Especialista",
     "lab": "Laboratorio",
 }
+REMINDER_DATA = ("name", "date", "time", "appointment_id")
 
 SERVICE_LIST = List(
     body="¡Hola! ¿Qué turno querés reservar?",
@@ -24,14 +38,32 @@ SERVICE_LIST = List(
         Section("Estudios", [Row("lab", "Laboratorio", "Análisis de sangre")]),
     ],
 )
+CONFIRM_BUTTONS = [Button("confirm_yes", "Sí, confirmo"), Button("reschedule", "Reprogramar")]
 
 
 def confirm_buttons(ctx: Context) -> Buttons:
-    """Asks to confirm the service chosen."""
+    """Asks to confirm the service chosen, or the appointment a reminder is about."""
+    appointment = ctx.data.get("appointment")
+    if isinstance(appointment, dict):
+        return Buttons(
+            f"Hola {appointment['name']}, te recordamos tu turno del {appointment['date']} "
+            f"a las {appointment['time']}. ¿Lo confirmás?",
+            CONFIRM_BUTTONS,
+        )
     service = SERVICES.get(str(ctx.data.get("service")), "el turno")
-    return Buttons(
-        f"Elegiste {service}. ¿Confirmás el turno?",
-        [Button("confirm_yes", "Sí, confirmo"), Button("reschedule", "Reprogramar")],
+    return Buttons(f"Elegiste {service}. ¿Confirmás el turno?", CONFIRM_BUTTONS)
+
+
+def reminder_template(ctx: Context) -> Template | None:
+    """The approved template that reminds of an appointment when the 24-hour window is closed."""
+    appointment = ctx.data.get("appointment")
+    if not isinstance(appointment, dict):
+        return None
+    return Template.of(
+        "appointment_reminder",
+        "es_AR",
+        body=[str(appointment["name"]), str(appointment["date"]), str(appointment["time"])],
+        quick_replies=[f"confirm_yes_apt_{appointment['appointment_id']}"],
     )
 
 
@@ -40,7 +72,7 @@ class Clinic(Conversation):
 
     idle = State(initial=True)
     choosing_service = State(prompt=SERVICE_LIST)
-    confirming = State(prompt=confirm_buttons)
+    confirming = State(prompt=confirm_buttons, fallback=reminder_template)
     confirmed = State()
 
     @on.text(states=[idle, confirmed], to=choosing_service)
@@ -51,16 +83,29 @@ class Clinic(Conversation):
     async def choose(self, ctx: Context) -> None:
         """Remembers the service; entering confirming asks to confirm it."""
         ctx.data["service"] = ctx.choice
+        ctx.data.pop("appointment", None)
 
     @on.button("confirm_yes", states=[confirming], to=confirmed)
+    @on.payload("confirm_yes_apt_*", states=[confirming], to=confirmed)
     async def confirm(self, ctx: Context) -> None:
-        """Confirms the booking."""
-        service = SERVICES.get(str(ctx.data.get("service")), "tu turno")
-        await ctx.send(Text(f"¡Listo! Tu turno de {service} quedó confirmado. Te esperamos."))
+        """Confirms the booking, from the buttons or from the reminder template's quick reply."""
+        appointment = ctx.data.pop("appointment", None)
+        if isinstance(appointment, dict):
+            what = f"del {appointment['date']} a las {appointment['time']}"
+        else:
+            what = f"de {SERVICES.get(str(ctx.data.get('service')), 'tu consulta')}"
+        await ctx.send(Text(f"¡Listo! Tu turno {what} quedó confirmado. Te esperamos."))
 
     @on.button("reschedule", states=[confirming], to=choosing_service)
     async def reschedule(self, ctx: Context) -> None:
         """Back to the list of services."""
+        ctx.data.pop("appointment", None)
+
+    @on.trigger("remind", requires=REMINDER_DATA, to=confirming)
+    async def remind(self, ctx: Context) -> None:
+        """An appointment reminder: entering confirming asks to confirm it (a template if closed)."""
+        data = ctx.input.data  # type: ignore[union-attr]
+        ctx.data["appointment"] = {key: str(data[key]) for key in REMINDER_DATA}
 
 
 bot = Bot(Clinic)

@@ -9,6 +9,8 @@ import pytest
 from botkit.config import (
     DEFAULT_BASE_URL,
     DEFAULT_DATABASE,
+    DEFAULT_RATE_PER_KEY,
+    DEFAULT_RATE_PER_NUMBER,
     DEV_WEBHOOK_SECRET,
     MAX_BODY_BYTES,
     Settings,
@@ -185,3 +187,71 @@ def test_from_env_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -
     settings = Settings.from_env()
     assert settings.api_key == KEY
     assert settings.database == "from-os.db"
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+
+def test_rates_default_to_the_providers_standard_tier() -> None:
+    settings = Settings.from_env({})
+    assert settings.rate_per_number == DEFAULT_RATE_PER_NUMBER == 80
+    assert settings.rate_per_key == DEFAULT_RATE_PER_KEY == 100
+    assert settings.rate_per_number_overrides == ()
+    assert Settings() == settings  # built in code, Settings paces like the environment's
+
+
+def test_rates_and_overrides_are_read() -> None:
+    env = {
+        "BOTKIT_RATE_PER_NUMBER": "200",
+        "BOTKIT_RATE_PER_NUMBER_OVERRIDES": " 555123456789=1000 , 555000=0.5,, ",
+        "BOTKIT_RATE_PER_KEY": "500",
+    }
+    settings = Settings.from_env(env)
+    assert settings.rate_per_number == 200
+    assert settings.rate_per_number_overrides == (("555123456789", 1000), ("555000", 0.5))
+    assert settings.rate_per_key == 500
+
+
+def test_zero_turns_pacing_off() -> None:
+    settings = Settings.from_env({"BOTKIT_RATE_PER_NUMBER": "0", "BOTKIT_RATE_PER_KEY": "0"})
+    assert (settings.rate_per_number, settings.rate_per_key) == (0, 0)
+
+
+@pytest.mark.parametrize("name", ["BOTKIT_RATE_PER_NUMBER", "BOTKIT_RATE_PER_KEY"])
+@pytest.mark.parametrize("value", ["-1", "fast", "inf", "nan", "1e3", "1_000", "８０"])
+def test_a_rate_must_be_a_plain_number(name: str, value: str) -> None:
+    [problem] = problems_of({name: value})
+    assert name in problem and repr(value) in problem and "0 to turn it off" in problem
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["555123456789", "555123456789=", "=200", "abc=200", "555=fast", "555=-1", "+555 1=200"],
+)
+def test_a_malformed_override_names_itself_and_the_form(value: str) -> None:
+    [problem] = problems_of({"BOTKIT_RATE_PER_NUMBER_OVERRIDES": f"555000=80,{value}"})
+    assert "BOTKIT_RATE_PER_NUMBER_OVERRIDES" in problem
+    assert repr(value) in problem and "PHONE_NUMBER_ID=RATE" in problem
+
+
+def test_an_override_given_twice_is_an_error() -> None:
+    [problem] = problems_of({"BOTKIT_RATE_PER_NUMBER_OVERRIDES": "555=80,556=1,555=200"})
+    assert "BOTKIT_RATE_PER_NUMBER_OVERRIDES" in problem and "555 twice" in problem
+
+
+def test_rate_problems_are_listed_with_the_others() -> None:
+    env = {
+        "BOTKIT_SEND_CONCURRENCY": "0",
+        "BOTKIT_RATE_PER_NUMBER": "-80",
+        "BOTKIT_RATE_PER_NUMBER_OVERRIDES": "x=1,y=2",
+        "BOTKIT_RATE_PER_KEY": "lots",
+    }
+    problems = problems_of(env)
+    assert len(problems) == 5, problems
+    assert [p.split(" ")[0].rstrip(":") for p in problems] == [
+        "BOTKIT_SEND_CONCURRENCY",
+        "BOTKIT_RATE_PER_NUMBER",
+        "BOTKIT_RATE_PER_NUMBER_OVERRIDES",
+        "BOTKIT_RATE_PER_NUMBER_OVERRIDES",
+        "BOTKIT_RATE_PER_KEY",
+    ]

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import hmac
 import json
+import math
 import socket
 import subprocess
 import sys
@@ -1264,6 +1265,116 @@ async def test_sink_takes_custom_prefixes() -> None:
         assert_error(await post(api, {}, key=KEY), 401, "MALFORMED_API_KEY")
 
 
+# --- Rate limits per phone number, in the fake and the sink. ---
+
+OTHER_PHONE = "555000000001"
+
+
+def assert_rate_limited(response: httpx.Response, wait: float) -> None:
+    """The documented 429: retry_after_seconds in the body, Retry-After in whole seconds."""
+    assert_error(response, 429, "RATE_LIMITED")
+    assert response.json()["retry_after_seconds"] == pytest.approx(wait)
+    assert response.headers["Retry-After"] == str(max(1, math.ceil(wait)))
+
+
+def limited_client(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+
+
+@pytest.mark.anyio
+async def test_the_fake_answers_429_past_n_messages_a_second_from_one_number(
+    clock: ManualClock,
+) -> None:
+    fake = FakeGoSendAPI(clock=clock, rate_per_number=3)
+    async with limited_client(fake.app) as api:
+        for _ in range(3):
+            assert (await post(api, TEMPLATE)).status_code == 200
+        assert_rate_limited(await post(api, TEMPLATE), 1.0)
+        other = patched(TEMPLATE, "phone_number_id", OTHER_PHONE)
+        assert (await post(api, other)).status_code == 200  # another number, another count
+        clock.advance(0.4)
+        assert_rate_limited(await post(api, TEMPLATE), 0.6)
+        clock.advance(0.6)
+        assert (await post(api, TEMPLATE)).status_code == 200  # the second has rolled by
+        stats = (await api.get("/_fake/stats")).json()
+    assert (stats["messages"], stats["requests"], stats["rate_limited"]) == (5, 7, 2)
+    assert fake.rate_limited == 2
+
+
+@pytest.mark.anyio
+async def test_the_fakes_window_rolls_with_each_message(clock: ManualClock) -> None:
+    fake = FakeGoSendAPI(clock=clock, rate_per_number=2)
+    start = clock.now()
+    answers = []
+    async with limited_client(fake.app) as api:
+        for at in [0.0, 0.6, 0.9, 1.0, 1.5, 1.6]:
+            clock.set(start + at)
+            answers.append((await post(api, TEMPLATE)).status_code)
+    assert answers == [200, 200, 429, 200, 429, 200]
+
+
+@pytest.mark.anyio
+async def test_a_429_keeps_no_idempotency_key_and_replays_are_not_counted(
+    clock: ManualClock,
+) -> None:
+    fake = FakeGoSendAPI(clock=clock, rate_per_number=2)
+    async with limited_client(fake.app) as api:
+        first = await post(api, TEMPLATE, idempotency_key="k1")
+        await post(api, TEMPLATE, idempotency_key="k2")
+        assert_rate_limited(await post(api, TEMPLATE, idempotency_key="k3"), 1.0)
+        replay = await post(api, TEMPLATE, idempotency_key="k1")  # answered again, not sent
+        assert (replay.status_code, replay.json()["id"]) == (200, first.json()["id"])
+        clock.advance(1.0)
+        retried = await post(api, TEMPLATE, idempotency_key="k3")
+    assert retried.status_code == 200  # a fresh send, not the 429 replayed
+    assert [m.idempotency_key for m in fake.messages] == ["k1", "k2", "k3"]
+
+
+@pytest.mark.anyio
+async def test_the_sink_answers_429_past_n_messages_a_second_from_one_number(
+    clock: ManualClock,
+) -> None:
+    sink = sink_app(rate_per_number=2, clock=clock)
+    body = {"phone_number_id": PHONE}
+    async with limited_client(sink) as api:
+        assert (await post(api, body, idempotency_key="a")).status_code == 200
+        assert (await post(api, body, idempotency_key="b")).status_code == 200
+        assert_rate_limited(await post(api, body, idempotency_key="c"), 1.0)
+        other = {"phone_number_id": OTHER_PHONE}
+        assert (await post(api, other, idempotency_key="d")).status_code == 200
+        assert (await post(api, body, idempotency_key="a")).status_code == 200  # a duplicate
+        clock.advance(1.0)
+        assert (await post(api, body, idempotency_key="c")).status_code == 200
+        stats = (await api.get("/_fake/stats")).json()
+        keys = (await api.get("/_fake/keys")).json()["keys"]
+    assert stats == {
+        "messages": 4,
+        "requests": 6,
+        "duplicate_keys": 1,
+        "rejected": 0,
+        "rate_limited": 1,
+    }
+    assert keys == {"a": 2, "b": 1, "c": 1, "d": 1}  # the refused attempt of c left no mark
+
+
+@pytest.mark.anyio
+async def test_the_sink_reset_clears_the_rate_window(clock: ManualClock) -> None:
+    sink = sink_app(rate_per_number=1, clock=clock)
+    async with limited_client(sink) as api:
+        assert (await post(api, {"phone_number_id": PHONE})).status_code == 200
+        assert (await post(api, {"phone_number_id": PHONE})).status_code == 429
+        await api.post("/_fake/reset")
+        assert (await post(api, {"phone_number_id": PHONE})).status_code == 200
+        assert (await api.get("/_fake/stats")).json()["rate_limited"] == 0
+
+
+def test_a_rate_per_number_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="rate_per_number"):
+        FakeGoSendAPI(rate_per_number=0)
+    with pytest.raises(ValueError, match="rate_per_number"):
+        sink_app(rate_per_number=0)
+
+
 # --- serve(): the real server, over a real socket. ---
 
 
@@ -1289,6 +1400,30 @@ def test_serve_runs_under_uvicorn(tmp_path: Path, sink: bool) -> None:
                 headers = {"X-API-Key": KEY}
                 response = client.post("/v1/messages", json=TEMPLATE, headers=headers)
             assert response.status_code == 200
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_the_fake_api_command_takes_a_rate_per_number(tmp_path: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "botkit.cli", "fake-api", "--sink", "--port", str(port)]
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen([*command, "--rate-per-number", "1"], stdout=out, stderr=out)
+        try:
+            wait_for_stats(f"http://127.0.0.1:{port}", server, log)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+                # One a second: the second of two requests made at once is refused.
+                answers = [
+                    client.post("/v1/messages", json=TEMPLATE, headers={"X-API-Key": KEY})
+                    for _ in range(2)
+                ]
+                stats = client.get("/_fake/stats").json()
+            assert [answer.status_code for answer in answers] == [200, 429]
+            assert answers[1].headers["Retry-After"] == "1"
+            assert stats["rate_limited"] == 1
         finally:
             server.terminate()
             server.wait(timeout=10)

@@ -27,16 +27,20 @@ PACKAGE = ROOT / "botkit"
 # The layers, bottom first: (name, the botkit modules in it). `store` covers botkit.store.*.
 LAYERS: list[tuple[str, frozenset[str]]] = [
     ("leaves", frozenset({"types", "exceptions"})),
-    ("pure", frozenset({"codec", "config", "events", "messages", "signing", "window"})),
+    ("pure", frozenset({"codec", "config", "events", "messages", "signing", "window", "trigger"})),
+    # phone: parsing phone numbers (the phonenumbers owner), used by the trigger API
+    ("numbers", frozenset({"phone"})),
     ("storage", frozenset({"store"})),
-    ("sending", frozenset({"sender"})),
-    ("conversation", frozenset({"conversation"})),
+    ("sending", frozenset({"sender", "ratelimit"})),
+    # context: what a handler gets; conversation builds on it
+    ("conversation", frozenset({"context", "conversation"})),
     ("outbox", frozenset({"outbox"})),
     ("dispatch", frozenset({"dispatch"})),
     # worker: the child process that runs a Runtime's dispatcher and outbox (new; placed beside
     # bot so that bot, webhook and cli may start it and it may build a Runtime).
     ("composition", frozenset({"bot", "worker"})),
-    ("webhook", frozenset({"webhook"})),
+    # api: the trigger endpoint, beside the webhook in the same Starlette app
+    ("webhook", frozenset({"webhook", "api"})),
     ("edges", frozenset({"simulator", "cli", "fakeapi"})),
 ]
 LAYER_OF = {unit: index for index, (_, units) in enumerate(LAYERS) for unit in units}
@@ -52,6 +56,7 @@ OWNERS: dict[str, frozenset[str]] = {
     "httpx_aiohttp": frozenset({"botkit.sender"}),
     "aiohttp": frozenset({"botkit.sender"}),  # only ever behind httpx_aiohttp
     "uvicorn": frozenset({"botkit.cli", "botkit.fakeapi"}),
+    "phonenumbers": frozenset({"botkit.phone"}),
 }
 
 # The fake provider: the only botkit module it may import, and its third-party libraries.

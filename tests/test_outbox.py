@@ -29,6 +29,7 @@ from botkit.store.base import (
     NewEvent,
     NewSend,
     OutboxRecord,
+    Session,
 )
 from botkit.store.sqlite import SqliteStore
 from botkit.types import ManualClock
@@ -53,8 +54,11 @@ class Rig:
     sender: Sender
     outbox: Outbox
 
-    async def queue(self, cause: str, wa_id: str, *texts: str) -> list[str]:
-        """Queues text sends as the dispatcher does, for one inbound event; returns their keys."""
+    async def queue(self, cause: str, wa_id: str, *texts: str, wrote: bool = True) -> list[str]:
+        """Queues text sends as the dispatcher does, for one inbound event; returns their keys.
+
+        The user's session says they wrote just now (their window is open) unless `wrote` is False.
+        """
         event = NewEvent(
             cause,
             f"wamid.in.{cause}",
@@ -70,8 +74,10 @@ class Rig:
             NewSend(PHONE_NUMBER_ID, wa_id, key, "text", {"body": text}, cause)
             for key, text in zip(keys, texts, strict=True)
         )
-        outcome = EventOutcome(item.seq, DONE, sends=sends)
-        await self.store.complete_events("dispatcher", [outcome], self.clock.now())
+        now = self.clock.now()
+        session = Session(PHONE_NUMBER_ID, wa_id, "Test", "idle", {}, "v1", now if wrote else None)
+        outcome = EventOutcome(item.seq, DONE, session=session, sends=sends)
+        await self.store.complete_events("dispatcher", [outcome], now)
         return keys
 
     async def row(self, key: str) -> OutboxRecord:
@@ -295,9 +301,23 @@ async def test_a_400_is_failed_after_one_attempt_and_never_retried(rig: Rig) -> 
     assert await rig.store.next_send_due() is None
 
 
+async def test_a_send_to_a_user_who_never_wrote_fails_without_asking_the_provider(
+    rig: Rig,
+) -> None:
+    [key] = await rig.queue("evt_1", ANA, "hola", wrote=False)
+
+    assert await rig.outbox.run_once() == 1
+
+    row = await rig.row(key)
+    assert row.status == FAILED
+    assert row.error is not None and "window closed" in row.error
+    assert rig.fake.requests == []
+
+
 async def test_a_403_outside_the_window_is_failed_once(tmp_path: Path) -> None:
     async with make_rig(tmp_path / "x.db", enforce_window=True) as rig:
-        [key] = await rig.queue("evt_1", ANA, "hola")  # Ana never wrote: no open window
+        # botkit thinks Ana wrote; the provider has no inbound from her: it refuses with 403
+        [key] = await rig.queue("evt_1", ANA, "hola")
 
         assert await rig.outbox.run_once() == 1
 

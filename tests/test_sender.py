@@ -17,6 +17,7 @@ from botkit.exceptions import (
     TransientProviderError,
 )
 from botkit.fakeapi import FakeGoSendAPI
+from botkit.ratelimit import RateLimiter
 from botkit.sender import Sender
 from botkit.types import ManualClock
 
@@ -350,3 +351,117 @@ async def test_the_fake_provider_refuses_a_malformed_api_key() -> None:
 
     assert (caught.value.status, caught.value.code) == (401, "MALFORMED_API_KEY")
     assert fake.messages == []
+
+
+# -- pacing --------------------------------------------------------------------------------
+
+
+class FakeTime:
+    """A monotonic clock for the limiter that moves only when it sleeps."""
+
+    def __init__(self, clock: ManualClock | None = None) -> None:
+        self.clock = clock or ManualClock(0.0)
+
+    def monotonic(self) -> float:
+        return self.clock.now()
+
+    async def sleep(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+
+def paced(time: FakeTime, *, per_number: float, per_key: float) -> RateLimiter:
+    """A limiter on fake time."""
+    return RateLimiter(
+        per_number=per_number, per_key=per_key, monotonic=time.monotonic, sleep=time.sleep
+    )
+
+
+async def test_sends_are_paced_by_the_limiter() -> None:
+    time = FakeTime()
+    arrived: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        arrived.append(time.monotonic())
+        return httpx.Response(200, json={"id": "wamid.1"})
+
+    limiter = paced(time, per_number=10, per_key=100)
+    async with sender_for(handler, limiter=limiter) as sender:
+        for index in range(21):
+            await send_text(sender, key=f"key-{index}")
+
+    assert arrived == pytest.approx([index / 10 for index in range(21)])
+
+
+async def test_a_send_waiting_for_its_rate_holds_no_connection_slot() -> None:
+    gate = anyio.Event()
+    served: list[str] = []
+
+    async def held(seconds: float) -> None:
+        await gate.wait()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        served.append(json.loads(request.content)["phone_number_id"])
+        return httpx.Response(200, json={"id": "wamid.1"})
+
+    limiter = RateLimiter(per_number=1, per_key=0, monotonic=lambda: 0.0, sleep=held)
+    async with sender_for(handler, concurrency=1, limiter=limiter) as sender:
+
+        async def send_from(number: str, key: str) -> None:
+            await sender.send(
+                phone_number_id=number, to=USER, type="text", payload={}, idempotency_key=key
+            )
+
+        async with anyio.create_task_group() as tasks:
+            await send_from(PHONE_NUMBER_ID, "first")
+            tasks.start_soon(send_from, PHONE_NUMBER_ID, "second")  # waits for its token
+            await anyio.wait_all_tasks_blocked()
+            await send_from("555000000001", "other")  # the only slot is free for another number
+            assert served == [PHONE_NUMBER_ID, "555000000001"]
+            gate.set()
+
+    assert served == [PHONE_NUMBER_ID, "555000000001", PHONE_NUMBER_ID]
+
+
+async def test_a_paced_sender_still_maps_429() -> None:
+    body = {"statusCode": 429, "message": "slow down", "retry_after_seconds": 3}
+    limiter = paced(FakeTime(), per_number=80, per_key=100)
+
+    async with sender_for(answering(429, json=body), limiter=limiter) as sender:
+        with pytest.raises(RateLimitedError) as caught:
+            await send_text(sender)
+
+    assert (caught.value.status, caught.value.retry_after) == (429, 3.0)
+
+
+async def test_the_fake_provider_past_its_rate_answers_a_429_the_sender_maps() -> None:
+    fake = FakeGoSendAPI(clock=ManualClock(), enforce_window=False, rate_per_number=2)
+
+    async with fake_sender(fake) as sender:
+        await send_text(sender, key="k1")
+        await send_text(sender, key="k2")
+        with pytest.raises(RateLimitedError) as caught:
+            await send_text(sender, key="k3")
+
+    assert caught.value.retry_after == 1.0
+    assert caught.value.code == "RATE_LIMITED"
+    assert len(fake.messages) == 2
+
+
+async def test_a_sender_paced_at_the_providers_rate_never_sees_a_429() -> None:
+    clock = ManualClock()
+    fake = FakeGoSendAPI(clock=clock, enforce_window=False, rate_per_number=5)
+    limiter = paced(FakeTime(clock), per_number=5, per_key=100)
+    transport = httpx.ASGITransport(app=fake.app)
+
+    async with Sender(
+        base_url="http://gosendapi.fake/v1", api_key=API_KEY, transport=transport, limiter=limiter
+    ) as sender:
+        for index in range(30):
+            await send_text(sender, key=f"key-{index}")
+
+    assert fake.rate_limited == 0
+    assert len(fake.messages) == 30
+    start = fake.messages[0].at
+    assert [sent.at - start for sent in fake.messages] == pytest.approx(
+        [index / 5 for index in range(30)]
+    )

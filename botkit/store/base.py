@@ -8,7 +8,7 @@ from typing import Protocol
 
 from botkit.types import JSON, JSONObject
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # inbox row states
 PENDING = "pending"
@@ -16,8 +16,14 @@ DONE = "done"
 FAILED = "failed"
 IGNORED = "ignored"
 
-# outbox row states
+# outbox row states (besides PENDING and FAILED)
 SENT = "sent"
+HELD = "held"  # waits for the user to write again (a closed window, fallback=HOLD)
+
+# what a free-form send does when the window turns out closed at delivery
+FAIL = "fail"
+FALL_BACK = "fallback"
+HOLD = "hold"
 
 # delivery statuses, in the order they can only move forward
 STATUS_RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
@@ -69,11 +75,17 @@ class Session:
     data: JSONObject
     version: str
     last_inbound_at: float | None = None
+    window_closed_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class NewSend:
-    """A message a handler sent, to be delivered by the outbox."""
+    """A message a handler sent, to be delivered by the outbox.
+
+    `when_closed` says what to do if the window is closed at delivery: FAIL, FALL_BACK to
+    `fallback` (a template's (type, payload)), or HOLD until the user writes. `held` sends
+    start held; `instead_of` is the free-form type a template replaced at send time.
+    """
 
     phone_number_id: str
     wa_id: str
@@ -81,11 +93,15 @@ class NewSend:
     type: str
     payload: JSON
     cause: str
+    when_closed: str = "fail"
+    fallback: JSON = None
+    held: bool = False
+    instead_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """A claimed outbox row."""
+    """A claimed outbox row, with the user's window as the store knows it."""
 
     seq: int
     phone_number_id: str
@@ -94,6 +110,10 @@ class OutboxItem:
     type: str
     payload: JSON
     attempts: int
+    when_closed: str = "fail"
+    fallback: JSON = None
+    last_inbound_at: float | None = None
+    window_closed_at: float | None = None
 
     @property
     def lane(self) -> str:
@@ -116,6 +136,7 @@ class OutboxRecord:
     provider_message_id: str | None
     error: str | None
     delivery_status: str | None
+    instead_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +159,8 @@ class EventOutcome:
     session: Session | None = None
     sends: tuple[NewSend, ...] = ()
     delivery: StatusRecord | None = None
+    release_held: bool = False  # the user wrote: held sends of the lane go out, in order
+    window_closed: bool = False  # the provider said the window is closed (131047)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +173,8 @@ class SendOutcome:
     provider_message_id: str | None = None
     error: str | None = None
     next_attempt_at: float | None = None
+    fall_back: str | None = None  # send the row's fallback template instead, with this key
+    window_closed: bool = False  # the provider refused a free-form send (403)
 
 
 class Store(Protocol):

@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,8 +18,13 @@ import aiosqlite
 from botkit import codec
 from botkit.exceptions import StoreError
 from botkit.store.base import (
+    FAILED,
+    FALL_BACK,
+    HELD,
+    HOLD,
     PENDING,
     SCHEMA_VERSION,
+    SENT,
     STATUS_RANK,
     EventOutcome,
     InboxItem,
@@ -62,6 +68,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     data TEXT NOT NULL,
     version TEXT NOT NULL,
     last_inbound_at REAL,
+    window_closed_at REAL,
     updated_at REAL NOT NULL,
     PRIMARY KEY (phone_number_id, wa_id)
 );
@@ -74,6 +81,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload TEXT NOT NULL,
     cause TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
+    when_closed TEXT NOT NULL DEFAULT 'fail',
+    fallback TEXT,
+    instead_of TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,
     claimed_by TEXT,
@@ -106,16 +116,18 @@ _INSERT_EVENT = (
 )
 _UPSERT_SESSION = (
     "INSERT INTO sessions (phone_number_id, wa_id, conversation, state, data, version,"
-    " last_inbound_at, updated_at) VALUES {values}"
+    " last_inbound_at, window_closed_at, updated_at) VALUES {values}"
     " ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET conversation = excluded.conversation,"
     " state = excluded.state, data = excluded.data, version = excluded.version,"
     " last_inbound_at = max(coalesce(sessions.last_inbound_at, excluded.last_inbound_at),"
     " coalesce(excluded.last_inbound_at, sessions.last_inbound_at)),"
+    " window_closed_at = max(coalesce(sessions.window_closed_at, excluded.window_closed_at),"
+    " coalesce(excluded.window_closed_at, sessions.window_closed_at)),"
     " updated_at = excluded.updated_at"
 )
 _INSERT_SEND = (
     "INSERT OR IGNORE INTO outbox (phone_number_id, wa_id, idempotency_key, type, payload, cause,"
-    " next_attempt_at, created_at) VALUES {values}"
+    " status, when_closed, fallback, instead_of, next_attempt_at, created_at) VALUES {values}"
 )
 _UPSERT_STATUS = (
     "INSERT INTO message_status (message_id, status, rank, timestamp, errors, updated_at)"
@@ -135,6 +147,33 @@ _FINISH_SEND = (
     " next_attempt_at = coalesce(v.next_attempt_at, outbox.next_attempt_at),"
     " sent_at = v.sent_at, claimed_by = NULL, claimed_until = NULL"
     " FROM v WHERE outbox.seq = v.seq AND outbox.claimed_by = ?"
+)
+# A closed window at delivery: the row becomes its fallback template, in place (so it keeps its
+# turn in the user's order), under a key derived from the refused one (the provider answers 409
+# to a key reused with another body). The fallback has no fallback: never a loop.
+_FALL_BACK = (
+    "UPDATE outbox SET instead_of = type, type = json_extract(fallback, '$.type'),"
+    " payload = json_extract(fallback, '$.payload'), idempotency_key = idempotency_key || '-fb',"
+    " when_closed = 'fail', fallback = NULL, status = 'pending', attempts = 0,"
+    " next_attempt_at = ?, provider_message_id = NULL, error = ?, claimed_by = NULL,"
+    " claimed_until = NULL, sent_at = NULL WHERE {where}"
+)
+# ... or waits, held, for the user to write again; a new key, since the provider keeps its
+# answer to the old one.
+_HOLD = (
+    "UPDATE outbox SET status = 'held', idempotency_key = idempotency_key || '-held',"
+    " provider_message_id = NULL, error = ?, claimed_by = NULL, claimed_until = NULL,"
+    " sent_at = NULL WHERE {where}"
+)
+_CLOSE_WINDOW = (
+    "UPDATE sessions SET window_closed_at = max(coalesce(window_closed_at, 0), ?)"
+    " WHERE (phone_number_id, wa_id) IN (SELECT phone_number_id, wa_id FROM {table}"
+    " WHERE seq IN ({seqs}))"
+)
+_RELEASE_HELD = (
+    "UPDATE outbox SET status = 'pending', next_attempt_at = ? WHERE status = 'held'"
+    " AND (phone_number_id, wa_id) IN (SELECT phone_number_id, wa_id FROM inbox"
+    " WHERE seq IN ({seqs}))"
 )
 _ROWS_PER_STATEMENT = 500
 
@@ -286,7 +325,14 @@ class SqliteStore:
         sessions = [_session_row(o.session, now) for o in outcomes if o.session]
         sends = [_send_row(send, now) for o in outcomes for send in o.sends]
         statuses = [_status_row(o, now) for o in outcomes if o.delivery]
-        await self._run(partial(_complete_events, owner, now, finished, sessions, sends, statuses))
+        effects = _Effects(
+            released=[o.seq for o in outcomes if o.release_held],
+            closed=[o.seq for o in outcomes if o.window_closed],
+            refused=[o.delivery.message_id for o in outcomes if o.window_closed and o.delivery],
+        )
+        await self._run(
+            partial(_complete_events, owner, now, finished, sessions, sends, statuses, effects)
+        )
 
     # -- outbox --------------------------------------------------------------------------
 
@@ -296,13 +342,15 @@ class SqliteStore:
         """Claims up to `limit` due sends whose lanes are free, in order."""
         rows = await self._read(partial(_candidates, _CLAIMABLE_SENDS, now, limit))
         held = await self._run(partial(_claim, "outbox", (1, 2), rows, owner, now, lease, ""))
-        return [
-            OutboxItem(row[0], row[1], row[2], row[3], row[4], codec.loads(row[5]), row[6])
-            for row in held
-        ]
+        return [_outbox_item(row) for row in held]
 
     async def record_sends(self, owner: str, outcomes: Sequence[SendOutcome], now: float) -> None:
-        """Stores the results of delivery attempts and releases their rows."""
+        """Stores the results of delivery attempts and releases their rows.
+
+        A refused free-form send (`fall_back`) becomes its fallback template, or is held, and
+        `window_closed` marks the user's window closed.
+        """
+        plain = [o for o in outcomes if o.fall_back is None]
         rows = [
             (
                 o.seq,
@@ -311,11 +359,13 @@ class SqliteStore:
                 o.provider_message_id,
                 o.error,
                 o.next_attempt_at,
-                now if o.status != PENDING else None,
+                now if o.status in (SENT, FAILED) else None,
             )
-            for o in outcomes
+            for o in plain
         ]
-        await self._run(partial(_many, _FINISH_SEND, rows, (owner,)))
+        refused = [(o.seq, o.fall_back, o.error) for o in outcomes if o.fall_back is not None]
+        closed = [o.seq for o in outcomes if o.window_closed]
+        await self._run(partial(_record_sends, owner, now, rows, refused, closed))
 
     async def release_claims(self, owner: str | None) -> None:
         """Releases the claims of `owner`, or every claim when owner is None."""
@@ -351,7 +401,8 @@ class SqliteStore:
         where, args = ("WHERE o.wa_id = ?", (wa_id,)) if wa_id is not None else ("", ())
         rows = await self.db.execute_fetchall(
             "SELECT o.seq, o.phone_number_id, o.wa_id, o.idempotency_key, o.type, o.payload,"
-            " o.status, o.attempts, o.provider_message_id, o.error, s.status FROM outbox o"
+            " o.status, o.attempts, o.provider_message_id, o.error, s.status, o.instead_of"
+            " FROM outbox o"
             " LEFT JOIN message_status s ON s.message_id = o.provider_message_id"
             f" {where} ORDER BY o.seq",
             args,
@@ -407,10 +458,25 @@ def _begin(db: sqlite3.Connection, within: float = LOCK_WAIT) -> None:
         pause = min(pause * 2, 0.001)
 
 
+_ADDED_COLUMNS = {  # schema 2: the 24-hour window and fallbacks
+    "sessions": {"window_closed_at": "REAL"},
+    "outbox": {
+        "when_closed": "TEXT NOT NULL DEFAULT 'fail'",
+        "fallback": "TEXT",
+        "instead_of": "TEXT",
+    },
+}
+
+
 def _migrate(path: str, db: sqlite3.Connection) -> None:
     for statement in _SCHEMA.split(";"):
         if statement.strip():
             db.execute(statement)
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, declaration in columns.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
     row = db.execute("SELECT value FROM botkit_meta WHERE key = 'schema'").fetchone()
     found = int(row[0]) if row else None
     if found is not None and found > SCHEMA_VERSION:
@@ -466,7 +532,9 @@ _CLAIMABLE_EVENTS = (
     " AND e.claimed_until > :now) ORDER BY seq LIMIT :limit"
 )
 _CLAIMABLE_SENDS = (
-    "SELECT seq, phone_number_id, wa_id, idempotency_key, type, payload, attempts FROM outbox o"
+    "SELECT seq, o.phone_number_id, o.wa_id, idempotency_key, type, payload, attempts,"
+    " when_closed, fallback, s.last_inbound_at, s.window_closed_at FROM outbox o"
+    " LEFT JOIN sessions s ON s.phone_number_id = o.phone_number_id AND s.wa_id = o.wa_id"
     " WHERE status = 'pending' AND next_attempt_at <= :now"
     " AND (claimed_until IS NULL OR claimed_until <= :now)"
     " AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.status = 'pending'"
@@ -533,8 +601,8 @@ def _claim(
 def _load_sessions(lanes: Sequence[tuple[str, str]], db: sqlite3.Connection) -> dict[str, Session]:
     values = ", ".join("(?, ?)" for _ in lanes)
     rows = db.execute(
-        "SELECT phone_number_id, wa_id, conversation, state, data, version, last_inbound_at"
-        f" FROM sessions WHERE (phone_number_id, wa_id) IN (VALUES {values})",
+        "SELECT phone_number_id, wa_id, conversation, state, data, version, last_inbound_at,"
+        f" window_closed_at FROM sessions WHERE (phone_number_id, wa_id) IN (VALUES {values})",
         [part for lane in lanes for part in lane],
     ).fetchall()
     return {lane_of(row[0], row[1]): _session(row) for row in rows}
@@ -547,6 +615,7 @@ def _complete_events(
     sessions: Sequence[tuple[Any, ...]],
     sends: Sequence[tuple[Any, ...]],
     statuses: Sequence[tuple[Any, ...]],
+    effects: _Effects,
     db: sqlite3.Connection,
 ) -> None:
     done = _many(_FINISH_EVENT, finished, (now, owner), db)
@@ -558,6 +627,46 @@ def _complete_events(
     _many(_UPSERT_SESSION, sessions, (), db)
     _many(_INSERT_SEND, sends, (), db)
     _many(_UPSERT_STATUS, statuses, (), db)
+    if effects.released:
+        sql = _RELEASE_HELD.format(seqs=_marks(len(effects.released)))
+        db.execute(sql, [now, *effects.released])
+    if effects.closed:
+        sql = _CLOSE_WINDOW.format(table="inbox", seqs=_marks(len(effects.closed)))
+        db.execute(sql, [now, *effects.closed])
+    for message_id in effects.refused:  # a failed status with code 131047: the window was closed
+        error = "the provider reported the 24-hour window closed (131047)"
+        where = "provider_message_id = ? AND when_closed = '{}'"
+        db.execute(_FALL_BACK.format(where=where.format(FALL_BACK)), [now, error, message_id])
+        db.execute(_HOLD.format(where=where.format(HOLD)), [error, message_id])
+
+
+@dataclass(frozen=True, slots=True)
+class _Effects:
+    """What a batch of events changes beyond its own rows."""
+
+    released: list[int]
+    closed: list[int]
+    refused: list[str]
+
+
+def _record_sends(
+    owner: str,
+    now: float,
+    rows: Sequence[tuple[Any, ...]],
+    refused: Sequence[tuple[int, str, str | None]],
+    closed: Sequence[int],
+    db: sqlite3.Connection,
+) -> None:
+    _many(_FINISH_SEND, rows, (owner,), db)
+    if closed:
+        db.execute(_CLOSE_WINDOW.format(table="outbox", seqs=_marks(len(closed))), [now, *closed])
+    for seq, policy, error in refused:
+        if policy == FALL_BACK:
+            db.execute(
+                _FALL_BACK.format(where="seq = ? AND claimed_by = ?"), [now, error, seq, owner]
+            )
+        else:
+            db.execute(_HOLD.format(where="seq = ? AND claimed_by = ?"), [error, seq, owner])
 
 
 def _release(owner: str | None, db: sqlite3.Connection) -> None:
@@ -598,12 +707,20 @@ def _event_row(event: NewEvent, now: float) -> tuple[Any, ...]:
 
 
 def _session(row: sqlite3.Row | tuple[Any, ...]) -> Session:
-    return Session(row[0], row[1], row[2], row[3], codec.loads(row[4]), row[5], row[6])
+    return Session(row[0], row[1], row[2], row[3], codec.loads(row[4]), row[5], row[6], row[7])
+
+
+def _outbox_item(row: sqlite3.Row | tuple[Any, ...]) -> OutboxItem:
+    fallback = codec.loads(row[8]) if row[8] is not None else None
+    payload = codec.loads(row[5])
+    return OutboxItem(
+        row[0], row[1], row[2], row[3], row[4], payload, row[6], row[7], fallback, row[9], row[10]
+    )
 
 
 def _outbox_record(r: sqlite3.Row | tuple[Any, ...]) -> OutboxRecord:
     payload = codec.loads(r[5])
-    return OutboxRecord(r[0], r[1], r[2], r[3], r[4], payload, r[6], r[7], r[8], r[9], r[10])
+    return OutboxRecord(r[0], r[1], r[2], r[3], r[4], payload, r[6], r[7], r[8], r[9], r[10], r[11])
 
 
 def _session_row(session: Session, now: float) -> tuple[Any, ...]:
@@ -615,6 +732,7 @@ def _session_row(session: Session, now: float) -> tuple[Any, ...]:
         codec.dumps_str(session.data),
         session.version,
         session.last_inbound_at,
+        session.window_closed_at,
         now,
     )
 
@@ -627,6 +745,10 @@ def _send_row(send: NewSend, now: float) -> tuple[Any, ...]:
         send.type,
         codec.dumps_str(send.payload),
         send.cause,
+        HELD if send.held else PENDING,
+        send.when_closed,
+        codec.dumps_str(send.fallback) if send.fallback is not None else None,
+        send.instead_of,
         now,
         now,
     )

@@ -1,0 +1,28 @@
+"""Phone numbers to GoSendAPI's E.164 digits (the only phonenumbers importer)."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+
+class PhoneNumberError(ValueError):
+    """A phone number that cannot be read as an international number."""
+
+
+def to_wa_id(raw: str) -> str:
+    """E.164 digits without '+' (``5491140123456``) from a number as people write it.
+
+    Accepts ``+54 9 11 4012-3456``, ``(+54) 9 11 4012 3456`` or bare digits with the country
+    code. Refuses what cannot be a phone number in any country.
+    """
+    text = raw.strip()
+    if not text:
+        raise PhoneNumberError("the phone number is empty")
+    candidate = text if text.startswith("+") else "+" + text.lstrip("(")
+    try:
+        number = phonenumbers.parse(candidate, None)
+    except phonenumbers.NumberParseException as exc:
+        raise PhoneNumberError(f"{raw!r} is not a phone number with a country code: {exc}") from exc
+    if not phonenumbers.is_possible_number(number):
+        raise PhoneNumberError(f"{raw!r} is not a possible phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
