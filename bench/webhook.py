@@ -27,7 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from botkit.outbox import idempotency_key  # noqa: E402
+from botkit.idempotency import idempotency_key  # noqa: E402
 from botkit.signing import sign  # noqa: E402
 
 SECRET = "whsec_bench"
@@ -246,6 +246,7 @@ def verify(database: Path, keys: dict[str, int]) -> dict[str, object]:
     expected = {idempotency_key(event_id, 0): event_id for event_id in events}
     extra = {idempotency_key(event_id, 1) for event_id in events} & keys.keys()
     missing = expected.keys() - keys.keys()
+    repeated = {key: times for key, times in keys.items() if times > 1}
     with sqlite3.connect(database) as db:
         for key in sorted(missing)[:5]:
             event_id = expected[key]
@@ -264,7 +265,7 @@ def verify(database: Path, keys: dict[str, int]) -> dict[str, object]:
                 f"missing reply for {event_id}: inbox {inbox[:4]}, outbox {sends}, user's events {history}",
                 file=sys.stderr,
             )
-    exact = not missing and not extra and len(keys) == len(expected)
+    exact = not missing and not extra and not repeated and len(keys) == len(expected)
     return {
         "events": len(events),
         "not_done": not_done,
@@ -272,6 +273,7 @@ def verify(database: Path, keys: dict[str, int]) -> dict[str, object]:
         "sent": outbox[1] or 0,
         "provider_keys": len(keys),
         "missing_replies": len(missing),
+        "keys_sent_twice": len(repeated),
         "extra_replies": len(extra),
         "exactly_one_reply_each": exact,
     }
@@ -316,7 +318,7 @@ def report(a: dict[str, int], b: dict[str, object], total: int, args: argparse.N
         f"(b) processed (reply recorded)  : {processed:8.0f} events/s  ({b['events']} events in {float(b['drained_s']):.1f}s from the first request; target >= 2000)"
     )  # type: ignore[arg-type]
     print(
-        f"(b) exactly one reply per event : {b['exactly_one_reply_each']}  (events {b['events']}, provider keys {b['provider_keys']}, missing {b['missing_replies']}, extra {b['extra_replies']}, not done {b['not_done']})"
+        f"(b) exactly one reply per event : {b['exactly_one_reply_each']}  (events {b['events']}, provider keys {b['provider_keys']}, missing {b['missing_replies']}, extra {b['extra_replies']}, sent twice {b['keys_sent_twice']}, not done {b['not_done']})"
     )
     if int(b["requests"]) > total or int(a["requests"]) > total:  # type: ignore[call-overload]
         print("note: wrk ran out of prepared events and replayed some (duplicates); raise --users")

@@ -107,8 +107,8 @@ class Runtime:
         """
         await self.store.open()
         try:
-            if self.workers:  # single-node: claims left by a process that died are stale
-                await self.store.release_claims(None)
+            if self.workers:
+                await self.store.start_worker()
             async with asyncio.TaskGroup() as group:
                 if self.workers:
                     group.create_task(self.dispatcher.run(), name="botkit-dispatcher")

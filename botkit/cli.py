@@ -104,7 +104,11 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # Bounded memory at the edge: past this many requests in flight uvicorn answers 503 (the
+    # provider retries), instead of buffering up to 1 MiB per waiting request.
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level=args.log_level, limit_concurrency=1024
+    )
     return 0
 
 

@@ -88,13 +88,19 @@ class Route:
     regex: re.Pattern[str] | None = None
     requires: tuple[str, ...] = ()
     fallback: Fallback | None = None
+    handler: str = ""
 
     @property
-    def trigger(self) -> str:
-        """The transitions trigger name, e.g. ``button:confirm_yes``."""
+    def label(self) -> str:
+        """What the route matches, e.g. ``button:confirm_yes`` or ``text:/^\\d+$/``."""
         if self.regex is not None:
             return f"{self.kind}:/{self.regex.pattern}/"
         return f"{self.kind}:{'|'.join(self.keys) or '*'}"
+
+    @property
+    def trigger(self) -> str:
+        """The transitions trigger name: the label and the handler, unique in a conversation."""
+        return f"{self.label}@{self.handler}"
 
 
 class _On:
@@ -357,7 +363,7 @@ def _resolve(owner: str, handler: str, raw: _Declared, states: dict[str, State])
                 f"{where}: state {name!r} is not declared in {owner}; declared states: "
                 f"{', '.join(states)}"
             )
-    return Route(raw.kind, raw.keys, names, dest, raw.regex, raw.requires, raw.fallback)
+    return Route(raw.kind, raw.keys, names, dest, raw.regex, raw.requires, raw.fallback, handler)
 
 
 def _index(owner: str, state: str, table: _Table, route: Route, handler: Handler) -> None:

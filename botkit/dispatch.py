@@ -13,8 +13,8 @@ from botkit import codec
 from botkit.context import Context, Event, Hold, Queued, Window
 from botkit.conversation import Conversation
 from botkit.events import InboundMessage, OtherEvent, StatusUpdate, parse_envelope
+from botkit.idempotency import idempotency_key
 from botkit.messages import Message, Template, request_body
-from botkit.outbox import idempotency_key
 from botkit.store.base import (
     DONE,
     FAIL,
@@ -31,11 +31,13 @@ from botkit.store.base import (
     lane_of,
 )
 from botkit.trigger import TriggerEvent
-from botkit.types import JSON, Clock
+from botkit.types import JSON, Clock, JSONObject
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 5
+# Claims count attempts, so a crash charges one to every event of the batch in flight: the
+# bound must tolerate a few restarts while still ending a poison event that kills the process.
+MAX_ATTEMPTS = 10
 WINDOW_CLOSED_CODE = 131047  # Meta: "Re-engagement message", sent outside the 24-hour window
 
 
@@ -54,6 +56,7 @@ class Dispatcher:
         concurrency: int = 64,
         on_commit: Callable[[], None] | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
+        handler_timeout: float = 30.0,
     ) -> None:
         self.store = store
         self.conversation = conversation
@@ -66,6 +69,7 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._on_commit = on_commit
         self._on_error = on_error
+        self.handler_timeout = handler_timeout
         self._wake = asyncio.Event()
         self._stopping = False
         self.busy = False
@@ -124,6 +128,12 @@ class Dispatcher:
             for item in items:
                 try:
                     outcome = await self._process(item, session)
+                except asyncio.CancelledError:
+                    if _being_cancelled():
+                        raise
+                    # a handler's own CancelledError must not end the dispatcher
+                    log.error("event %s: the handler raised CancelledError", item.event_id)
+                    outcome = EventOutcome(item.seq, FAILED, "the handler raised CancelledError")
                 except Exception as exc:  # one bad event must not hold up the batch
                     log.exception("event %s could not be processed", item.event_id)
                     outcome = EventOutcome(item.seq, FAILED, f"{type(exc).__name__}: {exc}")
@@ -153,12 +163,17 @@ class Dispatcher:
         ctx = Context(self.spec, event, state, data, Window(last, closed, self.clock.now()))
         delivery, refused = _delivery(event)
         try:
-            handled = await self.spec.run(self.conversation, ctx)
+            async with asyncio.timeout(self.handler_timeout):
+                handled = await self.spec.run(self.conversation, ctx)
             data_copy = codec.loads(codec.dumps(ctx.data))
             sends = tuple(
                 _send(ctx, queued, idempotency_key(item.event_id, position), item.event_id)
                 for position, queued in enumerate(ctx.queued)
             )
+        except TimeoutError:
+            error = f"the handler took more than {self.handler_timeout:g}s and was cancelled"
+            log.error("%s: event %s: %s", self.spec.name, item.event_id, error)
+            return EventOutcome(item.seq, FAILED, error, delivery=delivery, window_closed=refused)
         except Exception as exc:  # the handler's bug or refusal: the event fails, state unchanged
             log.exception("%s: handler failed on event %s", self.spec.name, item.event_id)
             if self._on_error is not None:
@@ -209,8 +224,19 @@ class Dispatcher:
                 self.spec.version,
                 self.spec.initial,
             )
-            return self.spec.initial, dict(session.data)
-        return session.state, dict(session.data)
+            return self.spec.initial, _copy(session.data)
+        return session.state, _copy(session.data)
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _copy(data: JSONObject) -> dict[str, Any]:
+    """A deep copy: a handler that fails must leave nothing of its changes to the next event."""
+    copied: dict[str, Any] = codec.loads(codec.dumps(data))
+    return copied
 
 
 def _read(item: InboxItem) -> Event | OtherEvent:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import random
 import uuid
@@ -28,12 +27,6 @@ from botkit.store.base import (
 from botkit.types import Clock
 
 log = logging.getLogger(__name__)
-
-
-def idempotency_key(cause: str, position: int) -> str:
-    """The key of the `position`-th send caused by `cause` (an event or trigger id): stable across redeliveries."""
-    digest = hashlib.sha256(f"{cause}\x1f{position}".encode()).hexdigest()
-    return f"bk1_{digest[:40]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +158,9 @@ class Outbox:
                 return self._closed(item, attempts, str(exc), provider_said=True)
             log.warning("send %s to %s refused, not retried: %s", item.seq, _mask(item.wa_id), exc)
             return SendOutcome(item.seq, FAILED, attempts, error=str(exc))
+        except Exception as exc:  # a transport's unmapped error must not lose the round's results
+            log.exception("send %s: unexpected error, retried like a network failure", item.seq)
+            return self._transient(item, attempts, exc)
         return SendOutcome(item.seq, SENT, attempts, provider_message_id=message_id)
 
     def _closed(

@@ -23,14 +23,26 @@ Sleep = Callable[[float], Awaitable[object]]
 class TokenBucket:
     """`rate` tokens a second, at most `burst` at once; `acquire` waits for one.
 
-    Kept as GCRA (a theoretical arrival time) rather than a token count: each caller reserves
-    the next slot in call order, so waiters are served first come, first served, without a
-    lock or a wake-up storm. After the first `burst`, acquisitions are at least `1 / rate`
-    apart. A caller cancelled while it waits loses its slot (the bucket runs a little slow,
-    never fast).
+    Kept as GCRA (the theoretical time of the next token) rather than a token count. Callers
+    wait in turn behind a lock (first come, first served), and a token is charged at the
+    time the caller actually resumes, not at the time it planned to: if the event loop
+    wakes a waiter late, the next one still waits a whole `1 / rate` after it. Slots
+    reserved ahead would instead let every waiter delayed by a stall leave at once, and
+    the provider counts arrivals in rolling seconds (bench/ratelimit.py saw 429s so).
+    After the first `burst`, acquisitions are at least `1 / rate` apart. A caller
+    cancelled while it waits takes nothing.
     """
 
-    __slots__ = ("_interval", "_monotonic", "_next", "_sleep", "_tolerance", "burst", "rate")
+    __slots__ = (
+        "_interval",
+        "_lock",
+        "_monotonic",
+        "_next",
+        "_sleep",
+        "_tolerance",
+        "burst",
+        "rate",
+    )
 
     def __init__(
         self,
@@ -52,19 +64,19 @@ class TokenBucket:
         self._sleep = sleep
         # The theoretical time of the next token; a caller may take it `_tolerance` early.
         self._next = -math.inf  # full at the start
+        self._lock = asyncio.Lock()
 
-    def reserve(self) -> float:
-        """Takes the next token now; returns how many seconds to wait before using it."""
-        now = self._monotonic()
-        slot = max(self._next, now)
-        self._next = slot + self._interval
-        return max(0.0, slot - self._tolerance - now)
+    def delay(self) -> float:
+        """Seconds until a token is free (0: one is free now); takes nothing."""
+        return max(0.0, self._next - self._tolerance - self._monotonic())
 
     async def acquire(self) -> None:
-        """Waits just long enough for a token."""
-        delay = self.reserve()
-        if delay > 0:
-            await self._sleep(delay)
+        """Waits just long enough for a token, then takes it."""
+        async with self._lock:
+            delay = self.delay()
+            if delay > 0:
+                await self._sleep(delay)
+            self._next = max(self._next, self._monotonic()) + self._interval
 
 
 class RateLimiter:

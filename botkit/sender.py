@@ -85,7 +85,7 @@ class Sender:
                     "POST", self._url, headers=headers, content=codec.dumps(body)
                 )
                 response = await self._client.send(request)
-            except httpx.TransportError as exc:
+            except httpx.HTTPError as exc:  # network, protocol, decoding: all worth a retry
                 raise TransientProviderError(f"{exc.__class__.__name__}: {exc}") from exc
         return _message_id(response) if response.is_success else _raise_for(response)
 

@@ -85,6 +85,10 @@ def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None)
     async def healthz(request: Request) -> Response:
         inbox, outbox = await runtime.store.backlog()
         provider = "fake" if runtime.settings.uses_fake_provider else "gosendapi"
+        worker = runtime.worker_process
+        if worker is not None and not worker.alive:
+            pending = {"events": inbox, "sends": outbox}
+            return _json(503, {"status": "worker process down", "pending": pending})
         return _json(
             200,
             {"status": "ok", "provider": provider, "pending": {"events": inbox, "sends": outbox}},

@@ -39,10 +39,17 @@ class WorkerProcess:
                 *self.command, stdin=asyncio.subprocess.PIPE, start_new_session=True
             )
             self._started.set()
+            if self._stopping and self._process.stdin is not None:  # stop() came during the spawn
+                self._process.stdin.close()
             code = await self._process.wait()
             if not self._stopping:
                 log.error("worker process exited with %s; restarting in %.0fs", code, RESTART_DELAY)
                 await asyncio.sleep(RESTART_DELAY)
+
+    @property
+    def alive(self) -> bool:
+        """Whether a child is running now."""
+        return self._process is not None and self._process.returncode is None
 
     async def started(self) -> None:
         """Waits until the first child has been started."""

@@ -15,7 +15,7 @@ from botkit import Bot, Context, Conversation, State, Text, on
 from botkit.bot import Runtime
 from botkit.config import Settings
 from botkit.fakeapi import FakeGoSendAPI
-from botkit.outbox import idempotency_key
+from botkit.idempotency import idempotency_key
 from botkit.types import ManualClock
 from botkit.webhook import create_app
 

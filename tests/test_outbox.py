@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from botkit.fakeapi import FakeGoSendAPI
-from botkit.outbox import Outbox, RetryPolicy, idempotency_key
+from botkit.idempotency import idempotency_key
+from botkit.outbox import Outbox, RetryPolicy
 from botkit.sender import Sender
 from botkit.store.base import (
     DONE,

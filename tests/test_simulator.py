@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from botkit import Simulator, SimulatorError
-from botkit.outbox import idempotency_key
+from botkit.idempotency import idempotency_key
 from botkit.simulator import SimUser
 
 pytestmark = pytest.mark.anyio

@@ -223,6 +223,14 @@ class Store(Protocol):
         """Records the results of delivery attempts and releases the rows."""
         ...
 
+    async def start_worker(self) -> None:
+        """Prepares this process to run workers.
+
+        A single-node store refuses (StoreError) when another process already runs workers
+        on it, then frees the claims that a process that died left behind.
+        """
+        ...
+
     async def release_claims(self, owner: str | None) -> None:
         """Gives back every row `owner` holds; None: every claim (a single-node store at start-up)."""
         ...

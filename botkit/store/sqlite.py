@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -212,6 +214,7 @@ class SqliteStore:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=4096)
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
+        self._worker_lock: int | None = None
 
     async def __aenter__(self) -> SqliteStore:
         await self.open()
@@ -268,6 +271,9 @@ class SqliteStore:
         if self._db is not None:
             await self._db.close()
             self._db = None
+        if self._worker_lock is not None:
+            os.close(self._worker_lock)  # closing the descriptor releases the lock
+            self._worker_lock = None
 
     # -- inbox ---------------------------------------------------------------------------
 
@@ -315,7 +321,7 @@ class SqliteStore:
         """The existing sessions among `lanes`, keyed by lane."""
         if not lanes:
             return {}
-        return await self._run(partial(_load_sessions, lanes))
+        return await self._read(partial(_load_sessions, lanes))
 
     async def complete_events(
         self, owner: str, outcomes: Sequence[EventOutcome], now: float
@@ -366,6 +372,12 @@ class SqliteStore:
         refused = [(o.seq, o.fall_back, o.error) for o in outcomes if o.fall_back is not None]
         closed = [o.seq for o in outcomes if o.window_closed]
         await self._run(partial(_record_sends, owner, now, rows, refused, closed))
+
+    async def start_worker(self) -> None:
+        """Takes the file's worker lock (one worker process per SQLite file), frees stale claims."""
+        if self.path != ":memory:" and self._worker_lock is None:
+            self._worker_lock = _lock_workers(self.path)
+        await self.release_claims(None)
 
     async def release_claims(self, owner: str | None) -> None:
         """Releases the claims of `owner`, or every claim when owner is None."""
@@ -420,6 +432,20 @@ class SqliteStore:
 
 
 # -- transactions, run in the connection's thread ---------------------------------------
+
+
+def _lock_workers(path: str) -> int:
+    """An exclusive lock beside the database, held while this process runs workers."""
+    descriptor = os.open(f"{path}.workers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise StoreError(
+            f"another process already runs botkit's workers on {path}: a SQLite store is "
+            "single-node (stop the other botkit, or give each replica its own database)"
+        ) from None
+    return descriptor
 
 
 def _transaction(

@@ -194,3 +194,13 @@ def test_open_store_refuses_postgresql_for_now(url: str) -> None:
 def test_open_store_refuses_an_unknown_scheme() -> None:
     with pytest.raises(StoreError, match="unknown scheme"):
         open_store("mysql://u@db/botkit")
+
+
+@pytest.mark.anyio
+async def test_only_one_process_runs_workers_on_a_file(db_path: Path) -> None:
+    async with SqliteStore(db_path) as first, SqliteStore(db_path) as second:
+        await first.start_worker()
+        with pytest.raises(StoreError, match="single-node"):
+            await second.start_worker()
+        await first.aclose()  # the lock goes with the store
+        await second.start_worker()

@@ -1,0 +1,239 @@
+"""Rate-limit benchmark: 2,000 replies to 2,000 users through a provider that enforces 80/s.
+
+Run:  .venv/bin/python bench/ratelimit.py [--users 2000] [--rate 80] [--pace N]
+
+Starts the fake provider in sink mode with `--rate-per-number` (more than that many messages
+in any rolling second from one phone_number_id answers 429) and the clinic bot with
+`botkit run` against it (default pacing: 80 messages/s a number, 100 requests/s a key). Posts
+one signed "hola" from each user to the bot's webhook; each gets exactly one reply (the
+service list). Prints the time from the first webhook to the last reply accepted by the
+provider (target: users / rate, 25 s ± 5 % for 2,000 at 80/s), messages/s, the provider's
+429s (target 0) and whether every reply arrived exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from botkit.idempotency import idempotency_key  # noqa: E402
+from botkit.signing import sign  # noqa: E402
+
+SECRET = "whsec_bench"
+PHONE_NUMBER_ID = "555123456789"
+POSTERS = 16  # webhooks in flight at once
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            cmd, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=out
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wait_ready(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"server at {url} did not start")
+
+
+def events(users: int) -> list[tuple[str, bytes]]:
+    """(event id, body) of one "hola" from each user."""
+    made = []
+    for user in range(users):
+        wa_id = f"549110{user:07d}"
+        event_id = f"evt_rl_{user}"
+        envelope = {
+            "id": event_id,
+            "type": "whatsapp.message.received",
+            "created_at": "2026-05-19T14:00:05Z",
+            "phone_number_id": PHONE_NUMBER_ID,
+            "data": {
+                "contact": {"wa_id": wa_id, "profile": {"name": f"User {user}"}},
+                "message": {
+                    "from": wa_id,
+                    "id": f"wamid.rl.{user}",
+                    "timestamp": str(int(time.time())),
+                    "type": "text",
+                    "text": {"body": "hola"},
+                },
+            },
+        }
+        made.append((event_id, json.dumps(envelope, separators=(",", ":")).encode()))
+    return made
+
+
+async def post_all(port: int, bodies: list[bytes]) -> None:
+    """POSTs every event to the bot's webhook, POSTERS at a time; each must be acknowledged."""
+    queue = list(reversed(bodies))
+    limits = httpx.Limits(max_connections=POSTERS)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
+
+        async def poster() -> None:
+            while queue:
+                body = queue.pop()
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-GoSendAPI-Signature": sign(SECRET, body),
+                }
+                response = await client.post("/webhook", content=body, headers=headers)
+                if response.status_code != 200:
+                    raise SystemExit(f"the webhook answered {response.status_code}")
+
+        await asyncio.gather(*(poster() for _ in range(POSTERS)))
+
+
+def wait_replies(sink: str, count: int, timeout: float) -> float:
+    """Polls the sink until it has accepted `count` messages; returns when it saw them."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if httpx.get(f"{sink}/_fake/stats", timeout=10).json()["messages"] >= count:
+            return time.monotonic()
+        time.sleep(0.01)
+    raise SystemExit(f"fewer than {count} replies reached the provider in {timeout:.0f}s")
+
+
+def wait_drained(bot: str, timeout: float = 30.0) -> None:
+    """Waits until the bot has recorded every send (no 429 retry still pending)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pending = httpx.get(f"{bot}/healthz", timeout=10).json()["pending"]
+        if pending["events"] == 0 and pending["sends"] == 0:
+            return
+        time.sleep(0.05)
+    raise SystemExit("the bot did not drain its backlog in time")
+
+
+def run(args: argparse.Namespace, folder: Path) -> dict[str, object]:
+    sink_port, bot_port = free_port(), free_port()
+    sink_url, bot_url = f"http://127.0.0.1:{sink_port}", f"http://127.0.0.1:{bot_port}"
+    log = folder / "servers.log"
+    cli = [sys.executable, "-m", "botkit.cli"]
+    sink = start(
+        [*cli, "fake-api", "--sink", "--port", str(sink_port), "--rate-per-number", str(args.rate)],
+        {},
+        log,
+    )
+    bot_env = {
+        "GOSENDAPI_API_KEY": "gsk_test_bench",
+        "GOSENDAPI_BASE_URL": f"{sink_url}/v1",
+        "GOSENDAPI_WEBHOOK_SECRET": SECRET,
+        "BOTKIT_DATABASE": str(folder / "bench.db"),
+    }
+    if args.pace is not None:  # unset: the bot paces at its default, the standard tier
+        bot_env["BOTKIT_RATE_PER_NUMBER"] = args.pace
+    bot = start(
+        [*cli, "run", "bots.clinic", "--port", str(bot_port), "--log-level", "warning"],
+        bot_env,
+        log,
+    )
+    made = events(args.users)
+    try:
+        wait_ready(f"{sink_url}/_fake/stats")
+        wait_ready(f"{bot_url}/healthz")
+        started = time.monotonic()
+        asyncio.run(post_all(bot_port, [body for _, body in made]))
+        acknowledged = time.monotonic()
+        finished = wait_replies(sink_url, args.users, timeout=args.users / args.rate * 3 + 30)
+        wait_drained(bot_url)
+        stats = httpx.get(f"{sink_url}/_fake/stats", timeout=30).json()
+        keys = httpx.get(f"{sink_url}/_fake/keys", timeout=30).json()["keys"]
+    except SystemExit:
+        print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+        raise
+    finally:
+        stop(bot)
+        stop(sink)
+    expected = {idempotency_key(event_id, 0) for event_id, _ in made}
+    return {
+        "users": args.users,
+        "rate": args.rate,
+        "seconds": finished - started,
+        "acknowledged_s": acknowledged - started,
+        "rate_limited": stats["rate_limited"],
+        "requests": stats["requests"],
+        "messages": stats["messages"],
+        "distinct_keys": len(keys),
+        "keys_twice": sum(1 for count in keys.values() if count > 1),
+        "missing": len(expected - keys.keys()),
+        "unexpected": len(keys.keys() - expected),
+    }
+
+
+def report(result: dict[str, object]) -> None:
+    users, rate, seconds = int(result["users"]), float(result["rate"]), float(result["seconds"])  # type: ignore[call-overload, arg-type]
+    target = users / rate
+    within = abs(seconds - target) <= 0.05 * target
+    once = (
+        result["distinct_keys"] == users
+        and result["keys_twice"] == 0
+        and result["missing"] == 0
+        and result["unexpected"] == 0
+    )
+    print(
+        f"{users} replies to {users} users; provider enforces {rate:g} msg/s per number (429 past it)"
+    )
+    print(
+        f"total time        : {seconds:6.2f} s  (first webhook -> last reply accepted; "
+        f"target {target:.2f} s ± 5 %: {'yes' if within else 'NO'}); "
+        f"webhooks acknowledged in {float(result['acknowledged_s']):.2f} s"  # type: ignore[arg-type]
+    )
+    print(f"throughput        : {users / seconds:6.1f} messages/s")
+    print(f"429s answered     : {result['rate_limited']}  (target 0)")
+    print(
+        f"exactly once      : {once}  (distinct keys {result['distinct_keys']} of {users}, "
+        f"received twice {result['keys_twice']}, missing {result['missing']}, "
+        f"unexpected {result['unexpected']}; requests {result['requests']})"
+    )
+    print("BENCH_JSON " + json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--rate", type=int, default=80, help="the provider's limit per number")
+    parser.add_argument(
+        "--pace",
+        default=None,
+        help="BOTKIT_RATE_PER_NUMBER for the bot (default: unset, botkit's 80; 0: no pacing)",
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="botkit-bench-") as tmp:
+        result = run(args, Path(tmp))
+    report(result)
+
+
+if __name__ == "__main__":
+    main()
