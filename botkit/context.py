@@ -80,8 +80,11 @@ class Window:
 
     @property
     def closes_at(self) -> float | None:
-        """When it closes (or closed); None when the user never wrote."""
-        return window.closes_at(self.last_inbound_at)
+        """When it closes, or closed (the provider may close it early); None: never opened."""
+        closed_early = self.closed_at is not None and (
+            self.last_inbound_at is None or self.closed_at >= self.last_inbound_at
+        )
+        return self.closed_at if closed_early else window.closes_at(self.last_inbound_at)
 
 
 class Context:

@@ -156,16 +156,31 @@ class Dispatcher:
         self, item: InboxItem, event: Event, session: Session | None
     ) -> EventOutcome:
         state, data = self._resume(session)
-        last = session.last_inbound_at if session else None
-        if isinstance(event, InboundMessage):  # the window opens before the handler runs
-            last = max(float(event.timestamp), last or 0.0)
-        closed = session.window_closed_at if session else None
-        ctx = Context(self.spec, event, state, data, Window(last, closed, self.clock.now()))
         delivery, refused = _delivery(event)
+        window = _window(event, session, refused, self.clock.now())
+        ctx = Context(self.spec, event, state, _copy(data), window)
+        inbound = isinstance(event, InboundMessage)
+
+        def outcome(
+            status: str, error: str | None, session: Session | None, sends: tuple[NewSend, ...] = ()
+        ) -> EventOutcome:
+            return EventOutcome(
+                item.seq,
+                status,
+                error,
+                session,
+                sends,
+                delivery,
+                release_held=inbound,
+                window_closed=refused,
+            )
+
+        # What is kept even when the handler fails: the message still opened the window.
+        kept = self._session(ctx, state, data, window) if inbound else None
         try:
             async with asyncio.timeout(self.handler_timeout):
                 handled = await self.spec.run(self.conversation, ctx)
-            data_copy = codec.loads(codec.dumps(ctx.data))
+            changed = self._session(ctx, ctx.state, codec.loads(codec.dumps(ctx.data)), window)
             sends = tuple(
                 _send(ctx, queued, idempotency_key(item.event_id, position), item.event_id)
                 for position, queued in enumerate(ctx.queued)
@@ -173,43 +188,32 @@ class Dispatcher:
         except TimeoutError:
             error = f"the handler took more than {self.handler_timeout:g}s and was cancelled"
             log.error("%s: event %s: %s", self.spec.name, item.event_id, error)
-            return EventOutcome(item.seq, FAILED, error, delivery=delivery, window_closed=refused)
+            return outcome(FAILED, error, kept)
         except Exception as exc:  # the handler's bug or refusal: the event fails, state unchanged
             log.exception("%s: handler failed on event %s", self.spec.name, item.event_id)
             if self._on_error is not None:
                 self._on_error(item.event_id, exc)
             error = f"{type(exc).__name__}: {exc}"
-            return EventOutcome(item.seq, FAILED, error, delivery=delivery, window_closed=refused)
+            return outcome(FAILED, error, kept)
         if not handled:
             reason = None
             if isinstance(event, TriggerEvent):
                 reason = f"trigger {event.input.name!r} is not declared for state {state!r}"
-            return EventOutcome(
-                item.seq,
-                IGNORED if reason else DONE,
-                reason,
-                delivery=delivery,
-                window_closed=refused,
-            )
+            status = IGNORED if reason else DONE
+            return outcome(status, reason, kept)
+        return outcome(DONE, None, changed, sends)
+
+    def _session(self, ctx: Context, state: str, data: JSONObject, window: Window) -> Session:
         user = ctx.user
-        new = Session(
+        return Session(
             user.phone_number_id,
             user.wa_id,
             self.spec.name,
-            ctx.state,
-            data_copy,
+            state,
+            data,
             self.spec.version,
-            last,
-            closed,
-        )
-        return EventOutcome(
-            item.seq,
-            DONE,
-            session=new,
-            sends=sends,
-            delivery=delivery,
-            release_held=isinstance(event, InboundMessage),
-            window_closed=refused,
+            window.last_inbound_at,
+            window.closed_at,
         )
 
     def _resume(self, session: Session | None) -> tuple[str, dict[str, Any]]:
@@ -274,6 +278,20 @@ def _send(ctx: Context, queued: Queued, key: str, cause: str) -> NewSend:
 
 def _wire(message: Message, to: str, phone_number_id: str) -> JSON:
     return request_body(message, to=to, phone_number_id=phone_number_id)[message.type]
+
+
+def _window(event: Event, session: Session | None, refused: bool, now: float) -> Window:
+    """The window as the handler must see it, this event included."""
+    last = session.last_inbound_at if session else None
+    closed = session.window_closed_at if session else None
+    if isinstance(event, InboundMessage):
+        sent_at = float(event.timestamp)
+        if closed is not None and sent_at >= closed:
+            closed = None  # the user wrote at or after the closure: the window is open again
+        last = max(sent_at, last or 0.0)
+    if refused and isinstance(event, StatusUpdate):  # closed as of the failure, not of now
+        closed = max(closed or 0.0, float(event.timestamp))
+    return Window(last, closed, now)
 
 
 def _delivery(event: Event) -> tuple[StatusRecord | None, bool]:

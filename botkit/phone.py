@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import phonenumbers
 
+_ALLOWED = frozenset(" +()-.\uff0b")  # and any script's digits, which phonenumbers reads
+
 
 class PhoneNumberError(ValueError):
     """A phone number that cannot be read as an international number."""
@@ -18,6 +20,11 @@ def to_wa_id(raw: str) -> str:
     text = raw.strip()
     if not text:
         raise PhoneNumberError("the phone number is empty")
+    stray = sorted({char for char in text if not char.isdigit() and char not in _ALLOWED})
+    if stray:  # phonenumbers would drop a letter typed for a digit and give someone else's number
+        raise PhoneNumberError(
+            f"{raw!r} has characters a phone number does not: {''.join(stray)!r}"
+        )
     candidate = text if text.startswith("+") else "+" + text.lstrip("(")
     try:
         number = phonenumbers.parse(candidate, None)

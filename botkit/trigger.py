@@ -40,11 +40,13 @@ class TriggerEvent:
         data: JSONObject,
         key: str | None = None,
     ) -> TriggerEvent:
-        """A new trigger; the same `key` (an Idempotency-Key) always gives the same event id."""
+        """A new trigger; the same `key` (an Idempotency-Key) for the same user, number and
+        trigger gives the same event id, so a retried request is stored once."""
         if key is None:
             event_id = f"trg_{uuid.uuid4().hex}"
-        else:
-            event_id = f"trg_{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+        else:  # the same key means the same request only for the same user, number and trigger
+            scope = "\x1f".join((phone_number_id, wa_id, name, key))
+            event_id = f"trg_{hashlib.sha256(scope.encode()).hexdigest()[:32]}"
         envelope: JSONObject = {
             "id": event_id,
             "type": TRIGGER_TYPE,

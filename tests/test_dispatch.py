@@ -162,7 +162,9 @@ async def test_a_handler_that_raises_fails_its_event_and_keeps_the_state(tmp_pat
             "failed",
             "RuntimeError: handler bug",
         )
-        assert await runtime.store.get_session(PNID, "5491140123456") is None
+        kept = await runtime.store.get_session(PNID, "5491140123456")
+        assert kept is not None and (kept.state, kept.data) == ("idle", {})  # unchanged
+        assert kept.last_inbound_at is not None  # the message still opened the window
         await fake.receive(wa_id="5491140123456", message=text("hola"), phone_number_id=PNID)
         await runtime.settle(autojump=clock)
         session = await runtime.store.get_session(PNID, "5491140123456")

@@ -514,12 +514,6 @@ async def test_a_failed_status_with_another_code_is_no_closure(
 # --- bugs -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a closure seen at time T is only lifted by an inbound timestamped after T "
-    "(window.is_open: closed_at < last_inbound_at); a user who writes again within the same "
-    "second (inbound timestamps are whole seconds) stays closed",
-)
 async def test_writing_again_right_after_a_131047_reopens_the_window(
     plain: Simulator, ana: SimUser
 ) -> None:
@@ -529,11 +523,6 @@ async def test_writing_again_right_after_a_131047_reopens_the_window(
     assert names(ana)[-1] == "re: volví"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: after the provider closed the window (131047 or 403), WindowClosedError.closed_at "
-    "is last inbound + 24 h, a time still to come, not when the window closed",
-)
 async def test_window_closed_error_after_a_provider_closure_names_a_past_time(
     plain: Simulator, ana: SimUser
 ) -> None:
@@ -546,12 +535,6 @@ async def test_window_closed_error_after_a_provider_closure_names_a_past_time(
     assert raised.value.closed_at <= plain.clock.now()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a 131047 status closes the window as of when it is processed, not as of its "
-    "own timestamp: delivered late (webhooks are retried for hours), it closes the window the "
-    "user reopened in between",
-)
 async def test_a_late_131047_does_not_close_a_window_the_user_reopened(
     plain: Simulator, ana: SimUser
 ) -> None:

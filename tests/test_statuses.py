@@ -235,12 +235,6 @@ class Apologetic(Conversation):
         await ctx.send(Text("Perdón"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a status handler for a failed 131047 runs with ctx.window still open (the "
-    "closure is applied only when the event commits), so a free-form send without fallback is "
-    "queued and fails silently at delivery instead of raising WindowClosedError in the handler",
-)
 async def test_a_handler_of_a_131047_sees_the_window_closed() -> None:
     async with Simulator(Bot(Apologetic)) as sim:
         ana = sim.user(ANA, name="Ana")

@@ -137,12 +137,6 @@ async def test_the_same_idempotency_key_twice_makes_one_event(
     assert len(juan.messages) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a trigger's event id is derived from the Idempotency-Key alone "
-    "(TriggerEvent.create), so the same key for another user is answered 202 with the first "
-    "user's event and that user is never reminded",
-)
 async def test_the_same_key_for_another_user_is_not_silently_dropped(
     sim: Simulator, api: httpx.AsyncClient
 ) -> None:

@@ -237,12 +237,6 @@ class Fragile(Conversation):
         await ctx.send(Text("ping"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the latest inbound time is saved only with the session of a handler that "
-    "succeeded (dispatch._converse), so a message whose handler failed does not open botkit's "
-    "window although the provider's is open",
-)
 async def test_a_message_whose_handler_failed_still_opens_the_window() -> None:
     async with Simulator(Bot(Fragile)) as sim:
         ana = sim.user(ANA, name="Ana")

@@ -123,8 +123,12 @@ _UPSERT_SESSION = (
     " state = excluded.state, data = excluded.data, version = excluded.version,"
     " last_inbound_at = max(coalesce(sessions.last_inbound_at, excluded.last_inbound_at),"
     " coalesce(excluded.last_inbound_at, sessions.last_inbound_at)),"
-    " window_closed_at = max(coalesce(sessions.window_closed_at, excluded.window_closed_at),"
-    " coalesce(excluded.window_closed_at, sessions.window_closed_at)),"
+    # a writer as up to date on inbound messages brings its view of the window (reopened:
+    # NULL); an older one cannot undo a closure
+    " window_closed_at = CASE WHEN excluded.last_inbound_at >= coalesce(sessions.last_inbound_at,"
+    " 0) THEN excluded.window_closed_at ELSE max(coalesce(sessions.window_closed_at,"
+    " excluded.window_closed_at), coalesce(excluded.window_closed_at, sessions.window_closed_at))"
+    " END,"
     " updated_at = excluded.updated_at"
 )
 _INSERT_SEND = (
@@ -333,7 +337,11 @@ class SqliteStore:
         statuses = [_status_row(o, now) for o in outcomes if o.delivery]
         effects = _Effects(
             released=[o.seq for o in outcomes if o.release_held],
-            closed=[o.seq for o in outcomes if o.window_closed],
+            closed=[
+                (o.seq, float(o.delivery.timestamp) if o.delivery else now)
+                for o in outcomes
+                if o.window_closed
+            ],
             refused=[o.delivery.message_id for o in outcomes if o.window_closed and o.delivery],
         )
         await self._run(
@@ -656,9 +664,8 @@ def _complete_events(
     if effects.released:
         sql = _RELEASE_HELD.format(seqs=_marks(len(effects.released)))
         db.execute(sql, [now, *effects.released])
-    if effects.closed:
-        sql = _CLOSE_WINDOW.format(table="inbox", seqs=_marks(len(effects.closed)))
-        db.execute(sql, [now, *effects.closed])
+    for seq, closed_at in effects.closed:  # as of the status's own time: it may come late
+        db.execute(_CLOSE_WINDOW.format(table="inbox", seqs="?"), [closed_at, seq])
     for message_id in effects.refused:  # a failed status with code 131047: the window was closed
         error = "the provider reported the 24-hour window closed (131047)"
         where = "provider_message_id = ? AND when_closed = '{}'"
@@ -671,7 +678,7 @@ class _Effects:
     """What a batch of events changes beyond its own rows."""
 
     released: list[int]
-    closed: list[int]
+    closed: list[tuple[int, float]]
     refused: list[str]
 
 
