@@ -84,6 +84,10 @@ class TriggerError(BotkitError, ValueError):
         super().__init__(message)
 
 
+class MediaError(BotkitError):
+    """A local media file that cannot be read, or whose content changed since it was sent."""
+
+
 class ProviderError(BotkitError):
     """GoSendAPI answered with an error or could not be reached."""
 

@@ -27,10 +27,13 @@ Model choices, kept here so that they can change in one place:
 from __future__ import annotations
 
 import copy
+import hashlib
+import mimetypes
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from botkit.exceptions import MessageError
@@ -225,8 +228,49 @@ def _freeze(obj: object, name: str, owner: str) -> tuple[Any, ...]:
     return frozen
 
 
-def _check_source(owner: str, link: str | None, id: str | None) -> None:
-    """Media comes from exactly one of a link or an uploaded media id."""
+FILE_KEY = "botkit_file"  # in a payload: a local file the outbox uploads before sending
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    """A file to upload once per business number and content (POST /v1/media), then reuse."""
+
+    path: str
+    sha256: str
+    mime_type: str
+
+    @classmethod
+    def read(cls, owner: str, path: str | Path, mime_type: str | None) -> LocalFile:
+        """Hashes the file now, so that every send of the same content shares one upload."""
+        source = Path(path).resolve()
+        try:
+            digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise _error(owner, "path", f"cannot read {str(source)!r}: {exc.strerror}") from exc
+        kind = mime_type or mimetypes.guess_type(source.name)[0]
+        if not kind:
+            raise _error(
+                owner, "mime_type", f"cannot tell the type of {source.name!r}: give mime_type="
+            )
+        return cls(str(source), digest, kind)
+
+    def json(self) -> JSONObject:
+        """How the file travels in a stored payload."""
+        return {"path": self.path, "sha256": self.sha256, "mime_type": self.mime_type}
+
+
+def _media(link: str | None, id: str | None, file: LocalFile | None) -> JSONObject:
+    return {FILE_KEY: file.json()} if file is not None else _source(link, id)
+
+
+def _check_source(
+    owner: str, link: str | None, id: str | None, file: LocalFile | None = None
+) -> None:
+    """Media comes from exactly one of a link, an uploaded media id, or a local file."""
+    if file is not None:
+        if link is not None or id is not None:
+            raise _error(owner, "file", "give exactly one of link, id or a file, got several")
+        return
     if (link is None) == (id is None):
         got = "both" if link is not None else "neither"
         raise _error(owner, "link", f"give exactly one of link or id, got {got}")
@@ -733,14 +777,22 @@ class Image:
     link: str | None = None
     id: str | None = None
     caption: str | None = None
+    file: LocalFile | None = None
 
     def __post_init__(self) -> None:
-        _check_source("Image", self.link, self.id)
+        _check_source("Image", self.link, self.id, self.file)
         _check_optional_text("Image", "caption", self.caption, _CAPTION_MAX)
+
+    @classmethod
+    def from_file(
+        cls, path: str | Path, *, caption: str | None = None, mime_type: str | None = None
+    ) -> Image:
+        """A local file, uploaded once per business number and content, its id reused."""
+        return cls(caption=caption, file=LocalFile.read("Image", path, mime_type))
 
     def payload(self) -> JSONObject:
         """Meta's media object."""
-        return _with(_source(self.link, self.id), caption=self.caption)
+        return _with(_media(self.link, self.id, self.file), caption=self.caption)
 
 
 @dataclass(frozen=True, slots=True)
@@ -751,14 +803,22 @@ class Video:
     link: str | None = None
     id: str | None = None
     caption: str | None = None
+    file: LocalFile | None = None
 
     def __post_init__(self) -> None:
-        _check_source("Video", self.link, self.id)
+        _check_source("Video", self.link, self.id, self.file)
         _check_optional_text("Video", "caption", self.caption, _CAPTION_MAX)
+
+    @classmethod
+    def from_file(
+        cls, path: str | Path, *, caption: str | None = None, mime_type: str | None = None
+    ) -> Video:
+        """A local file, uploaded once per business number and content, its id reused."""
+        return cls(caption=caption, file=LocalFile.read("Video", path, mime_type))
 
     def payload(self) -> JSONObject:
         """Meta's media object."""
-        return _with(_source(self.link, self.id), caption=self.caption)
+        return _with(_media(self.link, self.id, self.file), caption=self.caption)
 
 
 @dataclass(frozen=True, slots=True)
@@ -768,13 +828,19 @@ class Audio:
     type: ClassVar[str] = "audio"
     link: str | None = None
     id: str | None = None
+    file: LocalFile | None = None
 
     def __post_init__(self) -> None:
-        _check_source("Audio", self.link, self.id)
+        _check_source("Audio", self.link, self.id, self.file)
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, mime_type: str | None = None) -> Audio:
+        """A local file, uploaded once per business number and content, its id reused."""
+        return cls(file=LocalFile.read("Audio", path, mime_type))
 
     def payload(self) -> JSONObject:
         """Meta's media object."""
-        return _source(self.link, self.id)
+        return _media(self.link, self.id, self.file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -786,15 +852,32 @@ class Document:
     id: str | None = None
     caption: str | None = None
     filename: str | None = None
+    file: LocalFile | None = None
 
     def __post_init__(self) -> None:
-        _check_source("Document", self.link, self.id)
+        _check_source("Document", self.link, self.id, self.file)
         _check_optional_text("Document", "caption", self.caption, _CAPTION_MAX)
         _check_optional_text("Document", "filename", self.filename, None)
 
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        *,
+        caption: str | None = None,
+        filename: str | None = None,
+        mime_type: str | None = None,
+    ) -> Document:
+        """A local file, uploaded once per business number and content, its id reused."""
+        shown = filename or Path(path).name
+        return cls(
+            caption=caption, filename=shown, file=LocalFile.read("Document", path, mime_type)
+        )
+
     def payload(self) -> JSONObject:
         """Meta's media object."""
-        return _with(_source(self.link, self.id), caption=self.caption, filename=self.filename)
+        media = _media(self.link, self.id, self.file)
+        return _with(media, caption=self.caption, filename=self.filename)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1121,26 +1204,43 @@ def _template_from(p: JSONObject) -> Template:
     return Template(_req(p, "name", str, "Template"), _language_from(p), components)
 
 
+def _file_from(p: JSONObject, owner: str) -> LocalFile | None:
+    found = _opt(p, FILE_KEY, dict, owner)
+    if found is None:
+        return None
+    return LocalFile(
+        _req(found, "path", str, owner, FILE_KEY),
+        _req(found, "sha256", str, owner, FILE_KEY),
+        _req(found, "mime_type", str, owner, FILE_KEY),
+    )
+
+
 def _image_from(p: JSONObject) -> Image:
     return Image(
-        _opt(p, "link", str, "Image"), _opt(p, "id", str, "Image"), _opt(p, "caption", str, "Image")
+        _opt(p, "link", str, "Image"),
+        _opt(p, "id", str, "Image"),
+        _opt(p, "caption", str, "Image"),
+        _file_from(p, "Image"),
     )
 
 
 def _video_from(p: JSONObject) -> Video:
     return Video(
-        _opt(p, "link", str, "Video"), _opt(p, "id", str, "Video"), _opt(p, "caption", str, "Video")
+        _opt(p, "link", str, "Video"),
+        _opt(p, "id", str, "Video"),
+        _opt(p, "caption", str, "Video"),
+        _file_from(p, "Video"),
     )
 
 
 def _audio_from(p: JSONObject) -> Audio:
-    return Audio(_opt(p, "link", str, "Audio"), _opt(p, "id", str, "Audio"))
+    return Audio(_opt(p, "link", str, "Audio"), _opt(p, "id", str, "Audio"), _file_from(p, "Audio"))
 
 
 def _document_from(p: JSONObject) -> Document:
     link, media_id = _opt(p, "link", str, "Document"), _opt(p, "id", str, "Document")
     caption, filename = _opt(p, "caption", str, "Document"), _opt(p, "filename", str, "Document")
-    return Document(link, media_id, caption, filename)
+    return Document(link, media_id, caption, filename, _file_from(p, "Document"))
 
 
 def _sticker_from(p: JSONObject) -> Sticker:

@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from botkit import window
-from botkit.exceptions import PermanentProviderError, RateLimitedError, TransientProviderError
+from botkit.exceptions import (
+    MediaError,
+    PermanentProviderError,
+    RateLimitedError,
+    TransientProviderError,
+)
+from botkit.media import MediaUploads
 from botkit.sender import Sender
 from botkit.store.base import (
     FAILED,
@@ -61,6 +67,7 @@ class Outbox:
     ) -> None:
         self.store = store
         self.sender = sender
+        self.media = MediaUploads(store, sender)
         self.clock = clock
         self.owner = f"outbox-{uuid.uuid4().hex[:12]}"
         self.batch = batch
@@ -138,11 +145,12 @@ class Outbox:
                 item, item.attempts, "the 24-hour window is closed", provider_said=False
             )
         try:
+            payload = await self.media.resolve(item.phone_number_id, item.payload)
             message_id = await self.sender.send(
                 phone_number_id=item.phone_number_id,
                 to=item.wa_id,
                 type=item.type,
-                payload=item.payload,
+                payload=payload,
                 idempotency_key=item.idempotency_key,
             )
         except RateLimitedError as exc:
@@ -157,6 +165,9 @@ class Outbox:
             if exc.status == 403 and free_form:  # the provider has the last word on the window
                 return self._closed(item, attempts, str(exc), provider_said=True)
             log.warning("send %s to %s refused, not retried: %s", item.seq, _mask(item.wa_id), exc)
+            return SendOutcome(item.seq, FAILED, attempts, error=str(exc))
+        except MediaError as exc:
+            log.warning("send %s: %s", item.seq, exc)
             return SendOutcome(item.seq, FAILED, attempts, error=str(exc))
         except Exception as exc:  # a transport's unmapped error must not lose the round's results
             log.exception("send %s: unexpected error, retried like a network failure", item.seq)

@@ -53,6 +53,8 @@ class Sender:
             transport=transport or default_transport(concurrency), timeout=timeout
         )
         self._url = httpx.URL(base_url.rstrip("/") + "/messages")
+        self._media_url = httpx.URL(base_url.rstrip("/") + "/media")
+        self._api_key = api_key
         self._headers = [("X-API-Key", api_key), ("Content-Type", "application/json")]
         self._slots = asyncio.Semaphore(concurrency)
         self.limiter = limiter
@@ -88,6 +90,32 @@ class Sender:
             except httpx.HTTPError as exc:  # network, protocol, decoding: all worth a retry
                 raise TransientProviderError(f"{exc.__class__.__name__}: {exc}") from exc
         return _message_id(response) if response.is_success else _raise_for(response)
+
+    async def upload_media(
+        self, *, phone_number_id: str, content: bytes, mime_type: str, filename: str
+    ) -> str:
+        """Uploads a file (POST /v1/media, multipart) and returns its media id."""
+        if self.limiter is not None:
+            await self.limiter.acquire_request()  # a request against the key, not a message
+        fields = {"phone_number_id": phone_number_id, "type": mime_type}
+        async with self._slots:
+            try:
+                response = await self._client.post(
+                    self._media_url,
+                    headers={"X-API-Key": self._api_key},
+                    data=fields,
+                    files={"file": (filename, content, mime_type)},
+                )
+            except httpx.HTTPError as exc:
+                raise TransientProviderError(f"{exc.__class__.__name__}: {exc}") from exc
+        if not response.is_success:
+            _raise_for(response)
+        media_id = _message_id(response)
+        if media_id is None:
+            raise PermanentProviderError(
+                "the media upload answered no id", status=response.status_code
+            )
+        return media_id
 
 
 def _message_id(response: httpx.Response) -> str | None:

@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     ("sending", frozenset({"sender", "ratelimit"})),
     # context: what a handler gets; conversation builds on it
     ("conversation", frozenset({"context", "conversation"})),
-    ("outbox", frozenset({"outbox"})),
+    ("outbox", frozenset({"media", "outbox"})),
     ("dispatch", frozenset({"dispatch"})),
     # worker: the child process that runs a Runtime's dispatcher and outbox (new; placed beside
     # bot so that bot, webhook and cli may start it and it may build a Runtime).

@@ -231,6 +231,14 @@ class Store(Protocol):
         """
         ...
 
+    async def media_id(self, phone_number_id: str, sha256: str) -> str | None:
+        """The media id of uploaded content on a business number, if it was uploaded."""
+        ...
+
+    async def save_media_id(self, phone_number_id: str, sha256: str, media_id: str) -> None:
+        """Remembers the media id of uploaded content."""
+        ...
+
     async def release_claims(self, owner: str | None) -> None:
         """Gives back every row `owner` holds; None: every claim (a single-node store at start-up)."""
         ...

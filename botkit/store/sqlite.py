@@ -99,6 +99,13 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE status = 'pendin
 CREATE INDEX IF NOT EXISTS outbox_pending_lane ON outbox (phone_number_id, wa_id, seq)
     WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_provider_id ON outbox (provider_message_id);
+CREATE TABLE IF NOT EXISTS media (
+    phone_number_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    media_id TEXT NOT NULL,
+    uploaded_at REAL NOT NULL,
+    PRIMARY KEY (phone_number_id, sha256)
+);
 CREATE TABLE IF NOT EXISTS message_status (
     message_id TEXT PRIMARY KEY,
     status TEXT NOT NULL,
@@ -386,6 +393,25 @@ class SqliteStore:
         if self.path != ":memory:" and self._worker_lock is None:
             self._worker_lock = _lock_workers(self.path)
         await self.release_claims(None)
+
+    async def media_id(self, phone_number_id: str, sha256: str) -> str | None:
+        """The media id of uploaded content on a business number, if it was uploaded."""
+        found = await self._one(
+            "SELECT media_id FROM media WHERE phone_number_id = ? AND sha256 = ?",
+            (phone_number_id, sha256),
+        )
+        return str(found[0]) if found else None
+
+    async def save_media_id(self, phone_number_id: str, sha256: str, media_id: str) -> None:
+        """Remembers the media id of uploaded content."""
+        row = (phone_number_id, sha256, media_id, time.time())
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO media (phone_number_id, sha256, media_id, uploaded_at)"
+                " VALUES (?, ?, ?, ?)",
+                row,
+            )
+        )
 
     async def release_claims(self, owner: str | None) -> None:
         """Releases the claims of `owner`, or every claim when owner is None."""
