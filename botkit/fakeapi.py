@@ -1168,35 +1168,39 @@ class SinkApp:
         clock: Clock | None = None,
     ) -> None:
         self._prefixes = tuple(prefix.encode() for prefix in api_key_prefixes)
+        self._clock = clock or SystemClock()
         self._limit = (
-            None
-            if rate_per_number is None
-            else _RollingLimit(rate_per_number, clock or SystemClock())
+            None if rate_per_number is None else _RollingLimit(rate_per_number, self._clock)
         )
         self.requests = 0
         self.messages = 0
         self.duplicates = 0
         self.rejected = 0
         self.rate_limited = 0
+        self.first_message_at: float | None = None
+        self.last_message_at: float | None = None
         self.keys: dict[str, int] = {}
         self._ids: dict[str, bytes] = {}
 
     def reset(self) -> None:
         """Forgets every request and key."""
         self.requests = self.messages = self.duplicates = self.rejected = self.rate_limited = 0
+        self.first_message_at = self.last_message_at = None
         self.keys.clear()
         self._ids.clear()
         if self._limit is not None:
             self._limit.clear()
 
     def stats(self) -> JSONObject:
-        """Unique messages sent, requests received, requests that repeated a key, refusals."""
+        """Counts of messages, requests, repeated keys and refusals; first and last message times."""
         return {
             "messages": self.messages,
             "requests": self.requests,
             "duplicate_keys": self.duplicates,
             "rejected": self.rejected,
             "rate_limited": self.rate_limited,
+            "first_message_at": self.first_message_at,
+            "last_message_at": self.last_message_at,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -1265,6 +1269,9 @@ class SinkApp:
             self.duplicates += 1
             return self._ids[key]
         self.messages += 1
+        self.last_message_at = self._clock.now()
+        if self.first_message_at is None:
+            self.first_message_at = self.last_message_at
         message_id = b"wamid.sink.%d" % self.messages
         if key is not None:
             self.keys[key] = 1

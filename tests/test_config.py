@@ -218,7 +218,7 @@ def test_zero_turns_pacing_off() -> None:
 
 
 @pytest.mark.parametrize("name", ["BOTKIT_RATE_PER_NUMBER", "BOTKIT_RATE_PER_KEY"])
-@pytest.mark.parametrize("value", ["-1", "fast", "inf", "nan", "1e3", "1_000", "８０"])
+@pytest.mark.parametrize("value", ["-1", "fast", "inf", "nan", "1e3", "1_000", "\uff18\uff10"])
 def test_a_rate_must_be_a_plain_number(name: str, value: str) -> None:
     [problem] = problems_of({name: value})
     assert name in problem and repr(value) in problem and "0 to turn it off" in problem

@@ -1337,6 +1337,7 @@ async def test_the_sink_answers_429_past_n_messages_a_second_from_one_number(
     sink = sink_app(rate_per_number=2, clock=clock)
     body = {"phone_number_id": PHONE}
     async with limited_client(sink) as api:
+        start = clock.now()
         assert (await post(api, body, idempotency_key="a")).status_code == 200
         assert (await post(api, body, idempotency_key="b")).status_code == 200
         assert_rate_limited(await post(api, body, idempotency_key="c"), 1.0)
@@ -1353,6 +1354,8 @@ async def test_the_sink_answers_429_past_n_messages_a_second_from_one_number(
         "duplicate_keys": 1,
         "rejected": 0,
         "rate_limited": 1,
+        "first_message_at": start,
+        "last_message_at": start + 1.0,
     }
     assert keys == {"a": 2, "b": 1, "c": 1, "d": 1}  # the refused attempt of c left no mark
 
@@ -1364,6 +1367,7 @@ async def test_the_sink_reset_clears_the_rate_window(clock: ManualClock) -> None
         assert (await post(api, {"phone_number_id": PHONE})).status_code == 200
         assert (await post(api, {"phone_number_id": PHONE})).status_code == 429
         await api.post("/_fake/reset")
+        assert sink.first_message_at is sink.last_message_at is None
         assert (await post(api, {"phone_number_id": PHONE})).status_code == 200
         assert (await api.get("/_fake/stats")).json()["rate_limited"] == 0
 

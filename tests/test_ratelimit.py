@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 import httpx
@@ -27,13 +28,14 @@ class FakeTime:
     def __init__(self) -> None:
         self.now = 0.0
         self.sleeps: list[float] = []
+        self.late: list[float] = []  # how late each next timer fires (then on time)
 
     def monotonic(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
-        self.now += seconds
+        self.now += seconds + (self.late.pop(0) if self.late else 0.0)
 
     def bucket(self, rate: float, burst: int = 1) -> TokenBucket:
         return TokenBucket(rate, burst=burst, monotonic=self.monotonic, sleep=self.sleep)
@@ -47,6 +49,7 @@ class FakeTime:
             overrides=overrides,
             monotonic=self.monotonic,
             sleep=self.sleep,
+            headroom=0.0,  # exact rates, for the arithmetic; the default is tested on its own
         )
 
 
@@ -78,7 +81,7 @@ async def test_n_acquisitions_take_n_minus_burst_over_rate(
 
     assert times[-1] == pytest.approx((count - burst) / rate)
     assert times[:burst] == [0.0] * burst  # the burst is immediate
-    gaps = [later - earlier for earlier, later in zip(times[burst - 1 :], times[burst:])]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times[burst - 1 :])]
     assert min(gaps) >= 1 / rate - EPSILON  # never two within 1/rate after the burst
 
 
@@ -126,9 +129,78 @@ async def test_a_bucket_waits_only_as_long_as_needed() -> None:
     assert time.sleeps == [pytest.approx(0.15)]
 
 
+async def test_a_timer_firing_a_little_late_does_not_slow_the_pace() -> None:
+    time = FakeTime()
+    bucket = time.bucket(80)
+    time.late = [0.006] * 100  # every timer 6 ms late: under half of the 12.5 ms interval
+
+    times = await times_of(time, bucket, 101)
+
+    assert times[-1] == pytest.approx(100 / 80 + 0.006)  # late once, not 100 times
+
+
+async def test_a_waiter_held_up_longer_moves_the_schedule_so_the_rest_stay_spaced() -> None:
+    time = FakeTime()
+    bucket = time.bucket(10)
+    await times_of(time, bucket, 3)  # t = 0.0, 0.1, 0.2
+    time.late = [0.5]  # the event loop stalls: the fourth resumes at 0.8, not 0.3
+
+    times = await times_of(time, bucket, 3)
+
+    assert times == pytest.approx([0.8, 0.85, 0.95])  # made up half an interval, no bunch
+
+
+async def test_a_timer_firing_early_is_slept_again() -> None:
+    time = FakeTime()
+    bucket = time.bucket(10)
+    await bucket.acquire()
+    time.late = [-0.03]  # fires 30 ms early
+
+    await bucket.acquire()
+
+    assert time.now == pytest.approx(0.1)
+    assert time.sleeps == pytest.approx([0.1, 0.03])
+
+
+async def test_a_caller_cancelled_while_waiting_takes_nothing() -> None:
+    gate = asyncio.Event()
+    now = 0.0
+
+    async def stuck(seconds: float) -> None:
+        await gate.wait()
+
+    bucket = TokenBucket(10, monotonic=lambda: now, sleep=stuck)
+    await bucket.acquire()
+    waiter = asyncio.create_task(bucket.acquire())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    now = 0.1
+
+    assert bucket.delay() == 0.0  # the token the cancelled caller waited for is still there
+
+
+async def test_the_limiter_paces_a_little_under_each_rate_by_default() -> None:
+    time = FakeTime()
+    limiter = RateLimiter(per_number=80, per_key=100, monotonic=time.monotonic, sleep=time.sleep)
+
+    await acquire_in_turn(limiter, time, [A] * 785)
+
+    assert limiter.headroom == 0.02
+    assert time.now == pytest.approx(784 / (80 * 0.98))  # 10 s at 78.4/s
+    assert limiter.rate_for(A) == 80  # the configured rate is the provider's
+
+
+@pytest.mark.parametrize("headroom", [-0.1, 1.0])
+def test_the_limiter_refuses_a_headroom_outside_0_to_1(headroom: float) -> None:
+    with pytest.raises(ValueError, match="headroom"):
+        RateLimiter(headroom=headroom)
+
+
 @pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-5, 1), (float("inf"), 1), (10, 0)])
 def test_a_bucket_refuses_a_rate_or_burst_that_cannot_pace(rate: float, burst: int) -> None:
-    with pytest.raises(ValueError, match="rate|burst"):
+    with pytest.raises(ValueError, match=r"rate|burst"):
         TokenBucket(rate, burst=burst)
 
 
