@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 import httpx
+from processes import free_port, start, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -49,12 +49,6 @@ STEPS = (
         },
     },
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_events(path: Path, users: int, rounds: int, threads: int = 2) -> int:
@@ -112,17 +106,6 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or sys.exit("wrk could not be installed")
 
 
-def wait_ready(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"server at {url} did not start")
-
-
 def run_wrk(wrk: str, port: int, events: Path, args: argparse.Namespace) -> dict[str, int]:
     env = {**os.environ, "BENCH_EVENTS": str(events), "BENCH_THREADS": str(args.threads)}
     out = subprocess.run(
@@ -146,29 +129,11 @@ def run_wrk(wrk: str, port: int, events: Path, args: argparse.Namespace) -> dict
     return json.loads(line.removeprefix("BENCH_RESULT "))
 
 
-def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=open("/tmp/bench_stderr.log", "a"),
-    )
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
 def acked(result: dict[str, int]) -> int:
     return result["requests"] - result["errors_status"]
 
 
-def baseline(wrk: str, events: Path, args: argparse.Namespace) -> dict[str, int]:
+def baseline(wrk: str, events: Path, folder: Path, args: argparse.Namespace) -> dict[str, int]:
     port = free_port()
     server = start(
         [
@@ -183,6 +148,7 @@ def baseline(wrk: str, events: Path, args: argparse.Namespace) -> dict[str, int]
             "--no-access-log",
         ],
         {"GOSENDAPI_WEBHOOK_SECRET": SECRET},
+        folder / "baseline.log",
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}/")
@@ -195,7 +161,9 @@ def clinic(wrk: str, events: Path, folder: Path, args: argparse.Namespace) -> di
     sink_port, bot_port = free_port(), free_port()
     database = folder / "bench.db"
     sink = start(
-        [sys.executable, "-m", "botkit.cli", "fake-api", "--sink", "--port", str(sink_port)], {}
+        [sys.executable, "-m", "botkit.cli", "fake-api", "--sink", "--port", str(sink_port)],
+        {},
+        folder / "sink.log",
     )
     bot = start(
         [
@@ -218,6 +186,7 @@ def clinic(wrk: str, events: Path, folder: Path, args: argparse.Namespace) -> di
             "BOTKIT_RATE_PER_NUMBER": "0",
             "BOTKIT_RATE_PER_KEY": "0",
         },
+        folder / "bot.log",
     )
     try:
         wait_ready(f"http://127.0.0.1:{sink_port}/_fake/stats")
@@ -297,7 +266,7 @@ def main() -> None:
         folder = Path(tmp)
         events = folder / "events.tsv"
         total = write_events(events, args.users, args.rounds, args.threads)
-        a = baseline(wrk, events, args)
+        a = baseline(wrk, events, folder, args)
         b = clinic(wrk, events, folder, args)
     report(a, b, total, args)
 
