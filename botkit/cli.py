@@ -135,6 +135,15 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+def _chat(args: argparse.Namespace) -> int:
+    from botkit.chat import DEFAULT_NAME, DEFAULT_USER, chat
+
+    bot = load_bot(args.target)
+    name = args.name if args.name or args.user else DEFAULT_NAME
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(chat(bot, wa_id=args.user or DEFAULT_USER, name=name))
+
+
 def _fake_api(args: argparse.Namespace) -> int:
     serve(args.host, args.port, sink=args.sink, rate_per_number=args.rate_per_number)
     return 0
@@ -165,6 +174,16 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument("target", metavar="MODULE[:ATTR]")
     worker.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     worker.set_defaults(func=_worker)
+    chat = commands.add_parser(
+        "chat", help="talk to a bot in the terminal (in-process: fake provider, no network)"
+    )
+    chat.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
+    chat.add_argument("--user", default=None, metavar="NUMBER", help="the user's phone number")
+    chat.add_argument("--name", default=None, help="the user's profile name")
+    # Critical by default: the chat prints a handler's error as one line; the log would repeat
+    # it with a traceback (--log-level error shows it).
+    chat.add_argument("--log-level", default="critical", choices=LOG_LEVELS)
+    chat.set_defaults(func=_chat)
     fake = commands.add_parser("fake-api", help="serve the fake GoSendAPI")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=8001)

@@ -46,7 +46,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     ("composition", frozenset({"bot", "worker"})),
     # api: the trigger endpoint, beside the webhook in the same Starlette app
     ("webhook", frozenset({"webhook", "api"})),
-    ("edges", frozenset({"simulator", "cli", "fakeapi"})),
+    ("edges", frozenset({"simulator", "chat", "cli", "fakeapi"})),
 ]
 LAYER_OF = {unit: index for index, (_, units) in enumerate(LAYERS) for unit in units}
 
