@@ -9,8 +9,10 @@ async with Simulator(bot) as sim:
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
@@ -257,6 +259,16 @@ class SimUser:
             self.sim.phone_number_id, self.wa_id
         )
 
+    @property
+    def transcript(self) -> str:
+        """This conversation as text: what the user sent and the bot answered, in order.
+
+        Buttons show as `[id] title`, list rows as `(id) title · description`, templates with
+        their name, language, parameters and quick replies; `--- 25h later ---` marks time that
+        passed. No message ids or timestamps, so a transcript is the same on every run.
+        """
+        return _render(self.sim, self.wa_id)
+
 
 class Simulator:
     """The whole bot in-process: real webhook app, real SQLite file, fake GoSendAPI, manual clock."""
@@ -308,6 +320,8 @@ class Simulator:
         )
         self.app = create_app(self.runtime)
         self.fake.webhook_transport = httpx.ASGITransport(app=self.app)
+        # Records what the bot hears (transcripts) and injects duplicate or late deliveries.
+        self.fake.webhook_transport = self._tap = _Tap(self.fake.webhook_transport, self)
         await stack.enter_async_context(self.app.router.lifespan_context(self.app))
         stack.push_async_callback(self.fake.aclose)
         return self
@@ -401,6 +415,28 @@ class Simulator:
         """The bot's outbox rows (attempts, errors, statuses)."""
         return await self.runtime.store.outbox(wa_id)
 
+    @property
+    def heard(self) -> list[Heard]:
+        """Every webhook POST the bot received, in order (redeliveries and statuses included)."""
+        return list(self._tap.heard)
+
+    @property
+    def transcript(self) -> str:
+        """Every user's conversation as text, in order (see `SimUser.transcript`)."""
+        return _render(self, None)
+
+    def duplicate_next(self, times: int = 1) -> None:
+        """Delivers each of the next `times` user messages twice, as after a webhook timeout."""
+        self._tap.duplicates += times
+
+    def out_of_order(self, user: SimUser | str) -> None:
+        """Holds the user's next message and delivers it after the one that follows it.
+
+        The held step returns at once (nothing happened yet); the next step delivers the newer
+        message first, then the older one.
+        """
+        self._tap.reversing.add(user if isinstance(user, str) else user.wa_id)
+
 
 def _find_bot(target: Bot | ModuleType) -> Bot:
     if isinstance(target, Bot):
@@ -409,3 +445,199 @@ def _find_bot(target: Bot | ModuleType) -> Bot:
     if isinstance(found, Bot):
         return found
     raise SimulatorError(f"{target!r} is not a Bot and has no `bot` attribute that is one")
+
+
+# --- Added for the testing kit: what the webhook heard, faults on the way in, transcripts. ---
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """One webhook POST the bot received: its envelope, when, and how many sends came before it."""
+
+    envelope: JSONObject
+    at: float
+    sent_before: int
+
+
+class _Tap(httpx.AsyncBaseTransport):
+    """The webhook transport, recording what it carries and injecting inbound faults."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, sim: Simulator) -> None:
+        self.inner = inner
+        self.sim = sim
+        self.heard: list[Heard] = []
+        self.duplicates = 0
+        self.reversing: set[str] = set()
+        self.held: dict[str, httpx.Request] = {}
+        self.started = sim.clock.now()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Delivers, twice or later than a newer message when a fault is armed."""
+        sender = _inbound_sender(request.content)
+        if sender is None:
+            return await self._forward(request)
+        if sender in self.reversing and sender not in self.held:
+            self.held[sender] = request
+            return httpx.Response(200, json={"accepted": 0, "held": 1})
+        response = await self._forward(request)
+        if sender in self.held:
+            self.reversing.discard(sender)
+            await (await self._forward(self.held.pop(sender))).aread()
+        if self.duplicates:
+            self.duplicates -= 1
+            await (await self._forward(request)).aread()
+        return response
+
+    async def _forward(self, request: httpx.Request) -> httpx.Response:
+        envelope = json.loads(request.content)
+        if isinstance(envelope, dict):
+            self.heard.append(Heard(envelope, self.sim.clock.now(), len(self.sim.fake.messages)))
+        copy = httpx.Request(
+            request.method, request.url, headers=request.headers, content=request.content
+        )
+        return await self.inner.handle_async_request(copy)
+
+    async def aclose(self) -> None:
+        """Closes the wrapped transport."""
+        await self.inner.aclose()
+
+
+def _inbound_sender(body: bytes) -> str | None:
+    """The wa_id of a user's message in a webhook body; None for statuses and the rest."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return None
+    sender = _get(envelope, "data", "message", "from")
+    return sender if isinstance(sender, str) else None
+
+
+def _render(sim: Simulator, wa_id: str | None) -> str:
+    """The conversation as text: the user's messages and the bot's, in order, `wa_id` or all."""
+    heard = [h for h in sim._tap.heard if _message_of(h) is not None]
+    heard = [h for h in heard if wa_id is None or _sender_of(h) == wa_id]
+    sent = [(i, m) for i, m in enumerate(sim.fake.messages) if wa_id is None or m.to == wa_id]
+    lines: list[str] = []
+    clock = _Elapsed(sim._tap.started)
+    seen: set[str] = set()
+    queue = list(heard)
+    for index, message in [*sent, (len(sim.fake.messages), None)]:
+        while queue and queue[0].sent_before <= index:
+            first = queue.pop(0)
+            lines += clock.mark(first.at) + _render_heard(sim, first, seen)
+        if message is not None:
+            to = "" if wa_id is not None else f" to {_label(sim, message.to)}"
+            lines += clock.mark(message.at) + _render_sent(SentView(message), f"bot{to}")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+class _Elapsed:
+    """Time markers between transcript lines: only gaps of a minute or more, rounded to minutes."""
+
+    def __init__(self, started: float) -> None:
+        self.last = started
+
+    def mark(self, at: float) -> list[str]:
+        gap, self.last = at - self.last, max(at, self.last)
+        minutes = round(gap / 60)
+        if minutes < 1:
+            return []
+        hours, minutes = divmod(minutes, 60)
+        text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+        return [f"--- {text} later ---"]
+
+
+def _message_of(heard: Heard) -> JSONObject | None:
+    message = _get(heard.envelope, "data", "message")
+    return message if isinstance(message, dict) else None
+
+
+def _sender_of(heard: Heard) -> str:
+    return str(_get(heard.envelope, "data", "message", "from"))
+
+
+def _label(sim: Simulator, wa_id: str) -> str:
+    user = sim.users.get(wa_id)
+    return user.name if user is not None and user.name else wa_id
+
+
+def _render_heard(sim: Simulator, heard: Heard, seen: set[str]) -> list[str]:
+    message = _message_of(heard) or {}
+    event_id = str(heard.envelope.get("id"))
+    again = "  (delivered again)" if event_id in seen else ""
+    seen.add(event_id)
+    return [f"{_label(sim, _sender_of(heard))}: {_describe_inbound(message)}{again}"]
+
+
+def _describe_inbound(message: JSONObject) -> str:
+    kind = str(message.get("type"))
+    part = message.get(kind)
+    part = part if isinstance(part, dict) else {}
+    if kind == "text":
+        return str(part.get("body", ""))
+    if kind == "interactive":
+        for reply, verb, mark in (
+            ("button_reply", "taps", "[{}]"),
+            ("list_reply", "picks", "({})"),
+        ):
+            chosen = part.get(reply)
+            if isinstance(chosen, dict):
+                return f"{verb} {mark.format(chosen.get('id'))} {chosen.get('title')}"
+    if kind == "button":
+        return f"taps quick reply {part.get('payload')}"
+    if kind == "location":
+        return f"[location] {_place(part)}"
+    caption = part.get("caption")
+    return f"[{kind}]" + (f" {caption}" if caption else "")
+
+
+def _place(part: JSONObject) -> str:
+    where = ", ".join(str(part[k]) for k in ("name", "address") if part.get(k))
+    point = f"({part.get('latitude')}, {part.get('longitude')})"
+    return f"{where} {point}" if where else point
+
+
+def _render_sent(view: SentView, who: str) -> list[str]:
+    if view.is_template:
+        language = _get(view.payload, "language", "code")
+        parameters = " | ".join(view.template_parameters)
+        lines = [f"{who}: template {view.template_name} ({language}): {parameters}"]
+        return lines + [f"  quick reply: {p}" for p in view.quick_reply_payloads]
+    if view.type == "interactive":
+        return _render_interactive(view, who)
+    if view.type == "text":
+        return _indented(f"{who}: {view.text}")
+    if view.type == "location":
+        return [f"{who}: [location] {_place(view.payload)}"]
+    return _render_media(view, who)
+
+
+def _render_interactive(view: SentView, who: str) -> list[str]:
+    header = _get(view.payload, "header", "text")
+    title = f"*{header}*\n" if isinstance(header, str) else ""
+    lines = _indented(f"{who}: {title}{view.text}")
+    footer = _get(view.payload, "footer", "text")
+    if isinstance(footer, str):
+        lines.append(f"  _{footer}_")
+    lines += [f"  [{i}] {t}" for i, t in zip(view.button_ids, view.button_titles, strict=True)]
+    button = _get(view.payload, "action", "button")
+    if isinstance(button, str):
+        lines.append(f"  list {button!r}:")
+    for section in view._action_list("sections"):
+        if section.get("title"):
+            lines.append(f"    {section.get('title')}")
+        for row in section.get("rows") or []:  # type: ignore[union-attr]
+            if isinstance(row, dict):
+                more = f" · {row['description']}" if row.get("description") else ""
+                lines.append(f"      ({row.get('id')}) {row.get('title')}{more}")
+    return lines
+
+
+def _render_media(view: SentView, who: str) -> list[str]:
+    found = [view.payload[k] for k in ("link", "filename", "caption") if view.payload.get(k)]
+    return _indented(f"{who}: [{view.type}] " + " ".join(str(f) for f in found))
+
+
+def _indented(text: str) -> list[str]:
+    first, *rest = text.rstrip().split("\n")
+    return [first, *(f"  {line}" for line in rest)]
