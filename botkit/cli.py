@@ -7,16 +7,21 @@ import asyncio
 import dataclasses
 import importlib
 import logging
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from botkit import check, graph
 from botkit.bot import Bot, Runtime
 from botkit.config import DEV_WEBHOOK_SECRET, Settings
+from botkit.conversation import Conversation
 from botkit.exceptions import BotkitError
 from botkit.fakeapi import FakeGoSendAPI, serve
 from botkit.webhook import create_app
@@ -144,6 +149,56 @@ def _chat(args: argparse.Namespace) -> int:
         return runner.run(chat(bot, wa_id=args.user or DEFAULT_USER, name=name))
 
 
+def load_conversation(target: str) -> type[Conversation]:
+    """The Conversation of `module[:attr]`: the attribute itself when it is one, else its Bot's."""
+    module_name, _, attr = target.partition(":")
+    if attr:
+        found = getattr(importlib.import_module(module_name), attr, None)
+        if isinstance(found, type) and issubclass(found, Conversation):
+            return found
+    return load_bot(target).conversation
+
+
+def _graph(args: argparse.Namespace) -> int:
+    spec = load_conversation(args.target).spec
+    if args.format == "mermaid":
+        return _write(graph.mermaid(spec).encode(), args.output)
+    if shutil.which("dot") is None:
+        print(
+            f"botkit: error: --format {args.format} needs Graphviz's `dot`, which is not "
+            "installed (apt-get install graphviz); Mermaid output is available without it: "
+            f"botkit graph {args.target}",
+            file=sys.stderr,
+        )
+        return 1
+    done = subprocess.run(
+        ["dot", f"-T{args.format}"], input=graph.dot(spec).encode(), capture_output=True
+    )
+    if done.returncode != 0:
+        print(f"botkit: error: dot failed: {done.stderr.decode().strip()}", file=sys.stderr)
+        return 1
+    return _write(done.stdout, args.output)
+
+
+def _write(content: bytes, output: str | None) -> int:
+    if output is None:
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
+    else:
+        Path(output).write_bytes(content)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    problems = check.check(load_conversation(args.target))
+    for problem in problems:
+        print(problem)
+    errors = sum(not problem.warning for problem in problems)
+    warnings = len(problems) - errors
+    print(f"botkit check: {errors} errors, {warnings} warnings", file=sys.stderr)
+    return 1 if errors else 0
+
+
 def _fake_api(args: argparse.Namespace) -> int:
     serve(args.host, args.port, sink=args.sink, rate_per_number=args.rate_per_number)
     return 0
@@ -184,6 +239,14 @@ def parser() -> argparse.ArgumentParser:
     # it with a traceback (--log-level error shows it).
     chat.add_argument("--log-level", default="critical", choices=LOG_LEVELS)
     chat.set_defaults(func=_chat)
+    draw = commands.add_parser("graph", help="draw a bot's state diagram from its declarations")
+    draw.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
+    draw.add_argument("--format", choices=["mermaid", "svg", "png"], default="mermaid")
+    draw.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    draw.set_defaults(func=_graph)
+    checker = commands.add_parser("check", help="find mistakes in a bot's declarations")
+    checker.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
+    checker.set_defaults(func=_check)
     fake = commands.add_parser("fake-api", help="serve the fake GoSendAPI")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=8001)

@@ -16,6 +16,7 @@ from botkit import (
     Text,
     on,
 )
+from botkit.check import TemplateSpec
 
 SERVICES = {
     "general": "Consulta general",
@@ -69,6 +70,9 @@ def reminder_template(ctx: Context) -> Template | None:
 
 class Clinic(Conversation):
     """idle -> choosing_service -> confirming -> confirmed; anything unexpected re-asks."""
+
+    # The approved templates it sends, checked by `botkit check bots.clinic`.
+    templates = {"appointment_reminder": TemplateSpec(body=3, quick_replies=1)}
 
     idle = State(initial=True)
     choosing_service = State(prompt=SERVICE_LIST)

@@ -47,7 +47,8 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     # api: the trigger endpoint, beside the webhook in the same Starlette app
     ("webhook", frozenset({"webhook", "api"})),
     # testing: the pytest plugin (entry point pytest11), over the simulator
-    ("edges", frozenset({"simulator", "chat", "cli", "fakeapi", "testing"})),
+    # graph, check: `botkit graph` and `botkit check`, reading a conversation's declarations
+    ("edges", frozenset({"simulator", "chat", "cli", "fakeapi", "graph", "check", "testing"})),
 ]
 LAYER_OF = {unit: index for index, (_, units) in enumerate(LAYERS) for unit in units}
 
