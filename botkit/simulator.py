@@ -269,6 +269,11 @@ class SimUser:
         """
         return _render(self.sim, self.wa_id)
 
+    def render_transcript(self, *, states: bool = False) -> str:
+        """The transcript; with `states`, each message of the user shows the state it arrived in
+        (`Juan [choosing_service]: picks (lab) Laboratorio`) and a last line the state now."""
+        return _render(self.sim, self.wa_id, states)
+
 
 class Simulator:
     """The whole bot in-process: real webhook app, real SQLite file, fake GoSendAPI, manual clock."""
@@ -425,6 +430,10 @@ class Simulator:
         """Every user's conversation as text, in order (see `SimUser.transcript`)."""
         return _render(self, None)
 
+    def render_transcript(self, *, states: bool = False) -> str:
+        """Every user's transcript; `states` as in `SimUser.render_transcript`."""
+        return _render(self, None, states)
+
     def duplicate_next(self, times: int = 1) -> None:
         """Delivers each of the next `times` user messages twice, as after a webhook timeout."""
         self._tap.duplicates += times
@@ -457,6 +466,7 @@ class Heard:
     envelope: JSONObject
     at: float
     sent_before: int
+    state: str | None = None  # the sender's conversation state when it arrived
 
 
 class _Tap(httpx.AsyncBaseTransport):
@@ -491,11 +501,19 @@ class _Tap(httpx.AsyncBaseTransport):
     async def _forward(self, request: httpx.Request) -> httpx.Response:
         envelope = json.loads(request.content)
         if isinstance(envelope, dict):
-            self.heard.append(Heard(envelope, self.sim.clock.now(), len(self.sim.fake.messages)))
+            sent_before = len(self.sim.fake.messages)
+            state = self._state_of(_inbound_sender(request.content))
+            self.heard.append(Heard(envelope, self.sim.clock.now(), sent_before, state))
         copy = httpx.Request(
             request.method, request.url, headers=request.headers, content=request.content
         )
         return await self.inner.handle_async_request(copy)
+
+    def _state_of(self, wa_id: str | None) -> str | None:
+        if wa_id is None:
+            return None
+        user = self.sim.users.get(wa_id)
+        return user.state if user is not None else self.sim.initial_state
 
     async def aclose(self) -> None:
         """Closes the wrapped transport."""
@@ -512,7 +530,7 @@ def _inbound_sender(body: bytes) -> str | None:
     return sender if isinstance(sender, str) else None
 
 
-def _render(sim: Simulator, wa_id: str | None) -> str:
+def _render(sim: Simulator, wa_id: str | None, states: bool = False) -> str:
     """The conversation as text: the user's messages and the bot's, in order, `wa_id` or all."""
     heard = [h for h in sim._tap.heard if _message_of(h) is not None]
     heard = [h for h in heard if wa_id is None or _sender_of(h) == wa_id]
@@ -524,10 +542,13 @@ def _render(sim: Simulator, wa_id: str | None) -> str:
     for index, message in [*sent, (len(sim.fake.messages), None)]:
         while queue and queue[0].sent_before <= index:
             first = queue.pop(0)
-            lines += clock.mark(first.at) + _render_heard(sim, first, seen)
+            lines += clock.mark(first.at) + _render_heard(sim, first, seen, states)
         if message is not None:
             to = "" if wa_id is not None else f" to {_label(sim, message.to)}"
             lines += clock.mark(message.at) + _render_sent(SentView(message), f"bot{to}")
+    if states:
+        users = [u for u in sim.users.values() if wa_id is None or u.wa_id == wa_id]
+        lines += [f"{_label(sim, u.wa_id)} is now [{u.state}]" for u in users]
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -561,12 +582,13 @@ def _label(sim: Simulator, wa_id: str) -> str:
     return user.name if user is not None and user.name else wa_id
 
 
-def _render_heard(sim: Simulator, heard: Heard, seen: set[str]) -> list[str]:
+def _render_heard(sim: Simulator, heard: Heard, seen: set[str], states: bool) -> list[str]:
     message = _message_of(heard) or {}
     event_id = str(heard.envelope.get("id"))
     again = "  (delivered again)" if event_id in seen else ""
     seen.add(event_id)
-    return [f"{_label(sim, _sender_of(heard))}: {_describe_inbound(message)}{again}"]
+    state = f" [{heard.state}]" if states else ""
+    return [f"{_label(sim, _sender_of(heard))}{state}: {_describe_inbound(message)}{again}"]
 
 
 def _describe_inbound(message: JSONObject) -> str:

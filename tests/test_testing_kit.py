@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
+import bots.pizza as pizza
 from botkit.simulator import Simulator, SimUser
 
 pytest_plugins = ["pytester"]
@@ -242,3 +243,38 @@ async def test_small_clock_jumps_leave_no_time_marker(
     await juan.taps("reschedule")
     assert "later ---" not in juan.transcript.split("Juan: picks")[0]
     assert "--- 1h30m later ---\nJuan: taps [reschedule] Reprogramar" in juan.transcript
+
+
+# --- optional states, and another bot by marker ---------------------------------------------
+
+
+async def test_states_are_optional_in_a_transcript(
+    botkit_sim: Simulator, botkit_user: MakeUser
+) -> None:
+    juan = botkit_user(JUAN, "Juan")
+    await book(juan)
+    said = [line for line in juan.render_transcript(states=True).splitlines() if "Juan" in line]
+    assert said == [
+        "Juan [idle]: hola",
+        "Juan [choosing_service]: picks (lab) Laboratorio",
+        "Juan [confirming]: taps [confirm_yes] Sí, confirmo",
+        "Juan is now [confirmed]",
+    ]
+    assert juan.render_transcript() == juan.transcript
+    assert botkit_sim.render_transcript(states=True).endswith("Juan is now [confirmed]\n")
+
+
+@pytest.mark.bot("bots.pizza")
+async def test_the_closest_marker_names_the_bot_and_media_renders(botkit_user: MakeUser) -> None:
+    ana = botkit_user(JUAN, "Ana")
+    await ana.says("hola")
+    await ana.picks("napolitana")
+    await ana.taps("grande")
+    await ana.says("2")
+    await ana.shares_location(-34.6037, -58.3816, name="Obelisco")
+    await ana.taps("confirm")
+    lines = ana.transcript.splitlines()
+    assert lines[:2] == ["Ana: hola", f"bot: [image] {pizza.MENU_PHOTO.caption}"]
+    assert "Ana: [location] Obelisco (-34.6037, -58.3816)" in lines
+    assert "  [confirm] Confirmar" in lines
+    assert ana.state == "ordered"
