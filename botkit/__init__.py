@@ -5,7 +5,7 @@ from __future__ import annotations
 from botkit.bot import Bot, Runtime
 from botkit.config import Settings
 from botkit.context import HOLD, Hold, Window
-from botkit.conversation import Context, Conversation, State, User, on
+from botkit.conversation import Context, Conversation, State, TemplateSpec, User, on
 from botkit.events import (
     ButtonTap,
     ContactsInput,
@@ -111,6 +111,7 @@ __all__ = [
     "StoreError",
     "Template",
     "TemplateButton",
+    "TemplateSpec",
     "Text",
     "TextInput",
     "TextParam",

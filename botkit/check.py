@@ -21,7 +21,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from botkit.context import Context, Fallback, Hold, Window
-from botkit.conversation import Conversation, ConversationSpec, Route
+from botkit.conversation import Conversation, ConversationSpec, Route, TemplateSpec
 from botkit.exceptions import MessageError, WindowClosedError
 from botkit.messages import Buttons, List, Message, Template
 from botkit.trigger import TriggerEvent
@@ -31,14 +31,6 @@ SAMPLE_WA_ID = "15550000001"
 SAMPLE_NUMBER_ID = "100000000000001"
 CLOSED = Window(last_inbound_at=None, closed_at=None, now=0.0)
 OPEN = Window(last_inbound_at=0.0, closed_at=None, now=0.0)
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateSpec:
-    """An approved template's shape: how many body parameters and quick-reply buttons it has."""
-
-    body: int = 0
-    quick_replies: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -286,11 +286,24 @@ class _Model:
     trigger: Callable[..., Awaitable[bool]]  # set by transitions when the model is attached
 
 
+@dataclass(frozen=True, slots=True)
+class TemplateSpec:
+    """An approved template's shape: how many body parameters and quick-reply buttons it has."""
+
+    body: int = 0
+    quick_replies: int = 0
+
+
 class Conversation:
-    """Base class of conversations; subclasses declare States and decorated handlers."""
+    """Base class of conversations; subclasses declare States and decorated handlers.
+
+    `templates` declares the approved templates it sends (name -> TemplateSpec), which
+    `botkit check` compares with the templates it builds.
+    """
 
     spec: ClassVar[ConversationSpec]
     version: ClassVar[str | None] = None
+    templates: ClassVar[dict[str, TemplateSpec]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -562,4 +575,4 @@ def _lookup_text(table: _Table, body: str) -> tuple[Route, Handler] | None:
     return table.any.get("text")
 
 
-__all__ = ["Context", "Conversation", "State", "User", "on"]
+__all__ = ["Context", "Conversation", "State", "TemplateSpec", "User", "on"]

@@ -13,10 +13,10 @@ from botkit import (
     Section,
     State,
     Template,
+    TemplateSpec,
     Text,
     on,
 )
-from botkit.check import TemplateSpec
 
 SERVICES = {
     "general": "Consulta general",

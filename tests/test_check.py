@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from botkit.check import TemplateSpec, check
+from botkit import TemplateSpec
+from botkit.check import check
 from botkit.cli import main
 from botkit.context import HOLD, Context
 from botkit.conversation import Conversation, State, on
