@@ -19,7 +19,7 @@ from botkit.events import (
 from botkit.exceptions import BotkitError, WindowClosedError
 from botkit.messages import Message, Template, is_message
 from botkit.trigger import TriggerEvent, TriggerInput
-from botkit.types import JSON
+from botkit.types import JSON, JSONObject
 
 if TYPE_CHECKING:
     from botkit.conversation import ConversationSpec, State
@@ -117,6 +117,11 @@ class Context:
     def input(self) -> ContextInput:
         """What arrived: a TextInput, ButtonTap, RowPick, ..., a TriggerInput or a StatusUpdate."""
         return self.event if isinstance(self.event, StatusUpdate) else self.event.input
+
+    @property
+    def trigger_data(self) -> JSONObject:
+        """The data of the trigger being handled (empty for any other input)."""
+        return self.input.data if isinstance(self.input, TriggerInput) else {}
 
     @property
     def text(self) -> str | None:

@@ -108,7 +108,7 @@ class Clinic(Conversation):
     @on.trigger("remind", requires=REMINDER_DATA, to=confirming)
     async def remind(self, ctx: Context) -> None:
         """An appointment reminder: entering confirming asks to confirm it (a template if closed)."""
-        data = ctx.input.data  # type: ignore[union-attr]
+        data = ctx.trigger_data
         ctx.data["appointment"] = {key: str(data[key]) for key in REMINDER_DATA}
 
 

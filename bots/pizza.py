@@ -119,7 +119,7 @@ def confirm_buttons(ctx: Context) -> Buttons:
 
 def delivery_template(ctx: Context) -> Template:
     """The approved template that says the order left, for a closed 24-hour window."""
-    data = ctx.input.data  # type: ignore[union-attr]
+    data = ctx.trigger_data
     return Template.of(
         "order_out_for_delivery",
         "es_AR",
@@ -226,7 +226,7 @@ class Pizza(Conversation):
     )
     async def out_for_delivery(self, ctx: Context) -> None:
         """The application says the order left: tell the customer (a template if closed)."""
-        data = ctx.input.data  # type: ignore[union-attr]
+        data = ctx.trigger_data
         ctx.data["order_id"] = str(data["order_id"])
         await ctx.send(
             Text(
