@@ -199,6 +199,33 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _dev(args: argparse.Namespace) -> int:
+    # Imported here: only `botkit dev` needs the web simulator.
+    from types import FrameType
+
+    from botkit.devserver import DevBot, create_dev_app
+
+    dev = DevBot(args.target, args.database)
+    app = create_dev_app(dev, watch_every=None if args.no_reload else 0.5)
+    source = dev.module_path()
+    reloads = f"; editing {source} reloads it" if source and not args.no_reload else ""
+    print(
+        f"botkit: {dev.bot.name} in the web simulator at http://{args.host}:{args.port}/\n"
+        f"  built-in fake GoSendAPI, a clock that starts now, database {args.database}{reloads}",
+        file=sys.stderr,
+        flush=True,
+    )
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
+
+    class DevServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            dev.end_streams()  # the pages' event streams would hold the stop otherwise
+            super().handle_exit(sig, frame)
+
+    DevServer(config).run()
+    return 0
+
+
 def _fake_api(args: argparse.Namespace) -> int:
     serve(args.host, args.port, sink=args.sink, rate_per_number=args.rate_per_number)
     return 0
@@ -247,6 +274,16 @@ def parser() -> argparse.ArgumentParser:
     checker = commands.add_parser("check", help="find mistakes in a bot's declarations")
     checker.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
     checker.set_defaults(func=_check)
+    dev = commands.add_parser("dev", help="a web simulator for a bot, on the fake GoSendAPI")
+    dev.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--database", default="botkit-dev.db", help="the SQLite file (users' states)")
+    dev.add_argument("--log-level", default="warning", choices=LOG_LEVELS)
+    dev.add_argument(
+        "--no-reload", action="store_true", help="do not reload the bot when its file changes"
+    )
+    dev.set_defaults(func=_dev)
     fake = commands.add_parser("fake-api", help="serve the fake GoSendAPI")
     fake.add_argument("--host", default="127.0.0.1")
     fake.add_argument("--port", type=int, default=8001)

@@ -48,7 +48,8 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     ("webhook", frozenset({"webhook", "api"})),
     # testing: the pytest plugin (entry point pytest11), over the simulator
     # graph, check: `botkit graph` and `botkit check`, reading a conversation's declarations
-    ("edges", frozenset({"simulator", "chat", "cli", "fakeapi", "graph", "check", "testing"})),
+    # devserver: `botkit dev`, the web simulator (its page in botkit/static)
+    ("edges", frozenset({"simulator", "devserver", "chat", "cli", "fakeapi", "graph", "check", "testing"})),
 ]
 LAYER_OF = {unit: index for index, (_, units) in enumerate(LAYERS) for unit in units}
 

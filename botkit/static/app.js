@@ -1,0 +1,289 @@
+// botkit dev: renders the state the server sends; every change arrives over server-sent events.
+"use strict";
+
+let current = localStorage.getItem("botkit-dev-user") || "";
+let snapshot = null;
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  Object.assign(node, props || {});
+  for (const child of children) {
+    if (child !== null && child !== undefined) node.append(child);
+  }
+  return node;
+}
+
+function clockText(at) {
+  return new Date(at * 1000).toLocaleString([], { weekday: "short", day: "numeric", month: "short",
+                                                 hour: "2-digit", minute: "2-digit" });
+}
+
+async function api(path, body) {
+  const user = encodeURIComponent(current);
+  const url = `${path}?user=${user}`;
+  const options = body === undefined ? {} : {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  };
+  const response = await fetch(url, options);
+  const answer = await response.json();
+  if (!response.ok) {
+    showError(answer.error || `HTTP ${response.status}`);
+    return null;
+  }
+  showError("");
+  render(answer);
+  return answer;
+}
+
+function userPath(action) {
+  return `/api/users/${encodeURIComponent(current)}/${action}`;
+}
+
+function showError(text) {
+  $("error").textContent = text;
+  $("error").classList.toggle("hidden", !text);
+}
+
+// --- the chat ---
+
+function interactiveBubble(item, part) {
+  const bubble = el("div", { className: "bubble from-bot" });
+  if (part.header && part.header.text) bubble.append(el("div", { className: "header", textContent: part.header.text }));
+  bubble.append(el("div", { className: "body", textContent: (part.body || {}).text || "" }));
+  if (part.footer && part.footer.text) bubble.append(el("div", { className: "footer", textContent: part.footer.text }));
+  bubble.append(el("div", { className: "time", textContent: clockText(item.at) }));
+  const actions = el("div", { className: "actions" });
+  const action = part.action || {};
+  if (part.type === "button") {
+    for (const button of action.buttons || []) {
+      const reply = button.reply || {};
+      const tap = el("button", { type: "button", className: "reply-button", textContent: reply.title });
+      tap.dataset.id = reply.id;
+      tap.onclick = () => api(userPath("tap"), { message_id: item.message_id, id: reply.id });
+      actions.append(tap);
+    }
+  } else if (part.type === "list") {
+    const open = el("button", { type: "button", className: "list-button", textContent: `☰ ${action.button || "Ver"}` });
+    open.onclick = () => openSheet(item, part);
+    actions.append(open);
+  }
+  return [bubble, actions.childElementCount ? actions : null];
+}
+
+function openSheet(item, part) {
+  const action = part.action || {};
+  $("sheet-title").textContent = action.button || "";
+  const body = $("sheet-body");
+  body.replaceChildren();
+  for (const section of action.sections || []) {
+    if (section.title) body.append(el("h3", { textContent: section.title }));
+    for (const row of section.rows || []) {
+      const pick = el("button", { type: "button", className: "sheet-row" },
+        el("span", { className: "row-title", textContent: row.title }),
+        row.description ? el("span", { className: "desc", textContent: row.description }) : null);
+      pick.dataset.id = row.id;
+      pick.onclick = () => {
+        closeSheet();
+        api(userPath("pick"), { message_id: item.message_id, id: row.id });
+      };
+      body.append(pick);
+    }
+  }
+  $("sheet").classList.remove("hidden");
+}
+
+function closeSheet() {
+  $("sheet").classList.add("hidden");
+}
+
+function templateBubble(item, part) {
+  const bubble = el("div", { className: "bubble from-bot card template" });
+  bubble.append(el("div", { className: "kind", textContent: `template · ${part.name} · ${(part.language || {}).code || ""}` }));
+  const actions = el("div", { className: "actions" });
+  for (const component of part.components || []) {
+    const params = component.parameters || [];
+    if (component.type === "body" || component.type === "header") {
+      const list = el("ol", { className: "params" });
+      for (const param of params) list.append(el("li", { textContent: paramText(param) }));
+      bubble.append(el("div", { className: "tag", textContent: component.type }), list);
+    } else if (component.sub_type === "quick_reply") {
+      for (const param of params) {
+        const tap = el("button", { type: "button", className: "quick-reply", textContent: param.payload });
+        tap.dataset.payload = param.payload;
+        tap.onclick = () => api(userPath("payload"), { payload: param.payload });
+        actions.append(tap);
+      }
+    }
+  }
+  bubble.append(el("div", { className: "time", textContent: clockText(item.at) }));
+  return [bubble, actions.childElementCount ? actions : null];
+}
+
+function paramText(param) {
+  if (param.type === "text") return param.text;
+  if (param.type === "currency") return (param.currency || {}).fallback_value;
+  if (param.type === "date_time") return (param.date_time || {}).fallback_value;
+  const media = param[param.type] || {};
+  return `${param.type}: ${media.link || media.id || ""}`;
+}
+
+function cardBubble(item, kind, lines) {
+  const bubble = el("div", { className: `bubble from-bot card ${kind}` });
+  bubble.append(el("div", { className: "kind", textContent: kind }));
+  for (const line of lines) if (line) bubble.append(el("div", { textContent: line }));
+  bubble.append(el("div", { className: "time", textContent: clockText(item.at) }));
+  return [bubble, null];
+}
+
+function botMessage(item) {
+  const part = item.body[item.type] || {};
+  switch (item.type) {
+    case "text": {
+      const bubble = el("div", { className: "bubble from-bot" },
+        el("div", { className: "body", textContent: part.body }),
+        el("div", { className: "time", textContent: clockText(item.at) }));
+      return [bubble, null];
+    }
+    case "interactive": return interactiveBubble(item, part);
+    case "template": return templateBubble(item, part);
+    case "location": return cardBubble(item, "location", [
+      part.name, part.address, `📍 ${part.latitude}, ${part.longitude}`]);
+    case "contacts": return cardBubble(item, "contacts", (item.body.contacts || []).map(
+      (c) => `👤 ${(c.name || {}).formatted_name} ${((c.phones || [])[0] || {}).phone || ""}`));
+    default: return cardBubble(item, item.type, [
+      part.caption, part.filename, part.link ? `🔗 ${part.link}` : `media id ${part.id}`]);
+  }
+}
+
+function renderMessages(user) {
+  const box = $("messages");
+  box.replaceChildren();
+  for (const item of user ? user.timeline : []) {
+    if (item.from === "system") {
+      box.append(el("div", { className: "system", textContent: item.text }));
+    } else if (item.from === "user") {
+      box.append(el("div", { className: `bubble from-user ${item.kind}` },
+        el("div", { className: "body", textContent: item.text }),
+        el("div", { className: "time", textContent: clockText(item.at) })));
+    } else {
+      for (const node of botMessage(item)) if (node) box.append(node);
+    }
+  }
+  box.scrollTop = box.scrollHeight;
+}
+
+// --- the side panel ---
+
+function renderUsers(state) {
+  const select = $("user-select");
+  select.replaceChildren(...state.users.map((u) => el("option", { value: u.wa_id, textContent: `${u.name} · +${u.wa_id}` })));
+  select.value = current;
+}
+
+function renderTriggers(state) {
+  const select = $("trigger-name");
+  const names = Object.keys(state.triggers);
+  if (select.dataset.names === names.join(",")) return;
+  select.dataset.names = names.join(",");
+  select.replaceChildren(...names.map((name) => el("option", { value: name, textContent: name })));
+  fillTriggerData();
+}
+
+function fillTriggerData() {
+  const keys = (snapshot && snapshot.triggers[$("trigger-name").value]) || [];
+  const data = Object.fromEntries(keys.map((key) => [key, ""]));
+  $("trigger-data").value = JSON.stringify(data, null, 2);
+}
+
+function renderUserPanel(user) {
+  $("state").textContent = user ? user.state : "";
+  $("data").textContent = user ? JSON.stringify(user.data, null, 2) : "";
+  const w = user ? user.window : { open: false, closes_at: null };
+  const until = w.closes_at ? clockText(w.closes_at) : null;
+  $("window").replaceChildren(
+    el("span", { className: w.open ? "open" : "closed", textContent: w.open ? "open" : "closed" }),
+    document.createTextNode(w.open ? ` until ${until}` : until ? ` since ${until}` : " (the user never wrote)"));
+}
+
+function renderWire(user) {
+  const wire = $("wire");
+  wire.replaceChildren();
+  for (const [index, x] of [...(user ? user.exchanges : [])].reverse().entries()) {
+    const status = x.answer ? x.answer.status : "";
+    const summary = el("summary", {},
+      el("span", { className: `dir-${x.direction}`, textContent: x.direction === "in" ? "→ bot " : "← provider " }),
+      document.createTextNode(`${x.title} `),
+      el("span", { className: status >= 400 ? "status-bad" : "", textContent: status ? `${status}` : "" }));
+    wire.append(el("details", { open: index === 0 }, summary,
+      el("div", { className: "tag", textContent: x.direction === "in" ? "inbound" : "outbound request" }),
+      el("pre", { textContent: JSON.stringify(x.payload, null, 2) }),
+      x.answer ? el("div", { className: "tag", textContent: x.direction === "in" ? "webhook answer" : "provider answer" }) : null,
+      x.answer ? el("pre", { textContent: JSON.stringify(x.answer.body, null, 2) }) : null));
+  }
+}
+
+function render(state) {
+  snapshot = state;
+  if (state.user) current = state.user.wa_id;
+  localStorage.setItem("botkit-dev-user", current);
+  $("bot-name").textContent = state.bot;
+  $("avatar").textContent = state.bot.slice(0, 1);
+  $("chat-user").textContent = state.user ? `${state.user.name} · +${state.user.wa_id}` : "";
+  $("clock").textContent = clockText(state.now);
+  renderUsers(state);
+  renderTriggers(state);
+  renderMessages(state.user);
+  renderUserPanel(state.user);
+  renderWire(state.user);
+  $("reload-note").textContent = state.reload_error ? `reload failed: ${state.reload_error}`
+    : state.reloads ? `reloaded ${state.reloads}×` : "";
+  document.body.dataset.version = state.version;
+}
+
+// --- wiring ---
+
+$("composer").onsubmit = (event) => {
+  event.preventDefault();
+  const text = $("text").value.trim();
+  if (!text) return;
+  $("text").value = "";
+  api(userPath("say"), { text });
+};
+$("sheet-close").onclick = closeSheet;
+$("user-select").onchange = () => { current = $("user-select").value; api("/api/state"); };
+$("new-user").onsubmit = async (event) => {
+  event.preventDefault();
+  const answer = await api("/api/users", { wa_id: $("new-wa-id").value, name: $("new-name").value });
+  if (answer) {
+    current = $("new-wa-id").value.replace(/^\+/, "").trim();
+    $("new-wa-id").value = "";
+    $("new-name").value = "";
+    api("/api/state");
+  }
+};
+$("reset").onclick = () => api(userPath("reset"), {});
+$("redeliver").onclick = () => api(userPath("redeliver"), {});
+for (const button of document.querySelectorAll("[data-advance]")) {
+  button.onclick = () => api("/api/clock/advance", { hours: Number(button.dataset.advance) });
+}
+for (const button of document.querySelectorAll("[data-fail]")) {
+  button.onclick = () => api("/api/provider/fail", { status: Number(button.dataset.fail) });
+}
+$("trigger-name").onchange = fillTriggerData;
+$("trigger-form").onsubmit = (event) => {
+  event.preventDefault();
+  let data;
+  try {
+    data = JSON.parse($("trigger-data").value || "{}");
+  } catch (error) {
+    showError(`trigger data is not JSON: ${error.message}`);
+    return;
+  }
+  api(userPath("trigger"), { name: $("trigger-name").value, data });
+};
+
+const events = new EventSource("/api/events");
+events.addEventListener("changed", () => api("/api/state"));
+events.addEventListener("hello", () => api("/api/state"));
