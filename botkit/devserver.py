@@ -118,6 +118,7 @@ class DevBot:
         self.reloads = 0
         self.closing = False  # set when the server stops: event streams end
         self.stream_slice = STREAM_SLICE_SECONDS
+        self.listeners = 0  # open event streams
         self.reload_error: str | None = None
         self._module, self._attr = load_module(target)
         self.bot = find_bot(self._module, self._attr)
@@ -556,7 +557,7 @@ async def _location(dev: DevBot, request: Request, body: JSONObject) -> str:
         "type": "location",
         "location": {"latitude": latitude, "longitude": longitude},
     }
-    await dev.send(user, part, {"kind": "location", "text": f"📍 {latitude}, {longitude}"})
+    await dev.send(user, part, {"kind": "location", "text": f"Location {latitude}, {longitude}"})
     return user.wa_id
 
 
@@ -611,17 +612,21 @@ def _action(dev: DevBot, action: Action) -> Callable[[Request], Awaitable[Respon
 def _events(dev: DevBot) -> Callable[[Request], Awaitable[Response]]:
     async def stream() -> AsyncIterator[str]:
         seen, quiet = dev.version, 0.0
-        yield f"event: hello\ndata: {seen}\n\n"
-        while not dev.closing:
-            version = await dev.wait_change(seen, dev.stream_slice)
-            if version != seen:
-                seen, quiet = version, 0.0
-                yield f"event: changed\ndata: {version}\n\n"
-                continue
-            quiet += dev.stream_slice
-            if quiet >= HEARTBEAT_SECONDS:
-                quiet = 0.0
-                yield ": heartbeat\n\n"
+        dev.listeners += 1
+        try:
+            yield f"event: hello\ndata: {seen}\n\n"
+            while not dev.closing:
+                version = await dev.wait_change(seen, dev.stream_slice)
+                if version != seen:
+                    seen, quiet = version, 0.0
+                    yield f"event: changed\ndata: {version}\n\n"
+                    continue
+                quiet += dev.stream_slice
+                if quiet >= HEARTBEAT_SECONDS:
+                    quiet = 0.0
+                    yield ": heartbeat\n\n"
+        finally:
+            dev.listeners -= 1
 
     async def endpoint(request: Request) -> Response:
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

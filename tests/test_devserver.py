@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 
@@ -320,10 +321,23 @@ async def test_the_event_stream_says_hello_then_each_change_and_ends_when_told(
         async with anyio.create_task_group() as group:
             got: list[httpx.Response] = []
             group.start_soon(get_into, client, "/api/events", got)
-            await anyio.sleep(0.05)  # the stream is open (ASGITransport answers once it ends)
+            with anyio.fail_after(5):  # ASGITransport answers only once the stream ends
+                while dev.listeners == 0:
+                    await anyio.lowlevel.checkpoint()
             await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
             dev.end_streams()
         response = got[0]
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.text.startswith("event: hello\ndata: 0\n\n")
         assert "event: changed\ndata: " in response.text
+        assert dev.listeners == 0
+
+
+async def test_a_shared_location_goes_to_the_bot(client: httpx.AsyncClient) -> None:
+    body = {"latitude": -34.6, "longitude": -58.38}
+    state = await post(client, f"/api/users/{JUAN}/location", body)
+    assert state["user"]["timeline"][-1]["kind"] == "location"
+    message = state["user"]["exchanges"][0]["payload"]["data"]["message"]
+    assert message["location"] == {"latitude": -34.6, "longitude": -58.38}
+    bad = await client.post(f"/api/users/{JUAN}/location", json={"latitude": "x"})
+    assert bad.status_code == 400

@@ -149,11 +149,11 @@ function botMessage(item) {
     case "interactive": return interactiveBubble(item, part);
     case "template": return templateBubble(item, part);
     case "location": return cardBubble(item, "location", [
-      part.name, part.address, `📍 ${part.latitude}, ${part.longitude}`]);
+      part.name, part.address, `${part.latitude}, ${part.longitude}`]);
     case "contacts": return cardBubble(item, "contacts", (item.body.contacts || []).map(
-      (c) => `👤 ${(c.name || {}).formatted_name} ${((c.phones || [])[0] || {}).phone || ""}`));
+      (c) => `${(c.name || {}).formatted_name} ${((c.phones || [])[0] || {}).phone || ""}`));
     default: return cardBubble(item, item.type, [
-      part.caption, part.filename, part.link ? `🔗 ${part.link}` : `media id ${part.id}`]);
+      part.caption, part.filename, part.link ? part.link : `media id ${part.id}`]);
   }
 }
 
@@ -271,6 +271,10 @@ for (const button of document.querySelectorAll("[data-advance]")) {
 for (const button of document.querySelectorAll("[data-fail]")) {
   button.onclick = () => api("/api/provider/fail", { status: Number(button.dataset.fail) });
 }
+$("location-form").onsubmit = (event) => {
+  event.preventDefault();
+  api(userPath("location"), { latitude: Number($("latitude").value), longitude: Number($("longitude").value) });
+};
 $("trigger-name").onchange = fillTriggerData;
 $("trigger-form").onsubmit = (event) => {
   event.preventDefault();
