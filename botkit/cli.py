@@ -140,15 +140,6 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-def _chat(args: argparse.Namespace) -> int:
-    from botkit.chat import DEFAULT_NAME, DEFAULT_USER, chat
-
-    bot = load_bot(args.target)
-    name = args.name if args.name or args.user else DEFAULT_NAME
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(chat(bot, wa_id=args.user or DEFAULT_USER, name=name))
-
-
 def load_conversation(target: str) -> type[Conversation]:
     """The Conversation of `module[:attr]`: the attribute itself when it is one, else its Bot's."""
     module_name, _, attr = target.partition(":")
@@ -197,6 +188,15 @@ def _check(args: argparse.Namespace) -> int:
     warnings = len(problems) - errors
     print(f"botkit check: {errors} errors, {warnings} warnings", file=sys.stderr)
     return 1 if errors else 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from botkit.chat import DEFAULT_NAME, DEFAULT_USER, chat
+
+    bot = load_bot(args.target)
+    name = args.name if args.name or args.user else DEFAULT_NAME
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(chat(bot, wa_id=args.user or DEFAULT_USER, name=name))
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -256,6 +256,14 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument("target", metavar="MODULE[:ATTR]")
     worker.add_argument("--log-level", default="info", choices=LOG_LEVELS)
     worker.set_defaults(func=_worker)
+    draw = commands.add_parser("graph", help="draw a bot's state diagram from its declarations")
+    draw.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
+    draw.add_argument("--format", choices=["mermaid", "svg", "png"], default="mermaid")
+    draw.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    draw.set_defaults(func=_graph)
+    checker = commands.add_parser("check", help="find mistakes in a bot's declarations")
+    checker.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
+    checker.set_defaults(func=_check)
     chat = commands.add_parser(
         "chat", help="talk to a bot in the terminal (in-process: fake provider, no network)"
     )
@@ -266,14 +274,6 @@ def parser() -> argparse.ArgumentParser:
     # it with a traceback (--log-level error shows it).
     chat.add_argument("--log-level", default="critical", choices=LOG_LEVELS)
     chat.set_defaults(func=_chat)
-    draw = commands.add_parser("graph", help="draw a bot's state diagram from its declarations")
-    draw.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
-    draw.add_argument("--format", choices=["mermaid", "svg", "png"], default="mermaid")
-    draw.add_argument("--output", metavar="FILE", help="write here instead of stdout")
-    draw.set_defaults(func=_graph)
-    checker = commands.add_parser("check", help="find mistakes in a bot's declarations")
-    checker.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
-    checker.set_defaults(func=_check)
     dev = commands.add_parser("dev", help="a web simulator for a bot, on the fake GoSendAPI")
     dev.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
     dev.add_argument("--host", default="127.0.0.1")
