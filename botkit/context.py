@@ -40,6 +40,7 @@ class Hold:
 
 
 HOLD = Hold()
+STAY = "\x00stay"  # Context.target when the handler chose to stay
 
 Event: TypeAlias = InboundMessage | TriggerEvent | StatusUpdate
 ContextInput: TypeAlias = Input | TriggerInput | StatusUpdate
@@ -168,6 +169,14 @@ class Context:
                 f"{', '.join(self.spec.states)}"
             )
         self.target = name
+
+    def stay(self) -> None:
+        """Stays in the current state when the handler returns, sending no prompt.
+
+        For a handler whose input can be refused (a validation failing): the declared `to=`
+        is where valid input goes, and `stay()` keeps the user where they are.
+        """
+        self.target = STAY
 
     def prompt(self, state: State | str | None = None) -> Message | None:
         """The prompt of `state` (default: the current state), evaluated for this context."""

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from transitions.extensions.asyncio import AsyncMachine
 
-from botkit.context import Context, ContextInput, Fallback, Hold, User
+from botkit.context import STAY, Context, ContextInput, Fallback, Hold, User
 from botkit.events import (
     ButtonTap,
     ContactsInput,
@@ -255,6 +255,8 @@ class ConversationSpec:
         result = handler(conversation, ctx)
         if inspect.isawaitable(result):
             await result
+        if ctx.target == STAY:
+            return True
         trigger = f"to_{ctx.target}" if ctx.target is not None else None
         if trigger is None and route.dest is not None:
             trigger = route.trigger

@@ -166,7 +166,7 @@ class Pizza(Conversation):
         """Remembers the size; entering counting asks how many."""
         ctx.data["size"] = ctx.choice
 
-    @on.text(states=[counting])
+    @on.text(states=[counting], to=locating)
     async def count(self, ctx: Context) -> None:
         """A quantity from 1 to 10 moves on; anything else says what is wrong and stays."""
         typed = (ctx.text or "").strip()
@@ -178,6 +178,7 @@ class Pizza(Conversation):
                     f"del 1 al {MAX_PIZZAS} (por ejemplo: 2)."
                 )
             )
+            ctx.stay()
             return
         quantity = int(found.group(1))
         if not 1 <= quantity <= MAX_PIZZAS:
@@ -187,9 +188,9 @@ class Pizza(Conversation):
                     "¿Cuántas querés?"
                 )
             )
+            ctx.stay()
             return
         ctx.data["quantity"] = quantity
-        ctx.goto(self.locating)
 
     @on.location(states=[locating], to=confirming)
     async def locate(self, ctx: Context) -> None:

@@ -678,3 +678,30 @@ async def test_a_failing_prompt_leaves_the_machine_usable() -> None:
     assert {id(model) for model in machine.models} == {id(model) for model in Fragile.spec.models}
     ctx = await run(Fragile, button("fine"))
     assert (ctx.state, ctx.sent) == ("fine", [Text("bien")])
+
+
+async def test_stay_keeps_the_state_and_sends_no_prompt_when_input_is_refused() -> None:
+    class Counter(Conversation):
+        counting = State(initial=True, prompt=Text("¿Cuántas?"))
+        done = State(prompt=Text("¡Listo!"))
+
+        @on.text(to=done)
+        async def count(self, ctx: Context) -> None:
+            if not (ctx.text or "").isdigit():
+                await ctx.send(Text("Escribí un número"))
+                ctx.stay()
+                return
+            ctx.data["count"] = int(ctx.text or 0)
+
+    refused = await run(Counter, text("muchas"))
+    assert (refused.state, refused.sent, refused.data) == (
+        "counting",
+        [Text("Escribí un número")],
+        {},
+    )
+    accepted = await run(Counter, text("3"))
+    assert (accepted.state, accepted.sent, accepted.data) == (
+        "done",
+        [Text("¡Listo!")],
+        {"count": 3},
+    )
