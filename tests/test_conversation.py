@@ -680,6 +680,7 @@ async def test_a_failing_prompt_leaves_the_machine_usable() -> None:
     assert (ctx.state, ctx.sent) == ("fine", [Text("bien")])
 
 
+@pytest.mark.anyio
 async def test_stay_keeps_the_state_and_sends_no_prompt_when_input_is_refused() -> None:
     class Counter(Conversation):
         counting = State(initial=True, prompt=Text("¿Cuántas?"))
