@@ -34,6 +34,7 @@ commands:
   TEXT                   send TEXT as a text message
   N                      tap choice [N] of the latest message that offers choices
   /say TEXT              send TEXT even when it is a number
+  /location LAT LON [NAME]  share a location
   /tap ID                tap the reply button ID (or a template quick reply with payload ID)
   /pick ID               pick the list row ID
   /advance 25h           move the clock forward (also 30m, 90s, 1h30m)
@@ -171,6 +172,7 @@ class Chat:
         self.shown: dict[str, int] = {}
         self.commands: dict[str, Callable[[str], Awaitable[None]]] = {
             "say": self._say,
+            "location": self._location,
             "tap": self._tap,
             "pick": self._pick,
             "advance": self._advance,
@@ -215,7 +217,7 @@ class Chat:
             if command is None:
                 raise ChatError(f"unknown command /{name}: /help lists them")
             await command(rest.strip())
-        elif line.isdigit():
+        elif line.isdigit() and self._newest_offers_choices():
             await self._number(int(line))
         else:
             await self._step(self.user.says(line))
@@ -237,6 +239,11 @@ class Chat:
             self.print(f"bot: {first}", *(INDENT + line for line in rest))
         self.shown[self.user.wa_id] = len(messages)
 
+    def _newest_offers_choices(self) -> bool:
+        """A number taps only when the bot's latest message offers choices; else it is text."""
+        messages = self.user.messages
+        return bool(messages) and bool(choices(messages[-1]))
+
     async def _number(self, number: int) -> None:
         offered = next((c for v in reversed(self.user.messages) if (c := choices(v))), [])
         if not offered:
@@ -255,6 +262,17 @@ class Chat:
             await self._step(self.user.picks(choice.id))
         else:
             await self._step(self.user.taps_payload(choice.id))
+
+    async def _location(self, rest: str) -> None:
+        parts = rest.split(maxsplit=2)
+        try:
+            latitude, longitude = float(parts[0]), float(parts[1])
+        except (IndexError, ValueError):
+            raise ChatError(
+                "/location needs a latitude and a longitude: /location -34.6 -58.38 [name]"
+            ) from None
+        name = parts[2] if len(parts) > 2 else None
+        await self._step(self.user.shares_location(latitude, longitude, name))
 
     async def _say(self, text: str) -> None:
         if not text:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import bots.clinic
+import bots.pizza
 from botkit import Bot, Context, Conversation, Image, Location, State, Text, on
 from botkit.chat import converse, lines_reader, parse_duration, stdin_reader
 from botkit.exceptions import BotkitError
@@ -140,7 +141,6 @@ async def test_reset_starts_over_on_a_fresh_database_keeping_the_clock() -> None
     ("line", "error"),
     [
         ("/nope", "! unknown command /nope: /help lists them"),
-        ("7", "! no message offers choices to tap with 7; /say 7 sends it"),
         ("/trigger remind {bad", "! the trigger data is not JSON: "),
         ("/trigger remind [1]", "! the trigger data must be a JSON object"),
         ("/advance soon", "! cannot read the duration 'soon'"),
@@ -240,3 +240,14 @@ def test_the_command_walks_the_clinic_flow_from_a_pipe() -> None:
     assert "     [1] quick reply (confirm_yes_apt_42)\n" in out
     assert out.rstrip().endswith("Juan> /quit")  # nothing after /quit is read
     assert "> " not in out.replace("Juan> ", "")  # no prompt of its own: stdin is not a TTY
+
+
+@pytest.mark.anyio
+async def test_a_number_after_a_question_is_text_and_a_location_can_be_shared() -> None:
+    out = io.StringIO()
+    lines = ["hola", "1", "2", "3", "/location -34.6037 -58.3816 Obelisco", "/state", "/quit"]
+    await converse(bots.pizza.bot, lines_reader(lines), out, echo=True)
+    text = out.getvalue()
+    assert "counting → locating" in text  # "3" answered the quantity question as text
+    assert "locating → confirming" in text
+    assert '"quantity": 3' in text

@@ -31,6 +31,8 @@ CHROMIUM = os.environ.get("BOTKIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
+    "--disable-dev-shm-usage",  # containers often give /dev/shm only 64 MB
+    "--disable-crash-reporter",
     "--disable-gpu",
     "--disable-quic",
     "--disable-background-networking",
