@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from types import ModuleType
 
 import httpx
 
@@ -58,6 +60,38 @@ class Bot:
         return await self.runtime.trigger(
             wa_id, name, data or {}, phone_number_id=phone_number_id, key=key
         )
+
+
+def import_target(target: str) -> tuple[ModuleType, str]:
+    """Imports the module of `module[:attr]`; returns it and the attribute named (or "")."""
+    module_name, _, attr = target.partition(":")
+    try:
+        return importlib.import_module(module_name), attr
+    except ModuleNotFoundError as exc:
+        raise BotkitError(
+            f"cannot import {module_name!r}: {exc} (run from the folder that holds it)"
+        ) from exc
+
+
+def find_bot(module: ModuleType, attr: str = "") -> Bot:
+    """The module's Bot: the attribute `attr`, or the only Bot it defines."""
+    if attr:
+        found = getattr(module, attr, None)
+        if not isinstance(found, Bot):
+            raise BotkitError(f"{module.__name__}:{attr} is not a botkit.Bot")
+        return found
+    bots = [value for value in vars(module).values() if isinstance(value, Bot)]
+    if len(bots) != 1:
+        raise BotkitError(
+            f"{module.__name__} defines {len(bots)} Bot objects; name one as "
+            f"{module.__name__}:ATTRIBUTE"
+        )
+    return bots[0]
+
+
+def load_bot(target: str) -> Bot:
+    """Imports `module[:attr]` and returns its Bot."""
+    return find_bot(*import_target(target))
 
 
 class Runtime:

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from botkit import check, graph
-from botkit.bot import Bot, Runtime
+from botkit.bot import Bot, Runtime, load_bot
 from botkit.config import DEV_WEBHOOK_SECRET, Settings
 from botkit.conversation import Conversation
 from botkit.exceptions import BotkitError
@@ -31,28 +31,6 @@ log = logging.getLogger("botkit")
 
 FAKE_MOUNT = "/provider"
 LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
-
-
-def load_bot(target: str) -> Bot:
-    """Imports `module[:attr]` and returns its Bot (the attribute `bot`, or the only Bot in it)."""
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        raise BotkitError(
-            f"cannot import {module_name!r}: {exc} (run from the folder that holds it)"
-        ) from exc
-    if attr:
-        found = getattr(module, attr, None)
-        if not isinstance(found, Bot):
-            raise BotkitError(f"{module_name}:{attr} is not a botkit.Bot")
-        return found
-    bots = [value for value in vars(module).values() if isinstance(value, Bot)]
-    if len(bots) != 1:
-        raise BotkitError(
-            f"{module_name} defines {len(bots)} Bot objects; name one as {module_name}:ATTRIBUTE"
-        )
-    return bots[0]
 
 
 def build_app(

@@ -20,7 +20,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 from starlette.applications import Starlette
@@ -30,7 +29,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from botkit import window
-from botkit.bot import Bot, Runtime
+from botkit.bot import Runtime, find_bot, import_target
 from botkit.config import Settings
 from botkit.exceptions import BotkitError
 from botkit.fakeapi import Delivery, FakeGoSendAPI, SentMessage
@@ -53,32 +52,6 @@ STREAM_SLICE_SECONDS = 1.0  # how soon an event stream notices that the server s
 
 class DevError(BotkitError):
     """A request the dev server cannot carry out; answered 400 with the message."""
-
-
-def load_module(target: str) -> tuple[ModuleType, str]:
-    """Imports the `module` part of `module[:attr]`; returns it and the attribute asked for."""
-    module_name, _, attr = target.partition(":")
-    try:
-        return importlib.import_module(module_name), attr
-    except ModuleNotFoundError as exc:
-        raise BotkitError(
-            f"cannot import {module_name!r}: {exc} (run from the folder that holds it)"
-        ) from exc
-
-
-def find_bot(module: ModuleType, attr: str) -> Bot:
-    """The module's Bot: the attribute `attr`, or the only Bot it defines."""
-    if attr:
-        found = getattr(module, attr, None)
-        if not isinstance(found, Bot):
-            raise BotkitError(f"{module.__name__}:{attr} is not a botkit.Bot")
-        return found
-    bots = [value for value in vars(module).values() if isinstance(value, Bot)]
-    if len(bots) != 1:
-        raise BotkitError(
-            f"{module.__name__} defines {len(bots)} Bot objects; name one as MODULE:ATTRIBUTE"
-        )
-    return bots[0]
 
 
 @dataclass
@@ -120,7 +93,7 @@ class DevBot:
         self.stream_slice = STREAM_SLICE_SECONDS
         self.listeners = 0  # open event streams
         self.reload_error: str | None = None
-        self._module, self._attr = load_module(target)
+        self._module, self._attr = import_target(target)
         self.bot = find_bot(self._module, self._attr)
         self._stack: contextlib.AsyncExitStack | None = None
         self._seen_messages = 0
@@ -688,4 +661,4 @@ def create_dev_app(dev: DevBot, *, watch_every: float | None = WATCH_SECONDS) ->
     return Starlette(routes=_routes(dev), lifespan=lifespan)
 
 
-__all__ = ["DevBot", "create_dev_app", "find_bot", "load_module"]
+__all__ = ["DevBot", "create_dev_app"]

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from botkit.bot import Bot, Runtime
+from botkit.bot import Bot, Runtime, find_bot
 from botkit.config import Settings
 from botkit.exceptions import BotkitError
 from botkit.fakeapi import Delivery, FakeGoSendAPI, SentMessage
@@ -448,12 +448,7 @@ class Simulator:
 
 
 def _find_bot(target: Bot | ModuleType) -> Bot:
-    if isinstance(target, Bot):
-        return target
-    found = getattr(target, "bot", None)
-    if isinstance(found, Bot):
-        return found
-    raise SimulatorError(f"{target!r} is not a Bot and has no `bot` attribute that is one")
+    return target if isinstance(target, Bot) else find_bot(target)
 
 
 # --- Added for the testing kit: what the webhook heard, faults on the way in, transcripts. ---
