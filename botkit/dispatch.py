@@ -216,7 +216,9 @@ class Dispatcher:
             window.closed_at,
         )
 
-    def _resume(self, session: Session | None) -> tuple[str, dict[str, Any]]:
+    def _resume(self, session: Session | None) -> tuple[str, JSONObject]:
+        """The state and data to resume from; the data is the session's own (not to mutate):
+        the handler gets a deep copy, so a failed handler leaves it as it was."""
         if session is None:
             return self.spec.initial, {}
         if session.state not in self.spec.states:
@@ -228,8 +230,8 @@ class Dispatcher:
                 self.spec.version,
                 self.spec.initial,
             )
-            return self.spec.initial, _copy(session.data)
-        return session.state, _copy(session.data)
+            return self.spec.initial, session.data
+        return session.state, session.data
 
 
 def _being_cancelled() -> bool:

@@ -176,3 +176,28 @@ async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
     async with asyncio.timeout(within):
         while not condition():  # noqa: ASYNC110 - polls state the fake does not signal
             await asyncio.sleep(0.005)
+
+
+async def test_a_failed_handler_leaves_nothing_of_its_changes_to_the_next_event(
+    tmp_path: Path,
+) -> None:
+    class Cart(Conversation):
+        shopping = State(initial=True)
+
+        @on.text()
+        async def add(self, ctx: Context) -> None:
+            items = ctx.data.setdefault("cart", [])
+            items.append(ctx.text)  # type: ignore[union-attr]
+            if ctx.text == "boom":
+                raise RuntimeError("after changing the data")
+
+    clock = ManualClock()
+    fake = provider(clock)
+    database = tmp_path / "cart.db"
+    async with running_bot(Bot(Cart), database, fake, clock, workers=False):
+        for body in ("a", "boom", "b"):  # stored, to be processed in one batch
+            await fake.receive(wa_id="5491140123456", message=text(body), phone_number_id=PNID)
+    async with running_bot(Bot(Cart), database, fake, clock) as runtime:
+        await runtime.settle(autojump=clock)
+        session = await runtime.store.get_session(PNID, "5491140123456")
+    assert session is not None and session.data == {"cart": ["a", "b"]}
