@@ -212,18 +212,24 @@ def wait_drained(port: int, started: float, timeout: float = 300.0) -> float:
 
 def verify(database: Path, keys: dict[str, int]) -> dict[str, object]:
     with sqlite3.connect(database) as db:
+        db.execute("ATTACH DATABASE ? AS incoming", (f"{database}-inbox",))
         events = [row[0] for row in db.execute("SELECT event_id FROM inbox WHERE kind = 'message'")]
-        not_done = db.execute("SELECT count(*) FROM inbox WHERE status != 'done'").fetchone()[0]
+        not_done = db.execute(
+            "SELECT count(*) FROM inbox i LEFT JOIN inbox_state s ON s.seq = i.seq"
+            " WHERE coalesce(s.status, 'pending') != 'done'"
+        ).fetchone()[0]
         outbox = db.execute("SELECT count(*), sum(status = 'sent') FROM outbox").fetchone()
     expected = {idempotency_key(event_id, 0): event_id for event_id in events}
     extra = {idempotency_key(event_id, 1) for event_id in events} & keys.keys()
     missing = expected.keys() - keys.keys()
     repeated = {key: times for key, times in keys.items() if times > 1}
     with sqlite3.connect(database) as db:
+        db.execute("ATTACH DATABASE ? AS incoming", (f"{database}-inbox",))
         for key in sorted(missing)[:5]:
             event_id = expected[key]
             inbox = db.execute(
-                "SELECT seq, status, error, wa_id, envelope FROM inbox WHERE event_id = ?",
+                "SELECT i.seq, s.status, s.error, i.wa_id, i.envelope FROM inbox i"
+                " LEFT JOIN inbox_state s ON s.seq = i.seq WHERE i.event_id = ?",
                 (event_id,),
             ).fetchone()
             sends = db.execute(
@@ -231,7 +237,9 @@ def verify(database: Path, keys: dict[str, int]) -> dict[str, object]:
                 (event_id,),
             ).fetchall()
             history = db.execute(
-                "SELECT seq, event_id, status FROM inbox WHERE wa_id = ? ORDER BY seq", (inbox[3],)
+                "SELECT i.seq, i.event_id, s.status FROM inbox i"
+                " LEFT JOIN inbox_state s ON s.seq = i.seq WHERE i.wa_id = ? ORDER BY i.seq",
+                (inbox[3],),
             ).fetchall()
             print(
                 f"missing reply for {event_id}: inbox {inbox[:4]}, outbox {sends}, user's events {history}",

@@ -101,7 +101,8 @@ def text(body: str) -> JSONObject:
 async def trigger_rows(sim: Simulator) -> list[tuple[str, str, str | None]]:
     """The inbox's trigger events: (event id, status, error), in order."""
     rows = await sim.runtime.store.db.execute_fetchall(
-        "SELECT event_id, status, error FROM inbox WHERE kind = 'trigger' ORDER BY seq"
+        "SELECT i.event_id, coalesce(s.status, 'pending'), s.error FROM inbox i"
+        " LEFT JOIN inbox_state s ON s.seq = i.seq WHERE i.kind = 'trigger' ORDER BY i.seq"
     )
     return [(row[0], row[1], row[2]) for row in rows]
 

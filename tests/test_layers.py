@@ -49,7 +49,12 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     # testing: the pytest plugin (entry point pytest11), over the simulator
     # graph, check: `botkit graph` and `botkit check`, reading a conversation's declarations
     # devserver: `botkit dev`, the web simulator (its page in botkit/static)
-    ("edges", frozenset({"simulator", "devserver", "chat", "cli", "fakeapi", "graph", "check", "testing"})),
+    (
+        "edges",
+        frozenset(
+            {"simulator", "devserver", "chat", "cli", "fakeapi", "graph", "check", "testing"}
+        ),
+    ),
 ]
 LAYER_OF = {unit: index for index, (_, units) in enumerate(LAYERS) for unit in units}
 

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from botkit.types import JSON, JSONObject
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # inbox row states
 PENDING = "pending"

@@ -1,4 +1,4 @@
-"""The embedded SQLite store on aiosqlite: WAL, one connection, group-committed inbox writes."""
+"""The embedded SQLite store on aiosqlite: WAL, an inbox file and a main file, group-committed inbox writes."""
 
 from __future__ import annotations
 
@@ -41,9 +41,14 @@ from botkit.store.base import (
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS botkit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS inbox (
+# Two files, so that the web process and the worker process never wait for each other's write
+# lock: the inbox file (`<path>-inbox`), which only acknowledgements write (synchronous=FULL:
+# an acknowledged event survives a power loss), and the main file, which only the worker writes
+# (synchronous=NORMAL: a lost claim or completion is redone, under the same idempotency keys).
+# An event's progress (claims, attempts, outcome) lives in the main file, in the transaction
+# that writes its session and replies; the inbox file is append-only.
+_INBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS incoming.inbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     event_id TEXT NOT NULL UNIQUE,
     message_id TEXT UNIQUE,
@@ -51,16 +56,24 @@ CREATE TABLE IF NOT EXISTS inbox (
     phone_number_id TEXT NOT NULL,
     wa_id TEXT NOT NULL,
     envelope TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
+"""
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS botkit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO botkit_meta (key, value) VALUES ('inbox_floor', '0');
+CREATE TABLE IF NOT EXISTS inbox_state (
+    seq INTEGER PRIMARY KEY,
+    phone_number_id TEXT NOT NULL,
+    wa_id TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
     claimed_by TEXT,
     claimed_until REAL,
-    received_at REAL NOT NULL,
     processed_at REAL,
     error TEXT
 );
-CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (seq) WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS inbox_pending_lane ON inbox (phone_number_id, wa_id, seq)
+CREATE INDEX IF NOT EXISTS inbox_state_pending_lane ON inbox_state (phone_number_id, wa_id, seq)
     WHERE status = 'pending';
 CREATE TABLE IF NOT EXISTS sessions (
     phone_number_id TEXT NOT NULL,
@@ -150,8 +163,17 @@ _UPSERT_STATUS = (
 )
 _FINISH_EVENT = (
     "WITH v (seq, status, error) AS (VALUES {values})"
-    " UPDATE inbox SET status = v.status, error = v.error, processed_at = ?, claimed_by = NULL,"
-    " claimed_until = NULL FROM v WHERE inbox.seq = v.seq AND inbox.claimed_by = ?"
+    " UPDATE inbox_state SET status = v.status, error = v.error, processed_at = ?,"
+    " claimed_by = NULL, claimed_until = NULL FROM v"
+    " WHERE inbox_state.seq = v.seq AND inbox_state.claimed_by = ?"
+)
+# A claim creates the event's progress row, or takes it again once free (its lease expired).
+_CLAIM_EVENT = (
+    "INSERT INTO inbox_state (seq, phone_number_id, wa_id, attempts, claimed_by, claimed_until)"
+    " VALUES {values} ON CONFLICT (seq) DO UPDATE SET attempts = inbox_state.attempts + 1,"
+    " claimed_by = excluded.claimed_by, claimed_until = excluded.claimed_until"
+    " WHERE inbox_state.status = 'pending' AND (inbox_state.claimed_until IS NULL"
+    " OR inbox_state.claimed_until <= ?)"
 )
 _FINISH_SEND = (
     "WITH v (seq, status, attempts, provider_message_id, error, next_attempt_at, sent_at)"
@@ -190,6 +212,13 @@ _RELEASE_HELD = (
 )
 _ROWS_PER_STATEMENT = 500
 
+# How a transaction takes its write lock. BEGIN IMMEDIATE would lock every attached file, so
+# the web process and the worker begin deferred and lock only their own file, with a write
+# that changes nothing (SQLite takes a file's write lock at the first statement writing to it).
+_MAIN = "DELETE FROM main.botkit_meta WHERE rowid = -1"
+_INBOX = "DELETE FROM incoming.inbox WHERE seq = -1"
+_BOTH = ""  # BEGIN IMMEDIATE: migrations only
+
 _Pending = tuple[Sequence[NewEvent], float, "asyncio.Future[list[bool]]"]
 
 
@@ -211,9 +240,10 @@ LOCK_WAIT = 10.0  # seconds a transaction waits for another process's write befo
 
 
 class SqliteStore:
-    """A Store in one SQLite file; single-node (one process at a time).
+    """A Store in SQLite files: `path`, and its inbox beside it (`path` + "-inbox"); single-node.
 
-    Every operation is one transaction run as a single call in aiosqlite's connection
+    The web process writes only the inbox file and the worker process only the main file, so
+    neither waits for the other's write lock (see _SCHEMA). Every operation is one transaction run as a single call in aiosqlite's connection
     thread: a transaction never spans event-loop iterations, so under load it takes the
     time SQLite needs, not the time the loop takes to come back to it (bench/webhook.py).
     """
@@ -241,11 +271,12 @@ class SqliteStore:
             raise StoreError("the SQLite store is not open: use `async with store` or `.open()`")
         return self._db
 
-    async def _run(self, work: Callable[[sqlite3.Connection], _T], *, durable: bool = False) -> _T:
-        """Runs `work` as one transaction in the connection's thread (aiosqlite's own queue)."""
+    async def _run(self, work: Callable[[sqlite3.Connection], _T], *, lock: str = _MAIN) -> _T:
+        """Runs `work` as one transaction in the connection's thread (aiosqlite's own queue),
+        holding the write lock of one file: `lock` is _MAIN or _INBOX."""
         db = self.db
         # aiosqlite has no public "run this in your thread"; _execute is what its own methods use.
-        result: _T = await db._execute(_transaction, db._conn, work, durable)  # type: ignore[no-untyped-call]
+        result: _T = await db._execute(_transaction, db._conn, work, lock)  # type: ignore[no-untyped-call]
         return result
 
     async def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -254,15 +285,19 @@ class SqliteStore:
         result: _T = await db._execute(work, db._conn)  # type: ignore[no-untyped-call]
         return result
 
+    @property
+    def inbox_path(self) -> str:
+        """The inbox file, beside the main one."""
+        return self.path if self.path == ":memory:" else f"{self.path}-inbox"
+
     async def open(self) -> None:
-        """Opens the file, sets WAL, creates or migrates the schema."""
+        """Opens both files, sets WAL, creates or migrates the schema."""
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         try:
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA busy_timeout=0")  # see _begin
-            await self._run(partial(_migrate, self.path))
+            await self._read(partial(_attach, self.inbox_path))
+            await self._read(partial(_migrate, self.path))
         except BaseException:
             await self._db.close()
             self._db = None
@@ -302,7 +337,7 @@ class SqliteStore:
             while not self._queue.empty() and len(batch) < self._batch:
                 batch.append(self._queue.get_nowait())
             try:
-                results = await self._run(partial(_insert_events, batch), durable=True)
+                results = await self._run(partial(_insert_events, batch), lock=_INBOX)
             except Exception as exc:  # every waiter learns of the failure; nothing is acked
                 log.exception("inbox write failed")
                 failure = StoreError(f"could not store the event: {exc}")
@@ -321,8 +356,7 @@ class SqliteStore:
     ) -> list[InboxItem]:
         """Claims up to `limit` pending events whose lanes are free, in order."""
         rows = await self._read(partial(_candidates, _CLAIMABLE_EVENTS, now, limit))
-        extra = ", attempts = attempts + 1"
-        held = await self._run(partial(_claim, "inbox", (3, 4), rows, owner, now, lease, extra))
+        held = await self._run(partial(_claim_events, rows, owner, now, lease))
         return [
             InboxItem(row[0], row[1], row[2], row[3], row[4], codec.loads(row[5]), row[6] + 1)
             for row in held
@@ -430,7 +464,7 @@ class SqliteStore:
     async def backlog(self) -> tuple[int, int]:
         """Counts of pending events and pending sends."""
         found = await self._one(
-            "SELECT (SELECT count(*) FROM inbox WHERE status = 'pending'),"
+            f"SELECT ({_UNFINISHED.format(what='count(*)')}),"
             " (SELECT count(*) FROM outbox WHERE status = 'pending')"
         )
         return (int(found[0]), int(found[1])) if found else (0, 0)
@@ -457,7 +491,11 @@ class SqliteStore:
 
     async def event_status(self, event_id: str) -> tuple[str, str | None] | None:
         """An inbox event's status and error."""
-        found = await self._one("SELECT status, error FROM inbox WHERE event_id = ?", (event_id,))
+        found = await self._one(
+            "SELECT coalesce(s.status, 'pending'), s.error FROM inbox i"
+            " LEFT JOIN inbox_state s ON s.seq = i.seq WHERE i.event_id = ?",
+            (event_id,),
+        )
         return (found[0], found[1]) if found else None
 
     async def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
@@ -483,13 +521,9 @@ def _lock_workers(path: str) -> int:
 
 
 def _transaction(
-    db: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T], durable: bool = False
+    db: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T], lock: str = _MAIN
 ) -> _T:
-    # Only acknowledged events need to survive a power loss (synchronous=FULL: fsync at commit).
-    # Everything else is safe to redo: a lost claim or completion makes the event run again,
-    # and its replies get the same idempotency keys, which the provider sends once.
-    db.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
-    _begin(db)
+    _begin(db, lock)
     try:
         result = work(db)
     except BaseException:
@@ -499,19 +533,26 @@ def _transaction(
     return result
 
 
-def _begin(db: sqlite3.Connection, within: float = LOCK_WAIT) -> None:
-    """BEGIN IMMEDIATE, retried every few hundred microseconds while another process writes.
+def _begin(db: sqlite3.Connection, lock: str, within: float = LOCK_WAIT) -> None:
+    """Begins a transaction holding `lock`, retried every few hundred microseconds while
+    another connection holds it.
 
-    SQLite's own busy handler backs off to 50-100 ms sleeps, which a web server and its worker
-    process writing the same file turn into long acknowledgement tails (bench/webhook.py).
+    SQLite's own busy handler backs off to 50-100 ms sleeps, which turn a short wait into a
+    long acknowledgement tail (bench/webhook.py).
     """
     deadline = time.monotonic() + within
     pause = 0.0001
     while True:
         try:
-            db.execute("BEGIN IMMEDIATE")
+            if lock == _BOTH:
+                db.execute("BEGIN IMMEDIATE")
+            else:
+                db.execute("BEGIN")
+                db.execute(lock)
             return
         except sqlite3.OperationalError as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                 raise
         time.sleep(pause)
@@ -528,26 +569,86 @@ _ADDED_COLUMNS = {  # schema 2: the 24-hour window and fallbacks
 }
 
 
+def _attach(inbox_path: str, db: sqlite3.Connection) -> None:
+    db.execute("ATTACH DATABASE ? AS incoming", (inbox_path,))
+    for pragma in (
+        "PRAGMA main.journal_mode=WAL",
+        "PRAGMA incoming.journal_mode=WAL",
+        "PRAGMA main.synchronous=NORMAL",
+        "PRAGMA incoming.synchronous=FULL",
+        "PRAGMA busy_timeout=0",  # see _begin
+    ):
+        db.execute(pragma).fetchall()
+
+
 def _migrate(path: str, db: sqlite3.Connection) -> None:
-    for statement in _SCHEMA.split(";"):
+    """Creates or upgrades both files, each step a transaction that writes one file, so that a
+    crash in between leaves something the next start finishes."""
+    _transaction(db, partial(_create, path), _BOTH)
+    if _has_table(db, "main", "inbox"):  # schema 2 kept the inbox in the main file
+        _transaction(db, _move_inbox_out, _BOTH)
+        _transaction(db, _drop_old_inbox, _BOTH)
+    _transaction(db, _stamp_version, _BOTH)
+
+
+def _create(path: str, db: sqlite3.Connection) -> None:
+    if _has_table(db, "main", "botkit_meta"):
+        row = db.execute("SELECT value FROM main.botkit_meta WHERE key = 'schema'").fetchone()
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} has schema version {row[0]}, newer than this botkit's "
+                f"{SCHEMA_VERSION}: upgrade botkit"
+            )
+    for statement in (_INBOX_SCHEMA + _SCHEMA).split(";"):
         if statement.strip():
             db.execute(statement)
     for table, columns in _ADDED_COLUMNS.items():
-        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        present = {row[1] for row in db.execute(f"PRAGMA main.table_info({table})")}
         for name, declaration in columns.items():
             if name not in present:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
-    row = db.execute("SELECT value FROM botkit_meta WHERE key = 'schema'").fetchone()
-    found = int(row[0]) if row else None
-    if found is not None and found > SCHEMA_VERSION:
-        raise StoreError(
-            f"{path} has schema version {found}, newer than this botkit's {SCHEMA_VERSION}: "
-            "upgrade botkit"
-        )
+                db.execute(f"ALTER TABLE main.{table} ADD COLUMN {name} {declaration}")
+
+
+def _has_table(db: sqlite3.Connection, schema: str, table: str) -> bool:
+    sql = f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?"
+    return db.execute(sql, (table,)).fetchone() is not None
+
+
+def _move_inbox_out(db: sqlite3.Connection) -> None:
     db.execute(
-        "INSERT OR REPLACE INTO botkit_meta (key, value) VALUES ('schema', ?)",
+        "INSERT OR IGNORE INTO incoming.inbox (seq, event_id, message_id, kind, phone_number_id,"
+        " wa_id, envelope, received_at) SELECT seq, event_id, message_id, kind, phone_number_id,"
+        " wa_id, envelope, received_at FROM main.inbox"
+    )
+
+
+def _drop_old_inbox(db: sqlite3.Connection) -> None:
+    db.execute(
+        "INSERT OR IGNORE INTO main.inbox_state (seq, phone_number_id, wa_id, status, attempts,"
+        " processed_at, error) SELECT seq, phone_number_id, wa_id, status, attempts,"
+        " processed_at, error FROM main.inbox WHERE status != 'pending' OR attempts > 0"
+    )
+    db.execute("DROP TABLE main.inbox")
+    _raise_floor(db)
+
+
+def _stamp_version(db: sqlite3.Connection) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO main.botkit_meta (key, value) VALUES ('schema', ?)",
         (str(SCHEMA_VERSION),),
     )
+
+
+def _raise_floor(db: sqlite3.Connection) -> None:
+    """Moves the inbox floor up to just below the first event not finished."""
+    (floor,) = db.execute(_FLOOR.removeprefix("(").removesuffix(")")).fetchone()
+    first = db.execute(_UNFINISHED.format(what="i.seq") + " ORDER BY i.seq LIMIT 1").fetchone()
+    if first is not None:
+        new = first[0] - 1
+    else:
+        (new,) = db.execute("SELECT coalesce(max(seq), ?) FROM inbox", (floor,)).fetchone()
+    if new > floor:
+        db.execute("UPDATE botkit_meta SET value = ? WHERE key = 'inbox_floor'", (str(new),))
 
 
 def _insert_events(batch: Sequence[_Pending], db: sqlite3.Connection) -> list[list[bool]]:
@@ -584,12 +685,21 @@ def _existing(db: sqlite3.Connection, events: Sequence[NewEvent]) -> tuple[set[s
     return {row[0] for row in found}, {row[1] for row in found if row[1] is not None}
 
 
+# The inbox rows past the floor (below it, every event is finished) without a finished state.
+_FLOOR = "(SELECT CAST(value AS INTEGER) FROM botkit_meta WHERE key = 'inbox_floor')"
+_UNFINISHED = (
+    "SELECT {what} FROM inbox i LEFT JOIN inbox_state s ON s.seq = i.seq"
+    f" WHERE i.seq > {_FLOOR} AND (s.seq IS NULL OR s.status = 'pending')"
+)
 _CLAIMABLE_EVENTS = (
-    "SELECT seq, event_id, kind, phone_number_id, wa_id, envelope, attempts FROM inbox i"
-    " WHERE status = 'pending' AND (claimed_until IS NULL OR claimed_until <= :now)"
-    " AND NOT EXISTS (SELECT 1 FROM inbox e WHERE e.status = 'pending'"
+    _UNFINISHED.format(
+        what="i.seq, i.event_id, i.kind, i.phone_number_id, i.wa_id, i.envelope,"
+        " coalesce(s.attempts, 0)"
+    )
+    + " AND (s.claimed_until IS NULL OR s.claimed_until <= :now)"
+    " AND NOT EXISTS (SELECT 1 FROM inbox_state e WHERE e.status = 'pending'"
     " AND e.phone_number_id = i.phone_number_id AND e.wa_id = i.wa_id AND e.seq < i.seq"
-    " AND e.claimed_until > :now) ORDER BY seq LIMIT :limit"
+    " AND e.claimed_until > :now) ORDER BY i.seq LIMIT :limit"
 )
 _CLAIMABLE_SENDS = (
     "SELECT seq, o.phone_number_id, o.wa_id, idempotency_key, type, payload, attempts,"
@@ -634,11 +744,25 @@ def _claim(
     )
     if cursor.rowcount == len(rows):
         return list(rows)
+    return _kept(db, table, lane_at, rows, owner, now + lease)
+
+
+def _kept(
+    db: sqlite3.Connection,
+    table: str,
+    lane_at: tuple[int, int],
+    rows: Sequence[Any],
+    owner: str,
+    until: float,
+) -> list[Any]:
+    """The claimed `rows` left after dropping each lane from its first row not claimed."""
+    seqs = [row[0] for row in rows]
+    marks = _marks(len(seqs))
     got = {
         seq
         for (seq,) in db.execute(
             f"SELECT seq FROM {table} WHERE claimed_by = ? AND claimed_until = ? AND seq IN ({marks})",
-            [owner, now + lease, *seqs],
+            [owner, until, *seqs],
         )
     }
     kept, broken = [], set()
@@ -656,6 +780,18 @@ def _claim(
             dropped,
         )
     return kept
+
+
+def _claim_events(
+    rows: Sequence[Any], owner: str, now: float, lease: float, db: sqlite3.Connection
+) -> list[Any]:
+    """Claims inbox `rows` (creating their progress rows); keeps lanes in order, like _claim."""
+    if not rows:
+        return []
+    values = [(row[0], row[3], row[4], 1, owner, now + lease) for row in rows]
+    if _many(_CLAIM_EVENT, values, (now,), db) == len(rows):
+        return list(rows)
+    return _kept(db, "inbox_state", (3, 4), rows, owner, now + lease)
 
 
 def _load_sessions(lanes: Sequence[tuple[str, str]], db: sqlite3.Connection) -> dict[str, Session]:
@@ -684,6 +820,7 @@ def _complete_events(
             f"{len(finished) - done} of {len(finished)} events were no longer "
             f"claimed by {owner} (lease expired?); the batch is rolled back"
         )
+    _raise_floor(db)
     _many(_UPSERT_SESSION, sessions, (), db)
     _many(_INSERT_SEND, sends, (), db)
     _many(_UPSERT_STATUS, statuses, (), db)
@@ -731,7 +868,7 @@ def _record_sends(
 def _release(owner: str | None, db: sqlite3.Connection) -> None:
     where = "claimed_by IS NOT NULL" if owner is None else "claimed_by = ?"
     args = () if owner is None else (owner,)
-    for table in ("inbox", "outbox"):
+    for table in ("inbox_state", "outbox"):
         sql = f"UPDATE {table} SET claimed_by = NULL, claimed_until = NULL WHERE {where}"
         db.execute(sql, args)
 

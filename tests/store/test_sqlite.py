@@ -204,3 +204,75 @@ async def test_only_one_process_runs_workers_on_a_file(db_path: Path) -> None:
             await second.start_worker()
         await first.aclose()  # the lock goes with the store
         await second.start_worker()
+
+
+@pytest.mark.anyio
+async def test_the_inbox_is_written_while_the_worker_holds_the_main_files_write_lock(
+    sqlite_store: SqliteStore, db_path: Path
+) -> None:
+    # The web process and the worker process write different files: an acknowledgement never
+    # waits for a worker's transaction (bench/webhook.py measured those waits as the p99).
+    worker = sqlite3.connect(db_path, isolation_level=None, timeout=0)
+    try:
+        worker.execute("BEGIN")
+        worker.execute("UPDATE botkit_meta SET value = value")  # the main file's write lock
+        flags = await asyncio.wait_for(sqlite_store.add_events([event("a1")], NOW), timeout=5)
+        assert flags == [True]
+        worker.execute("ROLLBACK")
+    finally:
+        worker.close()
+    assert await sqlite_store.event_status("a1") == ("pending", None)
+    assert sqlite_store.inbox_path == f"{db_path}-inbox"
+
+
+_SCHEMA_2_INBOX = """
+CREATE TABLE botkit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO botkit_meta VALUES ('schema', '2');
+CREATE TABLE inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, message_id TEXT UNIQUE,
+    kind TEXT NOT NULL, phone_number_id TEXT NOT NULL, wa_id TEXT NOT NULL,
+    envelope TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0, claimed_by TEXT, claimed_until REAL,
+    received_at REAL NOT NULL, processed_at REAL, error TEXT
+);
+"""
+
+
+@pytest.mark.anyio
+async def test_a_schema_2_file_moves_its_inbox_out_and_keeps_each_events_progress(
+    db_path: Path,
+) -> None:
+    envelope = '{"id": "x"}'
+    with contextlib.closing(sqlite3.connect(db_path)) as old, old:
+        old.executescript(_SCHEMA_2_INBOX)
+        old.executemany(
+            "INSERT INTO inbox (event_id, message_id, kind, phone_number_id, wa_id, envelope,"
+            " status, attempts, received_at, error) VALUES (?, ?, 'message', 'pn', ?, ?, ?, ?,"
+            " 1, ?)",
+            [
+                ("done1", "wamid.1", "111", envelope, "done", 1, None),
+                ("failed1", "wamid.2", "111", envelope, "failed", 10, "gave up"),
+                ("pending1", "wamid.3", "222", envelope, "pending", 2, None),
+                ("pending2", None, "111", envelope, "pending", 0, None),
+            ],
+        )
+    async with SqliteStore(db_path) as store:
+        assert await store.event_status("done1") == ("done", None)
+        assert await store.event_status("failed1") == ("failed", "gave up")
+        assert await store.backlog() == (2, 0)
+        claimed = await store.claim_events("w", 10, LEASE, NOW)
+        assert [(item.event_id, item.attempts) for item in claimed] == [
+            ("pending1", 3),
+            ("pending2", 1),
+        ]
+        # both dedupe keys came along
+        assert await store.add_events(
+            [event("done1"), event("new", message_id="wamid.3")], NOW
+        ) == [
+            False,
+            False,
+        ]
+    assert schema_version(db_path) == str(SCHEMA_VERSION)
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    assert "inbox" not in tables
