@@ -623,3 +623,68 @@ async def test_healthz_says_fake_when_no_api_key_is_set(tmp_path: Path) -> None:
 async def test_webhook_only_takes_post(tmp_path: Path) -> None:
     async with running(tmp_path) as rig:
         assert (await rig.client.get("/webhook")).status_code == 405
+
+
+# --- the bare ASGI path: what Starlette's layers did for /webhook -------------------------
+
+
+async def test_an_app_mounted_under_a_prefix_still_takes_webhooks(tmp_path: Path) -> None:
+    from starlette.routing import Mount
+
+    async with running(tmp_path) as rig:
+        outer = Starlette(routes=[Mount("/bots/clinic", app=rig.app)])
+        body = encode(
+            received("evt_mounted", "wamid.mounted", {"type": "text", "text": {"body": "hola"}})
+        )
+        transport = httpx.ASGITransport(app=outer)
+        async with httpx.AsyncClient(transport=transport, base_url="http://lb") as client:
+            response = await client.post(
+                "/bots/clinic/webhook",
+                content=body,
+                headers={"Content-Type": "application/json", HEADER: signature(body)},
+            )
+            unsigned = await client.post("/bots/clinic/webhook", content=body)
+        assert (response.status_code, response.json()) == (200, {"accepted": 1, "duplicates": 0})
+        assert unsigned.status_code == 401
+        assert await rig.status("evt_mounted") is not None
+
+
+async def test_a_client_that_disconnects_mid_body_stores_nothing(tmp_path: Path) -> None:
+    body = encode(received("evt_gone", "wamid.gone", {"type": "text", "text": {"body": "hola"}}))
+    parts = [
+        {"type": "http.request", "body": body[:20], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return parts.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/webhook",
+        "root_path": "",
+        "headers": [(b"x-gosendapi-signature", signature(body).encode())],
+    }
+    async with running(tmp_path) as rig:
+        await rig.app(scope, receive, send)
+        assert sent == []  # nobody to answer
+        assert await rig.status("evt_gone") is None
+
+
+async def test_an_unexpected_error_while_storing_is_a_500_in_json(tmp_path: Path) -> None:
+    async with running(tmp_path) as rig:
+
+        async def broken(events: Any) -> list[bool]:
+            raise RuntimeError("a bug, not a store outage")
+
+        rig.runtime.accept = broken  # type: ignore[method-assign]
+        body = encode(received("evt_bug", "wamid.bug", {"type": "text", "text": {"body": "hola"}}))
+        response = await rig.post(body)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"] == "internal_error"
