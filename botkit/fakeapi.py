@@ -1364,7 +1364,8 @@ def serve(
 
     if sink:
         app = sink_app(rate_per_number=rate_per_number)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        # a line per request would cost the sink more than answering it
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
         return
     fake = FakeGoSendAPI(
         webhook_url=webhook_url, webhook_secret=webhook_secret, rate_per_number=rate_per_number
