@@ -112,6 +112,7 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE status = 'pendin
 CREATE INDEX IF NOT EXISTS outbox_pending_lane ON outbox (phone_number_id, wa_id, seq)
     WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_provider_id ON outbox (provider_message_id);
+CREATE INDEX IF NOT EXISTS outbox_held ON outbox (phone_number_id, wa_id) WHERE status = 'held';
 CREATE TABLE IF NOT EXISTS media (
     phone_number_id TEXT NOT NULL,
     sha256 TEXT NOT NULL,
@@ -796,9 +797,11 @@ def _claim_events(
 
 def _load_sessions(lanes: Sequence[tuple[str, str]], db: sqlite3.Connection) -> dict[str, Session]:
     values = ", ".join("(?, ?)" for _ in lanes)
+    # a join, not `(phone_number_id, wa_id) IN (VALUES ...)`, which SQLite runs as a full scan
     rows = db.execute(
-        "SELECT phone_number_id, wa_id, conversation, state, data, version, last_inbound_at,"
-        f" window_closed_at FROM sessions WHERE (phone_number_id, wa_id) IN (VALUES {values})",
+        f"WITH v (p, w) AS (VALUES {values}) SELECT s.phone_number_id, s.wa_id, conversation,"
+        " state, data, version, last_inbound_at, window_closed_at FROM v"
+        " JOIN sessions s ON s.phone_number_id = v.p AND s.wa_id = v.w",
         [part for lane in lanes for part in lane],
     ).fetchall()
     return {lane_of(row[0], row[1]): _session(row) for row in rows}
