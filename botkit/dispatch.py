@@ -54,6 +54,7 @@ class Dispatcher:
         lease: float = 60.0,
         poll: float = 1.0,
         concurrency: int = 64,
+        rounds: int = 2,
         on_commit: Callable[[], None] | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
         handler_timeout: float = 30.0,
@@ -70,9 +71,16 @@ class Dispatcher:
         self._on_commit = on_commit
         self._on_error = on_error
         self.handler_timeout = handler_timeout
+        self.rounds = rounds
+        self._claiming = asyncio.Lock()
+        self._busy = 0
         self._wake = asyncio.Event()
         self._stopping = False
-        self.busy = False
+
+    @property
+    def busy(self) -> bool:
+        """Whether a round is in flight."""
+        return self._busy > 0
 
     def wake(self) -> None:
         """Tells the loop there may be new events."""
@@ -84,24 +92,36 @@ class Dispatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """Processes events until stopped."""
+        """Processes events until stopped, `rounds` rounds in flight.
+
+        While one round's handlers run, another's commit and claim run in the store's thread.
+        Rounds never share a user: a claimed event holds back its user's later events until it
+        is committed, and claims are taken one round at a time.
+        """
+        async with asyncio.TaskGroup() as group:
+            for number in range(self.rounds):
+                group.create_task(self._rounds(), name=f"botkit-dispatch-{number}")
+
+    async def _rounds(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            self.busy = True
+            self._busy += 1
             try:
                 worked = await self.run_once()
             except Exception:
                 log.exception("dispatch round failed; its events will be claimed again")
                 worked = 0
             finally:
-                self.busy = False
+                self._busy -= 1
             if not worked:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
 
     async def run_once(self) -> int:
         """One round: claim, process, commit. Returns how many events were claimed."""
-        items = await self.store.claim_events(self.owner, self.batch, self.lease, self.clock.now())
+        async with self._claiming:  # the next round reads candidates after this one's claim
+            now = self.clock.now()
+            items = await self.store.claim_events(self.owner, self.batch, self.lease, now)
         if not items:
             return 0
         lanes: dict[str, list[InboxItem]] = {}
