@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,10 @@ async def run(base_url: str, total: int) -> None:
             "httpx default (httpcore)": httpx.AsyncHTTPTransport(
                 limits=httpx.Limits(max_connections=inflight, max_keepalive_connections=inflight)
             ),
-            "httpx-aiohttp (botkit's)": default_transport(inflight),
+            "httpx-aiohttp": AiohttpTransport(
+                limits=httpx.Limits(max_connections=inflight, max_keepalive_connections=inflight)
+            ),
+            "botkit LeanTransport": default_transport(inflight),
         }
         for name, transport in transports.items():
             rate = await measure(base_url, transport, total, inflight)
