@@ -2,9 +2,10 @@
 
 The sender posts thousands of small JSON bodies a second to one host. Behind httpx, aiohttp
 spent more of the worker's time than botkit itself (bench/webhook.py, py-spy); this transport
-does only what those posts need: HTTP/1.1 with keep-alive, Content-Length or chunked
-responses, TLS, a bounded pool, httpx's timeouts and exceptions. No proxies, no HTTP/2, no
-streaming: each response is read whole before it is returned.
+does only what those posts need: HTTP/1.1 with keep-alive, bodies framed by Content-Length,
+chunks or the close, interim 1xx answers skipped, TLS, a bounded pool, httpx's timeouts (the
+read timeout bounds the whole exchange) and exceptions. No proxies, no HTTP/2, no streaming:
+each response is read whole before it is returned.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._keep_alive = False
         self._status = 0
+        self._framed = True  # the body's end is known (Content-Length or chunked), not the close
+        self._head_only = False  # a HEAD request: the headers are the whole response
         self.received = False  # whether any byte of the current response came
         self.closed = False
 
@@ -52,6 +55,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._status and not self._framed:  # a body that ends where the connection does
+            self._done()
         self._fail(httpx.RemoteProtocolError("the server closed the connection"))
 
     # -- httptools callbacks
@@ -63,23 +68,34 @@ class _Connection(asyncio.Protocol):
         # read here: once the message is complete, the parser has reset its flags
         self._keep_alive = self._parser.should_keep_alive()
         self._status = self._parser.get_status_code()
+        names = {name.lower() for name, _ in self._headers}
+        self._framed = b"content-length" in names or b"transfer-encoding" in names
+        if self._head_only and self._status >= 200:
+            self._keep_alive = False  # the parser would wait for a body the server never sends
+            self._done()
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        if 100 <= self._status < 200:  # informational (100 Continue...): the answer follows
+            if self._status == 101:
+                self._fail(httpx.RemoteProtocolError("the server switched protocols"))
+                self.close()
+            self._headers, self._body, self._status = [], [], 0
+            return
+        self._done()
 
     # -- used by the transport
 
     async def exchange(
-        self, head: bytes, body: bytes, within: float | None
+        self, head: bytes, body: bytes, within: float | None, *, head_only: bool = False
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """Writes a request and waits for its whole response."""
+        """Writes a request and waits for its whole response (`within` bounds the exchange)."""
         if self._transport is None or self.closed:
             raise httpx.RemoteProtocolError("the connection is closed")
-        self._headers, self._body, self.received = [], [], False
+        self._headers, self._body, self._status, self.received = [], [], 0, False
+        self._head_only = head_only
         self._waiter = asyncio.get_running_loop().create_future()
         self._transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
@@ -95,6 +111,10 @@ class _Connection(asyncio.Protocol):
         if not self._keep_alive:
             self.close()
         return self._status, self._headers, b"".join(self._body)
+
+    def _done(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def _fail(self, error: Exception) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -135,7 +155,9 @@ class LeanTransport(httpx.AsyncBaseTransport):
         except TimeoutError:
             raise httpx.PoolTimeout("no free connection in time", request=request) from None
         try:
-            status, headers, content = await self._exchange(origin, head, body, timeouts)
+            status, headers, content = await self._exchange(
+                origin, head, body, timeouts, _retriable(request)
+            )
         finally:
             self._slots.release()
         return httpx.Response(
@@ -147,7 +169,12 @@ class LeanTransport(httpx.AsyncBaseTransport):
         )
 
     async def _exchange(
-        self, origin: _Origin, head: bytes, body: bytes, timeouts: dict[str, float | None]
+        self,
+        origin: _Origin,
+        head: bytes,
+        body: bytes,
+        timeouts: dict[str, float | None],
+        retriable: bool,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         read = timeouts.get("read")
         connection = self._reuse(origin)
@@ -155,10 +182,10 @@ class LeanTransport(httpx.AsyncBaseTransport):
             try:
                 return await self._use(origin, connection, head, body, read)
             except httpx.RemoteProtocolError:
-                if connection.received:
+                if connection.received or not retriable:
                     raise
-                # The server closed an idle connection as we reused it: nothing of the request
-                # was answered, so it goes once more on a new connection.
+                # The server closed an idle connection as we reused it, or after acting on the
+                # request without answering: only a request that may run twice goes again.
         connection = await self._connect(origin, timeouts.get("connect"))
         return await self._use(origin, connection, head, body, read)
 
@@ -172,11 +199,15 @@ class LeanTransport(httpx.AsyncBaseTransport):
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """One exchange; the connection goes back to the pool if it is still good."""
         try:
-            answer = await connection.exchange(head, body, within)
+            answer = await connection.exchange(
+                head, body, within, head_only=head.startswith(b"HEAD ")
+            )
         except BaseException:  # failed or cancelled mid-exchange: its state is unknown
             connection.close()
             raise
-        if not connection.closed:
+        if self._closed:  # aclose() came while this request was in flight
+            connection.close()
+        elif not connection.closed:
             self._idle.setdefault(origin, []).append(connection)
         return answer
 
@@ -215,6 +246,15 @@ class LeanTransport(httpx.AsyncBaseTransport):
             for connection in connections:
                 connection.close()
         self._idle.clear()
+
+
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+
+
+def _retriable(request: httpx.Request) -> bool:
+    """Whether sending the request twice does what sending it once does: an idempotent method,
+    or a key the server deduplicates on (GoSendAPI's Idempotency-Key)."""
+    return request.method in _IDEMPOTENT_METHODS or "idempotency-key" in request.headers
 
 
 def _origin(url: httpx.URL) -> _Origin:

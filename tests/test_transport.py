@@ -437,3 +437,99 @@ def test_on_uvloop_as_under_botkit_run() -> None:
         statuses, connections = runner.run(scenario())
     assert statuses == [200] * 10
     assert connections <= 2
+
+
+# --- framing and retries --------------------------------------------------------------------
+
+
+async def test_an_interim_100_continue_is_skipped_for_the_real_answer() -> None:
+    async def with_continue(number: int, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = b'{"id":"req%d"}' % number
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        return True
+
+    async with serving(with_continue) as (url, seen):
+        transport = LeanTransport()
+        answers = [(await send(transport, post(url))).json() for _ in range(3)]
+        await transport.aclose()
+    assert answers == [{"id": "req1"}, {"id": "req2"}, {"id": "req3"}]  # never one behind
+    assert seen.connections == 1
+
+
+async def test_a_body_that_ends_with_the_connection_is_read_whole() -> None:
+    async def http10(number: int, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.0 502 Bad Gateway\r\nContent-Type: text/plain\r\n\r\nupstream down")
+        await writer.drain()
+        return False
+
+    async with serving(http10) as (url, seen):
+        transport = LeanTransport()
+        first = await send(transport, post(url))
+        second = await send(transport, post(url))
+        await transport.aclose()
+    assert (first.status_code, first.text) == (502, "upstream down")
+    assert second.status_code == 502
+    assert seen.connections == 2
+
+
+async def test_a_head_request_ends_with_its_headers() -> None:
+    async def head(number: int, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n")  # no body for HEAD
+        await writer.drain()
+        return True
+
+    async with serving(head) as (url, _):
+        transport = LeanTransport()
+        response = await send(transport, httpx.Request("HEAD", url))
+        after = await send(transport, httpx.Request("HEAD", url))
+        await transport.aclose()
+    assert (response.status_code, response.content) == (200, b"")
+    assert after.status_code == 200
+
+
+async def test_a_post_without_a_key_is_not_sent_twice_when_the_server_drops_it() -> None:
+    async def drops_the_second(number: int, writer: asyncio.StreamWriter) -> bool:
+        if number == 1:
+            return await ok(number, writer)
+        return False  # acted on it (maybe), answered nothing
+
+    async with serving(drops_the_second) as (url, seen):
+        transport = LeanTransport()
+        await send(transport, post(url))
+        unkeyed = httpx.Request("POST", url, content=b"upload")
+        with pytest.raises(httpx.RemoteProtocolError):
+            await send(transport, unkeyed)
+        await transport.aclose()
+    assert [body for _, _, body in seen.requests] == [b'{"x":1}', b"upload"]
+
+
+async def test_a_post_with_an_idempotency_key_goes_again_on_a_new_connection() -> None:
+    async def drops_the_second(number: int, writer: asyncio.StreamWriter) -> bool:
+        if number == 2:
+            return False
+        return await ok(number, writer)
+
+    async with serving(drops_the_second) as (url, seen):
+        transport = LeanTransport()
+        await send(transport, post(url))
+        assert (await send(transport, post(url))).status_code == 200
+        await transport.aclose()
+    assert len(seen.requests) == 3
+    assert seen.connections == 2
+
+
+async def test_a_request_in_flight_at_aclose_leaves_no_connection_open() -> None:
+    async def slow(number: int, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(0.1)
+        return await ok(number, writer)
+
+    async with serving(slow) as (url, seen):
+        transport = LeanTransport()
+        pending = asyncio.create_task(send(transport, post(url)))
+        await asyncio.sleep(0.02)
+        await transport.aclose()
+        assert (await pending).status_code == 200
+        await asyncio.sleep(0.05)
+        assert seen.open_now == 0
