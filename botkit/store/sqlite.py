@@ -298,7 +298,7 @@ class SqliteStore:
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         try:
             await self._read(partial(_attach, self.inbox_path))
-            await self._read(partial(_migrate, self.path))
+            await self._read(partial(_migrate, self.path, self.inbox_path))
         except BaseException:
             await self._db.close()
             self._db = None
@@ -554,7 +554,8 @@ def _begin(db: sqlite3.Connection, lock: str, within: float = LOCK_WAIT) -> None
         except sqlite3.OperationalError as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+            busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # also BUSY_SNAPSHOT...
+            if not busy or time.monotonic() > deadline:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.001)
@@ -571,25 +572,30 @@ _ADDED_COLUMNS = {  # schema 2: the 24-hour window and fallbacks
 
 
 def _attach(inbox_path: str, db: sqlite3.Connection) -> None:
+    # SQLite's own busy handler while opening: two processes starting on a new file both
+    # switch it to WAL. Transactions then use _begin's retries (busy_timeout=0, see _migrate).
+    db.execute(f"PRAGMA busy_timeout={int(LOCK_WAIT * 1000)}")
     db.execute("ATTACH DATABASE ? AS incoming", (inbox_path,))
     for pragma in (
         "PRAGMA main.journal_mode=WAL",
         "PRAGMA incoming.journal_mode=WAL",
         "PRAGMA main.synchronous=NORMAL",
         "PRAGMA incoming.synchronous=FULL",
-        "PRAGMA busy_timeout=0",  # see _begin
     ):
         db.execute(pragma).fetchall()
 
 
-def _migrate(path: str, db: sqlite3.Connection) -> None:
+def _migrate(path: str, inbox_path: str, db: sqlite3.Connection) -> None:
     """Creates or upgrades both files, each step a transaction that writes one file, so that a
-    crash in between leaves something the next start finishes."""
+    crash in between leaves something the next start finishes; then checks they belong
+    together. Each step decides inside its transaction, so another process opening the same
+    files at the same time finds the step done."""
     _transaction(db, partial(_create, path), _BOTH)
-    if _has_table(db, "main", "inbox"):  # schema 2 kept the inbox in the main file
-        _transaction(db, _move_inbox_out, _BOTH)
-        _transaction(db, _drop_old_inbox, _BOTH)
+    _transaction(db, _move_inbox_out, _BOTH)  # schema 2 kept the inbox in the main file
+    _transaction(db, _drop_old_inbox, _BOTH)
     _transaction(db, _stamp_version, _BOTH)
+    _transaction(db, partial(_check_pair, path, inbox_path), _BOTH)
+    db.execute("PRAGMA busy_timeout=0")  # see _begin
 
 
 def _create(path: str, db: sqlite3.Connection) -> None:
@@ -616,6 +622,8 @@ def _has_table(db: sqlite3.Connection, schema: str, table: str) -> bool:
 
 
 def _move_inbox_out(db: sqlite3.Connection) -> None:
+    if not _has_table(db, "main", "inbox"):
+        return
     db.execute(
         "INSERT OR IGNORE INTO incoming.inbox (seq, event_id, message_id, kind, phone_number_id,"
         " wa_id, envelope, received_at) SELECT seq, event_id, message_id, kind, phone_number_id,"
@@ -624,6 +632,17 @@ def _move_inbox_out(db: sqlite3.Connection) -> None:
 
 
 def _drop_old_inbox(db: sqlite3.Connection) -> None:
+    if not _has_table(db, "main", "inbox"):
+        return
+    moved = db.execute(
+        "SELECT count(*) FROM main.inbox o WHERE NOT EXISTS"
+        " (SELECT 1 FROM incoming.inbox i WHERE i.seq = o.seq)"
+    ).fetchone()[0]
+    if moved:  # written since the copy (an older botkit still running?): copy them first
+        raise StoreError(
+            f"{moved} inbox events arrived in the old layout while it was being converted; "
+            "stop every older botkit on this file and start again"
+        )
     db.execute(
         "INSERT OR IGNORE INTO main.inbox_state (seq, phone_number_id, wa_id, status, attempts,"
         " processed_at, error) SELECT seq, phone_number_id, wa_id, status, attempts,"
@@ -631,6 +650,26 @@ def _drop_old_inbox(db: sqlite3.Connection) -> None:
     )
     db.execute("DROP TABLE main.inbox")
     _raise_floor(db)
+
+
+def _check_pair(path: str, inbox_path: str, db: sqlite3.Connection) -> None:
+    """Refuses an inbox file that is not the main file's: missing, replaced or restored older.
+
+    A new, empty inbox would number its events from 1 again, under the main file's floor or
+    onto the progress of old events, and they would never be processed.
+    """
+    (floor,) = db.execute(_FLOOR.removeprefix("(").removesuffix(")")).fetchone()
+    (progressed,) = db.execute("SELECT coalesce(max(seq), 0) FROM main.inbox_state").fetchone()
+    (last,) = db.execute(
+        "SELECT coalesce(max(seq), 0) FROM incoming.sqlite_sequence WHERE name = 'inbox'"
+    ).fetchone()
+    if max(floor, progressed) > last:
+        raise StoreError(
+            f"the inbox file {inbox_path} does not go with {path}: {path} has processed events "
+            f"up to number {max(floor, progressed)}, the inbox has numbered {last}; restore "
+            "the inbox file saved with it (copy both files together), or move both away to "
+            "start empty"
+        )
 
 
 def _stamp_version(db: sqlite3.Connection) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from botkit.exceptions import StoreError
 from botkit.store import open_store
-from botkit.store.base import SCHEMA_VERSION, Store
+from botkit.store.base import DONE, SCHEMA_VERSION, EventOutcome, Store
 from botkit.store.sqlite import SqliteStore, sqlite_path
 
 from .contract import LEASE, NOW, StoreContract, StoreFactory, event, ids
@@ -276,3 +276,45 @@ async def test_a_schema_2_file_moves_its_inbox_out_and_keeps_each_events_progres
     with contextlib.closing(sqlite3.connect(db_path)) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert "inbox" not in tables
+
+
+def lose_the_inbox(db_path: Path) -> None:
+    for suffix in ("-inbox", "-inbox-wal", "-inbox-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+
+
+@pytest.mark.anyio
+async def test_a_missing_inbox_file_is_refused_not_silently_restarted(db_path: Path) -> None:
+    async with SqliteStore(db_path) as store:
+        await store.add_events([event("a1"), event("a2", wa_id="5491100000002")], NOW)
+        claimed = await store.claim_events("w", 10, LEASE, NOW)
+        await store.complete_events("w", [EventOutcome(item.seq, DONE) for item in claimed], NOW)
+    lose_the_inbox(db_path)
+    store = SqliteStore(db_path)
+    try:
+        with pytest.raises(StoreError) as caught:
+            await store.open()
+    finally:
+        await store.aclose()
+    message = str(caught.value)
+    assert f"{db_path}-inbox does not go with {db_path}" in message
+    assert "processed events up to number 2" in message
+    assert "copy both files together" in message
+
+
+@pytest.mark.anyio
+async def test_two_stores_opening_a_schema_2_file_at_once_both_open(db_path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(db_path)) as old, old:
+        old.executescript(_SCHEMA_2_INBOX)
+        old.execute(
+            "INSERT INTO inbox (event_id, kind, phone_number_id, wa_id, envelope, received_at)"
+            " VALUES ('old1', 'message', 'pn', '111', '{}', 1)"
+        )
+    first, second = SqliteStore(db_path), SqliteStore(db_path)
+    try:
+        await asyncio.gather(first.open(), second.open())  # the web process and its worker
+        assert await first.backlog() == (1, 0)
+        assert await second.event_status("old1") == ("pending", None)
+    finally:
+        await first.aclose()
+        await second.aclose()
