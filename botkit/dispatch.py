@@ -75,6 +75,7 @@ class Dispatcher:
         self._claiming = asyncio.Lock()
         self._busy = 0
         self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
         self._stopping = False
 
     @property
@@ -89,6 +90,7 @@ class Dispatcher:
     def stop(self) -> None:
         """Ends the loop after the batch in flight."""
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
 
     async def run(self) -> None:
@@ -101,6 +103,20 @@ class Dispatcher:
         async with asyncio.TaskGroup() as group:
             for number in range(self.rounds):
                 group.create_task(self._rounds(), name=f"botkit-dispatch-{number}")
+            group.create_task(self._renew(), name="botkit-dispatch-leases")
+
+    async def _renew(self) -> None:
+        """Renews the claims of the rounds in flight every third of a lease: a round that runs
+        longer than the lease (slow handlers, long lanes) must not see its events claimed by
+        the other round, or by another worker."""
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), timeout=self.lease / 3)
+            if self.busy and not self._stopping:
+                try:
+                    await self.store.renew_claims(self.owner, self.lease, self.clock.now())
+                except Exception:
+                    log.exception("could not renew the claims of %s", self.owner)
 
     async def _rounds(self) -> None:
         while not self._stopping:

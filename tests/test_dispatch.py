@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -201,3 +202,49 @@ async def test_a_failed_handler_leaves_nothing_of_its_changes_to_the_next_event(
         await runtime.settle(autojump=clock)
         session = await runtime.store.get_session(PNID, "5491140123456")
     assert session is not None and session.data == {"cart": ["a", "b"]}
+
+
+class Slow(Conversation):
+    """A handler slower than the test's lease: each event takes a quarter of a second."""
+
+    waiting = State(initial=True)
+    log: list[str] = []
+
+    @on.text()
+    async def slow(self, ctx: Context) -> None:
+        Slow.log.append(f"start {ctx.text}")
+        await asyncio.sleep(0.25)
+        Slow.log.append(f"end {ctx.text}")
+        await ctx.send(Text(f"done {ctx.text}"))
+
+
+async def test_a_round_longer_than_its_lease_keeps_its_events(tmp_path: Path) -> None:
+    # Three events of one user in one round take 0.75 s, past a 0.3 s lease: renewed, the
+    # claims stop the dispatcher's other round from taking the user's events again.
+    clock = ManualClock(time.time())  # the fake's clock at the real time the runtime uses
+    fake = provider(clock)
+    database = tmp_path / "lease.db"
+    async with running_bot(Bot(Slow), database, fake, clock, workers=False):
+        for n in range(3):
+            delivery = await fake.receive(
+                wa_id="5491140123456", message=text(str(n)), phone_number_id=PNID
+            )
+            assert delivery.status_code == 200
+    settings = Settings(
+        base_url="http://provider/v1",
+        api_key="gsk_test_dispatch",
+        webhook_secrets=(SECRET,),
+        database=str(database),
+    )
+    runtime = Runtime(Bot(Slow), settings, transport=httpx.ASGITransport(app=fake.app))
+    runtime.dispatcher.lease = 0.3  # the real clock: leases expire in real time
+    Slow.log = []
+    app = create_app(runtime)
+    async with app.router.lifespan_context(app):
+        await runtime.settle(within=10)
+    assert Slow.log == ["start 0", "end 0", "start 1", "end 1", "start 2", "end 2"]
+    assert [m.body["text"]["body"] for m in fake.messages_to("5491140123456")] == [  # type: ignore[index,call-overload]
+        "done 0",
+        "done 1",
+        "done 2",
+    ]

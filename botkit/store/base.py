@@ -203,6 +203,13 @@ class Store(Protocol):
         """Claims the next pending events, in per-lane order, for `lease` seconds."""
         ...
 
+    async def renew_claims(self, owner: str, lease: float, now: float) -> int:
+        """Extends every event claim `owner` holds to `now + lease`; returns how many.
+
+        A worker renews while it runs, so a round longer than the lease is not claimed again.
+        """
+        ...
+
     async def load_sessions(self, lanes: Sequence[tuple[str, str]]) -> dict[str, Session]:
         """The sessions of the given (phone_number_id, wa_id) pairs that exist, by lane."""
         ...

@@ -363,6 +363,12 @@ class SqliteStore:
             for row in held
         ]
 
+    async def renew_claims(self, owner: str, lease: float, now: float) -> int:
+        """Extends every event claim `owner` holds to `now + lease`; returns how many."""
+        sql = "UPDATE inbox_state SET claimed_until = ? WHERE claimed_by = ? AND status = 'pending'"
+        cursor = await self._run(lambda db: db.execute(sql, (now + lease, owner)))
+        return int(cursor.rowcount)
+
     async def load_sessions(self, lanes: Sequence[tuple[str, str]]) -> dict[str, Session]:
         """The existing sessions among `lanes`, keyed by lane."""
         if not lanes:
