@@ -403,7 +403,7 @@ class SqliteStore:
     ) -> list[OutboxItem]:
         """Claims up to `limit` due sends whose lanes are free, in order."""
         rows = await self._read(partial(_candidates, _CLAIMABLE_SENDS, now, limit))
-        held = await self._run(partial(_claim, "outbox", (1, 2), rows, owner, now, lease, ""))
+        held = await self._run(partial(_claim_sends, rows, owner, now, lease))
         return [_outbox_item(row) for row in held]
 
     async def record_sends(self, owner: str, outcomes: Sequence[SendOutcome], now: float) -> None:
@@ -760,21 +760,15 @@ _CLAIMABLE_SENDS = (
 
 
 def _candidates(sql: str, now: float, limit: int, db: sqlite3.Connection) -> list[Any]:
-    """Claimable rows as of a read snapshot; `_claim` takes them under the write lock."""
+    """Claimable rows as of a read snapshot; `_claim_events`/`_claim_sends` take them under
+    the write lock."""
     return db.execute(sql, {"now": now, "limit": limit}).fetchall()
 
 
-def _claim(
-    table: str,
-    lane_at: tuple[int, int],
-    rows: Sequence[Any],
-    owner: str,
-    now: float,
-    lease: float,
-    extra: str,
-    db: sqlite3.Connection,
+def _claim_sends(
+    rows: Sequence[Any], owner: str, now: float, lease: float, db: sqlite3.Connection
 ) -> list[Any]:
-    """Claims `rows` unless someone took them since they were read; keeps lanes in order.
+    """Claims outbox `rows` unless someone took them since they were read; keeps lanes in order.
 
     The expensive search ran outside the write lock (`_candidates`), so this transaction is
     short. A row another worker claimed in between is dropped with the rest of its lane.
@@ -784,13 +778,13 @@ def _claim(
     seqs = [row[0] for row in rows]
     marks = _marks(len(seqs))
     cursor = db.execute(
-        f"UPDATE {table} SET claimed_by = ?, claimed_until = ?{extra} WHERE seq IN ({marks})"
+        f"UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE seq IN ({marks})"
         " AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= ?)",
         [owner, now + lease, *seqs, now],
     )
     if cursor.rowcount == len(rows):
         return list(rows)
-    return _kept(db, table, lane_at, rows, owner, now + lease)
+    return _kept(db, "outbox", (1, 2), rows, owner, now + lease)
 
 
 def _kept(
@@ -831,7 +825,7 @@ def _kept(
 def _claim_events(
     rows: Sequence[Any], owner: str, now: float, lease: float, db: sqlite3.Connection
 ) -> list[Any]:
-    """Claims inbox `rows` (creating their progress rows); keeps lanes in order, like _claim."""
+    """Claims inbox `rows` (creating their progress rows); keeps lanes in order, like _claim_sends."""
     if not rows:
         return []
     values = [(row[0], row[3], row[4], 1, owner, now + lease) for row in rows]
