@@ -55,7 +55,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._status and not self._framed:  # a body that ends where the connection does
+        if exc is None and self._status and not self._framed:  # a body ended by the close
             self._done()
         self._fail(httpx.RemoteProtocolError("the server closed the connection"))
 
@@ -68,8 +68,7 @@ class _Connection(asyncio.Protocol):
         # read here: once the message is complete, the parser has reset its flags
         self._keep_alive = self._parser.should_keep_alive()
         self._status = self._parser.get_status_code()
-        names = {name.lower() for name, _ in self._headers}
-        self._framed = b"content-length" in names or b"transfer-encoding" in names
+        self._framed = _framed(self._headers)
         if self._head_only and self._status >= 200:
             self._keep_alive = False  # the parser would wait for a body the server never sends
             self._done()
@@ -246,6 +245,15 @@ class LeanTransport(httpx.AsyncBaseTransport):
             for connection in connections:
                 connection.close()
         self._idle.clear()
+
+
+def _framed(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a response says where its body ends (RFC 9112 6.3): chunked as the last transfer
+    coding, or a Content-Length without transfer codings; otherwise the close ends it."""
+    codings = [value for name, value in headers if name.lower() == b"transfer-encoding"]
+    if codings:
+        return codings[-1].rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+    return any(name.lower() == b"content-length" for name, _ in headers)
 
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import socket
 import ssl
+import struct
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -533,3 +535,34 @@ async def test_a_request_in_flight_at_aclose_leaves_no_connection_open() -> None
         assert (await pending).status_code == 200
         await asyncio.sleep(0.05)
         assert seen.open_now == 0
+
+
+async def test_a_reset_in_a_body_ended_by_the_close_is_an_error_not_a_short_body() -> None:
+    async def resets(number: int, writer: asyncio.StreamWriter) -> bool:
+        writer.write(
+            b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"messages":[{"id":"wam'
+        )
+        await writer.drain()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # with no linger: a reset (RST), not an orderly close (FIN)
+        return False
+
+    async with serving(resets) as (url, _):
+        transport = LeanTransport()
+        with pytest.raises(httpx.RemoteProtocolError):
+            await send(transport, post(url))
+        await transport.aclose()
+
+
+async def test_a_non_chunked_transfer_coding_ends_with_the_close() -> None:
+    async def identity(number: int, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nall of it")
+        await writer.drain()
+        return False
+
+    async with serving(identity) as (url, _):
+        transport = LeanTransport()
+        response = await send(transport, post(url))
+        await transport.aclose()
+    assert (response.status_code, response.text) == (200, "all of it")
