@@ -73,6 +73,7 @@ class Dispatcher:
         self.handler_timeout = handler_timeout
         self.rounds = rounds
         self._claiming = asyncio.Lock()
+        self._held: set[int] = set()  # the events the rounds in flight hold
         self._busy = 0
         self._wake = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -112,9 +113,10 @@ class Dispatcher:
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), timeout=self.lease / 3)
-            if self.busy and not self._stopping:
+            if self._held and not self._stopping:
+                held = sorted(self._held)
                 try:
-                    await self.store.renew_claims(self.owner, self.lease, self.clock.now())
+                    await self.store.renew_claims(self.owner, held, self.lease, self.clock.now())
                 except Exception:
                     log.exception("could not renew the claims of %s", self.owner)
 
@@ -140,6 +142,14 @@ class Dispatcher:
             items = await self.store.claim_events(self.owner, self.batch, self.lease, now)
         if not items:
             return 0
+        seqs = {item.seq for item in items}
+        self._held |= seqs
+        try:
+            return await self._round(items)
+        finally:  # done, or failed: a failed round's claims expire and its events run again
+            self._held -= seqs
+
+    async def _round(self, items: list[InboxItem]) -> int:
         lanes: dict[str, list[InboxItem]] = {}
         for item in items:
             lanes.setdefault(item.lane, []).append(item)

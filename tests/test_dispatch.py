@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -15,15 +15,20 @@ import bots.clinic as clinic
 from botkit import Bot, Context, Conversation, State, Text, on
 from botkit.bot import Runtime
 from botkit.config import Settings
+from botkit.dispatch import Dispatcher
+from botkit.exceptions import StoreError
 from botkit.fakeapi import FakeGoSendAPI
 from botkit.idempotency import idempotency_key
-from botkit.types import ManualClock
+from botkit.store.base import EventOutcome, NewEvent
+from botkit.store.sqlite import SqliteStore
+from botkit.types import ManualClock, SystemClock
 from botkit.webhook import create_app
 
 pytestmark = pytest.mark.anyio
 
 SECRET = "whsec_test_dispatch"
 PNID = "555123456789"
+ANA, BEN = "5491140000001", "5491140000002"
 
 
 class Counter(Conversation):
@@ -248,3 +253,69 @@ async def test_a_round_longer_than_its_lease_keeps_its_events(tmp_path: Path) ->
         "done 1",
         "done 2",
     ]
+
+
+class FailsOneCommit(SqliteStore):
+    """A real SQLite store whose first commit of a round fails, as a full disk would."""
+
+    failed = False
+
+    async def complete_events(
+        self, owner: str, outcomes: Sequence[EventOutcome], now: float
+    ) -> None:
+        if not self.failed:
+            self.failed = True
+            raise StoreError("disk I/O error (once)")
+        await super().complete_events(owner, outcomes, now)
+
+
+class Steady(Conversation):
+    """Records who was handled; BEN's events are slower than he writes: a round always runs."""
+
+    waiting = State(initial=True)
+    handled: list[str] = []
+    ana_handled = asyncio.Event()
+
+    @on.text()
+    async def note(self, ctx: Context) -> None:
+        Steady.handled.append(ctx.user.wa_id)
+        if ctx.user.wa_id == ANA:
+            Steady.ana_handled.set()
+        if ctx.user.wa_id == BEN:
+            await asyncio.sleep(0.15)
+
+
+def inbound(event_id: str, wa_id: str) -> NewEvent:
+    envelope = {
+        "id": event_id,
+        "type": "whatsapp.message.received",
+        "phone_number_id": PNID,
+        "data": {
+            "message": {
+                "from": wa_id,
+                "id": f"wamid.{event_id}",
+                "timestamp": str(int(time.time())),
+                **text("hola"),
+            }
+        },
+    }
+    return NewEvent(event_id, f"wamid.{event_id}", "message", PNID, wa_id, envelope)
+
+
+async def test_the_events_of_a_round_that_failed_to_commit_run_again(tmp_path: Path) -> None:
+    # Renewing claims must renew only what running rounds hold: the failed round's claims
+    # expire and its event runs again, even while the other round is always busy.
+    Steady.handled, Steady.ana_handled = [], asyncio.Event()
+    async with FailsOneCommit(tmp_path / "flaky.db") as store:
+        dispatcher = Dispatcher(store, Steady(), SystemClock(), lease=0.5, poll=0.05)
+        await store.add_events([inbound("a1", ANA)], time.time())
+        running = asyncio.create_task(dispatcher.run())
+        await Steady.ana_handled.wait()  # a1's round runs (and will fail) before BEN writes
+        for n in range(25):  # 2.5 s of BEN writing every 0.1 s, each event a 0.15 s handler
+            await store.add_events([inbound(f"b{n}", BEN)], time.time())
+            dispatcher.wake()
+            await asyncio.sleep(0.1)
+        dispatcher.stop()
+        await running
+        assert await store.event_status("a1") == ("done", None)
+    assert Steady.handled.count(ANA) == 2  # the failed round's run, and the one that counted

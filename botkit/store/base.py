@@ -203,10 +203,11 @@ class Store(Protocol):
         """Claims the next pending events, in per-lane order, for `lease` seconds."""
         ...
 
-    async def renew_claims(self, owner: str, lease: float, now: float) -> int:
-        """Extends every event claim `owner` holds to `now + lease`; returns how many.
+    async def renew_claims(self, owner: str, seqs: Sequence[int], lease: float, now: float) -> int:
+        """Extends `owner`'s claims on the pending events `seqs` to `now + lease`; returns how many.
 
-        A worker renews while it runs, so a round longer than the lease is not claimed again.
+        A worker renews what its rounds in flight hold, so a round longer than the lease is not
+        claimed again; the claims of a round that failed are left to expire.
         """
         ...
 

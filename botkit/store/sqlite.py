@@ -363,10 +363,15 @@ class SqliteStore:
             for row in held
         ]
 
-    async def renew_claims(self, owner: str, lease: float, now: float) -> int:
-        """Extends every event claim `owner` holds to `now + lease`; returns how many."""
-        sql = "UPDATE inbox_state SET claimed_until = ? WHERE claimed_by = ? AND status = 'pending'"
-        cursor = await self._run(lambda db: db.execute(sql, (now + lease, owner)))
+    async def renew_claims(self, owner: str, seqs: Sequence[int], lease: float, now: float) -> int:
+        """Extends `owner`'s claims on the pending events `seqs` to `now + lease`; returns how many."""
+        if not seqs:
+            return 0
+        sql = (
+            "UPDATE inbox_state SET claimed_until = ? WHERE claimed_by = ? AND status = 'pending'"
+            f" AND seq IN ({_marks(len(seqs))})"
+        )
+        cursor = await self._run(lambda db: db.execute(sql, (now + lease, owner, *seqs)))
         return int(cursor.rowcount)
 
     async def load_sessions(self, lanes: Sequence[tuple[str, str]]) -> dict[str, Session]:

@@ -333,21 +333,30 @@ class StoreContract:
         self, store: Store
     ) -> None:
         await store.add_events([event("a1"), event("b1", BEN), event("c1", "5491100000003")], NOW)
-        assert ids(await store.claim_events("A", 2, LEASE, NOW)) == ["a1", "b1"]
+        held = await store.claim_events("A", 2, LEASE, NOW)
+        assert ids(held) == ["a1", "b1"]
         assert ids(await store.claim_events("C", 1, LEASE, NOW)) == ["c1"]
-        assert await store.renew_claims("A", LEASE, NOW + LEASE - 1) == 2
+        assert (
+            await store.renew_claims("A", [item.seq for item in held], LEASE, NOW + LEASE - 1) == 2
+        )
         # past the first lease: C did not renew, A did
         assert ids(await store.claim_events("B", 10, LEASE, NOW + LEASE + 1)) == ["c1"]
         retaken = await store.claim_events("B", 10, LEASE, NOW + 2 * LEASE)
         assert ids(retaken) == ["a1", "b1"]
 
-    async def test_renewing_skips_finished_events_and_other_owners(self, store: Store) -> None:
-        await store.add_events([event("a1"), event("b1", BEN)], NOW)
+    async def test_renewing_skips_finished_events_others_claims_and_unnamed_ones(
+        self, store: Store
+    ) -> None:
+        await store.add_events([event("a1"), event("b1", BEN), event("c1", "5491100000003")], NOW)
         [a1] = await store.claim_events("A", 1, LEASE, NOW)
-        await store.claim_events("B", 1, LEASE, NOW)
+        [b1] = await store.claim_events("B", 1, LEASE, NOW)
+        [c1] = await store.claim_events("A", 1, LEASE, NOW)
         await store.complete_events("A", [EventOutcome(a1.seq, DONE)], NOW)
-        assert await store.renew_claims("A", LEASE, NOW + 1) == 0
-        assert await store.renew_claims("B", LEASE, NOW + 1) == 1
+        assert await store.renew_claims("A", [a1.seq, b1.seq], LEASE, NOW + 1) == 0
+        assert await store.renew_claims("B", [b1.seq, c1.seq], LEASE, NOW + 1) == 1
+        assert await store.renew_claims("A", [], LEASE, NOW + 1) == 0
+        # c1 was not named: its claim expires at NOW + LEASE
+        assert ids(await store.claim_events("B", 10, LEASE, NOW + LEASE + 0.5)) == ["c1"]
 
     async def test_every_claim_counts_an_attempt(self, store: Store) -> None:
         await store.add_events([event("a1")], NOW)
