@@ -32,6 +32,17 @@ def set_schema_version(path: Path, version: int) -> None:
         db.execute("UPDATE botkit_meta SET value = ? WHERE key = 'schema'", (str(version),))
 
 
+async def refused_open(db_path: Path) -> str:
+    """The StoreError that opening the file raises (the store is closed again)."""
+    store = SqliteStore(db_path)
+    try:
+        with pytest.raises(StoreError) as caught:
+            await store.open()
+    finally:
+        await store.aclose()
+    return str(caught.value)
+
+
 class TestSqliteStore(StoreContract):
     """The contract, on SQLite."""
 
@@ -71,13 +82,7 @@ async def test_a_file_from_a_newer_botkit_is_refused_naming_both_versions(db_pat
         pass
     newer = SCHEMA_VERSION + 1
     set_schema_version(db_path, newer)
-    store = SqliteStore(db_path)
-    try:
-        with pytest.raises(StoreError) as caught:
-            await store.open()
-    finally:
-        await store.aclose()
-    message = str(caught.value)
+    message = await refused_open(db_path)
     assert f"schema version {newer}" in message
     assert f"botkit's {SCHEMA_VERSION}" in message
     assert schema_version(db_path) == str(newer)  # not overwritten
@@ -290,13 +295,7 @@ async def test_a_missing_inbox_file_is_refused_not_silently_restarted(db_path: P
         claimed = await store.claim_events("w", 10, LEASE, NOW)
         await store.complete_events("w", [EventOutcome(item.seq, DONE) for item in claimed], NOW)
     lose_the_inbox(db_path)
-    store = SqliteStore(db_path)
-    try:
-        with pytest.raises(StoreError) as caught:
-            await store.open()
-    finally:
-        await store.aclose()
-    message = str(caught.value)
+    message = await refused_open(db_path)
     assert f"{db_path}-inbox does not go with {db_path}" in message
     assert "processed events up to number 2" in message
     assert "copy both files together" in message
