@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+from envelopes import received
 from processes import free_port, start, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +34,6 @@ from botkit.idempotency import idempotency_key  # noqa: E402
 from botkit.signing import sign  # noqa: E402
 
 SECRET = "whsec_bench"
-PHONE_NUMBER_ID = "555123456789"
 POSTERS = 16  # webhooks in flight at once
 
 
@@ -41,24 +41,9 @@ def events(users: range) -> list[tuple[str, bytes]]:
     """(event id, body) of one "hola" from each user."""
     made = []
     for user in users:
-        wa_id = f"549110{user:07d}"
         event_id = f"evt_rl_{user}"
-        envelope = {
-            "id": event_id,
-            "type": "whatsapp.message.received",
-            "created_at": "2026-05-19T14:00:05Z",
-            "phone_number_id": PHONE_NUMBER_ID,
-            "data": {
-                "contact": {"wa_id": wa_id, "profile": {"name": f"User {user}"}},
-                "message": {
-                    "from": wa_id,
-                    "id": f"wamid.rl.{user}",
-                    "timestamp": str(int(time.time())),
-                    "type": "text",
-                    "text": {"body": "hola"},
-                },
-            },
-        }
+        part = {"type": "text", "text": {"body": "hola"}}
+        envelope = received(user, event_id, f"wamid.rl.{user}", part)
         made.append((event_id, json.dumps(envelope, separators=(",", ":")).encode()))
     return made
 

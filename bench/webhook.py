@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import httpx
+from envelopes import PHONE_NUMBER_ID, received
 from processes import free_port, start, stop, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +32,6 @@ from botkit.idempotency import idempotency_key  # noqa: E402
 from botkit.signing import sign  # noqa: E402
 
 SECRET = "whsec_bench"
-PHONE_NUMBER_ID = "555123456789"
 STEPS = (
     {"type": "text", "text": {"body": "hola"}},
     {
@@ -75,22 +75,10 @@ def write_events(path: Path, users: int, rounds: int, threads: int = 2) -> int:
             out.write(f"{sign(SECRET, body)}\t{body.decode()}\n")
         for step in range(rounds * len(STEPS)):
             for user in range(users):
-                wa_id = f"549110{user:07d}"
-                envelope = {
-                    "id": f"evt_{step}_{user}",
-                    "type": "whatsapp.message.received",
-                    "created_at": "2026-05-19T14:00:05Z",
-                    "phone_number_id": PHONE_NUMBER_ID,
-                    "data": {
-                        "contact": {"wa_id": wa_id, "profile": {"name": f"User {user}"}},
-                        "message": {
-                            "from": wa_id,
-                            "id": f"wamid.bench.{step}.{user}",
-                            "timestamp": str(int(time.time())),
-                            **STEPS[step % len(STEPS)],
-                        },
-                    },
-                }
+                message_id = f"wamid.bench.{step}.{user}"
+                envelope = received(
+                    user, f"evt_{step}_{user}", message_id, STEPS[step % len(STEPS)]
+                )
                 body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
                 out.write(f"{sign(SECRET, body)}\t{body.decode()}\n")
                 count += 1
