@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RETRY_AFTER = 1.0
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+USER_AGENT = "botkit"
 
 
 def default_transport(concurrency: int) -> httpx.AsyncBaseTransport:
@@ -53,7 +54,11 @@ class Sender:
         self._url = httpx.URL(base_url.rstrip("/") + "/messages")
         self._media_url = httpx.URL(base_url.rstrip("/") + "/media")
         self._api_key = api_key
-        self._headers = [("X-API-Key", api_key), ("Content-Type", "application/json")]
+        self._headers = [
+            ("X-API-Key", api_key),
+            ("Content-Type", "application/json"),
+            ("User-Agent", USER_AGENT),  # AsyncClient sent python-httpx/...; say who calls
+        ]
         self._slots = asyncio.Semaphore(concurrency)
         self.limiter = limiter
 

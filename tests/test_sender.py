@@ -94,6 +94,7 @@ async def test_posts_the_message_with_key_headers_and_body(base_url: str) -> Non
     assert request.headers["X-API-Key"] == API_KEY
     assert request.headers["Content-Type"] == "application/json"
     assert request.headers["Idempotency-Key"] == KEY
+    assert request.headers["User-Agent"] == "botkit"
     assert json.loads(request.content) == {
         "phone_number_id": PHONE_NUMBER_ID,
         "to": USER,
