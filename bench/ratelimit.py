@@ -30,8 +30,8 @@ from processes import free_port, start, stop, wait_ready
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from botkit.idempotency import idempotency_key  # noqa: E402
-from botkit.signing import sign  # noqa: E402
+from botkit.wire.idempotency import idempotency_key  # noqa: E402
+from botkit.wire.signing import sign  # noqa: E402
 
 SECRET = "whsec_bench"
 POSTERS = 16  # webhooks in flight at once
@@ -101,9 +101,16 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, object]:
     sink_port, bot_port = free_port(), free_port()
     sink_url, bot_url = f"http://127.0.0.1:{sink_port}", f"http://127.0.0.1:{bot_port}"
     log = folder / "servers.log"
-    cli = [sys.executable, "-m", "botkit.cli"]
+    cli = [sys.executable, "-m", "botkit.tools.cli"]
     sink = start(
-        [*cli, "fake-api", "--sink", "--port", str(sink_port), "--rate-per-number", str(args.rate)],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "sink.py"),
+            "--port",
+            str(sink_port),
+            "--rate-per-number",
+            str(args.rate),
+        ],
         {},
         log,
     )

@@ -23,7 +23,7 @@ from processes import free_port
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from botkit.sender import Sender, default_transport  # noqa: E402
+from botkit.provider.sender import Sender, default_transport  # noqa: E402
 
 
 async def measure(
@@ -74,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     port = free_port()
     sink = subprocess.Popen(
-        [sys.executable, "-m", "botkit.cli", "fake-api", "--sink", "--port", str(port)],
+        [sys.executable, str(ROOT / "bench" / "sink.py"), "--port", str(port)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -28,8 +28,8 @@ from processes import free_port, start, stop, wait_ready
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from botkit.idempotency import idempotency_key  # noqa: E402
-from botkit.signing import sign  # noqa: E402
+from botkit.wire.idempotency import idempotency_key  # noqa: E402
+from botkit.wire.signing import sign  # noqa: E402
 
 SECRET = "whsec_bench"
 STEPS = (
@@ -149,7 +149,7 @@ def clinic(wrk: str, events: Path, folder: Path, args: argparse.Namespace) -> di
     sink_port, bot_port = free_port(), free_port()
     database = folder / "bench.db"
     sink = start(
-        [sys.executable, "-m", "botkit.cli", "fake-api", "--sink", "--port", str(sink_port)],
+        [sys.executable, str(ROOT / "bench" / "sink.py"), "--port", str(sink_port)],
         {},
         folder / "sink.log",
     )
@@ -157,7 +157,7 @@ def clinic(wrk: str, events: Path, folder: Path, args: argparse.Namespace) -> di
         [
             sys.executable,
             "-m",
-            "botkit.cli",
+            "botkit.tools.cli",
             "run",
             "bots.clinic",
             "--port",

@@ -1,23 +1,17 @@
-"""botkit: WhatsApp chatbots on GoSendAPI, from a signed webhook to per-user state machines and back out."""
+"""botkit: WhatsApp chatbots on GoSendAPI, from a signed webhook to per-user state machines and back out.
+
+The names a bot author uses. `Simulator` and `SimulatorError` (test tooling, over the fake
+provider) are imported on first use, so that `import botkit` loads neither.
+"""
 
 from __future__ import annotations
 
-from botkit.bot import Bot, Runtime
+import importlib as _importlib
+import typing as _typing
+
 from botkit.config import Settings
-from botkit.context import HOLD, Hold, Window
-from botkit.conversation import Context, Conversation, State, TemplateSpec, User, on
-from botkit.events import (
-    ButtonTap,
-    ContactsInput,
-    InboundMessage,
-    LocationInput,
-    MediaInput,
-    QuickReplyTap,
-    RowPick,
-    StatusUpdate,
-    TextInput,
-    UnsupportedInput,
-)
+from botkit.conversation.context import HOLD, Hold, Window
+from botkit.conversation.dsl import Context, Conversation, State, TemplateSpec, User, on
 from botkit.exceptions import (
     BotkitError,
     ConfigError,
@@ -33,7 +27,21 @@ from botkit.exceptions import (
     TriggerError,
     WindowClosedError,
 )
-from botkit.messages import (
+from botkit.runtime.bot import Bot
+from botkit.runtime.runtime import Runtime
+from botkit.wire.events import (
+    ButtonTap,
+    ContactsInput,
+    InboundMessage,
+    LocationInput,
+    MediaInput,
+    QuickReplyTap,
+    RowPick,
+    StatusUpdate,
+    TextInput,
+    UnsupportedInput,
+)
+from botkit.wire.messages import (
     Audio,
     Body,
     Button,
@@ -59,8 +67,7 @@ from botkit.messages import (
     Video,
     VideoParam,
 )
-from botkit.simulator import Simulator, SimulatorError
-from botkit.trigger import TriggerEvent, TriggerInput
+from botkit.wire.trigger import TriggerEvent, TriggerInput
 
 __all__ = [
     "Audio",
@@ -127,3 +134,19 @@ __all__ = [
     "WindowClosedError",
     "on",
 ]
+
+
+_LAZY = {"Simulator": "botkit.tools.simulator", "SimulatorError": "botkit.tools.simulator"}
+
+if _typing.TYPE_CHECKING:
+    from botkit.tools.simulator import Simulator, SimulatorError
+
+
+def __getattr__(name: str) -> _typing.Any:
+    """Imports the test tooling on first use (`from botkit import Simulator`)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'botkit' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value

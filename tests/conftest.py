@@ -9,7 +9,7 @@ import pytest
 
 import bots.clinic as clinic
 from botkit import Simulator
-from botkit.simulator import SimUser
+from botkit.tools.simulator import SimUser
 
 # Example webhook bodies of every event the provider sends, signed and unsigned (a copy of the
 # provider contract's examples, kept with the tests so that a clone anywhere passes).

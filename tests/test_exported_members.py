@@ -8,12 +8,15 @@ import __future__
 
 import dataclasses
 import inspect
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import botkit
-import botkit.events
 import botkit.exceptions
-import botkit.messages
+import botkit.wire.events
+import botkit.wire.messages
 
 # What a bot author writes (bots/clinic.py is the model) and tests with.
 AUTHOR_NAMES = {
@@ -60,20 +63,21 @@ def test_the_names_a_bot_author_uses_are_exported() -> None:
 def test_every_message_builder_is_exported() -> None:
     builders = {
         name
-        for name in botkit.messages.__all__
-        if dataclasses.is_dataclass(getattr(botkit.messages, name))
+        for name in botkit.wire.messages.__all__
+        if dataclasses.is_dataclass(getattr(botkit.wire.messages, name))
     }
     assert {"Text", "Buttons", "Button", "List", "Row", "Section", "Template"} <= builders
     assert builders - set(botkit.__all__) == set()
     for name in builders:
-        assert getattr(botkit, name) is getattr(botkit.messages, name)
+        assert getattr(botkit, name) is getattr(botkit.wire.messages, name)
 
 
 def test_every_kind_of_input_a_handler_receives_is_exported() -> None:
     inputs = {
         name
-        for name in botkit.events.__all__
-        if name.endswith(("Input", "Tap", "Pick")) and inspect.isclass(getattr(botkit.events, name))
+        for name in botkit.wire.events.__all__
+        if name.endswith(("Input", "Tap", "Pick"))
+        and inspect.isclass(getattr(botkit.wire.events, name))
     }
     assert {"TextInput", "ButtonTap", "RowPick", "QuickReplyTap", "UnsupportedInput"} <= inputs
     assert inputs - set(botkit.__all__) == set()
@@ -96,3 +100,19 @@ def test_the_exported_names_are_the_objects_of_their_modules() -> None:
         if home is not None and home.startswith("botkit.") and hasattr(value, "__qualname__"):
             module = __import__(home, fromlist=["_"])
             assert getattr(module, value.__qualname__.split(".")[0], None) is value, name
+
+
+def test_importing_botkit_loads_no_test_tooling() -> None:
+    """`import botkit` (a production web process) loads neither the fake provider nor the
+    simulator; `from botkit import Simulator` still works, on first use."""
+    code = (
+        "import sys, botkit; "
+        "print(sorted(m for m in sys.modules if m.startswith(('botkit.fake', 'botkit.tools')))); "
+        "from botkit import Simulator; print(Simulator.__module__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["[]", "botkit.tools.simulator"]
+
+
+def test_the_package_ships_its_type_information() -> None:
+    assert (Path(botkit.__file__).parent / "py.typed").is_file()

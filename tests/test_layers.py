@@ -1,13 +1,15 @@
 """The dependency direction of STYLE.md, read from botkit's imports with `ast`.
 
-Dependencies point one way: from the leaves through pure modules to I/O, then orchestration,
-then the edges. A module may import modules of its own layer or of layers before it, never
-after. Each third-party library with an owner is imported by its owner only, and the fake
-GoSendAPI shares nothing with botkit beyond `botkit.types`.
+The package tree draws the architecture: leaves (aliases, errors, settings, JSON), then `wire`
+(pure values and rules of the WhatsApp wire), then `conversation` and `store` (side by side,
+neither importing the other), then `provider`, `runtime`, `web`, and last `fake` and `tools`.
+One rule keeps it true: a package imports only packages below it (and its own modules). Each
+third-party library with an owner is imported by its owner only, and the fake GoSendAPI
+shares nothing with botkit beyond `botkit.types`.
 
 Every import counts, also those inside functions, except those under `if TYPE_CHECKING:`,
-which STYLE.md allows for annotations (they run no code). A new module must be added to
-LAYERS: the test fails until it has a place.
+which STYLE.md allows for annotations (they run no code). A new package or top-level module
+must be added to LAYERS: the test fails until it has a place.
 """
 
 from __future__ import annotations
@@ -24,38 +26,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "botkit"
 
-# The layers, bottom first: (name, the botkit modules in it). `store` covers botkit.store.*.
+# The layers, bottom first: (name, the units in it). A unit is a sub-package (botkit.wire.*)
+# or a top-level module (botkit.types). Units of one layer do not import each other, except
+# the leaves, which are the top of the botkit package itself.
 LAYERS: list[tuple[str, frozenset[str]]] = [
-    ("leaves", frozenset({"types", "exceptions"})),
-    (
-        "pure",
-        frozenset(
-            {"codec", "config", "events", "messages", "signing", "window", "trigger", "idempotency"}
-        ),
-    ),
-    # phone: parsing phone numbers (the phonenumbers owner), used by the trigger API
-    ("numbers", frozenset({"phone"})),
-    ("storage", frozenset({"store"})),
-    # transport: the sender's HTTP/1.1 connections (the httptools owner)
-    ("sending", frozenset({"sender", "ratelimit", "transport"})),
-    # context: what a handler gets; conversation builds on it
-    ("conversation", frozenset({"context", "conversation"})),
-    ("outbox", frozenset({"media", "outbox"})),
-    ("dispatch", frozenset({"dispatch"})),
-    # worker: the child process that runs a Runtime's dispatcher and outbox (new; placed beside
-    # bot so that bot, webhook and cli may start it and it may build a Runtime).
-    ("composition", frozenset({"bot", "worker"})),
-    # api: the trigger endpoint, beside the webhook in the same Starlette app
-    ("webhook", frozenset({"webhook", "api"})),
-    # testing: the pytest plugin (entry point pytest11), over the simulator
-    # graph, check: `botkit graph` and `botkit check`, reading a conversation's declarations
-    # devserver: `botkit dev`, the web simulator (its page in botkit/static)
-    (
-        "edges",
-        frozenset(
-            {"simulator", "devserver", "chat", "cli", "fakeapi", "graph", "check", "testing"}
-        ),
-    ),
+    ("leaves", frozenset({"types", "exceptions", "config", "codec"})),
+    ("wire", frozenset({"wire"})),
+    # the decorator DSL and what a handler gets; beside it, where a bot's state is kept
+    ("conversation and store", frozenset({"conversation", "store"})),
+    ("provider", frozenset({"provider"})),
+    ("runtime", frozenset({"runtime"})),
+    ("web", frozenset({"web"})),
+    ("fake", frozenset({"fake"})),
+    ("tools", frozenset({"tools"})),
 ]
 LAYER_OF = {unit: index for index, (_, units) in enumerate(LAYERS) for unit in units}
 
@@ -64,23 +47,23 @@ LEAF_ONLY = {"types"}
 
 # Third-party libraries and the only modules allowed to import them.
 OWNERS: dict[str, frozenset[str]] = {
-    "transitions": frozenset({"botkit.conversation"}),
+    "transitions": frozenset({"botkit.conversation.dsl"}),
     "aiosqlite": frozenset({"botkit.store.sqlite"}),
     "orjson": frozenset({"botkit.codec"}),
-    "httptools": frozenset({"botkit.transport"}),
-    "certifi": frozenset({"botkit.transport"}),
-    "uvicorn": frozenset({"botkit.cli", "botkit.fakeapi"}),
-    "phonenumbers": frozenset({"botkit.phone"}),
+    "httptools": frozenset({"botkit.provider.transport"}),
+    "certifi": frozenset({"botkit.provider.transport"}),
+    "uvicorn": frozenset({"botkit.tools.cli", "botkit.fake.provider"}),
+    "phonenumbers": frozenset({"botkit.wire.phone"}),
 }
 
 # The fake provider: the only botkit module it may import, and its third-party libraries.
-FAKEAPI = "botkit.fakeapi"
-FAKEAPI_BOTKIT = frozenset({"botkit.types"})
-FAKEAPI_THIRD_PARTY = frozenset({"httpx", "starlette", "uvicorn"})
+FAKE = "fake"
+FAKE_BOTKIT = frozenset({"botkit.types"})
+FAKE_THIRD_PARTY = frozenset({"httpx", "starlette", "uvicorn"})
 
 # Libraries a module may import without declaring them: the host that loads it brings them
-# (botkit.testing is a pytest plugin, imported only by a running pytest).
-HOSTED: dict[str, frozenset[str]] = {"pytest": frozenset({"botkit.testing"})}
+# (botkit.tools.testing is a pytest plugin, imported only by a running pytest).
+HOSTED: dict[str, frozenset[str]] = {"pytest": frozenset({"botkit.tools.testing"})}
 
 # Distribution names in pyproject.toml -> the names they are imported by.
 IMPORT_NAMES = {"httpx-aiohttp": "httpx_aiohttp", "python-multipart": "multipart"}
@@ -103,7 +86,7 @@ class Import:
 
 
 def module_files() -> list[Path]:
-    return sorted([*PACKAGE.glob("*.py"), *(PACKAGE / "store").glob("*.py")])
+    return sorted(PACKAGE.rglob("*.py"))
 
 
 def module_name(path: Path) -> str:
@@ -112,7 +95,7 @@ def module_name(path: Path) -> str:
 
 
 def unit_of(module: str) -> str:
-    """The layer-table name of a botkit module: botkit.store.sqlite -> store."""
+    """The layer-table name of a botkit module: botkit.store.sqlite -> store, botkit.types -> types."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "botkit"
 
@@ -187,11 +170,11 @@ def fail_on(violations: list[str], rule: str) -> None:
 
 def test_the_scanner_reads_imports_of_every_kind() -> None:
     edges = {(i.module, i.target) for i in all_imports()}
-    assert ("botkit.bot", "botkit.outbox") in edges  # from botkit.outbox import ...
-    assert ("botkit.events", "botkit.codec") in edges  # from botkit import codec
+    assert ("botkit.runtime.runtime", "botkit.runtime.outbox") in edges  # from ... import ...
+    assert ("botkit.wire.events", "botkit.codec") in edges  # from botkit import codec
     assert ("botkit.store.sqlite", "botkit.store.base") in edges
-    assert ("botkit.cli", "botkit.devserver") in edges  # inside a function
-    assert ("botkit.fakeapi", "uvicorn") in edges  # inside a function
+    assert ("botkit.tools.cli", "botkit.tools.devserver") in edges  # inside a function
+    assert ("botkit.fake.provider", "uvicorn") in edges  # inside a function
 
 
 def test_every_module_has_a_place_in_the_layer_table() -> None:
@@ -221,14 +204,14 @@ def test_no_module_imports_a_module_above_it() -> None:
             )
             continue
         mine, theirs = LAYER_OF.get(importer), LAYER_OF.get(target)
-        if mine is None or theirs is None:
+        if mine is None or theirs is None or importer == target:
             continue  # reported by test_every_module_has_a_place_in_the_layer_table
-        if theirs > mine:
+        if theirs > mine or (theirs == mine and mine != 0):  # the leaves are one package
             violations.append(
                 f"{found.where}: {found.module} in {describe(mine)} imports {found.target} "
-                f"in {describe(theirs)}; a module may import only its own layer and those below"
+                f"in {describe(theirs)}; a package may import only the layers below its own"
             )
-    fail_on(violations, "imports against the direction types -> ... -> edges")
+    fail_on(violations, "imports against the direction leaves -> wire -> ... -> tools")
 
 
 def test_the_leaves_import_no_other_botkit_module() -> None:
@@ -281,13 +264,14 @@ def test_each_owned_library_is_imported_only_by_its_owner() -> None:
     fail_on(violations, "third-party libraries imported outside their owning module")
 
 
-def test_the_leaves_and_pure_modules_use_only_the_stdlib() -> None:
+def test_the_leaves_and_the_wire_use_only_the_stdlib_and_their_own_libraries() -> None:
     pure = LAYERS[0][1] | LAYERS[1][1]
     violations = [
-        f"{found.where}: {found.module} imports {found.target}; the pure layers use only "
-        "the stdlib (JSON goes through botkit.codec)"
+        f"{found.where}: {found.module} imports {found.target}; the leaves and the wire use "
+        "only the stdlib (JSON goes through botkit.codec, phone numbers through botkit.wire.phone)"
         for found in third_party_imports()
-        if unit_of(found.module) in pure and found.module != "botkit.codec"
+        if unit_of(found.module) in pure
+        and found.module not in OWNERS.get(found.target.split(".")[0], frozenset())
     ]
     fail_on(violations, "third-party imports in pure modules")
 
@@ -315,19 +299,21 @@ def test_every_third_party_import_is_a_declared_dependency() -> None:
 
 def test_the_fake_provider_imports_only_botkit_types() -> None:
     violations = [
-        f"{found.where}: {FAKEAPI} imports {found.target}; it may import only "
-        f"{', '.join(sorted(FAKEAPI_BOTKIT))} from botkit (a bug in shared code would pass "
+        f"{found.where}: {found.module} imports {found.target}; it may import only "
+        f"{', '.join(sorted(FAKE_BOTKIT))} from botkit (a bug in shared code would pass "
         "on both sides of the wire)"
         for found in botkit_imports()
-        if found.module == FAKEAPI and found.target not in FAKEAPI_BOTKIT
+        if unit_of(found.module) == FAKE
+        and unit_of(found.target) != FAKE
+        and found.target not in FAKE_BOTKIT
     ]
     fail_on(violations, "the fake GoSendAPI shares code with botkit")
 
 
 def test_the_fake_provider_uses_only_the_stdlib_starlette_httpx_and_uvicorn() -> None:
     violations = [
-        f"{found.where}: {FAKEAPI} imports {found.target}"
+        f"{found.where}: {found.module} imports {found.target}"
         for found in third_party_imports()
-        if found.module == FAKEAPI and found.target.split(".")[0] not in FAKEAPI_THIRD_PARTY
+        if unit_of(found.module) == FAKE and found.target.split(".")[0] not in FAKE_THIRD_PARTY
     ]
     fail_on(violations, "the fake GoSendAPI's third-party imports")

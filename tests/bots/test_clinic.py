@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from botkit import Simulator
-from botkit.simulator import SimUser
+from botkit.tools.simulator import SimUser
 
 pytestmark = pytest.mark.anyio
 

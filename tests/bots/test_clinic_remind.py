@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from botkit import Simulator, TriggerError
-from botkit.simulator import SimUser
+from botkit.tools.simulator import SimUser
 
 pytestmark = pytest.mark.anyio
 

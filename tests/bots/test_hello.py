@@ -6,7 +6,7 @@ import pytest
 
 import bots.hello as hello
 from botkit import Simulator
-from botkit.check import check
+from botkit.tools.check import check
 
 pytestmark = pytest.mark.anyio
 

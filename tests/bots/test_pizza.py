@@ -8,10 +8,10 @@ import pytest
 
 import bots.pizza as pizza
 from botkit import Simulator, TriggerError
-from botkit.fakeapi import Delivery, ReceivedRequest
-from botkit.messages import FILE_KEY
-from botkit.simulator import SentView, SimUser
+from botkit.fake.provider import Delivery, ReceivedRequest
+from botkit.tools.simulator import SentView, SimUser
 from botkit.types import JSONObject
+from botkit.wire.messages import FILE_KEY
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from botkit.events import InboundMessage, StatusUpdate, parse_body
 from botkit.exceptions import StoreError
 from botkit.store.base import (
     DONE,
@@ -37,6 +36,7 @@ from botkit.store.base import (
     lane_of,
 )
 from botkit.types import JSONObject
+from botkit.wire.events import InboundMessage, StatusUpdate, parse_body
 
 StoreFactory = Callable[[], Store]
 

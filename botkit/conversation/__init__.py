@@ -1,0 +1,1 @@
+"""Conversations: the decorator DSL over transitions, and the context a handler gets."""

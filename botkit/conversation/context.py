@@ -1,0 +1,220 @@
+"""What a handler gets: the event, the user, their data, the 24-hour window, and send/goto."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
+
+from botkit.exceptions import BotkitError, WindowClosedError
+from botkit.types import JSON, JSONObject
+from botkit.wire import window
+from botkit.wire.events import (
+    ButtonTap,
+    InboundMessage,
+    Input,
+    QuickReplyTap,
+    RowPick,
+    StatusUpdate,
+    TextInput,
+)
+from botkit.wire.messages import Message, Template, is_message
+from botkit.wire.trigger import TriggerEvent, TriggerInput
+
+if TYPE_CHECKING:
+    from botkit.conversation.dsl import ConversationSpec, State
+
+
+class Hold:
+    """The policy "keep the message until the user writes again", for a closed window."""
+
+    _instance: Hold | None = None
+
+    def __new__(cls) -> Hold:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "HOLD"
+
+
+HOLD = Hold()
+STAY = "\x00stay"  # Context.target when the handler chose to stay
+
+Event: TypeAlias = InboundMessage | TriggerEvent | StatusUpdate
+ContextInput: TypeAlias = Input | TriggerInput | StatusUpdate
+Fallback: TypeAlias = "Template | Hold | Callable[[Context], Template | Hold | None]"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """Who the conversation is with, and on which business number."""
+
+    phone_number_id: str
+    wa_id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A message a handler sent, with what to do if the window is closed when it is delivered."""
+
+    message: Message
+    fallback: Template | Hold | None = None
+    held: bool = False
+    instead_of: str | None = None  # the type of the free-form message a template replaced
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The user's 24-hour window as the handler runs."""
+
+    last_inbound_at: float | None
+    closed_at: float | None
+    now: float
+
+    @property
+    def open(self) -> bool:
+        """Whether a free-form message may be sent now."""
+        return window.is_open(self.last_inbound_at, self.closed_at, self.now)
+
+    @property
+    def closes_at(self) -> float | None:
+        """When it closes, or closed (the provider may close it early); None: never opened."""
+        closed_early = self.closed_at is not None and (
+            self.last_inbound_at is None or self.closed_at >= self.last_inbound_at
+        )
+        return self.closed_at if closed_early else window.closes_at(self.last_inbound_at)
+
+
+class Context:
+    """What a handler gets: the event, the user, their persistent data, and `send`/`goto`."""
+
+    def __init__(
+        self,
+        spec: ConversationSpec,
+        event: Event,
+        state: str,
+        data: dict[str, JSON],
+        window: Window | None = None,
+    ) -> None:
+        self.spec = spec
+        self.event = event
+        self.user = _user(event)
+        self.state = state
+        self.data = data
+        self.window = window or Window(_sent_at(event), None, float(_sent_at(event) or 0))
+        self.queued: list[Queued] = []
+        self.target: str | None = None
+        self.route_fallback: Fallback | None = None
+
+    @property
+    def sent(self) -> list[Message]:
+        """The messages this handler sent so far (templates in place of refused free-form ones)."""
+        return [queued.message for queued in self.queued]
+
+    @property
+    def input(self) -> ContextInput:
+        """What arrived: a TextInput, ButtonTap, RowPick, ..., a TriggerInput or a StatusUpdate."""
+        return self.event if isinstance(self.event, StatusUpdate) else self.event.input
+
+    @property
+    def trigger_data(self) -> JSONObject:
+        """The data of the trigger being handled (empty for any other input)."""
+        return self.input.data if isinstance(self.input, TriggerInput) else {}
+
+    @property
+    def text(self) -> str | None:
+        """The text the user typed, when the input is text."""
+        return self.input.body if isinstance(self.input, TextInput) else None
+
+    @property
+    def choice(self) -> str | None:
+        """The id of the button or row tapped, or the quick-reply payload."""
+        tap = self.input
+        if isinstance(tap, ButtonTap | RowPick):
+            return tap.id
+        return tap.payload if isinstance(tap, QuickReplyTap) else None
+
+    async def send(self, message: Message, *, fallback: Fallback | None = None) -> None:
+        """Queues a message to this user, delivered after the handler's changes commit.
+
+        A free-form message outside the 24-hour window is replaced by the fallback template
+        (this one, else the trigger's, else the state's), held until the user writes
+        (fallback=HOLD), or refused with WindowClosedError when no fallback is declared.
+        """
+        if not is_message(message):
+            raise TypeError(
+                f"send() takes a message builder such as Text(...) or Buttons(...), "
+                f"not {type(message).__name__}"
+            )
+        policy = self._resolve(fallback or self.route_fallback or self._state_fallback(self.state))
+        self.queued.append(self._queue(message, policy))
+
+    async def send_prompt(self, state: str) -> None:
+        """Sends `state`'s prompt, with that state's fallback (used on entering a state)."""
+        message = self.prompt(state)
+        if message is not None:
+            own = self._state_fallback(state)
+            policy = self._resolve(self.route_fallback or own)
+            self.queued.append(self._queue(message, policy))
+
+    def goto(self, state: State | str) -> None:
+        """Moves to `state` when the handler returns, instead of its declared destination."""
+        name = state if isinstance(state, str) else state.name
+        if name not in self.spec.states:
+            raise BotkitError(
+                f"{self.spec.name}: goto({name!r}): no such state; states are "
+                f"{', '.join(self.spec.states)}"
+            )
+        self.target = name
+
+    def stay(self) -> None:
+        """Stays in the current state when the handler returns, sending no prompt.
+
+        For a handler whose input can be refused (a validation failing): the declared `to=`
+        is where valid input goes, and `stay()` keeps the user where they are.
+        """
+        self.target = STAY
+
+    def prompt(self, state: State | str | None = None) -> Message | None:
+        """The prompt of `state` (default: the current state), evaluated for this context."""
+        name = self.state if state is None else state if isinstance(state, str) else state.name
+        source = self.spec.states[name].prompt
+        if source is None or is_message(source):
+            return source  # type: ignore[return-value]
+        return source(self)  # type: ignore[operator]
+
+    def _state_fallback(self, state: str) -> Fallback | None:
+        found = self.spec.states.get(state)
+        return found.fallback if found is not None else None
+
+    def _resolve(self, fallback: Fallback | None) -> Template | Hold | None:
+        if fallback is None or isinstance(fallback, Template | Hold):
+            return fallback
+        resolved = fallback(self)
+        if resolved is not None and not isinstance(resolved, Template | Hold):
+            raise TypeError(f"a fallback must give a Template or HOLD, not {resolved!r}")
+        return resolved
+
+    def _queue(self, message: Message, policy: Template | Hold | None) -> Queued:
+        if message.type == "template" or self.window.open:
+            return Queued(message, policy)
+        if isinstance(policy, Template):
+            return Queued(policy, instead_of=message.type)
+        if isinstance(policy, Hold):
+            return Queued(message, policy, held=True)
+        raise WindowClosedError(self.user.wa_id, self.window.closes_at)
+
+
+def _user(event: Event) -> User:
+    if isinstance(event, InboundMessage):
+        return User(event.phone_number_id, event.contact.wa_id, event.contact.name)
+    if isinstance(event, StatusUpdate):
+        return User(event.phone_number_id, event.recipient_id)
+    return User(event.phone_number_id, event.wa_id)
+
+
+def _sent_at(event: Event) -> float | None:
+    return float(event.timestamp) if isinstance(event, InboundMessage) else None

@@ -1,0 +1,580 @@
+"""The decorator DSL for conversations, run on transitions' AsyncMachine (the only transitions importer).
+
+A conversation is a class: its `State` attributes are the states, and its methods decorated
+with `on.button`, `on.row`, `on.payload`, `on.text`, `on.media`, `on.location`,
+`on.contacts`, `on.unsupported` and `on.fallback` are the handlers. Every mistake that can be
+seen in the declaration is a DefinitionError when the class is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any, ClassVar, TypeAlias, TypeVar
+
+from transitions.extensions.asyncio import AsyncMachine
+
+from botkit.conversation.context import STAY, Context, ContextInput, Fallback, Hold, User
+from botkit.exceptions import DefinitionError
+from botkit.wire.events import (
+    ButtonTap,
+    ContactsInput,
+    LocationInput,
+    MediaInput,
+    QuickReplyTap,
+    RowPick,
+    StatusUpdate,
+    TextInput,
+    UnsupportedInput,
+)
+from botkit.wire.messages import Message, Template, is_message
+from botkit.wire.trigger import TriggerInput
+
+Handler: TypeAlias = Callable[[Any, "Context"], Awaitable[None] | None]
+PromptSource: TypeAlias = "Message | Callable[[Context], Message | None]"
+StateRef: TypeAlias = "State | str"
+F = TypeVar("F", bound=Callable[..., Any])
+
+MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
+STATUSES = ("sent", "delivered", "read", "failed")
+USER_INPUTS = ("button", "row", "payload", "text", "media", "location", "contacts", "unsupported")
+_ROUTES_ATTR = "__botkit_routes__"
+
+
+class State:
+    """A state of a conversation; `prompt` is the message that asks its question."""
+
+    __slots__ = ("fallback", "final", "initial", "name", "prompt")
+
+    def __init__(
+        self,
+        *,
+        initial: bool = False,
+        prompt: PromptSource | None = None,
+        final: bool = False,
+        fallback: Fallback | None = None,
+    ) -> None:
+        if prompt is not None and not callable(prompt) and not is_message(prompt):
+            raise DefinitionError(
+                f"State(prompt=...) takes a message such as Text(...) or a function of the "
+                f"context returning one, not {type(prompt).__name__}"
+            )
+        _check_fallback("State(fallback=...)", fallback)
+        self.initial = initial
+        self.prompt = prompt
+        self.final = final
+        self.fallback = fallback
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"State({self.name!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One decorator: which inputs, in which states, lead where."""
+
+    kind: str
+    keys: tuple[str, ...]
+    states: tuple[str, ...] | None
+    dest: str | None
+    regex: re.Pattern[str] | None = None
+    requires: tuple[str, ...] = ()
+    fallback: Fallback | None = None
+    handler: str = ""
+
+    @property
+    def label(self) -> str:
+        """What the route matches, e.g. ``button:confirm_yes`` or ``text:/^\\d+$/``."""
+        if self.regex is not None:
+            return f"{self.kind}:/{self.regex.pattern}/"
+        return f"{self.kind}:{'|'.join(self.keys) or '*'}"
+
+    @property
+    def trigger(self) -> str:
+        """The transitions trigger name: the label and the handler, unique in a conversation."""
+        return f"{self.label}@{self.handler}"
+
+
+class _On:
+    """The handler decorators: ``@on.button("confirm_yes", states=[confirming], to=confirmed)``."""
+
+    def button(
+        self, *ids: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
+        """Handles a tap on a reply button with one of `ids`."""
+        return _decorator("button", _keys("on.button", ids), states, to)
+
+    def row(
+        self, *ids: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
+        """Handles the pick of a list row with one of `ids`."""
+        return _decorator("row", _keys("on.row", ids), states, to)
+
+    def payload(
+        self, *payloads: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
+        """Handles a template quick-reply tap: exact payloads or patterns like ``confirm_yes_apt_*``."""
+        return _decorator("payload", _keys("on.payload", payloads), states, to)
+
+    def text(
+        self,
+        *words: str,
+        regex: str | None = None,
+        states: Sequence[StateRef] | None = None,
+        to: StateRef | None = None,
+    ) -> Callable[[F], F]:
+        """Handles text: any text, one of `words` (case and outer spaces ignored), or a `regex` search."""
+        if words and regex is not None:
+            raise DefinitionError("on.text: give words or regex=, not both")
+        compiled = _compile(regex) if regex is not None else None
+        keys = tuple(word.strip().casefold() for word in words)
+        return _decorator("text", keys, states, to, compiled)
+
+    def media(
+        self, *kinds: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
+        """Handles media of the given kinds (default: all of image, video, audio, document, sticker)."""
+        unknown = [kind for kind in kinds if kind not in MEDIA_KINDS]
+        if unknown:
+            raise DefinitionError(
+                f"on.media: unknown kind {unknown[0]!r}; kinds are {', '.join(MEDIA_KINDS)}"
+            )
+        return _decorator("media", tuple(kinds) or MEDIA_KINDS, states, to)
+
+    def location(
+        self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
+        """Handles a shared location."""
+        return _decorator("location", (), states, to)
+
+    def contacts(
+        self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
+        """Handles shared contact cards."""
+        return _decorator("contacts", (), states, to)
+
+    def unsupported(
+        self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
+        """Handles a kind of message botkit does not know (the raw payload is on ctx.input.raw)."""
+        return _decorator("unsupported", (), states, to)
+
+    def trigger(
+        self,
+        name: str,
+        *,
+        states: Sequence[StateRef] | None = None,
+        to: StateRef | None = None,
+        requires: Sequence[str] = (),
+        fallback: Fallback | None = None,
+    ) -> Callable[[F], F]:
+        """Handles a proactive trigger (POST /conversations/{wa_id}/trigger, bot.trigger()).
+
+        `requires` names the data keys a request must carry; `fallback` is the template (or
+        HOLD) for messages sent while the user's 24-hour window is closed.
+        """
+        _check_fallback(f"on.trigger({name!r}, fallback=...)", fallback)
+        keys = _keys("on.trigger", (name,))
+        extra = (tuple(requires), fallback)
+        return _decorator("trigger", keys, states, to, None, extra)
+
+    def status(
+        self, *statuses: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
+        """Handles delivery statuses of the bot's messages: sent, delivered, read, failed (default: all)."""
+        unknown = [status for status in statuses if status not in STATUSES]
+        if unknown:
+            raise DefinitionError(
+                f"on.status: unknown status {unknown[0]!r}; statuses are {', '.join(STATUSES)}"
+            )
+        return _decorator("status", tuple(statuses) or STATUSES, states, to)
+
+    def fallback(self, *, states: Sequence[StateRef] | None = None) -> Callable[[F], F]:
+        """Handles any input no other handler takes; without one, the state's prompt is sent again."""
+        return _decorator("fallback", (), states, None)
+
+
+on = _On()
+
+
+@dataclass(slots=True)
+class _Table:
+    """The routes of one state, indexed for lookup."""
+
+    exact: dict[tuple[str, str], tuple[Route, Handler]] = field(default_factory=dict)
+    patterns: list[tuple[Route, str, Handler]] = field(default_factory=list)
+    regexes: list[tuple[Route, Handler]] = field(default_factory=list)
+    any: dict[str, tuple[Route, Handler]] = field(default_factory=dict)
+    seen: dict[tuple[str, str], tuple[Route, Handler]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ConversationSpec:
+    """Everything derived from a conversation class: states, routing tables, the machine."""
+
+    name: str
+    states: dict[str, State]
+    initial: str
+    routes: list[tuple[Route, Handler]]
+    tables: dict[str, _Table]
+    machine: Any
+    version: str
+    triggers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    models: list[_Model] = field(default_factory=list)
+
+    def find(self, state: str, user_input: ContextInput) -> tuple[Route, Handler] | None:
+        """The route and handler for an input in `state`; for user inputs, else the fallback."""
+        table = self.tables[state]
+        found = _lookup(table, user_input)
+        if found is not None or isinstance(user_input, TriggerInput | StatusUpdate):
+            return found
+        return table.any.get("fallback")
+
+    async def run(self, conversation: Conversation, ctx: Context) -> bool:
+        """Runs the handler for ctx.input and moves the state, sending the new state's prompt.
+
+        Returns False when nothing handles the input: a trigger or status not declared for
+        the current state. A user input always has an answer (default: the prompt again).
+        """
+        found = self.find(ctx.state, ctx.input)
+        if found is None:
+            if isinstance(ctx.input, TriggerInput | StatusUpdate):
+                return False
+            await ctx.send_prompt(ctx.state)
+            return True
+        route, handler = found
+        ctx.route_fallback = route.fallback
+        result = handler(conversation, ctx)
+        if inspect.isawaitable(result):
+            await result
+        if ctx.target == STAY:
+            return True
+        trigger = f"to_{ctx.target}" if ctx.target is not None else None
+        if trigger is None and route.dest is not None:
+            trigger = route.trigger
+        if trigger is not None:
+            await self._move(ctx, trigger)
+        return True
+
+    async def _move(self, ctx: Context, trigger: str) -> None:
+        # Models are attached to the machine once and reused: attaching (add_model) binds
+        # every trigger to the model, too costly to repeat per event (bench/webhook.py).
+        model = self.models.pop() if self.models else self._attach()
+        self.machine.set_state(ctx.state, model=model)
+        try:
+            await model.trigger(trigger, ctx=ctx)
+            ctx.state = model.state
+        finally:
+            self.models.append(model)
+
+    def _attach(self) -> _Model:
+        model = _Model()
+        self.machine.add_model(model, initial=self.initial)
+        return model
+
+
+class _Model:
+    """A user's model, attached to the conversation's machine for one event."""
+
+    state: str
+    trigger: Callable[..., Awaitable[bool]]  # set by transitions when the model is attached
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSpec:
+    """An approved template's shape: how many body parameters and quick-reply buttons it has."""
+
+    body: int = 0
+    quick_replies: int = 0
+
+
+class Conversation:
+    """Base class of conversations; subclasses declare States and decorated handlers.
+
+    `templates` declares the approved templates it sends (name -> TemplateSpec), which
+    `botkit check` compares with the templates it builds.
+    """
+
+    spec: ClassVar[ConversationSpec]
+    version: ClassVar[str | None] = None
+    templates: ClassVar[dict[str, TemplateSpec]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.spec = _build_spec(cls)
+
+
+# -- building the spec --------------------------------------------------------------------
+
+
+def _build_spec(cls: type[Conversation]) -> ConversationSpec:
+    states = _collect_states(cls)
+    initial = _initial(cls.__name__, states)
+    routes = _collect_routes(cls, states)
+    tables = {name: _Table() for name in states}
+    for route, handler in routes:
+        for state in route.states or tuple(states):
+            _index(cls.__name__, state, tables[state], route, handler)
+    version = cls.version or _fingerprint(states, routes)
+    machine = _machine(cls.__name__, states, initial, routes)
+    triggers: dict[str, tuple[str, ...]] = {}
+    for route, _ in routes:
+        if route.kind == "trigger":
+            known = triggers.get(route.keys[0], ())
+            triggers[route.keys[0]] = (*known, *(k for k in route.requires if k not in known))
+    spec = ConversationSpec(
+        cls.__name__, states, initial, routes, tables, machine, version, triggers
+    )
+    return spec
+
+
+def _collect_states(cls: type) -> dict[str, State]:
+    states: dict[str, State] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if isinstance(value, State):
+                states[name] = value
+    if not states:
+        raise DefinitionError(
+            f"{cls.__name__}: declares no states; add e.g. `idle = State(initial=True)`"
+        )
+    return states
+
+
+def _initial(owner: str, states: dict[str, State]) -> str:
+    initial = [name for name, state in states.items() if state.initial]
+    if len(initial) != 1:
+        found = ", ".join(initial) or "none"
+        raise DefinitionError(
+            f"{owner}: exactly one state must be State(initial=True); found {found}"
+        )
+    return initial[0]
+
+
+def _collect_routes(cls: type, states: dict[str, State]) -> list[tuple[Route, Handler]]:
+    routes: list[tuple[Route, Handler]] = []
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            for raw in getattr(value, _ROUTES_ATTR, ()):
+                routes.append((_resolve(cls.__name__, name, raw, states), value))
+    return routes
+
+
+def _resolve(owner: str, handler: str, raw: _Declared, states: dict[str, State]) -> Route:
+    where = f"{owner}.{handler}"
+    names = tuple(_state_name(state) for state in raw.states) if raw.states is not None else None
+    dest = _state_name(raw.dest) if raw.dest is not None else None
+    for name in (*(names or ()), *((dest,) if dest else ())):
+        if name not in states:
+            raise DefinitionError(
+                f"{where}: state {name!r} is not declared in {owner}; declared states: "
+                f"{', '.join(states)}"
+            )
+    return Route(raw.kind, raw.keys, names, dest, raw.regex, raw.requires, raw.fallback, handler)
+
+
+def _index(owner: str, state: str, table: _Table, route: Route, handler: Handler) -> None:
+    if route.kind in ("location", "contacts", "unsupported", "fallback") or (
+        route.kind == "text" and not route.keys and route.regex is None
+    ):
+        _claim(owner, state, table.any, route.kind, route, handler)
+    elif route.regex is not None:
+        _claim(owner, state, table.seen, ("text regex", route.regex.pattern), route, handler)
+        table.regexes.append((route, handler))
+    else:
+        for key in route.keys:
+            if route.kind == "payload" and "*" in key:
+                _claim(owner, state, table.seen, ("payload pattern", key), route, handler)
+                table.patterns.append((route, key, handler))
+            else:
+                _claim(owner, state, table.exact, (route.kind, key), route, handler)
+
+
+def _claim(
+    owner: str,
+    state: str,
+    slots: dict[Any, tuple[Route, Handler]],
+    key: Any,
+    route: Route,
+    handler: Handler,
+) -> None:
+    if key in slots:
+        other = slots[key][1].__name__
+        what = " ".join(key) if isinstance(key, tuple) else f"{key} input"
+        raise DefinitionError(
+            f"{owner}: state {state!r} has two handlers for {what!r}: {other} and "
+            f"{handler.__name__}; keep one, or limit one with states=[...]"
+        )
+    slots[key] = (route, handler)
+
+
+def _machine(
+    owner: str, states: dict[str, State], initial: str, routes: list[tuple[Route, Handler]]
+) -> Any:
+    machine = AsyncMachine(
+        model=None,
+        states=[_machine_state(name, state) for name, state in states.items()],
+        initial=initial,
+        auto_transitions=True,
+        send_event=True,
+        name=owner,
+    )
+    for route, _ in routes:
+        if route.dest is not None:
+            machine.add_transition(route.trigger, list(route.states or states), route.dest)
+    return machine
+
+
+def _machine_state(name: str, state: State) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": name}
+    if state.prompt is not None:
+        spec["on_enter"] = [_prompt_on_enter]
+    return spec
+
+
+async def _prompt_on_enter(event_data: Any) -> None:
+    ctx: Context = event_data.kwargs["ctx"]
+    await ctx.send_prompt(event_data.state.name)
+
+
+def _check_fallback(where: str, fallback: object) -> None:
+    if fallback is None or isinstance(fallback, Template | Hold) or callable(fallback):
+        return
+    raise DefinitionError(
+        f"{where} takes a Template, HOLD, or a function of the context returning one, "
+        f"not {type(fallback).__name__}"
+    )
+
+
+def _fingerprint(states: dict[str, State], routes: list[tuple[Route, Handler]]) -> str:
+    text = repr((list(states), [(r.kind, r.keys, r.states, r.dest, h.__name__) for r, h in routes]))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+# -- decorators and lookup ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Declared:
+    """A decorator's arguments, before the class exists and its States have names."""
+
+    kind: str
+    keys: tuple[str, ...]
+    states: tuple[StateRef, ...] | None
+    dest: StateRef | None
+    regex: re.Pattern[str] | None
+    requires: tuple[str, ...] = ()
+    fallback: Fallback | None = None
+
+
+def _decorator(
+    kind: str,
+    keys: tuple[str, ...],
+    states: Sequence[StateRef] | StateRef | None,
+    to: StateRef | None,
+    regex: re.Pattern[str] | None = None,
+    extra: tuple[tuple[str, ...], Fallback | None] = ((), None),
+) -> Callable[[F], F]:
+    if isinstance(states, str | State):
+        states = [states]
+    if states is not None and not states:
+        raise DefinitionError(
+            f"on.{kind}: states=[] matches no state; omit states= to handle it in every state"
+        )
+    names = tuple(states) if states is not None else None
+    declared = _Declared(kind, keys, names, to, regex, *extra)
+
+    def register(func: F) -> F:
+        if not callable(func):
+            raise DefinitionError(f"on.{kind} decorates a handler function, not {func!r}")
+        routes = getattr(func, _ROUTES_ATTR, ())
+        setattr(func, _ROUTES_ATTR, (*routes, declared))
+        return func
+
+    return register
+
+
+def _keys(where: str, keys: Iterable[str]) -> tuple[str, ...]:
+    keys = tuple(keys)
+    if not keys:
+        raise DefinitionError(f"{where}() needs at least one id, e.g. {where}('confirm_yes', ...)")
+    for key in keys:
+        if not isinstance(key, str) or not key or key != key.strip():
+            raise DefinitionError(
+                f"{where}: id {key!r} must be a non-empty string without outer spaces"
+            )
+    return keys
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise DefinitionError(f"on.text(regex={pattern!r}): {exc}") from exc
+
+
+def _state_name(state: StateRef) -> str:
+    if isinstance(state, State):
+        if not state.name:
+            raise DefinitionError(
+                "a State must be a class attribute of a Conversation before it is used"
+            )
+        return state.name
+    if isinstance(state, str):
+        return state
+    raise DefinitionError(f"expected a State or a state name, got {state!r}")
+
+
+def _lookup(table: _Table, user_input: ContextInput) -> tuple[Route, Handler] | None:
+    if isinstance(user_input, TriggerInput):
+        return table.exact.get(("trigger", user_input.name))
+    if isinstance(user_input, StatusUpdate):
+        return table.exact.get(("status", user_input.status))
+    if isinstance(user_input, ButtonTap):
+        return table.exact.get(("button", user_input.id))
+    if isinstance(user_input, RowPick):
+        return table.exact.get(("row", user_input.id))
+    if isinstance(user_input, QuickReplyTap):
+        return _lookup_payload(table, user_input.payload)
+    if isinstance(user_input, TextInput):
+        return _lookup_text(table, user_input.body)
+    if isinstance(user_input, MediaInput):
+        return table.exact.get(("media", user_input.kind))
+    if isinstance(user_input, LocationInput):
+        return table.any.get("location")
+    if isinstance(user_input, ContactsInput):
+        return table.any.get("contacts")
+    if isinstance(user_input, UnsupportedInput):
+        return table.any.get("unsupported")
+    return None
+
+
+def _lookup_payload(table: _Table, payload: str) -> tuple[Route, Handler] | None:
+    found = table.exact.get(("payload", payload))
+    if found is not None:
+        return found
+    for route, pattern, handler in table.patterns:
+        if fnmatchcase(payload, pattern):
+            return route, handler
+    return None
+
+
+def _lookup_text(table: _Table, body: str) -> tuple[Route, Handler] | None:
+    found = table.exact.get(("text", body.strip().casefold()))
+    if found is not None:
+        return found
+    for route, handler in table.regexes:
+        if route.regex is not None and route.regex.search(body):
+            return route, handler
+    return table.any.get("text")
+
+
+__all__ = ["Context", "Conversation", "State", "TemplateSpec", "User", "on"]

@@ -1,0 +1,1 @@
+"""Developer tools: the simulator, the pytest plugin, the dev server, chat, check, graph and the botkit command."""

@@ -1,0 +1,339 @@
+"""Static checks of a conversation: what its declarations get wrong before it meets a user.
+
+`check(Conversation)` returns Problems, each one line `Conversation.state: what; how to fix`:
+unreachable states, dead ends not marked final, prompt ids no handler takes, handlers for ids no
+prompt offers (warning), WhatsApp limits broken by a prompt, templates whose body parameters
+differ from their declaration, and triggers with no template fallback for a closed window.
+
+Callable prompts and fallbacks are evaluated with synthetic contexts: empty user data, and the
+data each trigger's handler leaves after running on made-up data (`sample_<key>` per required
+key). Templates are declared on the conversation class:
+``templates = {"appointment_reminder": TemplateSpec(body=3, quick_replies=1)}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+from botkit.conversation.context import Context, Fallback, Hold, Window
+from botkit.conversation.dsl import Conversation, ConversationSpec, Route, TemplateSpec
+from botkit.exceptions import MessageError, WindowClosedError
+from botkit.types import JSON
+from botkit.wire.messages import Buttons, List, Message, Template
+from botkit.wire.trigger import TriggerEvent
+
+SAMPLE_WA_ID = "15550000001"
+SAMPLE_NUMBER_ID = "100000000000001"
+CLOSED = Window(last_inbound_at=None, closed_at=None, now=0.0)
+OPEN = Window(last_inbound_at=0.0, closed_at=None, now=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding; warnings do not fail `botkit check`."""
+
+    conversation: str
+    state: str
+    text: str
+    warning: bool = False
+
+    def __str__(self) -> str:
+        prefix = "warning: " if self.warning else ""
+        return f"{prefix}{self.conversation}.{self.state}: {self.text}"
+
+
+@dataclass(slots=True)
+class _Offers:
+    """What a state's prompts and fallbacks were seen to offer, and whether all could be seen."""
+
+    buttons: set[str] = field(default_factory=set)
+    rows: set[str] = field(default_factory=set)
+    payloads: set[str] = field(default_factory=set)
+    complete: bool = True
+
+
+def check(conversation: type[Conversation]) -> list[Problem]:
+    """Every problem found in `conversation`, errors and warnings, in a stable order."""
+    checker = _Checker(conversation)
+    return checker.run()
+
+
+class _Checker:
+    def __init__(self, conversation: type[Conversation]) -> None:
+        self.cls = conversation
+        self.spec: ConversationSpec = conversation.spec
+        self.name = self.spec.name
+        self.templates: dict[str, TemplateSpec] = dict(getattr(conversation, "templates", {}))
+        self.problems: list[Problem] = []
+        self.offers = {state: _Offers() for state in self.spec.states}
+        self.reported: set[str] = set()
+
+    def run(self) -> list[Problem]:
+        self._structure()
+        self._triggers_fallbacks()
+        for data, label in self._samples():
+            self._evaluate(data, label)
+        self._offered_ids()
+        self._unoffered_handlers()
+        return self.problems
+
+    def _add(self, state: str, text: str, *, warning: bool = False) -> None:
+        problem = Problem(self.name, state, text, warning)
+        if str(problem) not in self.reported:
+            self.reported.add(str(problem))
+            self.problems.append(problem)
+
+    # -- the graph -------------------------------------------------------------------------
+
+    def _structure(self) -> None:
+        reachable = _reachable(self.spec)
+        for name, state in self.spec.states.items():
+            if name not in reachable:
+                self._add(
+                    name,
+                    f"unreachable from the initial state {self.spec.initial!r}; add a route "
+                    f"with to={name} into it, or remove it (ctx.goto moves are not seen)",
+                )
+            elif not state.final and not _exits(self.spec, name):
+                self._add(
+                    name,
+                    "no way out: no route leaves this state; add a route with to=... from it, "
+                    "or mark it State(final=True)",
+                )
+
+    def _triggers_fallbacks(self) -> None:
+        for route, _ in self.spec.routes:
+            if route.kind != "trigger" or route.fallback is not None:
+                continue
+            for dest in _destinations(self.spec, route):
+                if self.spec.states[dest].fallback is None:
+                    self._add(
+                        dest,
+                        f"trigger {route.keys[0]!r} can message a user whose 24-hour window is "
+                        f"closed, and neither the trigger nor state {dest!r} has a fallback; add "
+                        "fallback=Template(...) or fallback=HOLD to the on.trigger or the State",
+                    )
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def _samples(self) -> Iterator[tuple[dict[str, JSON], str]]:
+        yield {}, "with empty user data"
+        for route, handler in self.spec.routes:
+            if route.kind == "trigger":
+                yield from self._after_trigger(route, handler)
+
+    def _after_trigger(self, route: Route, handler: Any) -> Iterator[tuple[dict[str, JSON], str]]:
+        name = route.keys[0]
+        for state in _sources(self.spec, route):
+            ctx = self._context(state, {}, CLOSED, name, route)
+            try:
+                _call(handler, self.cls(), ctx)
+            except WindowClosedError:
+                self._add(
+                    state,
+                    f"trigger {name!r} handler {handler.__name__} sends a free-form message "
+                    "with no fallback for a closed window; add fallback=Template(...) or "
+                    "fallback=HOLD to the on.trigger",
+                )
+                return
+            except Exception as exc:
+                self._add(
+                    state,
+                    f"trigger {name!r} handler {handler.__name__} raised {_named(exc)} on "
+                    "sample data; check it by hand",
+                    warning=True,
+                )
+                return
+            for message in ctx.sent:
+                self._template(ctx.state, message, f"sent by trigger {name!r}")
+            for dest in _destinations(self.spec, route):
+                self._fallback(dest, route.fallback, ctx, f"trigger {name!r}'s fallback")
+            yield dict(ctx.data), f"after trigger {name!r}"
+            return  # the first source state is enough: the handler does not see the state
+
+    def _evaluate(self, data: dict[str, JSON], label: str) -> None:
+        for name, state in self.spec.states.items():
+            ctx = self._context(name, dict(data), OPEN)
+            try:
+                prompt = ctx.prompt(name)
+            except MessageError as exc:
+                self._add(name, f"the prompt breaks a WhatsApp limit ({label}): {exc}; fix it")
+                self.offers[name].complete = False
+            except Exception as exc:
+                self._add(
+                    name,
+                    f"evaluating the prompt {label} raised {_named(exc)}; make it work with "
+                    "the data it can get, or check it by hand",
+                    warning=True,
+                )
+                self.offers[name].complete = False
+            else:
+                self._offer(name, prompt, "the prompt")
+            self._fallback(name, state.fallback, self._context(name, dict(data), CLOSED), label)
+
+    def _fallback(self, state: str, fallback: Fallback | None, ctx: Context, label: str) -> None:
+        if fallback is None or isinstance(fallback, Hold):
+            return
+        try:
+            resolved = fallback if isinstance(fallback, Template) else fallback(ctx)
+        except MessageError as exc:
+            self._add(state, f"the fallback breaks a WhatsApp limit ({label}): {exc}; fix it")
+            return
+        except Exception as exc:
+            self._add(
+                state,
+                f"evaluating the fallback {label} raised {_named(exc)}; check it by hand",
+                warning=True,
+            )
+            return
+        if isinstance(resolved, Template):
+            self._offer(state, resolved, "the fallback template")
+
+    def _offer(self, state: str, message: Message | None, what: str) -> None:
+        offers = self.offers[state]
+        if isinstance(message, Buttons):
+            offers.buttons.update(message.button_ids)
+        elif isinstance(message, List):
+            offers.rows.update(message.row_ids)
+        elif isinstance(message, Template):
+            offers.payloads.update(message.quick_reply_payloads)
+            self._template(state, message, what)
+
+    def _template(self, state: str, message: Message, where: str) -> None:
+        if not isinstance(message, Template):
+            return
+        declared = self.templates.get(message.name)
+        if declared is None:
+            self._add(
+                state,
+                f"template {message.name!r} ({where}) is not declared; add "
+                f'templates = {{"{message.name}": TemplateSpec(body=..., quick_replies=...)}} '
+                f"to {self.name}",
+                warning=True,
+            )
+            return
+        body, replies = len(message.body_parameters), len(message.quick_reply_payloads)
+        if body != declared.body:
+            self._add(
+                state,
+                f"template {message.name!r} ({where}) has {body} body parameters, declared "
+                f"{declared.body}; pass {declared.body}, or fix the declaration",
+            )
+        if replies != declared.quick_replies:
+            self._add(
+                state,
+                f"template {message.name!r} ({where}) has {replies} quick replies, declared "
+                f"{declared.quick_replies}; pass {declared.quick_replies}, or fix the declaration",
+            )
+
+    # -- ids -------------------------------------------------------------------------------
+
+    def _offered_ids(self) -> None:
+        for name, offers in self.offers.items():
+            table = self.spec.tables[name]
+            for kind, ids in (("button", offers.buttons), ("row", offers.rows)):
+                for key in sorted(ids):
+                    if (kind, key) not in table.exact:
+                        self._add(
+                            name,
+                            f"{kind} {key!r} is offered by the prompt but no handler in {name} "
+                            f"takes it; add @on.{kind}({key!r}, states=[{name}], to=...) or "
+                            f"remove the {kind}",
+                        )
+            for payload in sorted(offers.payloads):
+                if not _takes_payload(self.spec, name, payload):
+                    self._add(
+                        name,
+                        f"quick reply {payload!r} is offered by a template but no handler in "
+                        f"{name} takes it; add @on.payload({payload!r}, states=[{name}], to=...)",
+                    )
+
+    def _unoffered_handlers(self) -> None:
+        for route, handler in self.spec.routes:
+            if route.kind not in ("button", "row"):
+                continue
+            states = route.states or tuple(self.spec.states)
+            if not all(self.offers[s].complete for s in states):
+                continue
+            offered = set().union(*(getattr(self.offers[s], f"{route.kind}s") for s in states))
+            where = states[0] if route.states and len(states) == 1 else handler.__name__
+            for key in route.keys:
+                if key not in offered:
+                    self._add(
+                        where,
+                        f"{handler.__name__} handles {route.kind} {key!r}, which no prompt of "
+                        f"{', '.join(states)} offers; offer it, or remove the id",
+                        warning=True,
+                    )
+
+    def _context(
+        self,
+        state: str,
+        data: dict[str, JSON],
+        window: Window,
+        trigger: str = "botkit_check",
+        route: Route | None = None,
+    ) -> Context:
+        sample: dict[str, JSON] = {
+            key: f"sample_{key}" for key in (route.requires if route else ())
+        }
+        event = TriggerEvent.create(
+            wa_id=SAMPLE_WA_ID, phone_number_id=SAMPLE_NUMBER_ID, name=trigger, data=sample
+        )
+        ctx = Context(self.spec, event, state, data, window)
+        ctx.route_fallback = route.fallback if route else None
+        return ctx
+
+
+def _reachable(spec: ConversationSpec) -> set[str]:
+    seen = {spec.initial}
+    todo = [spec.initial]
+    while todo:
+        state = todo.pop()
+        for route, _ in spec.routes:
+            if route.dest is not None and route.dest not in seen and _applies(route, state):
+                seen.add(route.dest)
+                todo.append(route.dest)
+    return seen
+
+
+def _exits(spec: ConversationSpec, state: str) -> bool:
+    return any(r.dest not in (None, state) and _applies(r, state) for r, _ in spec.routes)
+
+
+def _applies(route: Route, state: str) -> bool:
+    return route.states is None or state in route.states
+
+
+def _sources(spec: ConversationSpec, route: Route) -> tuple[str, ...]:
+    return route.states if route.states is not None else tuple(spec.states)
+
+
+def _destinations(spec: ConversationSpec, route: Route) -> tuple[str, ...]:
+    return (route.dest,) if route.dest is not None else _sources(spec, route)
+
+
+def _takes_payload(spec: ConversationSpec, state: str, payload: str) -> bool:
+    table = spec.tables[state]
+    if ("payload", payload) in table.exact:
+        return True
+    return any(fnmatchcase(payload, pattern) for _, pattern, _ in table.patterns)
+
+
+def _call(handler: Any, conversation: Conversation, ctx: Context) -> None:
+    result = handler(conversation, ctx)
+    if inspect.isawaitable(result):
+        asyncio.run(_wait(result))
+
+
+async def _wait(awaitable: Any) -> None:
+    await awaitable
+
+
+def _named(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,296 @@
+"""The `botkit` command: run a bot as a webhook service, or run the fake GoSendAPI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import importlib
+import logging
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from botkit.config import DEV_WEBHOOK_SECRET, Settings
+from botkit.conversation.dsl import Conversation
+from botkit.exceptions import BotkitError
+from botkit.fake.provider import FakeGoSendAPI, serve
+from botkit.runtime.bot import Bot, load_bot
+from botkit.runtime.runtime import Runtime
+from botkit.runtime.worker import WorkerProcess, read_wakeups, worker_command
+from botkit.tools import check, graph
+from botkit.web.app import create_app
+
+log = logging.getLogger("botkit")
+
+FAKE_MOUNT = "/provider"
+LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
+
+
+def build_app(
+    bot: Bot, settings: Settings, *, target: str | None = None, log_level: str = "info"
+) -> Starlette:
+    """The service for `bot`: against GoSendAPI, or against the built-in fake when no key is set.
+
+    With a `target` (the bot's import path) and a real provider, the workers run in a child
+    process; against the in-process fake they run inline.
+    """
+    if not settings.uses_fake_provider:
+        process = WorkerProcess(worker_command(target, log_level)) if target else None
+        return create_app(Runtime(bot, settings, worker_process=process))
+    fake = FakeGoSendAPI(
+        webhook_url="http://bot/webhook", webhook_secret=settings.webhook_secrets[0]
+    )
+    settings = dataclasses.replace(settings, base_url="http://provider/v1")
+    runtime = Runtime(bot, settings, transport=httpx.ASGITransport(app=fake.app))
+    app = create_app(runtime, extra_routes=[Mount(FAKE_MOUNT, app=fake.app)])
+    fake.webhook_transport = httpx.ASGITransport(app=app)
+    return app
+
+
+def _share_the_gil() -> None:
+    """Hands the GIL over every 0.5 ms instead of 5 ms.
+
+    The store's SQLite thread releases the GIL at every statement; with the default interval
+    it waits up to 5 ms each time to get it back from a busy event loop, and a 256-event
+    transaction took 50 ms (bench/webhook.py).
+    """
+    sys.setswitchinterval(0.0005)
+
+
+def _run(args: argparse.Namespace) -> int:
+    _share_the_gil()
+    settings = Settings.from_env(require_provider=args.require_provider)
+    bot = load_bot(args.target)
+    target = args.target if args.workers == "process" else None
+    app = build_app(bot, settings, target=target, log_level=args.log_level)
+    where = f"http://{args.host}:{args.port}"
+    if settings.uses_fake_provider:
+        secret = (
+            "the development secret"
+            if settings.webhook_secrets == (DEV_WEBHOOK_SECRET,)
+            else "GOSENDAPI_WEBHOOK_SECRET"
+        )
+        print(
+            f"botkit: {bot.name} on {where} with the built-in fake GoSendAPI (no GOSENDAPI_API_KEY set)\n"
+            f"  webhook:   POST {where}/webhook (signed with {secret})\n"
+            f"  as a user: curl -s {where}{FAKE_MOUNT}/_fake/inbound -H 'Content-Type: application/json' "
+            '-d \'{"wa_id": "5491140123456", "name": "Juan", "text": "hola"}\'\n'
+            f"  replies:   curl -s {where}{FAKE_MOUNT}/_fake/messages\n"
+            f"  database:  {settings.database}",
+            file=sys.stderr,
+            flush=True,
+        )
+    # Bounded memory at the edge: past this many requests in flight uvicorn answers 503 (the
+    # provider retries), instead of buffering up to 1 MiB per waiting request.
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level=args.log_level, limit_concurrency=1024
+    )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    _share_the_gil()
+    settings = Settings.from_env()
+    runtime = Runtime(load_bot(args.target), settings)
+
+    async def work() -> None:
+        async with runtime.running():
+            await read_wakeups(runtime.dispatcher.wake)
+
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(work())
+    return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is installed except on Windows
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def load_conversation(target: str) -> type[Conversation]:
+    """The Conversation of `module[:attr]`: the attribute itself when it is one, else its Bot's."""
+    module_name, _, attr = target.partition(":")
+    if attr:
+        found = getattr(importlib.import_module(module_name), attr, None)
+        if isinstance(found, type) and issubclass(found, Conversation):
+            return found
+    return load_bot(target).conversation
+
+
+def _graph(args: argparse.Namespace) -> int:
+    spec = load_conversation(args.target).spec
+    if args.format == "mermaid":
+        return _write(graph.mermaid(spec).encode(), args.output)
+    if shutil.which("dot") is None:
+        print(
+            f"botkit: error: --format {args.format} needs Graphviz's `dot`, which is not "
+            "installed (apt-get install graphviz); Mermaid output is available without it: "
+            f"botkit graph {args.target}",
+            file=sys.stderr,
+        )
+        return 1
+    done = subprocess.run(
+        ["dot", f"-T{args.format}"], input=graph.dot(spec).encode(), capture_output=True
+    )
+    if done.returncode != 0:
+        print(f"botkit: error: dot failed: {done.stderr.decode().strip()}", file=sys.stderr)
+        return 1
+    return _write(done.stdout, args.output)
+
+
+def _write(content: bytes, output: str | None) -> int:
+    if output is None:
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
+    else:
+        Path(output).write_bytes(content)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    problems = check.check(load_conversation(args.target))
+    for problem in problems:
+        print(problem)
+    errors = sum(not problem.warning for problem in problems)
+    warnings = len(problems) - errors
+    print(f"botkit check: {errors} errors, {warnings} warnings", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from botkit.tools.chat import DEFAULT_NAME, DEFAULT_USER, chat
+
+    bot = load_bot(args.target)
+    name = args.name if args.name or args.user else DEFAULT_NAME
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(chat(bot, wa_id=args.user or DEFAULT_USER, name=name))
+
+
+def _dev(args: argparse.Namespace) -> int:
+    # Imported here: only `botkit dev` needs the web simulator.
+    from types import FrameType
+
+    from botkit.tools.devserver import DevBot, create_dev_app
+
+    dev = DevBot(args.target, args.database)
+    app = create_dev_app(dev, watch_every=None if args.no_reload else 0.5)
+    source = dev.module_path()
+    reloads = f"; editing {source} reloads it" if source and not args.no_reload else ""
+    print(
+        f"botkit: {dev.bot.name} in the web simulator at http://{args.host}:{args.port}/\n"
+        f"  built-in fake GoSendAPI, a clock that starts now, database {args.database}{reloads}",
+        file=sys.stderr,
+        flush=True,
+    )
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
+
+    class DevServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            dev.end_streams()  # the pages' event streams would hold the stop otherwise
+            super().handle_exit(sig, frame)
+
+    DevServer(config).run()
+    return 0
+
+
+def _fake_api(args: argparse.Namespace) -> int:
+    serve(args.host, args.port, rate_per_number=args.rate_per_number)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    top = argparse.ArgumentParser(prog="botkit", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="serve a bot's webhook (configured from the environment)")
+    run.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    run.add_argument(
+        "--require-provider",
+        action="store_true",
+        help="fail unless GOSENDAPI_API_KEY and GOSENDAPI_WEBHOOK_SECRET are set (no fake provider)",
+    )
+    run.add_argument(
+        "--workers",
+        choices=["process", "inline"],
+        default="process",
+        help="run handlers and sends in a child process (default; inline against the fake provider)",
+    )
+    run.set_defaults(func=_run)
+    worker = commands.add_parser("worker", help="(started by `botkit run`) a bot's workers")
+    worker.add_argument("target", metavar="MODULE[:ATTR]")
+    worker.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    worker.set_defaults(func=_worker)
+    draw = commands.add_parser("graph", help="draw a bot's state diagram from its declarations")
+    draw.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
+    draw.add_argument("--format", choices=["mermaid", "svg", "png"], default="mermaid")
+    draw.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    draw.set_defaults(func=_graph)
+    checker = commands.add_parser("check", help="find mistakes in a bot's declarations")
+    checker.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
+    checker.set_defaults(func=_check)
+    chat = commands.add_parser(
+        "chat", help="talk to a bot in the terminal (in-process: fake provider, no network)"
+    )
+    chat.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
+    chat.add_argument("--user", default=None, metavar="NUMBER", help="the user's phone number")
+    chat.add_argument("--name", default=None, help="the user's profile name")
+    # Critical by default: the chat prints a handler's error as one line; the log would repeat
+    # it with a traceback (--log-level error shows it).
+    chat.add_argument("--log-level", default="critical", choices=LOG_LEVELS)
+    chat.set_defaults(func=_chat)
+    dev = commands.add_parser("dev", help="a web simulator for a bot, on the fake GoSendAPI")
+    dev.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--database", default="botkit-dev.db", help="the SQLite file (users' states)")
+    dev.add_argument("--log-level", default="warning", choices=LOG_LEVELS)
+    dev.add_argument(
+        "--no-reload", action="store_true", help="do not reload the bot when its file changes"
+    )
+    dev.set_defaults(func=_dev)
+    fake = commands.add_parser("fake-api", help="serve the fake GoSendAPI")
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=8001)
+    fake.add_argument(
+        "--rate-per-number",
+        type=int,
+        default=None,
+        metavar="N",
+        help="answer 429 past N messages in any rolling second for one phone_number_id",
+    )
+    fake.set_defaults(func=_fake_api)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `botkit` command."""
+    args = parser().parse_args(argv)
+    level = str(getattr(args, "log_level", "info")).upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    sys.path.insert(0, ".")
+    try:
+        code: int = args.func(args)
+    except BotkitError as exc:
+        print(f"botkit: error: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The Starlette app: the webhook, health and the trigger API."""

@@ -1,0 +1,74 @@
+"""The service's Starlette app: POST /webhook on the hot path, GET /healthz, the trigger API."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from botkit import codec
+from botkit.runtime.runtime import Runtime
+from botkit.web.trigger import trigger_routes
+from botkit.web.webhook import WebhookEndpoint
+
+
+def _json(status: int, body: object) -> Response:
+    return Response(codec.dumps(body), status_code=status, media_type="application/json")
+
+
+class WebhookApp(Starlette):
+    """The service's Starlette app, answering POST /webhook without going through the router."""
+
+    def __init__(self, webhook: WebhookEndpoint, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.webhook = webhook
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"] == "/webhook"
+            and scope["method"] == "POST"
+            and not scope.get("root_path")
+        ):
+            await self.webhook(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None) -> WebhookApp:
+    """The webhook service of a runtime; its lifespan opens the store and runs the workers."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with runtime.running():
+            yield
+
+    async def healthz(request: Request) -> Response:
+        inbox, outbox = await runtime.store.backlog()
+        provider = "fake" if runtime.settings.uses_fake_provider else "gosendapi"
+        worker = runtime.worker_process
+        if worker is not None and not worker.alive:
+            pending = {"events": inbox, "sends": outbox}
+            return _json(503, {"status": "worker process down", "pending": pending})
+        return _json(
+            200,
+            {"status": "ok", "provider": provider, "pending": {"events": inbox, "sends": outbox}},
+        )
+
+    webhook = WebhookEndpoint(runtime)
+    routes: list[BaseRoute] = [
+        Route("/webhook", webhook, methods=["POST"]),  # what a mounted app (root_path) uses
+        Route("/healthz", healthz, methods=["GET"]),
+        *trigger_routes(runtime),
+        *(extra_routes or []),
+    ]
+    return WebhookApp(webhook, routes=routes, lifespan=lifespan)
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,110 @@
+"""POST /webhook: verify the signature, store the events durably, then acknowledge."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
+
+from botkit import codec
+from botkit.exceptions import PayloadError, StoreError
+from botkit.runtime.runtime import Runtime
+from botkit.types import JSONObject
+from botkit.wire.events import parse_body
+from botkit.wire.signing import SIGNATURE_HEADER, verify
+
+log = logging.getLogger(__name__)
+
+
+class _TooLarge(Exception):
+    """The body passed the limit."""
+
+
+async def _read_limited(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The body, or _TooLarge as soon as it exceeds `limit` bytes (never buffers more)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise _TooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect: the client went away
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class WebhookEndpoint:
+    """POST /webhook, as a bare ASGI app (the hot path skips Starlette's request and response
+    objects, bench/webhook.py): 413 if too big, 401 if unsigned, 400 if unreadable, else stored
+    then 200."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.secrets = runtime.settings.webhook_secrets
+        self.limit = runtime.settings.max_body_bytes
+        self._signature_header = SIGNATURE_HEADER.lower().encode("latin-1")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            status, body = await self._answer(scope, receive)
+        except ClientDisconnect:
+            return
+        except Exception:  # what Starlette's ServerErrorMiddleware would do, as JSON
+            log.exception("POST /webhook failed")
+            status, body = 500, {"error": "internal_error", "detail": "see the server's log"}
+        content = codec.dumps(body)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(content)).encode("latin-1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": content})
+
+    async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, JSONObject]:
+        try:
+            body = await _read_limited(scope, receive, self.limit)
+        except _TooLarge:
+            return _error(413, "payload_too_large", f"the body exceeds {self.limit} bytes")
+        signature = _header(scope, self._signature_header)
+        if not signature:
+            return _error(401, "missing_signature", f"the {SIGNATURE_HEADER} header is missing")
+        if not verify(self.secrets, body, signature):
+            return _error(401, "invalid_signature", f"{SIGNATURE_HEADER} does not match the body")
+        try:
+            events = parse_body(body)
+        except PayloadError as exc:
+            return _error(400, "invalid_payload", str(exc))
+        try:
+            flags = await self.runtime.accept(events)
+        except StoreError as exc:
+            log.error("could not store a webhook body, answering 503 so it is retried: %s", exc)
+            return _error(503, "store_unavailable", "the event could not be stored; retry later")
+        new = sum(flags)
+        return 200, {"accepted": new, "duplicates": len(flags) - new}
+
+
+def _error(status: int, error: str, detail: str) -> tuple[int, JSONObject]:
+    return status, {"error": error, "detail": detail}
+
+
+__all__ = ["WebhookEndpoint"]

@@ -1,0 +1,234 @@
+"""Tests for botkit.tools.cli: configuration errors, loading a bot, and the newcomer's first run.
+
+The end-to-end test starts the real command in a subprocess, as the README tells a newcomer
+to: `botkit run bots.clinic` with no GoSendAPI key, then a user's message through the built-in
+fake provider, then the clinic's list among the fake's messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import bots.clinic
+from botkit.config import Settings
+from botkit.exceptions import BotkitError
+from botkit.runtime.bot import Bot
+from botkit.tools.cli import build_app, load_bot, main
+
+ROOT = Path(__file__).resolve().parents[2]  # /work/main: where `bots` can be imported from
+JUAN = "5491140123456"
+SERVICE_ROWS = ["general", "specialist", "lab"]
+INBOUND = {"wa_id": JUAN, "name": "Juan", "text": "hola"}
+
+
+@pytest.fixture
+def bare_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No GOSENDAPI_* or BOTKIT_* variable, and sys.path restored after main() prepends '.'."""
+    for name in list(os.environ):
+        if name.startswith(("GOSENDAPI_", "BOTKIT_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+
+def list_rows(message: dict[str, Any]) -> list[str]:
+    """The row ids of a list message as /_fake/messages shows it; [] for anything else."""
+    interactive = message.get("body", {}).get("interactive", {})
+    if interactive.get("type") != "list":
+        return []
+    return [row["id"] for section in interactive["action"]["sections"] for row in section["rows"]]
+
+
+# --- configuration errors ----------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_run_require_provider_with_nothing_set_names_every_missing_variable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["run", "bots.clinic", "--require-provider"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("botkit: error: ")
+    assert "GOSENDAPI_API_KEY" in err
+    assert "GOSENDAPI_WEBHOOK_SECRET" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_run_with_a_malformed_key_says_what_is_wrong(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GOSENDAPI_API_KEY", "sk_live_123")
+    monkeypatch.setenv("GOSENDAPI_WEBHOOK_SECRET", "whsec_1")
+    assert main(["run", "bots.clinic"]) == 2
+    err = capsys.readouterr().err
+    assert "botkit: error:" in err and "gsk_test_" in err
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_run_with_a_bot_that_cannot_be_imported_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "nope.module"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("botkit: error: ")
+    assert "'nope'" in err or "'nope.module'" in err
+
+
+def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["serve-everything"])
+    assert caught.value.code == 2
+    assert "usage: botkit" in capsys.readouterr().err
+
+
+# --- loading a bot -------------------------------------------------------------------------
+
+
+def test_load_bot_finds_the_only_bot_in_a_module() -> None:
+    assert load_bot("bots.clinic") is bots.clinic.bot
+
+
+def test_load_bot_takes_an_attribute() -> None:
+    found = load_bot("bots.clinic:bot")
+    assert found is bots.clinic.bot
+    assert isinstance(found, Bot)
+
+
+def test_load_bot_of_a_missing_module_names_it() -> None:
+    with pytest.raises(BotkitError, match=r"cannot import 'nope\.module'"):
+        load_bot("nope.module")
+
+
+def test_load_bot_of_a_missing_attribute_names_it() -> None:
+    with pytest.raises(BotkitError, match=r"bots\.clinic:missing") as caught:
+        load_bot("bots.clinic:missing")
+    assert "Bot" in str(caught.value)
+
+
+def test_load_bot_of_an_attribute_that_is_not_a_bot_says_so() -> None:
+    with pytest.raises(BotkitError, match=r"bots\.clinic:Clinic is not a botkit\.Bot"):
+        load_bot("bots.clinic:Clinic")
+
+
+def test_load_bot_of_a_module_without_a_bot_asks_for_an_attribute() -> None:
+    with pytest.raises(BotkitError, match=r"defines 0 Bot objects.*botkit\.config:ATTRIBUTE"):
+        load_bot("botkit.config")
+
+
+# --- the fake-provider app, in process ----------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_without_a_key_the_app_answers_a_user_through_the_built_in_fake(
+    tmp_path: Path,
+) -> None:
+    settings = Settings.from_env({"BOTKIT_DATABASE": str(tmp_path / "dev.db")})
+    app = build_app(bots.clinic.bot, settings)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://bot") as client,
+    ):
+        health = await client.get("/healthz")
+        assert health.json()["provider"] == "fake"
+        answer = await client.post("/provider/_fake/inbound", json=INBOUND)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"accepted": 1, "duplicates": 0}
+        messages: list[dict[str, Any]] = []
+        for _ in range(500):  # the workers run on the event loop: give them turns, bounded
+            messages = (await client.get("/provider/_fake/messages")).json()
+            if messages:
+                break
+            await asyncio.sleep(0.01)
+    assert [list_rows(m) for m in messages] == [SERVICE_ROWS]
+    assert messages[0]["to"] == JUAN
+
+
+# --- the newcomer's path, for real ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def botkit_run(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`python -m botkit.tools.cli run bots.clinic --port PORT` with no key; (base URL, log file)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOSENDAPI_", "BOTKIT_"))}
+    env["BOTKIT_DATABASE"] = str(tmp_path / "run.db")
+    log = tmp_path / "botkit.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "botkit.tools.cli", "run", "bots.clinic", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield f"http://127.0.0.1:{port}", log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def poll(check: Any, *, within: float, what: str, log: Path) -> Any:
+    """Calls `check` until it returns something truthy, for at most `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+        except httpx.TransportError:
+            found = None
+        if found:
+            return found
+        time.sleep(0.05)
+    pytest.fail(f"{what} within {within} s; the server said:\n{log.read_text(errors='replace')}")
+
+
+@pytest.mark.slow
+def test_botkit_run_answers_a_newcomers_hola_with_the_clinic_list(
+    botkit_run: tuple[str, Path],
+) -> None:
+    base, log = botkit_run
+    with httpx.Client(base_url=base, timeout=5.0) as client:
+
+        def healthy() -> dict[str, Any] | None:
+            response = client.get("/healthz")
+            return response.json() if response.status_code == 200 else None
+
+        health = poll(healthy, within=15.0, what="GET /healthz did not answer 200", log=log)
+        assert health["provider"] == "fake"
+
+        answer = client.post("/provider/_fake/inbound", json=INBOUND)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"accepted": 1, "duplicates": 0}
+
+        def the_list() -> list[dict[str, Any]]:
+            sent = client.get("/provider/_fake/messages").json()
+            return [m for m in sent if list_rows(m) == SERVICE_ROWS]
+
+        [reply] = poll(the_list, within=10.0, what="the clinic's list did not arrive", log=log)
+    assert reply["to"] == JUAN
+    assert reply["phone_number_id"] == "555123456789"
+    assert "built-in fake GoSendAPI" in log.read_text(errors="replace")

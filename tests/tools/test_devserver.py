@@ -1,0 +1,343 @@
+"""The dev server's JSON API, over httpx.ASGITransport with the app's lifespan running."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import httpx
+import pytest
+
+from botkit.tools.cli import parser
+from botkit.tools.devserver import DevBot, create_dev_app
+from botkit.types import ManualClock
+
+JUAN = "5491140123456"
+REMINDER = {"name": "Juan", "date": "lunes 3", "time": "10:00", "appointment_id": "123"}
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def _client(
+    dev: DevBot, watch_every: float | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_dev_app(dev, watch_every=watch_every)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://dev") as client:
+            yield client
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    dev = DevBot("bots.clinic", tmp_path / "dev.db", clock=ManualClock())
+    async for each in _client(dev):
+        yield each
+
+
+async def post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post(path, json=body)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def last_bot(state: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = [i for i in state["user"]["timeline"] if i["from"] == "bot"][-1]
+    return found
+
+
+async def book(client: httpx.AsyncClient) -> dict[str, Any]:
+    state = await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
+    listed = last_bot(state)
+    state = await post(
+        client, f"/api/users/{JUAN}/pick", {"message_id": listed["message_id"], "id": "lab"}
+    )
+    buttons = last_bot(state)
+    return await post(
+        client,
+        f"/api/users/{JUAN}/tap",
+        {"message_id": buttons["message_id"], "id": "confirm_yes"},
+    )
+
+
+async def test_the_page_and_its_files_are_served(client: httpx.AsyncClient) -> None:
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert '<script src="/static/app.js">' in page.text
+    for name in ("app.js", "app.css"):
+        assert (await client.get(f"/static/{name}")).status_code == 200
+
+
+async def test_the_state_names_the_bot_its_triggers_and_the_default_user(
+    client: httpx.AsyncClient,
+) -> None:
+    state = (await client.get("/api/state")).json()
+    assert state["bot"] == "Clinic"
+    assert state["triggers"] == {"remind": ["name", "date", "time", "appointment_id"]}
+    assert state["users"] == [{"wa_id": JUAN, "name": "Juan"}]
+    assert state["user"]["state"] == "idle"
+    assert state["user"]["window"] == {"open": False, "closes_at": None, "closed_at": None}
+
+
+async def test_text_list_pick_and_button_tap_book_an_appointment(
+    client: httpx.AsyncClient,
+) -> None:
+    state = await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
+    listed = last_bot(state)
+    assert listed["body"]["interactive"]["type"] == "list"
+    assert state["user"]["state"] == "choosing_service"
+    state = await book(client)
+    user = state["user"]
+    assert user["state"] == "confirmed"
+    assert user["data"] == {"service": "lab"}
+    assert "quedó confirmado" in last_bot(state)["body"]["text"]["body"]
+    shown = [(i["from"], i.get("text")) for i in user["timeline"] if i["from"] == "user"]
+    assert shown == [
+        ("user", "hola"),
+        ("user", "hola"),
+        ("user", "Laboratorio"),
+        ("user", "Sí, confirmo"),
+    ]
+
+
+async def test_the_window_is_open_until_24_hours_after_the_last_message(
+    client: httpx.AsyncClient,
+) -> None:
+    state = await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
+    window = state["user"]["window"]
+    assert window["open"] is True
+    assert window["closes_at"] == state["now"] + 24 * 3600
+    state = await post(client, "/api/clock/advance?user=" + JUAN, {"hours": 25})
+    assert state["user"]["window"]["open"] is False
+
+
+async def test_the_wire_shows_the_inbound_event_the_request_and_the_answer(
+    client: httpx.AsyncClient,
+) -> None:
+    state = await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
+    inbound, request = state["user"]["exchanges"]
+    assert inbound["direction"] == "in"
+    assert inbound["payload"]["type"] == "whatsapp.message.received"
+    assert inbound["answer"] == {"status": 200, "body": {"accepted": 1, "duplicates": 0}}
+    assert request["title"] == "POST /v1/messages"
+    assert request["payload"]["body"]["to"] == JUAN
+    assert request["payload"]["idempotency_key"]
+    assert request["answer"]["status"] == 200
+
+
+async def test_a_reminder_after_25_hours_arrives_as_a_template(client: httpx.AsyncClient) -> None:
+    await book(client)
+    await post(client, "/api/clock/advance", {"hours": 25})
+    state = await post(client, f"/api/users/{JUAN}/trigger", {"name": "remind", "data": REMINDER})
+    template = last_bot(state)
+    assert template["type"] == "template"
+    body = template["body"]["template"]
+    assert body["name"] == "appointment_reminder"
+    params = [p["text"] for c in body["components"] if c["type"] == "body" for p in c["parameters"]]
+    assert params == ["Juan", "lunes 3", "10:00"]
+    assert state["user"]["state"] == "confirming"
+    state = await post(client, f"/api/users/{JUAN}/payload", {"payload": "confirm_yes_apt_123"})
+    assert state["user"]["state"] == "confirmed"
+
+
+async def test_a_trigger_missing_data_or_undeclared_is_a_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        f"/api/users/{JUAN}/trigger", json={"name": "remind", "data": {"name": "Juan"}}
+    )
+    assert response.status_code == 400
+    assert "date" in response.json()["error"]
+    response = await client.post(f"/api/users/{JUAN}/trigger", json={"name": "nope"})
+    assert "no trigger 'nope'" in response.json()["error"]
+
+
+async def test_users_are_created_switched_and_reset(client: httpx.AsyncClient) -> None:
+    ana = "5491140999999"
+    state = await post(client, "/api/users", {"wa_id": f"+{ana}", "name": "Ana"})
+    assert {"wa_id": ana, "name": "Ana"} in state["users"]
+    await post(client, f"/api/users/{ana}/say", {"text": "hola"})
+    state = (await client.get(f"/api/state?user={ana}")).json()
+    assert state["user"]["state"] == "choosing_service"
+    assert (await client.get(f"/api/state?user={JUAN}")).json()["user"]["state"] == "idle"
+    state = await post(client, f"/api/users/{ana}/reset", {})
+    assert state["user"]["state"] == "idle"
+    assert state["user"]["data"] == {}
+    assert [i["from"] for i in state["user"]["timeline"]] == ["system"]
+    bad = await client.post("/api/users", json={"wa_id": "12ab"})
+    assert bad.status_code == 400
+    unknown = await client.post("/api/users/5491100000000/say", json={"text": "hola"})
+    assert unknown.status_code == 400
+
+
+async def test_delivering_the_last_event_again_changes_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
+    state = await post(client, f"/api/users/{JUAN}/redeliver", {})
+    assert state["user"]["exchanges"][-1]["answer"]["body"] == {"accepted": 0, "duplicates": 1}
+    assert len([i for i in state["user"]["timeline"] if i["from"] == "bot"]) == 1
+
+
+@pytest.mark.parametrize("status", [503, 429])
+async def test_a_failed_send_is_retried(client: httpx.AsyncClient, status: int) -> None:
+    await post(client, "/api/provider/fail", {"status": status})
+    state = await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
+    statuses = [
+        x["answer"]["status"] for x in state["user"]["exchanges"] if x["direction"] == "out"
+    ]
+    assert statuses == [status, 200]
+    assert state["user"]["state"] == "choosing_service"
+
+
+async def test_a_403_closes_the_window_and_is_shown(client: httpx.AsyncClient) -> None:
+    await post(client, "/api/provider/fail", {"status": 403})
+    state = await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
+    statuses = [
+        x["answer"]["status"] for x in state["user"]["exchanges"] if x["direction"] == "out"
+    ]
+    assert statuses[0] == 403
+    bad = await client.post("/api/provider/fail", json={"status": 500})
+    assert bad.status_code == 400
+
+
+async def test_tapping_what_was_not_offered_is_a_400(client: httpx.AsyncClient) -> None:
+    state = await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
+    listed = last_bot(state)
+    response = await client.post(
+        f"/api/users/{JUAN}/pick", json={"message_id": listed["message_id"], "id": "x"}
+    )
+    assert response.status_code == 400
+    assert "no row 'x'" in response.json()["error"]
+
+
+BOT_SOURCE = """
+from botkit import Bot, Context, Conversation, State, Text, on
+
+
+class Echo(Conversation):
+    idle = State(initial=True)
+    talking = State()
+
+    @on.text(states=[idle, talking], to=talking)
+    async def echo(self, ctx: Context) -> None:
+        await ctx.send(Text("{reply} " + (ctx.text or "")))
+
+
+bot = Bot(Echo)
+"""
+
+
+@pytest.fixture
+def echo_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    name = f"echo_{os.getpid()}_{id(tmp_path)}"
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(BOT_SOURCE).replace("{reply}", "first"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield path
+    sys.modules.pop(name, None)
+
+
+def break_(path: Path) -> None:
+    path.write_text("def broken(:\n")
+
+
+def edit(path: Path, reply: str) -> None:
+    path.write_text(textwrap.dedent(BOT_SOURCE).replace("{reply}", reply))
+    stat = path.stat()
+    os.utime(path, (stat.st_atime, stat.st_mtime + 10))
+
+
+async def test_editing_the_module_reloads_it_and_keeps_states(
+    tmp_path: Path, echo_module: Path
+) -> None:
+    dev = DevBot(echo_module.stem, tmp_path / "dev.db", clock=ManualClock())
+    async for client in _client(dev, watch_every=0.01):
+        await post(client, f"/api/users/{JUAN}/say", {"text": "uno"})
+        edit(echo_module, "second")
+        with anyio.fail_after(5):
+            seen = dev.version
+            while dev.reloads == 0:
+                seen = await dev.wait_change(seen, 1)
+        state = await post(client, f"/api/users/{JUAN}/say", {"text": "dos"})
+        assert state["reloads"] == 1
+        assert state["user"]["state"] == "talking"
+        texts = [i["body"]["text"]["body"] for i in state["user"]["timeline"] if i["from"] == "bot"]
+        assert texts == ["first uno", "second dos"]
+
+
+async def test_a_broken_edit_keeps_the_previous_bot_running(
+    tmp_path: Path, echo_module: Path
+) -> None:
+    dev = DevBot(echo_module.stem, tmp_path / "dev.db", clock=ManualClock())
+    async for client in _client(dev):
+        break_(echo_module)
+        response = await client.post("/api/reload", json={})
+        assert response.status_code == 400
+        assert "SyntaxError" in response.json()["error"]
+        state = await post(client, f"/api/users/{JUAN}/say", {"text": "uno"})
+        assert state["reload_error"].startswith("SyntaxError")
+        assert last_bot(state)["body"]["text"]["body"] == "first uno"
+
+
+async def test_events_announce_changes(tmp_path: Path) -> None:
+    dev = DevBot("bots.clinic", tmp_path / "dev.db", clock=ManualClock())
+    seen = dev.version
+    assert await dev.wait_change(seen, 0.01) == seen
+    await dev.publish()
+    assert await dev.wait_change(seen, 1) == seen + 1
+
+
+def test_the_dev_command_line() -> None:
+    args = parser().parse_args(["dev", "bots.clinic", "--port", "8123", "--no-reload"])
+    assert (args.target, args.port, args.no_reload, args.database) == (
+        "bots.clinic",
+        8123,
+        True,
+        "botkit-dev.db",
+    )
+
+
+async def get_into(client: httpx.AsyncClient, path: str, got: list[httpx.Response]) -> None:
+    got.append(await client.get(path))
+
+
+async def test_the_event_stream_says_hello_then_each_change_and_ends_when_told(
+    tmp_path: Path,
+) -> None:
+    dev = DevBot("bots.clinic", tmp_path / "dev.db", clock=ManualClock())
+    dev.stream_slice = 0.01
+    async for client in _client(dev):
+        async with anyio.create_task_group() as group:
+            got: list[httpx.Response] = []
+            group.start_soon(get_into, client, "/api/events", got)
+            with anyio.fail_after(5):  # ASGITransport answers only once the stream ends
+                while dev.listeners == 0:
+                    await anyio.lowlevel.checkpoint()
+            await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
+            dev.end_streams()
+        response = got[0]
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.text.startswith("event: hello\ndata: 0\n\n")
+        assert "event: changed\ndata: " in response.text
+        assert dev.listeners == 0
+
+
+async def test_a_shared_location_goes_to_the_bot(client: httpx.AsyncClient) -> None:
+    body = {"latitude": -34.6, "longitude": -58.38}
+    state = await post(client, f"/api/users/{JUAN}/location", body)
+    assert state["user"]["timeline"][-1]["kind"] == "location"
+    message = state["user"]["exchanges"][0]["payload"]["data"]["message"]
+    assert message["location"] == {"latitude": -34.6, "longitude": -58.38}
+    bad = await client.post(f"/api/users/{JUAN}/location", json={"latitude": "x"})
+    assert bad.status_code == 400

@@ -1,0 +1,222 @@
+"""`botkit dev bots.clinic` in a real headless Chromium: the whole clinic flow, tapped by Playwright.
+
+Needs Debian's chromium at /usr/bin/chromium (scripts/browser.sh installs it; Playwright never
+downloads a browser here). Without it the test is skipped on a workstation and fails in CI
+(CI=true), so that CI never passes without having run it. BOTKIT_SCREENSHOT=path also saves the
+screenshot there (scripts/screenshot writes the README's docs/dev-server.png).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("BOTKIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-dev-shm-usage",  # containers often give /dev/shm only 64 MB
+    "--disable-crash-reporter",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+REMINDER = {"name": "Juan", "date": "lunes 3", "time": "10:00", "appointment_id": "123"}
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"the browser test cannot run in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _wait_until_up(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"botkit dev exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}api/state", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"botkit dev did not answer within 30 s:\n{log.read_text()}")
+
+
+@contextlib.contextmanager
+def serving(target: str, tmp_path: Path) -> Iterator[str]:
+    """`botkit dev TARGET` under uvicorn on a free loopback port, stopped afterwards."""
+    port = _free_port()
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "botkit.tools.cli", "dev", target, "--port", str(port)]
+    command += ["--database", str(tmp_path / "dev.db"), "--no-reload", "--log-level", "warning"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)])}
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_up(url, server, log)
+        assert f"web simulator at {url}" in log.read_text()
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium under Playwright (skipped, or failed in CI, when it cannot start)."""
+    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium, or scripts/browser.sh)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed (pip install -e .[dev])")
+    with sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except Exception as exc:
+            _unavailable(f"Chromium did not start: {exc}")
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.mark.slow
+def test_the_clinic_flow_in_chromium(browser: Browser, tmp_path: Path) -> None:
+    with serving("bots.clinic", tmp_path) as dev_server:
+        from playwright.sync_api import expect
+
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(dev_server)
+        expect(page.locator("#chat-user")).to_contain_text("Juan")
+
+        page.fill("#text", "hola")
+        page.press("#text", "Enter")
+        expect(page.locator(".from-bot").last).to_contain_text("¿Qué turno querés reservar?")
+        page.locator(".list-button").last.click()
+        sheet = page.locator("#sheet")
+        expect(sheet).to_be_visible()
+        expect(sheet).to_contain_text("Estudios")
+        sheet.locator(".sheet-row", has_text="Laboratorio").click()
+        expect(sheet).to_be_hidden()
+        expect(page.locator(".from-user.pick").last).to_contain_text("Laboratorio")
+        expect(page.locator(".from-bot").last).to_contain_text("Elegiste Laboratorio")
+        page.locator(".reply-button", has_text="Sí, confirmo").last.click()
+        expect(page.locator(".from-bot").last).to_contain_text("quedó confirmado")
+        expect(page.locator("#state")).to_have_text("confirmed")
+        expect(page.locator("#window")).to_contain_text("open until")
+
+        page.get_by_role("button", name="+25 h").click()
+        expect(page.locator("#window")).to_contain_text("closed")
+        page.select_option("#trigger-name", "remind")
+        page.fill("#trigger-data", json.dumps(REMINDER))
+        page.get_by_role("button", name="Fire trigger").click()
+        template = page.locator(".template").last
+        expect(template).to_contain_text("appointment_reminder")
+        for value in ("Juan", "lunes 3", "10:00"):
+            expect(template.locator(".params")).to_contain_text(value)
+        expect(page.locator(".quick-reply").last).to_have_text("confirm_yes_apt_123")
+        expect(page.locator("#state")).to_have_text("confirming")
+        expect(page.locator("#window")).to_contain_text("closed")
+        expect(page.locator("#wire")).to_contain_text("POST /v1/messages")
+
+        shot = tmp_path / "dev-server.png"
+        page.screenshot(path=str(shot))
+        assert shot.stat().st_size > 10_000
+        wanted = os.environ.get("BOTKIT_SCREENSHOT")
+        if wanted:
+            shutil.copyfile(shot, wanted)
+
+        # A second tab sees all this live, over server-sent events, without reloading.
+        other = browser.new_page()
+        other.goto(dev_server)
+        expect(other.locator("#state")).to_have_text("confirming")
+        page.locator(".quick-reply").last.click()
+        expect(other.locator("#state")).to_have_text("confirmed")
+        expect(other.locator(".from-user").last).to_contain_text("confirm_yes_apt_123")
+        expect(page.locator(".from-bot").last).to_contain_text("lunes 3 a las 10:00")
+        page.get_by_role("button", name="+1 h").click()
+        expect(other.locator(".system").last).to_have_text("clock +1 h")
+        other.close()
+
+
+CARDS_BOT = """
+from botkit import Bot, Context, Conversation, State, on
+from botkit.wire.messages import Contacts, Document, Image, Location, Text
+
+
+class Cards(Conversation):
+    idle = State(initial=True)
+
+    @on.text()
+    async def show(self, ctx: Context) -> None:
+        await ctx.send(Image(link="https://example.com/menu.png", caption="El menú de hoy"))
+        await ctx.send(Location(-34.6037, -58.3816, name="Sucursal Centro", address="Av. Corrientes 1234"))
+        await ctx.send(Document(link="https://example.com/menu.pdf", filename="menu.pdf"))
+        card = {"name": {"formatted_name": "Pizzería"}, "phones": [{"phone": "+5491140000000"}]}
+        await ctx.send(Contacts([card]))
+
+    @on.location()
+    async def where(self, ctx: Context) -> None:
+        await ctx.send(Text("Recibí tu ubicación"))
+
+
+bot = Bot(Cards)
+"""
+
+
+@pytest.mark.slow
+def test_media_locations_and_contacts_render_as_cards(browser: Browser, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    (tmp_path / "cards_bot.py").write_text(CARDS_BOT)
+    with serving("cards_bot", tmp_path) as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.fill("#text", "hola")
+        page.press("#text", "Enter")
+        expect(page.locator(".card.image")).to_contain_text("El menú de hoy")
+        expect(page.locator(".card.image")).to_contain_text("https://example.com/menu.png")
+        expect(page.locator(".card.location")).to_contain_text("Sucursal Centro")
+        expect(page.locator(".card.location")).to_contain_text("-34.6037, -58.3816")
+        expect(page.locator(".card.document")).to_contain_text("menu.pdf")
+        expect(page.locator(".card.contacts")).to_contain_text("Pizzería +5491140000000")
+        page.get_by_role("button", name="Send location").click()
+        expect(page.locator(".from-user.location")).to_contain_text("-34.6037, -58.3816")
+        expect(page.locator(".from-bot").last).to_contain_text("Recibí tu ubicación")

@@ -1,0 +1,110 @@
+"""Tests for botkit.tools.graph and `botkit graph`: the diagram drawn from a conversation's declarations."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import bots.clinic
+from botkit.conversation.context import Context
+from botkit.conversation.dsl import Conversation, State, on
+from botkit.tools.cli import main
+from botkit.tools.graph import dot, mermaid
+from botkit.wire.messages import Text
+
+CLINIC = """\
+stateDiagram-v2
+    %% Clinic: moves made only with ctx.goto(...) are not declared and cannot be drawn
+    state "any state" as _any_state
+    [*] --> idle
+    idle --> choosing_service: text (any)
+    confirmed --> choosing_service: text (any)
+    choosing_service --> confirming: row general | specialist | lab
+    confirming --> confirmed: payload confirm_yes_apt_*
+    confirming --> confirmed: button confirm_yes
+    confirming --> choosing_service: button reschedule
+    _any_state --> confirming: trigger remind
+    choosing_service --> choosing_service: fallback: prompt again
+    confirming --> confirming: fallback: prompt again
+"""
+
+
+class Survey(Conversation):
+    start = State(initial=True)
+    age = State(prompt=Text("¿Cuántos años tenés?"))
+    photo = State()
+    done = State(final=True)
+
+    @on.text("hola", "hi", states=[start], to=age)
+    async def hello(self, ctx: Context) -> None: ...
+
+    @on.text(regex=r"^\d+$", states=[age], to=photo)
+    async def number(self, ctx: Context) -> None: ...
+
+    @on.fallback(states=[age])
+    async def not_a_number(self, ctx: Context) -> None: ...
+
+    @on.media("image", states=[photo], to=done)
+    @on.location(states=[photo], to=done)
+    async def proof(self, ctx: Context) -> None: ...
+
+    @on.status("read", states=[done])
+    async def seen(self, ctx: Context) -> None: ...
+
+
+def test_the_clinic_as_mermaid() -> None:
+    assert mermaid(bots.clinic.Clinic.spec) == CLINIC
+
+
+def test_every_kind_of_route_is_labelled_and_final_states_end() -> None:
+    text = mermaid(Survey.spec)
+    assert "state " not in text  # no route for every state: no "any state" node
+    assert text.splitlines()[2:] == [
+        "    [*] --> start",
+        '    start --> age: text "hola" | "hi"',
+        r"    age --> photo: text /^\d+$/",
+        "    photo --> done: location",
+        "    photo --> done: media image",
+        "    done --> done: status read",
+        "    age --> age: fallback: not_a_number",
+        "    done --> [*]",
+    ]
+
+
+def test_dot_marks_the_start_final_states_and_dashed_fallbacks() -> None:
+    text = dot(Survey.spec)
+    assert '__start -> "start";' in text
+    assert '"done" [label="done", peripheries=2];' in text
+    assert '"age" -> "age" [label="fallback: not_a_number", style=dashed];' in text
+    assert r'"age" -> "photo" [label="text /^\\d+$/"];' in text
+
+
+def test_botkit_graph_prints_mermaid(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    assert main(["graph", "bots.clinic"]) == 0
+    assert capsysbinary.readouterr().out.decode() == CLINIC
+
+
+def test_botkit_graph_writes_to_a_file(tmp_path: Path) -> None:
+    out = tmp_path / "clinic.mmd"
+    assert main(["graph", "bots.clinic", "--output", str(out)]) == 0
+    assert out.read_text() == CLINIC
+
+
+def test_botkit_graph_svg_without_graphviz_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert main(["graph", "bots.clinic", "--format", "svg"]) == 1
+    err = capsys.readouterr().err
+    assert "Graphviz" in err and "apt-get install graphviz" in err
+    assert "Mermaid output is available" in err
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
+def test_botkit_graph_svg_with_graphviz(tmp_path: Path) -> None:
+    out = tmp_path / "clinic.svg"
+    assert main(["graph", "bots.clinic", "--format", "svg", "--output", str(out)]) == 0
+    svg = out.read_text()
+    assert svg.lstrip().startswith("<?xml") and "confirm_yes" in svg
