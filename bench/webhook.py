@@ -203,8 +203,9 @@ def verify(database: Path, keys: dict[str, int]) -> dict[str, object]:
         db.execute("ATTACH DATABASE ? AS incoming", (f"{database}-inbox",))
         events = [row[0] for row in db.execute("SELECT event_id FROM inbox WHERE kind = 'message'")]
         not_done = db.execute(
-            "SELECT count(*) FROM inbox i LEFT JOIN inbox_state s ON s.seq = i.seq"
-            " WHERE coalesce(s.status, 'pending') != 'done'"
+            "SELECT count(*) FROM inbox i LEFT JOIN event_results r ON r.seq = i.seq"
+            " LEFT JOIN lanes l ON l.phone_number_id = i.phone_number_id AND l.wa_id = i.wa_id"
+            " WHERE r.seq IS NOT NULL OR coalesce(l.done_seq, 0) < i.seq"
         ).fetchone()[0]
         outbox = db.execute("SELECT count(*), sum(status = 'sent') FROM outbox").fetchone()
     expected = {idempotency_key(event_id, 0): event_id for event_id in events}
@@ -216,8 +217,8 @@ def verify(database: Path, keys: dict[str, int]) -> dict[str, object]:
         for key in sorted(missing)[:5]:
             event_id = expected[key]
             inbox = db.execute(
-                "SELECT i.seq, s.status, s.error, i.wa_id, i.envelope FROM inbox i"
-                " LEFT JOIN inbox_state s ON s.seq = i.seq WHERE i.event_id = ?",
+                "SELECT i.seq, r.status, r.error, i.wa_id, i.envelope FROM inbox i"
+                " LEFT JOIN event_results r ON r.seq = i.seq WHERE i.event_id = ?",
                 (event_id,),
             ).fetchone()
             sends = db.execute(
@@ -225,8 +226,8 @@ def verify(database: Path, keys: dict[str, int]) -> dict[str, object]:
                 (event_id,),
             ).fetchall()
             history = db.execute(
-                "SELECT i.seq, i.event_id, s.status FROM inbox i"
-                " LEFT JOIN inbox_state s ON s.seq = i.seq WHERE i.wa_id = ? ORDER BY i.seq",
+                "SELECT i.seq, i.event_id, r.status FROM inbox i"
+                " LEFT JOIN event_results r ON r.seq = i.seq WHERE i.wa_id = ? ORDER BY i.seq",
                 (inbox[3],),
             ).fetchall()
             print(

@@ -10,7 +10,7 @@ import importlib as _importlib
 import typing as _typing
 
 from botkit.config import Settings
-from botkit.conversation.context import HOLD, Hold, Window
+from botkit.conversation.context import HOLD, Hold, WindowView
 from botkit.conversation.dsl import Context, Conversation, State, TemplateSpec, User, on
 from botkit.exceptions import (
     BotkitError,
@@ -68,6 +68,7 @@ from botkit.wire.messages import (
     VideoParam,
 )
 from botkit.wire.trigger import TriggerEvent, TriggerInput
+from botkit.wire.window import Window
 
 __all__ = [
     "Audio",
@@ -132,6 +133,7 @@ __all__ = [
     "VideoParam",
     "Window",
     "WindowClosedError",
+    "WindowView",
     "on",
 ]
 

@@ -16,6 +16,8 @@ API_KEY_PREFIXES = ("gsk_test_", "gsk_live_")
 MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_RATE_PER_NUMBER = 80.0  # messages/s per sending number: GoSendAPI's standard tier
 DEFAULT_RATE_PER_KEY = 100.0  # requests/s per API key: GoSendAPI's standard limit
+DEFAULT_MEDIA_MAX_AGE_DAYS = 29  # the provider keeps uploaded media 30 days (WhatsApp's rule)
+DAY = 24 * 3600.0
 
 _DIGITS = re.compile(r"[0-9]{1,32}")
 _RATE = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
@@ -36,6 +38,7 @@ class Settings:
     rate_per_number: float = DEFAULT_RATE_PER_NUMBER
     rate_per_number_overrides: tuple[tuple[str, float], ...] = ()
     rate_per_key: float = DEFAULT_RATE_PER_KEY
+    media_max_age: float = DEFAULT_MEDIA_MAX_AGE_DAYS * DAY
 
     @property
     def uses_fake_provider(self) -> bool:
@@ -77,6 +80,7 @@ class Settings:
         per_number = _rate(env, "BOTKIT_RATE_PER_NUMBER", DEFAULT_RATE_PER_NUMBER, problems)
         overrides = _overrides(env.get("BOTKIT_RATE_PER_NUMBER_OVERRIDES", ""), problems)
         per_key = _rate(env, "BOTKIT_RATE_PER_KEY", DEFAULT_RATE_PER_KEY, problems)
+        media_days = _int(env, "BOTKIT_MEDIA_MAX_AGE_DAYS", DEFAULT_MEDIA_MAX_AGE_DAYS, problems)
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -90,6 +94,7 @@ class Settings:
             rate_per_number=per_number,
             rate_per_number_overrides=overrides,
             rate_per_key=per_key,
+            media_max_age=media_days * DAY,
         )
 
 

@@ -58,17 +58,24 @@ class StoreError(BotkitError):
 
 
 class WindowClosedError(BotkitError):
-    """A free-form message to a user whose 24-hour window is closed, with no fallback declared."""
+    """A free-form message to a user whose 24-hour window is closed, with no fallback declared.
 
-    def __init__(self, wa_id: str, closed_at: float | None) -> None:
+    `closes_at`: when the window the user's latest message opened ends (None: they never
+    wrote); `refused`: the provider refused a message since then (until the user writes).
+    """
+
+    def __init__(self, wa_id: str, closes_at: float | None, *, refused: bool = False) -> None:
         self.wa_id = wa_id
-        self.closed_at = closed_at
-        when = (
-            "the user has never written"
-            if closed_at is None
-            else "it closed at "
-            + datetime.fromtimestamp(closed_at, tz=UTC).isoformat(timespec="seconds")
-        )
+        self.closes_at = closes_at
+        self.refused = refused
+        if closes_at is None:
+            when = "the user has never written"
+        elif refused:
+            when = "the provider refused a message since the user last wrote"
+        else:
+            when = "it closed at " + datetime.fromtimestamp(closes_at, tz=UTC).isoformat(
+                timespec="seconds"
+            )
         super().__init__(
             f"the 24-hour window with {wa_id} is closed ({when}): send a template, or declare "
             "a fallback (send(..., fallback=Template(...)), State(fallback=...), "

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from botkit.exceptions import BotkitError, WindowClosedError
 from botkit.types import JSON, JSONObject
-from botkit.wire import window
 from botkit.wire.events import (
     ButtonTap,
     InboundMessage,
@@ -20,6 +19,7 @@ from botkit.wire.events import (
 )
 from botkit.wire.messages import Message, Template, is_message
 from botkit.wire.trigger import TriggerEvent, TriggerInput
+from botkit.wire.window import Window
 
 if TYPE_CHECKING:
     from botkit.conversation.dsl import ConversationSpec, State
@@ -67,25 +67,26 @@ class Queued:
 
 
 @dataclass(frozen=True, slots=True)
-class Window:
-    """The user's 24-hour window as the handler runs."""
+class WindowView:
+    """The user's 24-hour window as a handler sees it: the stored value, at the handler's time."""
 
-    last_inbound_at: float | None
-    closed_at: float | None
+    value: Window
     now: float
 
     @property
     def open(self) -> bool:
         """Whether a free-form message may be sent now."""
-        return window.is_open(self.last_inbound_at, self.closed_at, self.now)
+        return self.value.is_open(self.now)
 
     @property
     def closes_at(self) -> float | None:
-        """When it closes, or closed (the provider may close it early); None: never opened."""
-        closed_early = self.closed_at is not None and (
-            self.last_inbound_at is None or self.closed_at >= self.last_inbound_at
-        )
-        return self.closed_at if closed_early else window.closes_at(self.last_inbound_at)
+        """When the window the user's latest message opened ends (None: they never wrote)."""
+        return self.value.closes_at
+
+    @property
+    def refused(self) -> bool:
+        """Whether the provider refused a message since the user last wrote."""
+        return self.value.refused
 
 
 class Context:
@@ -97,14 +98,14 @@ class Context:
         event: Event,
         state: str,
         data: dict[str, JSON],
-        window: Window | None = None,
+        window: WindowView | None = None,
     ) -> None:
         self.spec = spec
         self.event = event
         self.user = _user(event)
         self.state = state
         self.data = data
-        self.window = window or Window(_sent_at(event), None, float(_sent_at(event) or 0))
+        self.window = window or _own_window(event)
         self.queued: list[Queued] = []
         self.target: str | None = None
         self.route_fallback: Fallback | None = None
@@ -205,7 +206,7 @@ class Context:
             return Queued(policy, instead_of=message.type)
         if isinstance(policy, Hold):
             return Queued(message, policy, held=True)
-        raise WindowClosedError(self.user.wa_id, self.window.closes_at)
+        raise WindowClosedError(self.user.wa_id, self.window.closes_at, refused=self.window.refused)
 
 
 def _user(event: Event) -> User:
@@ -216,5 +217,9 @@ def _user(event: Event) -> User:
     return User(event.phone_number_id, event.wa_id)
 
 
-def _sent_at(event: Event) -> float | None:
-    return float(event.timestamp) if isinstance(event, InboundMessage) else None
+def _own_window(event: Event) -> WindowView:
+    """The window an event alone tells of: an inbound message opens it as it is sent."""
+    if isinstance(event, InboundMessage):
+        sent_at = float(event.timestamp)
+        return WindowView(Window(sent_at, 1), sent_at)
+    return WindowView(Window(), 0.0)

@@ -1,16 +1,33 @@
-"""Media from local files: uploaded once per (business number, content), the media id reused."""
+"""Media from local files: uploaded once per (business number, content), the id reused while
+the provider keeps it.
+
+The provider deletes uploaded media after a while (30 days on WhatsApp), so a cached id is
+reused only while it is younger than `max_age` (29 days by default); a send the provider
+refuses because the id is gone uploads the file again, once (see botkit.runtime.outbox).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from botkit.exceptions import MediaError
 from botkit.provider.sender import Sender
-from botkit.store.base import Store
+from botkit.store.base import MediaCache
 from botkit.types import JSON, JSONObject
 from botkit.wire.messages import FILE_KEY
+
+DEFAULT_MAX_AGE = 29 * 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """A payload ready to send, and the uploaded media id it carries (None: no local file)."""
+
+    payload: JSON
+    media_id: str | None = None
 
 
 class MediaUploads:
@@ -20,20 +37,31 @@ class MediaUploads:
     happen at once share one upload.
     """
 
-    def __init__(self, store: Store, sender: Sender) -> None:
-        self.store = store
+    def __init__(
+        self, cache: MediaCache, sender: Sender, *, max_age: float = DEFAULT_MAX_AGE
+    ) -> None:
+        self.cache = cache
         self.sender = sender
+        self.max_age = max_age
         self._uploading: dict[tuple[str, str], asyncio.Future[str]] = {}
 
-    async def resolve(self, phone_number_id: str, payload: JSON) -> JSON:
+    async def resolve(self, phone_number_id: str, payload: JSON) -> Resolved:
         """The payload ready to send: a local file replaced by its media id; others unchanged."""
         if not isinstance(payload, dict) or not isinstance(payload.get(FILE_KEY), dict):
-            return payload
+            return Resolved(payload)
         file: JSONObject = payload[FILE_KEY]  # type: ignore[assignment]
         media_id = await self.media_id(phone_number_id, file)
         resolved = {key: value for key, value in payload.items() if key != FILE_KEY}
         resolved["id"] = media_id
-        return resolved
+        return Resolved(resolved, media_id)
+
+    async def upload_again(self, phone_number_id: str, payload: JSON, gone: str) -> Resolved:
+        """After the provider refused `gone` (a media id it no longer has): forgets it and
+        resolves `payload` anew, uploading its file again."""
+        if isinstance(payload, dict) and isinstance(payload.get(FILE_KEY), dict):
+            file: JSONObject = payload[FILE_KEY]  # type: ignore[assignment]
+            await self.cache.forget(phone_number_id, str(file["sha256"]), gone)
+        return await self.resolve(phone_number_id, payload)
 
     async def media_id(self, phone_number_id: str, file: JSONObject) -> str:
         """The id of `file`'s content on `phone_number_id`, uploading it if it is new."""
@@ -57,7 +85,7 @@ class MediaUploads:
 
     async def _find_or_upload(self, phone_number_id: str, file: JSONObject) -> str:
         sha256 = str(file["sha256"])
-        known = await self.store.media_id(phone_number_id, sha256)
+        known = await self.cache.get(phone_number_id, sha256, self.max_age)
         if known is not None:
             return known
         content = await asyncio.to_thread(_read, str(file["path"]), sha256)
@@ -67,7 +95,7 @@ class MediaUploads:
             mime_type=str(file["mime_type"]),
             filename=Path(str(file["path"])).name,
         )
-        await self.store.save_media_id(phone_number_id, sha256, media_id)
+        await self.cache.put(phone_number_id, sha256, media_id)
         return media_id
 
 

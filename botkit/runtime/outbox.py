@@ -1,13 +1,15 @@
-"""Durable delivery of what handlers sent: claims due sends, delivers them in per-user order, records results."""
+"""The outbox: delivers what handlers sent, each user's messages in order, users at once.
+
+Each claimed lane's sends go out one after another and are recorded as soon as the lane is
+done, so a slow send (or upload) delays its own user only. A send that must wait (a retry, a
+429) holds back the user's later sends; a free-form send into a closed window becomes its
+fallback template, waits held until the user writes, or fails, as its handler declared.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import random
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from botkit.exceptions import (
@@ -16,8 +18,9 @@ from botkit.exceptions import (
     RateLimitedError,
     TransientProviderError,
 )
-from botkit.provider.media import MediaUploads
+from botkit.provider.media import DEFAULT_MAX_AGE, MediaUploads, Resolved
 from botkit.provider.sender import Sender
+from botkit.runtime.lanes import LaneWorker
 from botkit.store.base import (
     FAILED,
     FALL_BACK,
@@ -26,13 +29,19 @@ from botkit.store.base import (
     PENDING,
     SENT,
     OutboxItem,
+    OutboxLane,
+    SendLaneOutcome,
     SendOutcome,
     Store,
 )
 from botkit.types import Clock
-from botkit.wire import window
+from botkit.wire.idempotency import with_media
 
 log = logging.getLogger(__name__)
+
+# What the provider answers a send whose media id it no longer has (the contract does not say
+# which; these are the ones that can mean it). Such a send uploads the file again, once.
+MEDIA_GONE_STATUSES = frozenset({400, 404, 410, 422})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +60,7 @@ class RetryPolicy:
 
 
 class Outbox:
-    """The outbox worker: one loop, many lanes in flight, each lane in order."""
+    """The outbox's lane worker: claims users with due sends and delivers them in order."""
 
     def __init__(
         self,
@@ -59,144 +68,144 @@ class Outbox:
         sender: Sender,
         clock: Clock,
         *,
+        capacity: int = 512,
         batch: int = 256,
         lease: float = 60.0,
         poll: float = 1.0,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        media_max_age: float = DEFAULT_MAX_AGE,
     ) -> None:
         self.store = store
         self.sender = sender
-        self.media = MediaUploads(store, sender)
+        self.media = MediaUploads(store.media, sender, max_age=media_max_age)
         self.clock = clock
-        self.owner = f"outbox-{uuid.uuid4().hex[:12]}"
-        self.batch = batch
-        self.lease = lease
-        self.poll = poll
         self.retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self.busy = False
+        self.worker = LaneWorker(
+            "botkit-outbox",
+            store.outbox,
+            self.deliver,
+            capacity=capacity,
+            batch=batch,
+            lease=lease,
+            poll=poll,
+        )
+
+    @property
+    def busy(self) -> bool:
+        """Whether a claim is being made or a lane is being delivered."""
+        return self.worker.busy
 
     def wake(self) -> None:
-        """Tells the loop there may be new sends."""
-        self._wake.set()
+        """There may be new sends."""
+        self.worker.wake()
 
     def stop(self) -> None:
-        """Ends the loop after the round in flight."""
-        self._stopping = True
-        self._wake.set()
+        """Ends the loop once the lanes in flight are recorded."""
+        self.worker.stop()
+
+    async def run_once(self) -> int:
+        """One claim, its lanes run to the end (tests, scripts); returns how many sends it took."""
+        return sum(len(lane.sends) for lane in await self.worker.run_once())
 
     async def run(self) -> None:
         """Delivers until stopped."""
-        while not self._stopping:
-            self._wake.clear()
-            self.busy = True
-            try:
-                worked = await self.run_once()
-            except Exception:
-                log.exception("outbox round failed; its sends will be claimed again")
-                worked = 0
-            finally:
-                self.busy = False
-            if not worked:
-                await self._idle()
+        await self.worker.run()
 
-    async def run_once(self) -> int:
-        """One round: claim, deliver, record. Returns how many sends were claimed."""
-        now = self.clock.now()
-        items = await self.store.claim_outbox(self.owner, self.batch, self.lease, now)
-        if not items:
-            return 0
-        lanes: dict[str, list[OutboxItem]] = {}
-        for item in items:
-            lanes.setdefault(item.lane, []).append(item)
-        results = await asyncio.gather(*(self._lane(lane) for lane in lanes.values()))
-        outcomes = [outcome for lane in results for outcome in lane]
-        await self.store.record_sends(self.owner, outcomes, self.clock.now())
-        return len(items)
+    async def deliver(self, lane: OutboxLane) -> None:
+        """Sends a lane's claimed messages in order and records the results.
 
-    async def _idle(self) -> None:
-        due = await self.store.next_send_due()
-        timeout = self.poll if due is None else min(self.poll, max(0.0, due - self.clock.now()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.001))
-
-    async def _lane(self, items: Sequence[OutboxItem]) -> list[SendOutcome]:
-        outcomes: list[SendOutcome] = []
-        for index, item in enumerate(items):
-            outcome = await self._deliver(item)
-            outcomes.append(outcome)
-            if outcome.status == PENDING:  # keep the order: release the rest of the lane
-                outcomes.extend(
-                    SendOutcome(rest.seq, PENDING, rest.attempts) for rest in items[index + 1 :]
-                )
+        It stops at the first send that must wait (the rest keep their turn) and at the first
+        that finds the window closed (the rest are claimed again with the window as stored).
+        """
+        results: list[SendOutcome] = []
+        for item in lane.sends:
+            outcome = await self._deliver(lane, item)
+            results.append(outcome)
+            if outcome.status == PENDING or outcome.fall_back or outcome.window_closed:
                 break
-        return outcomes
+        outcome_of_lane = SendLaneOutcome(
+            lane.phone_number_id, lane.wa_id, lane.token, tuple(results)
+        )
+        [written] = await self.store.outbox.record([outcome_of_lane])
+        if not written:
+            log.warning(
+                "user ***%s: the outbox claim ended before its results were recorded; the sends "
+                "go again under the same idempotency keys",
+                lane.wa_id[-4:],
+            )
 
-    async def _deliver(self, item: OutboxItem) -> SendOutcome:
+    async def _deliver(self, lane: OutboxLane, item: OutboxItem) -> SendOutcome:
         attempts = item.attempts + 1
         free_form = item.type != "template"
-        if free_form and not window.is_open(
-            item.last_inbound_at, item.window_closed_at, self.clock.now()
-        ):
-            return self._closed(
-                item, item.attempts, "the 24-hour window is closed", provider_said=False
-            )
+        if free_form and not lane.window.is_open(self.clock.now()):
+            return self._closed(lane, item, item.attempts, "the 24-hour window is closed", False)
         try:
-            payload = await self.media.resolve(item.phone_number_id, item.payload)
-            message_id = await self.sender.send(
-                phone_number_id=item.phone_number_id,
-                to=item.wa_id,
-                type=item.type,
-                payload=payload,
-                idempotency_key=item.idempotency_key,
-            )
+            message_id = await self._send(lane, item)
         except RateLimitedError as exc:
             # A 429 is the provider pacing us, not a failure of this message: it does not count.
-            retry_at = self.clock.now() + (exc.retry_after or 1.0)
             return SendOutcome(
-                item.seq, PENDING, item.attempts, error=str(exc), next_attempt_at=retry_at
+                item.seq, PENDING, item.attempts, error=str(exc), retry_in=exc.retry_after or 1.0
             )
         except TransientProviderError as exc:
-            return self._transient(item, attempts, exc)
+            return self._transient(lane, item, attempts, exc)
         except PermanentProviderError as exc:
             if exc.status == 403 and free_form:  # the provider has the last word on the window
-                return self._closed(item, attempts, str(exc), provider_said=True)
-            log.warning("send %s to %s refused, not retried: %s", item.seq, _mask(item.wa_id), exc)
+                return self._closed(lane, item, attempts, str(exc), True)
+            log.warning("send %s to %s refused, not retried: %s", item.seq, _mask(lane), exc)
             return SendOutcome(item.seq, FAILED, attempts, error=str(exc))
         except MediaError as exc:
             log.warning("send %s: %s", item.seq, exc)
             return SendOutcome(item.seq, FAILED, attempts, error=str(exc))
-        except Exception as exc:  # a transport's unmapped error must not lose the round's results
+        except Exception as exc:  # a transport's unmapped error must not lose the lane's results
             log.exception("send %s: unexpected error, retried like a network failure", item.seq)
-            return self._transient(item, attempts, exc)
+            return self._transient(lane, item, attempts, exc)
         return SendOutcome(item.seq, SENT, attempts, provider_message_id=message_id)
 
+    async def _send(self, lane: OutboxLane, item: OutboxItem) -> str | None:
+        """Sends `item`; a refusal that can mean "that media id is gone" uploads it again, once."""
+        resolved = await self.media.resolve(lane.phone_number_id, item.payload)
+        try:
+            return await self._post(lane, item, resolved)
+        except PermanentProviderError as exc:
+            if resolved.media_id is None or exc.status not in MEDIA_GONE_STATUSES:
+                raise
+            log.warning(
+                "send %s: the provider refused media %s (%s); uploading the file again",
+                item.seq,
+                resolved.media_id,
+                exc,
+            )
+        again = await self.media.upload_again(lane.phone_number_id, item.payload, resolved.media_id)
+        return await self._post(lane, item, again)
+
+    async def _post(self, lane: OutboxLane, item: OutboxItem, resolved: Resolved) -> str | None:
+        key = item.idempotency_key
+        if resolved.media_id is not None:
+            key = with_media(key, resolved.media_id)
+        return await self.sender.send(
+            phone_number_id=lane.phone_number_id,
+            to=lane.wa_id,
+            type=item.type,
+            payload=resolved.payload,
+            idempotency_key=key,
+        )
+
     def _closed(
-        self, item: OutboxItem, attempts: int, reason: str, *, provider_said: bool
+        self, lane: OutboxLane, item: OutboxItem, attempts: int, reason: str, provider_said: bool
     ) -> SendOutcome:
         """A free-form send into a closed window: its fallback template, held, or failed."""
         if item.when_closed == FALL_BACK and item.fallback is not None:
             return SendOutcome(
-                item.seq,
-                PENDING,
-                attempts,
-                error=reason,
-                fall_back=FALL_BACK,
+                item.seq, PENDING, attempts, error=reason, fall_back=FALL_BACK,
                 window_closed=provider_said,
-            )
+            )  # fmt: skip
         if item.when_closed == HOLD:
             return SendOutcome(
-                item.seq,
-                HELD,
-                attempts,
-                error=reason,
-                fall_back=HOLD,
-                window_closed=provider_said,
+                item.seq, HELD, attempts, error=reason, fall_back=HOLD, window_closed=provider_said
             )
-        log.warning("send %s to %s not delivered: %s", item.seq, _mask(item.wa_id), reason)
+        log.warning("send %s to %s not delivered: %s", item.seq, _mask(lane), reason)
         return SendOutcome(
             item.seq,
             FAILED,
@@ -205,27 +214,24 @@ class Outbox:
             window_closed=provider_said,
         )
 
-    def _transient(self, item: OutboxItem, attempts: int, exc: Exception) -> SendOutcome:
+    def _transient(
+        self, lane: OutboxLane, item: OutboxItem, attempts: int, exc: Exception
+    ) -> SendOutcome:
         if attempts >= self.retry.max_attempts:
             log.error(
-                "send %s to %s failed %d times, giving up: %s",
-                item.seq,
-                _mask(item.wa_id),
-                attempts,
-                exc,
+                "send %s to %s failed %d times, giving up: %s", item.seq, _mask(lane), attempts, exc
             )
             return SendOutcome(
                 item.seq, FAILED, attempts, error=f"gave up after {attempts} attempts: {exc}"
             )
         delay = self.retry.delay(attempts, self._rng)
-        log.info(
-            "send %s to %s failed (%s), retrying in %.1fs", item.seq, _mask(item.wa_id), exc, delay
-        )
-        return SendOutcome(
-            item.seq, PENDING, attempts, error=str(exc), next_attempt_at=self.clock.now() + delay
-        )
+        log.info("send %s to %s failed (%s), retrying in %.1fs", item.seq, _mask(lane), exc, delay)
+        return SendOutcome(item.seq, PENDING, attempts, error=str(exc), retry_in=delay)
 
 
-def _mask(wa_id: str) -> str:
+def _mask(lane: OutboxLane) -> str:
     """A phone number fit for logs: the last four digits only."""
-    return f"***{wa_id[-4:]}"
+    return f"***{lane.wa_id[-4:]}"
+
+
+__all__ = ["Outbox", "RetryPolicy"]

@@ -1,4 +1,4 @@
-"""A running bot: the store, the workers (dispatcher and outbox) and the sender, composed."""
+"""A running bot: its store, what it ingests, and its workers (here, or in a worker process)."""
 
 from __future__ import annotations
 
@@ -10,25 +10,25 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import httpx
 
 from botkit.config import Settings
-from botkit.exceptions import TriggerError
-from botkit.provider.ratelimit import rate_limiter
-from botkit.provider.sender import Sender
 from botkit.runtime.bot import Bot
-from botkit.runtime.dispatch import Dispatcher
-from botkit.runtime.outbox import Outbox
+from botkit.runtime.ingest import new_event, trigger_event
 from botkit.runtime.worker import WorkerProcess
+from botkit.runtime.workers import Workers
 from botkit.store import Store, open_store
-from botkit.store.base import NewEvent
 from botkit.types import Clock, JSONObject, SystemClock
-from botkit.wire.events import Event, InboundMessage, StatusUpdate
-from botkit.wire.phone import PhoneNumberError, to_wa_id
+from botkit.wire.events import Event
 from botkit.wire.trigger import TriggerEvent
 
 log = logging.getLogger(__name__)
 
 
 class Runtime:
-    """A running bot: the store, the dispatcher and outbox workers, and the sender."""
+    """A running bot: the store, and the dispatcher and outbox in this process or in a child.
+
+    With `worker_process` (`botkit run` with a real provider) this process only ingests, and
+    the child runs the workers; else they run here (`workers=False`: neither, a web replica
+    that only acknowledges).
+    """
 
     def __init__(
         self,
@@ -45,66 +45,43 @@ class Runtime:
         self.bot = bot
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.store = store or open_store(settings.database)
-        self.sender = Sender(
-            base_url=settings.base_url,
-            api_key=settings.api_key or "gsk_test_botkit_fake",
-            transport=transport,
-            concurrency=settings.send_concurrency,
-            # Buckets wait in real time: under a ManualClock (simulator, tests) they would only
-            # make tests sleep, so pacing is for the system clock.
-            limiter=rate_limiter(settings) if isinstance(self.clock, SystemClock) else None,
-        )
-        self.outbox = Outbox(self.store, self.sender, self.clock)
-        self.dispatcher = Dispatcher(
-            self.store,
-            bot.conversation(),
-            self.clock,
-            on_commit=self.outbox.wake,
-            on_error=on_error,
-        )
+        runs_workers = workers and worker_process is None
+        self.store = store or open_store(settings.database, clock=self.clock, worker=runs_workers)
         self.worker_process = worker_process
-        self.workers = workers and worker_process is None  # in this process
+        self.workers: Workers | None = None
+        if runs_workers:
+            self.workers = Workers(
+                self.store,
+                bot.conversation,
+                settings,
+                self.clock,
+                transport=transport,
+                on_error=on_error,
+            )
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
-        """Opens the store and runs the workers (in a TaskGroup) for the duration of the block.
-
-        Workers run here, or in the worker process when one is given (`botkit run`).
-        """
+        """Opens the store and runs the workers (here, or the worker process) for the block."""
         await self.store.open()
         try:
-            if self.workers:
-                await self.store.start_worker()
-            async with asyncio.TaskGroup() as group:
-                if self.workers:
-                    group.create_task(self.dispatcher.run(), name="botkit-dispatcher")
-                    group.create_task(self.outbox.run(), name="botkit-outbox")
+            async with contextlib.AsyncExitStack() as stack:
+                if self.workers is not None:
+                    await stack.enter_async_context(self.workers.running())
                 if self.worker_process is not None:
-                    group.create_task(self.worker_process.run(), name="botkit-worker-process")
-                    await self.worker_process.started()
+                    await stack.enter_async_context(self.worker_process.running())
                 self.bot.runtime = self
                 try:
                     yield self
                 finally:
                     self.bot.runtime = None
-                    self.dispatcher.stop()
-                    self.outbox.stop()
-                    if self.worker_process is not None:
-                        await self.worker_process.stop()
         finally:
-            await self.sender.aclose()
             await self.store.aclose()
 
     async def accept(self, events: Sequence[Event | TriggerEvent]) -> list[bool]:
-        """Stores events durably (True per new one, False per duplicate) and wakes the dispatcher."""
-        flags = await self.store.add_events(
-            [_new_event(event) for event in events], self.clock.now()
-        )
-        if any(flags):
-            self.dispatcher.wake()
-            if self.worker_process is not None:
-                self.worker_process.wake()
+        """Stores events durably (True per new one, False per duplicate); the workers wake."""
+        flags = await self.store.inbox.add([new_event(event) for event in events])
+        if any(flags) and self.worker_process is not None:
+            self.worker_process.wake()
         return flags
 
     async def trigger(
@@ -121,86 +98,41 @@ class Runtime:
         TriggerError (status 404) for a trigger no conversation declares, (400) for missing
         data keys, a number that is not a phone number, or no phone_number_id to send from.
         """
-        event = self._trigger_event(wa_id, name, data, phone_number_id, key)
+        number = phone_number_id or self.settings.phone_number_id
+        spec = self.bot.conversation.spec
+        event = trigger_event(spec, wa_id, name, data, number, key)
         await self.accept([event])
         return event.event_id
 
-    def _trigger_event(
-        self, wa_id: str, name: str, data: JSONObject, phone_number_id: str | None, key: str | None
-    ) -> TriggerEvent:
-        required = self.bot.conversation.spec.triggers.get(name)
-        if required is None:
-            declared = ", ".join(sorted(self.bot.conversation.spec.triggers)) or "none"
-            raise TriggerError(
-                f"no trigger {name!r} is declared (declared: {declared})", status=404
-            )
-        missing = [key for key in required if key not in data]
-        if missing:
-            raise TriggerError(f"trigger {name!r} needs data {', '.join(repr(k) for k in missing)}")
-        number = phone_number_id or self.settings.phone_number_id
-        if not number or not number.isdigit():
-            raise TriggerError(
-                "no phone_number_id to send from: give one in the request or set "
-                "GOSENDAPI_PHONE_NUMBER_ID"
-            )
-        try:
-            user = to_wa_id(wa_id)
-        except PhoneNumberError as exc:
-            raise TriggerError(str(exc)) from exc
-        return TriggerEvent.create(
-            wa_id=user, phone_number_id=number, name=name, data=data, key=key
-        )
-
     async def settle(self, *, within: float = 10.0, autojump: Clock | None = None) -> None:
-        """Waits until every stored event is processed and every due send attempted.
+        """Waits until every stored event is processed and every due send attempted (tests).
 
         With `autojump` (a ManualClock), sends waiting for a retry are made due by moving
         that clock forward, so tests need not sleep through backoff.
         """
+        workers = self.workers
+        if workers is None:
+            raise RuntimeError("settle() needs the workers in this process")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while loop.time() < deadline:
-            inbox, outbox = await self.store.backlog()
-            if not inbox and not outbox and not self.dispatcher.busy and not self.outbox.busy:
+            backlog = await self.store.inspect.backlog()
+            if not backlog.events and not backlog.sends and not workers.busy:
                 return
-            if not inbox and outbox and not self.outbox.busy and autojump is not None:
+            if not backlog.events and backlog.sends and not workers.outbox.busy:
                 await self._jump(autojump)
-            self.dispatcher.wake()
-            self.outbox.wake()
+            workers.dispatcher.wake()
+            workers.outbox.wake()
             await asyncio.sleep(0.002)
-        inbox, outbox = await self.store.backlog()
+        backlog = await self.store.inspect.backlog()
         raise TimeoutError(
-            f"not settled after {within}s: {inbox} events and {outbox} sends pending"
+            f"not settled after {within}s: {backlog.events} events and {backlog.sends} sends pending"
         )
 
-    async def _jump(self, clock: Clock) -> None:
-        due = await self.store.next_send_due()
+    async def _jump(self, clock: Clock | None) -> None:
         advance = getattr(clock, "advance", None)
-        if due is not None and advance is not None and due > clock.now():
-            advance(due - clock.now())
-
-
-def _new_event(event: Event | TriggerEvent) -> NewEvent:
-    if isinstance(event, TriggerEvent):
-        return NewEvent(
-            event.event_id, None, "trigger", event.phone_number_id, event.wa_id, event.envelope
-        )
-    if isinstance(event, InboundMessage):
-        return NewEvent(
-            event.event_id,
-            event.message_id,
-            "message",
-            event.phone_number_id,
-            event.wa_id,
-            event.envelope,
-        )
-    if isinstance(event, StatusUpdate):
-        return NewEvent(
-            event.event_id,
-            None,
-            "status",
-            event.phone_number_id,
-            event.recipient_id,
-            event.envelope,
-        )
-    return NewEvent(event.event_id, None, "other", event.phone_number_id or "", "", event.envelope)
+        if advance is None:
+            return
+        due = await self.store.outbox.next_due()
+        if due is not None and due > 0:
+            advance(due)

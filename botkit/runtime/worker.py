@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,17 @@ class WorkerProcess:
             if not self._stopping:
                 log.error("worker process exited with %s; restarting in %.0fs", code, RESTART_DELAY)
                 await asyncio.sleep(RESTART_DELAY)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[WorkerProcess]:
+        """Runs (and restarts) the child for the block; stops it at the end."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.run(), name="botkit-worker-process")
+            await self.started()
+            try:
+                yield self
+            finally:
+                await self.stop()
 
     @property
     def alive(self) -> bool:

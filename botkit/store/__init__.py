@@ -1,25 +1,31 @@
-"""Stores: where a bot keeps its inbox, sessions and outbox; `open_store` picks one from a URL."""
+"""Stores: where a bot keeps its inbox, outbox, sessions and media ids; `open_store` picks one."""
 
 from __future__ import annotations
 
 from botkit.exceptions import StoreError
 from botkit.store.base import Store
+from botkit.store.memory import MemoryStore
 from botkit.store.sqlite import SqliteStore, sqlite_path
+from botkit.types import Clock
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, clock: Clock | None = None, worker: bool = False) -> Store:
     """The store named by a BOTKIT_DATABASE value (not yet opened).
 
-    A plain path, ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` give SQLite.
+    A plain path, ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` give SQLite;
+    ``memory:`` a store in this process's memory (tests). `clock` decides when leases end and
+    retries are due; `worker`: this process will claim work (SQLite allows one such process).
     """
     if url.startswith(("postgres://", "postgresql://")):
         raise StoreError(
             "PostgreSQL is not supported by this botkit version yet; use a SQLite path for "
             f"BOTKIT_DATABASE instead of {url!r}"
         )
+    if url == "memory:":
+        return MemoryStore(clock=clock)
     if "://" in url and not url.startswith("sqlite://"):
         raise StoreError(f"BOTKIT_DATABASE {url!r}: unknown scheme (use a file path or sqlite:///)")
-    return SqliteStore(sqlite_path(url))
+    return SqliteStore(sqlite_path(url), clock=clock, worker=worker)
 
 
-__all__ = ["SqliteStore", "Store", "StoreError", "open_store"]
+__all__ = ["MemoryStore", "SqliteStore", "Store", "StoreError", "open_store"]

@@ -1,16 +1,38 @@
-"""The Store interface: what every backend keeps (inbox, sessions, outbox, statuses) and the records it speaks in."""
+"""The Store interface, split by what it keeps, and the records it speaks in.
+
+A bot's durable state is five things, each a Protocol of its own (after aiogram, which keeps
+storage apart from event isolation):
+
+- `Inbox`: events, acknowledged once stored; claimed and completed by lanes;
+- `Outbox`: the messages handlers sent, claimed and recorded by lanes;
+- `Sessions`: each user's conversation state and 24-hour window;
+- `MediaCache`: the provider's ids of uploaded media;
+- `Inspection`: reads for operators, tests and tools.
+
+**Lanes.** A lane is one user on one business number. Work is ordered within a lane and
+independent between lanes. Each event gets its lane's next sequence number when it is stored,
+so that a lane's events run in the order they were stored even with several writers. Workers
+claim lanes, not rows: a claim takes up to a few of a lane's next events (or sends) under a
+claim token of the caller's and a lease. The store, with its own clock, decides when a lease
+ends; a worker renews what it still runs, releases what it gives up, and completes a lane with
+the same token. A completion under a token that no longer holds the lane (the lease ran out
+and another worker took it) changes nothing and says so.
+
+Every backend passes tests/store/contract.py.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from botkit.types import JSON, JSONObject
+from botkit.wire.window import Window
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
-# inbox row states
+# inbox event outcomes (an event not yet finished is PENDING)
 PENDING = "pending"
 DONE = "done"
 FAILED = "failed"
@@ -28,9 +50,13 @@ HOLD = "hold"
 # delivery statuses, in the order they can only move forward
 STATUS_RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
+LaneKey = tuple[str, str]  # (phone_number_id, wa_id)
+
+LANE_ITEMS = 32  # events or sends a claim takes from one lane at most
+
 
 def lane_of(phone_number_id: str, wa_id: str) -> str:
-    """The ordering key: one user, on one business number."""
+    """A lane as text, for logs and dict keys: one user, on one business number."""
     return f"{phone_number_id}:{wa_id}"
 
 
@@ -48,25 +74,20 @@ class NewEvent:
 
 @dataclass(frozen=True, slots=True)
 class InboxItem:
-    """A claimed inbox row."""
+    """A claimed event: `seq` numbers every event, `lane_seq` the events of its lane."""
 
     seq: int
+    lane_seq: int
     event_id: str
     kind: str
     phone_number_id: str
     wa_id: str
     envelope: JSONObject
-    attempts: int
-
-    @property
-    def lane(self) -> str:
-        """The user this event belongs to."""
-        return lane_of(self.phone_number_id, self.wa_id)
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """One user's conversation state, as persisted."""
+    """One user's conversation state, as persisted (the window is kept beside it)."""
 
     phone_number_id: str
     wa_id: str
@@ -74,8 +95,28 @@ class Session:
     state: str
     data: JSONObject
     version: str
-    last_inbound_at: float | None = None
-    window_closed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxLane:
+    """A claimed lane: its next events in order, the user's session and window.
+
+    `attempts` counts the claims of the lane's first event (1 the first time): more than one
+    means a worker took it before and never completed it (a crash, a lost lease).
+    """
+
+    phone_number_id: str
+    wa_id: str
+    token: str
+    events: tuple[InboxItem, ...]
+    session: Session | None
+    window: Window
+    attempts: int
+
+    @property
+    def key(self) -> LaneKey:
+        """(phone_number_id, wa_id)."""
+        return (self.phone_number_id, self.wa_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +124,7 @@ class NewSend:
     """A message a handler sent, to be delivered by the outbox.
 
     `when_closed` says what to do if the window is closed at delivery: FAIL, FALL_BACK to
-    `fallback` (a template's (type, payload)), or HOLD until the user writes. `held` sends
+    `fallback` (a template's {"type", "payload"}), or HOLD until the user writes. `held` sends
     start held; `instead_of` is the free-form type a template replaced at send time.
     """
 
@@ -93,32 +134,124 @@ class NewSend:
     type: str
     payload: JSON
     cause: str
-    when_closed: str = "fail"
+    when_closed: str = FAIL
     fallback: JSON = None
     held: bool = False
     instead_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """A claimed outbox row, with the user's window as the store knows it."""
+class StatusRecord:
+    """A delivery status reported for an outbound message."""
+
+    message_id: str
+    status: str
+    timestamp: int
+    errors: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    """How one event ended."""
 
     seq: int
+    lane_seq: int
+    status: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LaneOutcome:
+    """What running a claimed lane's events produced, committed as one unit.
+
+    `results` are for a prefix of the lane's claimed events, in order (the rest stay
+    pending). `session` (None: unchanged) and `window` (merged with the stored one) are as of
+    the last of them. `release_held`: the user wrote, so held sends go out, in order.
+    `refused`: provider message ids whose `failed` status says the window was closed: those
+    sends fall back (or are held) as their policy says. `attempts`: the claim's, kept with
+    events that did not succeed.
+    """
+
     phone_number_id: str
     wa_id: str
+    token: str
+    results: tuple[EventResult, ...]
+    session: Session | None = None
+    window: Window | None = None
+    sends: tuple[NewSend, ...] = ()
+    statuses: tuple[StatusRecord, ...] = ()
+    release_held: bool = False
+    refused: tuple[str, ...] = ()
+    attempts: int = 1
+
+    @property
+    def key(self) -> LaneKey:
+        """(phone_number_id, wa_id)."""
+        return (self.phone_number_id, self.wa_id)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A claimed send."""
+
+    seq: int
     idempotency_key: str
     type: str
     payload: JSON
     attempts: int
-    when_closed: str = "fail"
+    when_closed: str = FAIL
     fallback: JSON = None
-    last_inbound_at: float | None = None
-    window_closed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxLane:
+    """A claimed lane of the outbox: its next due sends in order, and the user's window."""
+
+    phone_number_id: str
+    wa_id: str
+    token: str
+    sends: tuple[OutboxItem, ...]
+    window: Window
 
     @property
-    def lane(self) -> str:
-        """The user this message goes to."""
-        return lane_of(self.phone_number_id, self.wa_id)
+    def key(self) -> LaneKey:
+        """(phone_number_id, wa_id)."""
+        return (self.phone_number_id, self.wa_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """What happened to one delivery attempt.
+
+    `retry_in`: seconds until a PENDING send is tried again (the store's clock decides when
+    that is). `fall_back`: FALL_BACK (the row becomes its fallback template, in place) or HOLD.
+    `window_closed`: the provider refused a free-form send (403): the window is closed as of
+    the latest event stored for the user.
+    """
+
+    seq: int
+    status: str
+    attempts: int
+    provider_message_id: str | None = None
+    error: str | None = None
+    retry_in: float | None = None
+    fall_back: str | None = None
+    window_closed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SendLaneOutcome:
+    """The results of a claimed outbox lane's attempts, in order; sends not named stay pending."""
+
+    phone_number_id: str
+    wa_id: str
+    token: str
+    results: tuple[SendOutcome, ...]
+
+    @property
+    def key(self) -> LaneKey:
+        """(phone_number_id, wa_id)."""
+        return (self.phone_number_id, self.wa_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,133 +273,174 @@ class OutboxRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class StatusRecord:
-    """A delivery status reported for an outbound message."""
+class Backlog:
+    """Work not finished: events not yet completed, sends pending (not held)."""
 
-    message_id: str
-    status: str
-    timestamp: int
-    errors: str | None = None
+    events: int = 0
+    sends: int = 0
 
 
 @dataclass(frozen=True, slots=True)
-class EventOutcome:
-    """What processing one inbox event produced, committed together with the others of a batch."""
+class UserRecord:
+    """One user as the store knows them: session (None: never stored) and window."""
 
-    seq: int
-    status: str
-    error: str | None = None
-    session: Session | None = None
-    sends: tuple[NewSend, ...] = ()
-    delivery: StatusRecord | None = None
-    release_held: bool = False  # the user wrote: held sends of the lane go out, in order
-    window_closed: bool = False  # the provider said the window is closed (131047)
+    session: Session | None
+    window: Window = field(default_factory=Window)
 
 
-@dataclass(frozen=True, slots=True)
-class SendOutcome:
-    """What happened to one outbox delivery attempt."""
+def failed_outcome(outcome: LaneOutcome, error: str) -> LaneOutcome:
+    """`outcome` as it is stored when its session, sends or statuses cannot be: its events
+    failed with `error`, and only what the user's messages did to the window is kept."""
+    results = tuple(EventResult(r.seq, r.lane_seq, FAILED, error) for r in outcome.results)
+    return LaneOutcome(
+        outcome.phone_number_id,
+        outcome.wa_id,
+        outcome.token,
+        results,
+        window=outcome.window,
+        release_held=outcome.release_held,
+        attempts=outcome.attempts,
+    )
 
-    seq: int
-    status: str
-    attempts: int
-    provider_message_id: str | None = None
-    error: str | None = None
-    next_attempt_at: float | None = None
-    fall_back: str | None = None  # send the row's fallback template instead, with this key
-    window_closed: bool = False  # the provider refused a free-form send (403)
+
+L = TypeVar("L")
+
+
+class LaneQueue(Protocol[L]):
+    """Work kept in lanes, claimed a lane at a time: the part Inbox and Outbox share."""
+
+    async def claim(self, token: str, limit: int, lease: float) -> list[L]:
+        """Claims up to `limit` lanes with work due, oldest first, for `lease` seconds.
+
+        A lane held under another token, not yet expired, is skipped; so is a lane whose
+        first item is not due. Each claimed lane carries its next few items, in order.
+        """
+        ...
+
+    async def renew(self, token: str, keys: Sequence[LaneKey], lease: float) -> list[LaneKey]:
+        """Extends the claims `token` still holds on `keys` to `lease` seconds from now;
+        returns those it extended (a lane not returned was lost: do not complete it)."""
+        ...
+
+    async def release(
+        self, token: str, keys: Sequence[LaneKey] | None = None, *, refund: bool = False
+    ) -> None:
+        """Gives back the lanes `token` holds (`keys`, or all of them), to be claimed again at
+        once. `refund` uncounts the attempt of an inbox claim given back unrun (a failed
+        commit, not a failed handler)."""
+        ...
+
+    async def next_due(self) -> float | None:
+        """Seconds until some lane can be claimed (0: now), or None when nothing waits."""
+        ...
+
+    async def wait_for_work(self, within: float) -> None:
+        """Returns when there may be new work (this process's or, for backends that can tell,
+        another's), or after `within` seconds."""
+        ...
+
+    def notify(self) -> None:
+        """Wakes this process's waiters: there may be new work (e.g. another process said so)."""
+        ...
+
+
+class Inbox(LaneQueue[InboxLane], Protocol):
+    """Events: stored durably before they are acknowledged, then processed lane by lane."""
+
+    async def add(self, events: Sequence[NewEvent]) -> list[bool]:
+        """Stores events; per event, True if new, False if a duplicate (same event or message
+        id). An event that cannot be stored fails alone: StoreError for the whole call only
+        when nothing could be stored."""
+        ...
+
+    async def complete(self, outcomes: Sequence[LaneOutcome]) -> list[bool]:
+        """Commits each lane's outcome (events, session, window, sends, statuses) and releases
+        the lane; per outcome, False when its token no longer held the lane (nothing
+        written). One outcome that cannot be stored fails alone."""
+        ...
+
+
+class Outbox(LaneQueue[OutboxLane], Protocol):
+    """Messages to deliver, lane by lane, in order."""
+
+    async def record(self, outcomes: Sequence[SendLaneOutcome]) -> list[bool]:
+        """Records each lane's delivery attempts and releases the lane; per outcome, False
+        when its token no longer held the lane (nothing written)."""
+        ...
+
+
+class Sessions(Protocol):
+    """Users' conversation states and windows."""
+
+    async def get(self, phone_number_id: str, wa_id: str) -> UserRecord:
+        """One user's session and window."""
+        ...
+
+
+class MediaCache(Protocol):
+    """Media ids of uploaded content, per business number."""
+
+    async def get(self, phone_number_id: str, sha256: str, max_age: float) -> str | None:
+        """The id of content uploaded from this number less than `max_age` seconds ago."""
+        ...
+
+    async def put(self, phone_number_id: str, sha256: str, media_id: str) -> None:
+        """Remembers an upload, as of now."""
+        ...
+
+    async def forget(self, phone_number_id: str, sha256: str, media_id: str) -> None:
+        """Forgets `media_id` (the provider no longer has it), unless a newer upload replaced it."""
+        ...
+
+
+class Inspection(Protocol):
+    """Reads for operators, tests and tools."""
+
+    async def backlog(self) -> Backlog:
+        """Events not yet completed and sends pending."""
+        ...
+
+    async def outbox(self, wa_id: str | None = None) -> list[OutboxRecord]:
+        """Outbox rows in order, with their latest delivery status, optionally for one user."""
+        ...
+
+    async def event_status(self, event_id: str) -> tuple[str, str | None] | None:
+        """An inbox event's status and error, if the event exists."""
+        ...
 
 
 class Store(Protocol):
-    """Durable state of a bot. Every backend passes tests/store/contract.py.
+    """Durable state of a bot: its parts, opened and closed together."""
 
-    Ordering guarantee: `claim_events` and `claim_outbox` never hand out a row while an
-    earlier unfinished row of the same lane is claimed by anyone (this or another worker)
-    or, for the outbox, not yet due; rows of one lane come back in order.
-    """
+    @property
+    def inbox(self) -> Inbox:
+        """Events in."""
+        ...
+
+    @property
+    def outbox(self) -> Outbox:
+        """Messages out."""
+        ...
+
+    @property
+    def sessions(self) -> Sessions:
+        """Conversation states and windows."""
+        ...
+
+    @property
+    def media(self) -> MediaCache:
+        """Uploaded media ids."""
+        ...
+
+    @property
+    def inspect(self) -> Inspection:
+        """Reads for operators and tests."""
+        ...
 
     async def open(self) -> None:
         """Connects, and creates or migrates the schema."""
         ...
 
     async def aclose(self) -> None:
-        """Flushes what is pending and closes."""
-        ...
-
-    async def add_events(self, events: Sequence[NewEvent], now: float) -> list[bool]:
-        """Adds events durably; per event, True if new, False if a duplicate (same event or message id)."""
-        ...
-
-    async def claim_events(
-        self, owner: str, limit: int, lease: float, now: float
-    ) -> list[InboxItem]:
-        """Claims the next pending events, in per-lane order, for `lease` seconds."""
-        ...
-
-    async def renew_claims(self, owner: str, seqs: Sequence[int], lease: float, now: float) -> int:
-        """Extends `owner`'s claims on the pending events `seqs` to `now + lease`; returns how many.
-
-        A worker renews what its rounds in flight hold, so a round longer than the lease is not
-        claimed again; the claims of a round that failed are left to expire.
-        """
-        ...
-
-    async def load_sessions(self, lanes: Sequence[tuple[str, str]]) -> dict[str, Session]:
-        """The sessions of the given (phone_number_id, wa_id) pairs that exist, by lane."""
-        ...
-
-    async def complete_events(
-        self, owner: str, outcomes: Sequence[EventOutcome], now: float
-    ) -> None:
-        """In one transaction: marks events, saves sessions, queues sends, records statuses."""
-        ...
-
-    async def claim_outbox(
-        self, owner: str, limit: int, lease: float, now: float
-    ) -> list[OutboxItem]:
-        """Claims the next due sends, in per-lane order, for `lease` seconds."""
-        ...
-
-    async def record_sends(self, owner: str, outcomes: Sequence[SendOutcome], now: float) -> None:
-        """Records the results of delivery attempts and releases the rows."""
-        ...
-
-    async def start_worker(self) -> None:
-        """Prepares this process to run workers.
-
-        A single-node store refuses (StoreError) when another process already runs workers
-        on it, then frees the claims that a process that died left behind.
-        """
-        ...
-
-    async def media_id(self, phone_number_id: str, sha256: str) -> str | None:
-        """The media id of uploaded content on a business number, if it was uploaded."""
-        ...
-
-    async def save_media_id(self, phone_number_id: str, sha256: str, media_id: str) -> None:
-        """Remembers the media id of uploaded content."""
-        ...
-
-    async def release_claims(self, owner: str | None) -> None:
-        """Gives back every row `owner` holds; None: every claim (a single-node store at start-up)."""
-        ...
-
-    async def next_send_due(self) -> float | None:
-        """When the earliest pending send is due, or None when nothing waits."""
-        ...
-
-    async def backlog(self) -> tuple[int, int]:
-        """Pending inbox events and pending sends."""
-        ...
-
-    async def get_session(self, phone_number_id: str, wa_id: str) -> Session | None:
-        """One user's session, if it exists."""
-        ...
-
-    async def outbox(self, wa_id: str | None = None) -> list[OutboxRecord]:
-        """Outbox rows in order, optionally for one user."""
-        ...
-
-    async def event_status(self, event_id: str) -> tuple[str, str | None] | None:
-        """An inbox event's status and error, if the event exists."""
+        """Finishes what is being written, then closes; closing twice is harmless."""
         ...

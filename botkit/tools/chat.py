@@ -21,7 +21,6 @@ from botkit.exceptions import BotkitError
 from botkit.runtime.bot import Bot
 from botkit.tools.simulator import SentView, Simulator, SimulatorError
 from botkit.types import JSON, JSONObject, ManualClock
-from botkit.wire.window import closes_at, is_open
 
 DEFAULT_USER = "5491140123456"
 DEFAULT_NAME = "Juan"
@@ -320,17 +319,15 @@ class Chat:
         )
 
     def _window(self) -> str:
-        session = self.user.session
-        last_inbound_at = session.last_inbound_at if session else None
-        closed_at = session.window_closed_at if session else None
+        window = self.user.window
         now = self.sim.clock.now()
-        end = closes_at(last_inbound_at)
+        end = window.closes_at
         if end is None:
             return "closed (the user has never written)"
-        if is_open(last_inbound_at, closed_at, now):
+        if window.is_open(now):
             return f"open until {when(end)} (in {span(end - now)})"
-        if closed_at is not None and end > now:
-            return f"closed (the provider refused a message at {when(closed_at)})"
+        if window.refused and end > now:
+            return "closed (the provider refused a message; a message from the user opens it)"
         return f"closed since {when(end)} (a message from the user opens it)"
 
     async def _user(self, rest: str) -> None:

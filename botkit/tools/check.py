@@ -20,17 +20,18 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from botkit.conversation.context import Context, Fallback, Hold, Window
+from botkit.conversation.context import Context, Fallback, Hold, WindowView
 from botkit.conversation.dsl import Conversation, ConversationSpec, Route, TemplateSpec
 from botkit.exceptions import MessageError, WindowClosedError
 from botkit.types import JSON
 from botkit.wire.messages import Buttons, List, Message, Template
 from botkit.wire.trigger import TriggerEvent
+from botkit.wire.window import Window
 
 SAMPLE_WA_ID = "15550000001"
 SAMPLE_NUMBER_ID = "100000000000001"
-CLOSED = Window(last_inbound_at=None, closed_at=None, now=0.0)
-OPEN = Window(last_inbound_at=0.0, closed_at=None, now=0.0)
+CLOSED = WindowView(Window(), now=0.0)  # a user who never wrote
+OPEN = WindowView(Window(last_inbound_at=0.0, inbound_seq=1), now=0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +276,7 @@ class _Checker:
         self,
         state: str,
         data: dict[str, JSON],
-        window: Window,
+        window: WindowView,
         trigger: str = "botkit_check",
         route: Route | None = None,
     ) -> Context:

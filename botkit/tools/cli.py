@@ -103,7 +103,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     async def work() -> None:
         async with runtime.running():
-            await read_wakeups(runtime.dispatcher.wake)
+            await read_wakeups(runtime.store.inbox.notify)
 
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(work())

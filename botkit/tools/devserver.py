@@ -36,7 +36,6 @@ from botkit.runtime.runtime import Runtime
 from botkit.tools.simulator import SentView
 from botkit.types import JSON, JSONObject, ManualClock
 from botkit.web.app import create_app
-from botkit.wire import window
 
 log = logging.getLogger(__name__)
 
@@ -351,18 +350,17 @@ class DevBot:
         return state
 
     async def _user_snapshot(self, user: DevUser) -> JSONObject:
-        session = await self.runtime.store.get_session(self.phone_number_id, user.wa_id)
-        last_in = session.last_inbound_at if session else None
-        closed = session.window_closed_at if session else None
+        found = await self.runtime.store.sessions.get(self.phone_number_id, user.wa_id)
+        session, window = found.session, found.window
         return {
             "wa_id": user.wa_id,
             "name": user.name,
             "state": session.state if session else self.bot.conversation.spec.initial,
             "data": dict(session.data) if session else {},
             "window": {
-                "open": window.is_open(last_in, closed, self.clock.now()),
-                "closes_at": window.closes_at(last_in),
-                "closed_at": closed,
+                "open": window.is_open(self.clock.now()),
+                "closes_at": window.closes_at,
+                "refused": window.refused,
             },
             "timeline": user.timeline,
             "exchanges": user.exchanges[-30:],

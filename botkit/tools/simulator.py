@@ -27,6 +27,7 @@ from botkit.runtime.runtime import Runtime
 from botkit.store.base import OutboxRecord, Session
 from botkit.types import JSON, JSONObject, ManualClock
 from botkit.web.app import create_app
+from botkit.wire.window import Window
 
 SIM_PHONE_NUMBER_ID = "555123456789"
 SIM_SECRET = "whsec_simulator"
@@ -149,6 +150,7 @@ class SimUser:
         self.wa_id = wa_id
         self.name = name
         self.session: Session | None = None
+        self.window = Window()
 
     @property
     def state(self) -> str:
@@ -256,9 +258,8 @@ class SimUser:
 
     async def refresh(self) -> None:
         """Reads the user's session from the store."""
-        self.session = await self.sim.runtime.store.get_session(
-            self.sim.phone_number_id, self.wa_id
-        )
+        found = await self.sim.runtime.store.sessions.get(self.sim.phone_number_id, self.wa_id)
+        self.session, self.window = found.session, found.window
 
     @property
     def transcript(self) -> str:
@@ -419,7 +420,7 @@ class Simulator:
 
     async def outbox(self, wa_id: str | None = None) -> list[OutboxRecord]:
         """The bot's outbox rows (attempts, errors, statuses)."""
-        return await self.runtime.store.outbox(wa_id)
+        return await self.runtime.store.inspect.outbox(wa_id)
 
     @property
     def heard(self) -> list[Heard]:

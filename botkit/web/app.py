@@ -50,7 +50,8 @@ def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None)
             yield
 
     async def healthz(request: Request) -> Response:
-        inbox, outbox = await runtime.store.backlog()
+        backlog = await runtime.store.inspect.backlog()
+        inbox, outbox = backlog.events, backlog.sends
         provider = "fake" if runtime.settings.uses_fake_provider else "gosendapi"
         worker = runtime.worker_process
         if worker is not None and not worker.alive:

@@ -120,7 +120,7 @@ async def test_the_quick_reply_confirms(sim: Simulator, juan: SimUser) -> None:
     assert confirmation.text is not None
     assert "20/05" in confirmation.text and "10:30" in confirmation.text
     assert "appointment" not in juan.data
-    assert juan.session is not None and juan.session.last_inbound_at == sim.clock.now()
+    assert juan.window.last_inbound_at == sim.clock.now()
 
 
 async def test_the_quick_reply_confirms_for_a_user_who_never_wrote(

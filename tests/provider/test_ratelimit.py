@@ -12,8 +12,9 @@ import pytest
 import bots.clinic
 from botkit.config import Settings
 from botkit.provider.ratelimit import RateLimiter, TokenBucket, rate_limiter
-from botkit.runtime.runtime import Runtime
-from botkit.types import ManualClock
+from botkit.runtime.workers import Workers
+from botkit.store import MemoryStore
+from botkit.types import ManualClock, SystemClock
 
 pytestmark = pytest.mark.anyio
 
@@ -313,9 +314,9 @@ async def test_the_runtime_paces_on_the_system_clock_only(tmp_path: Path) -> Non
     settings = Settings(database=str(tmp_path / "bot.db"), rate_per_number=200)
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"id": "wamid.1"}))
 
-    real = Runtime(bots.clinic.bot, settings, transport=transport, workers=False)
-    simulated = Runtime(
-        bots.clinic.bot, settings, clock=ManualClock(), transport=transport, workers=False
+    real = Workers(MemoryStore(), bots.clinic.Clinic, settings, SystemClock(), transport=transport)
+    simulated = Workers(
+        MemoryStore(), bots.clinic.Clinic, settings, ManualClock(), transport=transport
     )
 
     try:

@@ -18,7 +18,7 @@ from botkit.exceptions import StoreError
 from botkit.fake.provider import FakeGoSendAPI
 from botkit.runtime.dispatch import Dispatcher
 from botkit.runtime.runtime import Runtime
-from botkit.store.base import EventOutcome, NewEvent
+from botkit.store.base import Backlog, InboxLane, LaneOutcome, NewEvent
 from botkit.store.sqlite import SqliteStore
 from botkit.types import ManualClock, SystemClock
 from botkit.web.app import create_app
@@ -93,7 +93,7 @@ async def test_100_users_x_6_steps_in_flight_keep_each_users_order(tmp_path: Pat
         await asyncio.gather(*(user_sends(wa_id) for wa_id in users))
         await runtime.settle(within=60, autojump=clock)
         for wa_id in users:
-            session = await runtime.store.get_session(PNID, wa_id)
+            session = (await runtime.store.sessions.get(PNID, wa_id)).session
             assert session is not None
             assert session.data["seen"] == [1, 2, 3, 4, 5, 6], wa_id
             replies = [m.body["text"]["body"] for m in fake.messages_to(wa_id)]  # type: ignore[index,call-overload]
@@ -111,7 +111,7 @@ async def test_a_crash_after_the_ack_loses_nothing_and_sends_once(tmp_path: Path
             wa_id="5491140123456", name="Juan", message=text("hola"), phone_number_id=PNID
         )
         assert delivery.status_code == 200
-        assert await first.store.backlog() == (1, 0)
+        assert await first.store.inspect.backlog() == Backlog(1, 0)
     assert fake.messages == []  # the process "died" after acknowledging, before processing
 
     async with running_bot(clinic.bot, database, fake, clock) as second:
@@ -120,7 +120,7 @@ async def test_a_crash_after_the_ack_loses_nothing_and_sends_once(tmp_path: Path
         assert again.status_code == 200
         assert again.response == {"accepted": 0, "duplicates": 1}
         await second.settle(autojump=clock)
-        session = await second.store.get_session(PNID, "5491140123456")
+        session = (await second.store.sessions.get(PNID, "5491140123456")).session
     assert session is not None and session.state == "choosing_service"
     assert len(fake.messages) == 1
     event_id = str(delivery.envelope["id"])
@@ -135,11 +135,14 @@ async def test_a_crash_before_the_send_succeeds_sends_the_reply_once(tmp_path: P
     async with running_bot(clinic.bot, database, fake, clock) as first:
         await fake.receive(wa_id="5491140123456", message=text("hola"), phone_number_id=PNID)
         await until(lambda: len(fake.requests) >= 1)
-        [row] = await first.store.outbox()
-        assert (row.status, row.attempts) == ("pending", 1)
+        async with asyncio.timeout(5):  # the 503 is recorded right after the request
+            while [(r.status, r.attempts) for r in await first.store.inspect.outbox()] != [  # noqa: ASYNC110
+                ("pending", 1)
+            ]:
+                await asyncio.sleep(0.005)
     async with running_bot(clinic.bot, database, fake, clock) as second:
         await second.settle(autojump=clock)
-        [row] = await second.store.outbox()
+        [row] = await second.store.inspect.outbox()
     assert row.status == "sent"
     assert len(fake.messages) == 1
     keys = {request.headers.get("idempotency-key") for request in fake.requests}
@@ -164,16 +167,16 @@ async def test_a_handler_that_raises_fails_its_event_and_keeps_the_state(tmp_pat
     async with running_bot(Bot(Fragile), tmp_path / "fragile.db", fake, clock) as runtime:
         bad = await fake.receive(wa_id="5491140123456", message=text("boom"), phone_number_id=PNID)
         await runtime.settle(autojump=clock)
-        assert await runtime.store.event_status(str(bad.envelope["id"])) == (
+        assert await runtime.store.inspect.event_status(str(bad.envelope["id"])) == (
             "failed",
             "RuntimeError: handler bug",
         )
-        kept = await runtime.store.get_session(PNID, "5491140123456")
-        assert kept is not None and (kept.state, kept.data) == ("idle", {})  # unchanged
-        assert kept.last_inbound_at is not None  # the message still opened the window
+        kept = await runtime.store.sessions.get(PNID, "5491140123456")
+        assert kept.session is None  # nothing of the failed handler's changes
+        assert kept.window.last_inbound_at is not None  # the message still opened the window
         await fake.receive(wa_id="5491140123456", message=text("hola"), phone_number_id=PNID)
         await runtime.settle(autojump=clock)
-        session = await runtime.store.get_session(PNID, "5491140123456")
+        session = (await runtime.store.sessions.get(PNID, "5491140123456")).session
     assert session is not None and session.state == "done"
     assert [m.type for m in fake.messages] == ["text"]
 
@@ -205,7 +208,7 @@ async def test_a_failed_handler_leaves_nothing_of_its_changes_to_the_next_event(
             await fake.receive(wa_id="5491140123456", message=text(body), phone_number_id=PNID)
     async with running_bot(Bot(Cart), database, fake, clock) as runtime:
         await runtime.settle(autojump=clock)
-        session = await runtime.store.get_session(PNID, "5491140123456")
+        session = (await runtime.store.sessions.get(PNID, "5491140123456")).session
     assert session is not None and session.data == {"cart": ["a", "b"]}
 
 
@@ -223,9 +226,9 @@ class Slow(Conversation):
         await ctx.send(Text(f"done {ctx.text}"))
 
 
-async def test_a_round_longer_than_its_lease_keeps_its_events(tmp_path: Path) -> None:
-    # Three events of one user in one round take 0.75 s, past a 0.3 s lease: renewed, the
-    # claims stop the dispatcher's other round from taking the user's events again.
+async def test_a_turn_longer_than_its_lease_keeps_its_lane(tmp_path: Path) -> None:
+    # Three events of one user in one claim take 0.75 s, past a 0.3 s lease: renewed, the
+    # claim stops the dispatcher's next claims from taking the user's events again.
     clock = ManualClock(time.time())  # the fake's clock at the real time the runtime uses
     fake = provider(clock)
     database = tmp_path / "lease.db"
@@ -242,7 +245,8 @@ async def test_a_round_longer_than_its_lease_keeps_its_events(tmp_path: Path) ->
         database=str(database),
     )
     runtime = Runtime(Bot(Slow), settings, transport=httpx.ASGITransport(app=fake.app))
-    runtime.dispatcher.lease = 0.3  # the real clock: leases expire in real time
+    assert runtime.workers is not None
+    runtime.workers.dispatcher.worker.lease = 0.3  # the real clock: leases expire in real time
     Slow.log = []
     app = create_app(runtime)
     async with app.router.lifespan_context(app):
@@ -256,17 +260,27 @@ async def test_a_round_longer_than_its_lease_keeps_its_events(tmp_path: Path) ->
 
 
 class FailsOneCommit(SqliteStore):
-    """A real SQLite store whose first commit of a round fails, as a full disk would."""
+    """A real SQLite store whose first completion fails, as a full disk would."""
 
-    failed = False
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, worker=True)
+        self.failed = False
+        self.attempts: list[int] = []  # of each claim of Ana's lane
+        complete, claim = self.inbox.complete, self.inbox.claim
 
-    async def complete_events(
-        self, owner: str, outcomes: Sequence[EventOutcome], now: float
-    ) -> None:
-        if not self.failed:
-            self.failed = True
-            raise StoreError("disk I/O error (once)")
-        await super().complete_events(owner, outcomes, now)
+        async def claim_noting(token: str, limit: int, lease: float) -> list[InboxLane]:
+            lanes = await claim(token, limit, lease)
+            self.attempts += [lane.attempts for lane in lanes if lane.wa_id == ANA]
+            return lanes
+
+        async def complete_once(outcomes: Sequence[LaneOutcome]) -> list[bool]:
+            if not self.failed:
+                self.failed = True
+                raise StoreError("disk I/O error (once)")
+            return await complete(outcomes)
+
+        self.inbox.complete = complete_once  # type: ignore[method-assign]
+        self.inbox.claim = claim_noting  # type: ignore[method-assign]
 
 
 class Steady(Conversation):
@@ -302,20 +316,24 @@ def inbound(event_id: str, wa_id: str) -> NewEvent:
     return NewEvent(event_id, f"wamid.{event_id}", "message", PNID, wa_id, envelope)
 
 
-async def test_the_events_of_a_round_that_failed_to_commit_run_again(tmp_path: Path) -> None:
-    # Renewing claims must renew only what running rounds hold: the failed round's claims
-    # expire and its event runs again, even while the other round is always busy.
+async def test_a_turn_that_failed_to_commit_runs_again_at_once_without_an_attempt(
+    tmp_path: Path,
+) -> None:
+    # The failed lane is given back at once (not after its 60 s lease), its attempt refunded,
+    # while another user's lane is always busy.
     Steady.handled, Steady.ana_handled = [], asyncio.Event()
     async with FailsOneCommit(tmp_path / "flaky.db") as store:
-        dispatcher = Dispatcher(store, Steady(), SystemClock(), lease=0.5, poll=0.05)
-        await store.add_events([inbound("a1", ANA)], time.time())
+        dispatcher = Dispatcher(store, Steady(), SystemClock(), lease=60.0, poll=0.05)
+        await store.inbox.add([inbound("a1", ANA)])
         running = asyncio.create_task(dispatcher.run())
-        await Steady.ana_handled.wait()  # a1's round runs (and will fail) before BEN writes
-        for n in range(25):  # 2.5 s of BEN writing every 0.1 s, each event a 0.15 s handler
-            await store.add_events([inbound(f"b{n}", BEN)], time.time())
-            dispatcher.wake()
+        await Steady.ana_handled.wait()
+        for n in range(5):  # BEN writes every 0.1 s, each event a 0.15 s handler
+            await store.inbox.add([inbound(f"b{n}", BEN)])
             await asyncio.sleep(0.1)
+        async with asyncio.timeout(5):  # far less than the lease
+            while await store.inspect.event_status("a1") != ("done", None):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)  # the store does not signal a completion
         dispatcher.stop()
         await running
-        assert await store.event_status("a1") == ("done", None)
-    assert Steady.handled.count(ANA) == 2  # the failed round's run, and the one that counted
+    assert Steady.handled.count(ANA) == 2  # the run whose commit failed, and the one that counted
+    assert store.attempts == [1, 1]  # the failed commit was not charged to Ana

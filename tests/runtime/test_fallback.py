@@ -32,6 +32,7 @@ from botkit import (
 )
 from botkit.fake.provider import Delivery
 from botkit.store.base import OutboxRecord
+from botkit.store.sqlite import SqliteStore
 from botkit.tools.simulator import SIM_SECRET, SimUser
 from botkit.types import JSONObject
 from botkit.wire.idempotency import idempotency_key
@@ -100,11 +101,18 @@ def text(body: str) -> JSONObject:
 
 async def trigger_rows(sim: Simulator) -> list[tuple[str, str, str | None]]:
     """The inbox's trigger events: (event id, status, error), in order."""
-    rows = await sim.runtime.store.db.execute_fetchall(
-        "SELECT i.event_id, coalesce(s.status, 'pending'), s.error FROM inbox i"
-        " LEFT JOIN inbox_state s ON s.seq = i.seq WHERE i.kind = 'trigger' ORDER BY i.seq"
+    store = sim.runtime.store
+    assert isinstance(store, SqliteStore)
+    ids = await store.run(
+        lambda db: db.execute(
+            "SELECT event_id FROM incoming.inbox WHERE kind = 'trigger' ORDER BY seq"
+        ).fetchall()
     )
-    return [(row[0], row[1], row[2]) for row in rows]
+    rows = []
+    for (event_id,) in ids:
+        status, error = await store.inspect.event_status(event_id) or ("", None)
+        rows.append((event_id, status, error))
+    return rows
 
 
 async def row_of(sim: Simulator, message_id: str) -> OutboxRecord:
@@ -286,8 +294,8 @@ async def test_no_fallback_raises_window_closed_naming_the_user_and_the_closure(
         await plain.trigger(ANA, "nudge")
 
     error = raised.value
-    assert error.wa_id == ANA
-    assert error.closed_at == wrote + 24 * HOUR
+    assert (error.wa_id, error.refused) == (ANA, False)
+    assert error.closes_at == wrote + 24 * HOUR
     assert ANA in str(error) and "2026-05-20T14:00:00+00:00" in str(error)
     [(_, status, reason)] = await trigger_rows(plain)
     assert status == "failed"
@@ -301,7 +309,7 @@ async def test_no_fallback_raises_window_closed_naming_the_user_and_the_closure(
 async def test_no_fallback_for_a_user_who_never_wrote(plain: Simulator, ana: SimUser) -> None:
     with pytest.raises(WindowClosedError) as raised:
         await plain.trigger(ANA, "nudge")
-    assert (raised.value.wa_id, raised.value.closed_at) == (ANA, None)
+    assert (raised.value.wa_id, raised.value.closes_at) == (ANA, None)
     assert "never written" in str(raised.value)
     assert plain.sent == []
     assert ana.session is None
@@ -390,7 +398,7 @@ async def test_a_403_turns_the_send_into_its_fallback_once(plain: Simulator, ana
     [row] = await plain.outbox(ANA)
     assert (row.type, row.instead_of, row.status) == ("template", "text", "sent")
     assert row.provider_message_id == sent.message_id
-    assert ana.session is not None and ana.session.window_closed_at is not None
+    assert ana.window.refused
     await plain.advance(hours=1)
     assert len(posts(plain)) == 2  # nothing more
 
@@ -429,7 +437,10 @@ async def test_a_403_without_a_fallback_is_recorded_failed(plain: Simulator, ana
     assert (row.type, row.status) == ("text", "failed")
     assert row.error is not None and "403" in row.error
     assert plain.sent == []
-    assert await plain.runtime.store.event_status(str(delivery.envelope["id"])) == ("done", None)
+    assert await plain.runtime.store.inspect.event_status(str(delivery.envelope["id"])) == (
+        "done",
+        None,
+    )
     assert ana.state == "talking"  # the conversation moved on; only the send failed
     with pytest.raises(WindowClosedError):  # the closure is remembered
         await plain.trigger(ANA, "nudge")
@@ -524,7 +535,7 @@ async def test_writing_again_right_after_a_131047_reopens_the_window(
     assert names(ana)[-1] == "re: volví"
 
 
-async def test_window_closed_error_after_a_provider_closure_names_a_past_time(
+async def test_window_closed_error_after_a_provider_closure_says_the_provider_refused(
     plain: Simulator, ana: SimUser
 ) -> None:
     await ana.says("hola")
@@ -532,8 +543,9 @@ async def test_window_closed_error_after_a_provider_closure_names_a_past_time(
     await plain.advance(hours=1)
     with pytest.raises(WindowClosedError) as raised:
         await plain.trigger(ANA, "nudge")
-    assert raised.value.closed_at is not None
-    assert raised.value.closed_at <= plain.clock.now()
+    assert raised.value.refused  # closed by the provider, inside the 24 hours
+    assert raised.value.closes_at is not None and raised.value.closes_at > plain.clock.now()
+    assert "refused a message" in str(raised.value)
 
 
 async def test_a_late_131047_does_not_close_a_window_the_user_reopened(

@@ -2,7 +2,7 @@
 
 Sends enter the outbox the way the dispatcher puts them there (an inbox event claimed and
 completed with NewSend rows) in a real SQLite file; `Outbox.run_once` delivers them to the
-fake GoSendAPI in process, and time moves only with the ManualClock.
+fake GoSendAPI in process, and time moves only with the ManualClock (the store's clock too).
 """
 
 from __future__ import annotations
@@ -25,15 +25,16 @@ from botkit.store.base import (
     FAILED,
     PENDING,
     SENT,
-    EventOutcome,
+    EventResult,
+    LaneOutcome,
     NewEvent,
     NewSend,
     OutboxRecord,
-    Session,
 )
 from botkit.store.sqlite import SqliteStore
 from botkit.types import ManualClock
 from botkit.wire.idempotency import idempotency_key
+from botkit.wire.window import Window
 
 pytestmark = pytest.mark.anyio
 
@@ -61,29 +62,30 @@ class Rig:
         The user's session says they wrote just now (their window is open) unless `wrote` is False.
         """
         event = NewEvent(
-            cause,
-            f"wamid.in.{cause}",
-            "whatsapp.message.received",
-            PHONE_NUMBER_ID,
-            wa_id,
-            {"id": cause},
+            cause, f"wamid.in.{cause}", "message", PHONE_NUMBER_ID, wa_id, {"id": cause}
         )
-        assert await self.store.add_events([event], self.clock.now()) == [True]
-        [item] = await self.store.claim_events("dispatcher", 10, 60.0, self.clock.now())
+        assert await self.store.inbox.add([event]) == [True]
+        [lane] = await self.store.inbox.claim("dispatcher", 10, 60.0)
         keys = [idempotency_key(cause, position) for position in range(len(texts))]
         sends = tuple(
             NewSend(PHONE_NUMBER_ID, wa_id, key, "text", {"body": text}, cause)
             for key, text in zip(keys, texts, strict=True)
         )
-        now = self.clock.now()
-        session = Session(PHONE_NUMBER_ID, wa_id, "Test", "idle", {}, "v1", now if wrote else None)
-        outcome = EventOutcome(item.seq, DONE, session=session, sends=sends)
-        await self.store.complete_events("dispatcher", [outcome], now)
+        [item] = lane.events
+        window = Window(self.clock.now(), item.lane_seq) if wrote else Window()
+        results = (EventResult(item.seq, item.lane_seq, DONE),)
+        outcome = LaneOutcome(PHONE_NUMBER_ID, wa_id, lane.token, results, None, window, sends)
+        assert await self.store.inbox.complete([outcome]) == [True]
         return keys
+
+    async def due(self) -> float | None:
+        """When the outbox's next send can go, on the clock (None: nothing waits)."""
+        delay = await self.store.outbox.next_due()
+        return None if delay is None else self.clock.now() + delay
 
     async def row(self, key: str) -> OutboxRecord:
         """The outbox row with this idempotency key."""
-        [found] = [row for row in await self.store.outbox() if row.idempotency_key == key]
+        [found] = [row for row in await self.store.inspect.outbox() if row.idempotency_key == key]
         return found
 
     def keys_requested(self) -> list[str | None]:
@@ -106,7 +108,7 @@ async def make_rig(
     transport = httpx.ASGITransport(app=fake.app)
     sender = Sender(base_url="http://gosendapi.fake/v1", api_key=API_KEY, transport=transport)
     options.setdefault("rng", random.Random(SEED))
-    async with SqliteStore(path) as store, sender:
+    async with SqliteStore(path, clock=clock, worker=True) as store, sender:
         yield Rig(clock, fake, store, sender, Outbox(store, sender, clock, **options))
 
 
@@ -175,7 +177,7 @@ async def test_503_waits_the_backoff_then_retries_with_the_same_key(rig: Rig) ->
     assert (row.status, row.attempts) == (PENDING, 1)
     assert row.error is not None and "503" in row.error
     delay = RetryPolicy().delay(1, random.Random(SEED))  # the outbox's rng, same seed
-    due = await rig.store.next_send_due()
+    due = await rig.due()
     assert due == pytest.approx(failed_at + delay)
     assert due is not None and due > failed_at
 
@@ -218,7 +220,7 @@ async def test_network_failure_waits_the_backoff_then_retries_with_the_same_key(
     network = FlakyNetwork(fake.app, failures=1)
     transport = httpx.MockTransport(network.handle)
     sender = Sender(base_url="http://gosendapi.fake/v1", api_key=API_KEY, transport=transport)
-    async with SqliteStore(tmp_path / "x.db") as store, sender:
+    async with SqliteStore(tmp_path / "x.db", clock=clock, worker=True) as store, sender:
         rig = Rig(clock, fake, store, sender, Outbox(store, sender, clock, rng=random.Random(SEED)))
         [key] = await rig.queue("evt_1", ANA, "hola")
 
@@ -227,7 +229,7 @@ async def test_network_failure_waits_the_backoff_then_retries_with_the_same_key(
         row = await rig.row(key)
         assert (row.status, row.attempts) == (PENDING, 1)
         assert row.error is not None and "ConnectError" in row.error
-        due = await store.next_send_due()
+        due = await rig.due()
         assert due == pytest.approx(clock.now() + RetryPolicy().delay(1, random.Random(SEED)))
         assert await rig.outbox.run_once() == 0
 
@@ -249,7 +251,7 @@ async def test_429_waits_retry_after_and_is_not_an_attempt(rig: Rig) -> None:
 
     row = await rig.row(key)
     assert (row.status, row.attempts) == (PENDING, 0)
-    assert await rig.store.next_send_due() == pytest.approx(start + 7)
+    assert await rig.due() == pytest.approx(start + 7)
 
     rig.clock.set(start + 6.9)
     assert await rig.outbox.run_once() == 0
@@ -299,7 +301,7 @@ async def test_a_400_is_failed_after_one_attempt_and_never_retried(rig: Rig) -> 
     rig.clock.advance(FAR)
     assert await rig.outbox.run_once() == 0
     assert len(rig.fake.requests) == 1
-    assert await rig.store.next_send_due() is None
+    assert await rig.due() is None
 
 
 async def test_a_send_to_a_user_who_never_wrote_fails_without_asking_the_provider(
@@ -426,19 +428,17 @@ async def test_a_send_the_provider_already_accepted_is_not_sent_twice(tmp_path: 
     async with make_rig(path) as rig:
         [key] = await rig.queue("evt_1", ANA, "hola")
         # A worker that died: it claimed the row, the provider accepted, nothing was recorded.
-        [item] = await rig.store.claim_outbox("dead-worker", 10, 60.0, rig.clock.now())
+        [lane] = await rig.store.outbox.claim("dead-worker", 10, 60.0)
+        [item] = lane.sends
         first_id = await rig.sender.send(
-            phone_number_id=item.phone_number_id,
-            to=item.wa_id,
+            phone_number_id=lane.phone_number_id,
+            to=lane.wa_id,
             type=item.type,
             payload=item.payload,
             idempotency_key=item.idempotency_key,
         )
         await rig.store.aclose()
-        await rig.store.open()
-        await rig.store.release_claims(
-            None
-        )  # what a restarted Runtime does: frees the dead worker's claims
+        await rig.store.open()  # a restarted worker frees the dead worker's claims
 
         assert await rig.outbox.run_once() == 1
 

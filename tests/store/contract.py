@@ -2,12 +2,12 @@
 
 A backend's test module subclasses `StoreContract` and provides two fixtures:
 
-- `make_store`: a factory of new, not yet opened stores that all share one database, so that a
-  test can close a store and open the same data again;
+- `make_store`: a factory of stores not yet opened that all share one database and the
+  `clock` fixture (the store's clock: it decides when leases end and retries are due), so
+  that a test can close a store and open the same data again;
 - `store`: one of them, opened, and closed after the test (closing twice must be harmless).
 
-Time is never read from a clock: every call takes `now`, so leases and retries are tested by
-passing a later `now`.
+Time moves only with `clock.advance`: leases and retries are tested without sleeping.
 """
 
 from __future__ import annotations
@@ -20,23 +20,31 @@ import pytest
 from botkit.exceptions import StoreError
 from botkit.store.base import (
     DONE,
+    FAIL,
     FAILED,
+    FALL_BACK,
+    HELD,
+    HOLD,
     IGNORED,
+    LANE_ITEMS,
     PENDING,
     SENT,
-    EventOutcome,
-    InboxItem,
+    Backlog,
+    EventResult,
+    InboxLane,
+    LaneOutcome,
     NewEvent,
     NewSend,
-    OutboxItem,
+    OutboxLane,
+    SendLaneOutcome,
     SendOutcome,
     Session,
     StatusRecord,
     Store,
-    lane_of,
 )
-from botkit.types import JSONObject
+from botkit.types import JSONObject, ManualClock
 from botkit.wire.events import InboundMessage, StatusUpdate, parse_body
+from botkit.wire.window import Window
 
 StoreFactory = Callable[[], Store]
 
@@ -44,8 +52,8 @@ PN = "555123456789"
 ANA = "5491140000001"
 BEN = "5491140000002"
 CAL = "5491140000003"
-NOW = 1_000.0
 LEASE = 60.0
+T0 = 1_779_199_200.0  # a user's message timestamp (provider clock)
 
 
 def event(event_id: str, wa_id: str = ANA, message_id: str | None = None) -> NewEvent:
@@ -82,108 +90,117 @@ def text_message(wamid: str, body: str) -> JSONObject:
     }
 
 
-def session(
-    wa_id: str = ANA, state: str = "idle", last: float | None = NOW, **data: str
-) -> Session:
+def session(wa_id: str = ANA, state: str = "idle", **data: str) -> Session:
     """A session of conversation `Clinic`."""
-    return Session(PN, wa_id, "Clinic", state, dict(data), "v1", last)
+    return Session(PN, wa_id, "Clinic", state, dict(data), "v1")
 
 
-def send(key: str, wa_id: str = ANA, body: str = "hola") -> NewSend:
+def send(key: str, wa_id: str = ANA, body: str = "hola", **policy: object) -> NewSend:
     """A text message to `wa_id` with idempotency key `key`."""
-    return NewSend(PN, wa_id, key, "text", {"body": body, "preview_url": False}, f"cause-{key}")
+    payload = {"body": body, "preview_url": False}
+    return NewSend(PN, wa_id, key, "text", payload, f"cause-{key}", **policy)  # type: ignore[arg-type]
 
 
-def ids(items: Sequence[InboxItem]) -> list[str]:
-    """The event ids of claimed events, in the order given."""
-    return [item.event_id for item in items]
+TEMPLATE = {"type": "template", "payload": {"name": "reminder", "language": {"code": "es"}}}
 
 
-def keys(items: Sequence[OutboxItem]) -> list[str]:
-    """The idempotency keys of claimed sends, in the order given."""
-    return [item.idempotency_key for item in items]
+def ids(lanes: Sequence[InboxLane]) -> list[list[str]]:
+    """The event ids of claimed lanes, lane by lane."""
+    return [[item.event_id for item in lane.events] for lane in lanes]
 
 
-async def complete_one(
-    store: Store,
-    event_id: str,
-    *,
-    session: Session | None = None,
-    sends: tuple[NewSend, ...] = (),
-    delivery: StatusRecord | None = None,
-    now: float = NOW,
-) -> None:
-    """Claims what is free, completes `event_id` as done with what it produced, releases the rest."""
-    claimed = {item.event_id: item for item in await store.claim_events("H", 100, LEASE, now)}
-    outcome = EventOutcome(claimed[event_id].seq, DONE, None, session, sends, delivery)
-    await store.complete_events("H", [outcome], now)
-    await store.release_claims("H")
+def keys(lanes: Sequence[OutboxLane]) -> list[list[str]]:
+    """The idempotency keys of claimed outbox lanes, lane by lane."""
+    return [[item.idempotency_key for item in lane.sends] for lane in lanes]
 
 
-async def queue_sends(store: Store, *sends: NewSend, now: float = NOW) -> None:
+def done(lane: InboxLane, status: str = DONE, **parts: object) -> LaneOutcome:
+    """Every claimed event of `lane` ended with `status`, with what `parts` says it produced."""
+    results = tuple(EventResult(item.seq, item.lane_seq, status) for item in lane.events)
+    return LaneOutcome(lane.phone_number_id, lane.wa_id, lane.token, results, **parts)  # type: ignore[arg-type]
+
+
+async def complete(store: Store, lane: InboxLane, **parts: object) -> bool:
+    """Completes `lane` as done with `parts`; True if it was still the lane's claim."""
+    [written] = await store.inbox.complete([done(lane, **parts)])
+    return written
+
+
+async def run_lane(store: Store, wa_id: str = ANA, **parts: object) -> InboxLane:
+    """Claims what is free, completes `wa_id`'s lane with `parts`, releases the rest."""
+    claimed = {lane.wa_id: lane for lane in await store.inbox.claim("H", 100, LEASE)}
+    lane = claimed[wa_id]
+    assert await complete(store, lane, **parts)
+    await store.inbox.release("H")
+    return lane
+
+
+async def queue_sends(store: Store, *sends: NewSend) -> None:
     """Puts sends in the outbox the only way there is: by completing an event that made them."""
-    carrier = event(f"carrier-{sends[0].idempotency_key}", wa_id="carrier")
-    await store.add_events([carrier], now)
-    await complete_one(store, carrier.event_id, sends=sends, now=now)
+    wa_id = sends[0].wa_id
+    await store.inbox.add([event(f"carrier-{sends[0].idempotency_key}", wa_id=wa_id)])
+    await run_lane(store, wa_id, sends=sends)
 
 
-async def mark_sent(store: Store, key: str, provider_id: str, now: float = NOW) -> None:
+async def record(store: Store, lane: OutboxLane, *results: SendOutcome) -> bool:
+    """Records `results` for the claimed outbox `lane`."""
+    outcome = SendLaneOutcome(lane.phone_number_id, lane.wa_id, lane.token, results)
+    [written] = await store.outbox.record([outcome])
+    return written
+
+
+async def mark_sent(store: Store, key: str, provider_id: str) -> None:
     """Claims the send `key`, records it as sent under `provider_id`, releases the rest."""
-    claimed = {
-        item.idempotency_key: item for item in await store.claim_outbox("O", 100, LEASE, now)
-    }
-    await store.record_sends("O", [SendOutcome(claimed[key].seq, SENT, 1, provider_id)], now)
-    await store.release_claims("O")
+    for lane in await store.outbox.claim("O", 100, LEASE):
+        found = [item for item in lane.sends if item.idempotency_key == key]
+        results = [SendOutcome(found[0].seq, SENT, 1, provider_id)] if found else []
+        await record(store, lane, *results)
 
 
-async def record_status(store: Store, message_id: str, status: str, at: int) -> None:
+async def record_status(
+    store: Store, message_id: str, status: str, at: int, wa_id: str = ANA
+) -> None:
     """Stores a status event and completes it with its delivery record, as the dispatcher does."""
-    status_event = event(f"status:{message_id}:{status}:{at}", wa_id=f"status-{message_id}")
-    await store.add_events([status_event], NOW)
-    await complete_one(store, status_event.event_id, delivery=StatusRecord(message_id, status, at))
+    await store.inbox.add([event(f"status:{message_id}:{status}:{at}", wa_id=wa_id)])
+    await run_lane(store, wa_id, statuses=(StatusRecord(message_id, status, at),))
+
+
+async def by_key(store: Store) -> dict[str, object]:
+    return {record.idempotency_key: record for record in await store.inspect.outbox()}
 
 
 @pytest.mark.anyio
 class StoreContract:
     """Every Store backend passes these tests."""
 
-    # -- add_events: durable, deduplicated ---------------------------------------------------
+    # -- inbox.add: durable, deduplicated, numbered per lane ---------------------------------
 
-    async def test_add_events_is_true_for_new_and_false_for_a_repeated_event_id(
+    async def test_add_is_true_for_new_and_false_for_a_repeated_event_id(
         self, store: Store
     ) -> None:
-        assert await store.add_events([event("evt_1", message_id="wamid.1")], NOW) == [True]
-        assert await store.add_events([event("evt_1", message_id="wamid.1")], NOW) == [False]
-        assert await store.add_events([event("evt_1", message_id="wamid.other")], NOW) == [False]
-        assert await store.backlog() == (1, 0)
+        assert await store.inbox.add([event("evt_1", message_id="wamid.1")]) == [True]
+        assert await store.inbox.add([event("evt_1", message_id="wamid.1")]) == [False]
+        assert await store.inbox.add([event("evt_1", message_id="wamid.other")]) == [False]
+        assert await store.inspect.backlog() == Backlog(1, 0)
 
-    async def test_add_events_is_false_for_a_repeated_message_id_under_another_event_id(
+    async def test_add_is_false_for_a_repeated_message_id_under_another_event_id(
         self, store: Store
     ) -> None:
-        assert await store.add_events([event("evt_1", message_id="wamid.1")], NOW) == [True]
-        assert await store.add_events([event("evt_2", message_id="wamid.1")], NOW) == [False]
-        assert await store.event_status("evt_2") is None
+        assert await store.inbox.add([event("evt_1", message_id="wamid.1")]) == [True]
+        assert await store.inbox.add([event("evt_2", message_id="wamid.1")]) == [False]
+        assert await store.inspect.event_status("evt_2") is None
 
     async def test_a_meta_native_message_and_an_envelope_with_the_same_wamid_are_one_event(
         self, store: Store
     ) -> None:
+        value = {
+            "metadata": {"phone_number_id": PN},
+            "messages": [text_message("wamid.in.7", "Hola")],
+        }
         meta = parsed(
             {
                 "object": "whatsapp_business_account",
-                "entry": [
-                    {
-                        "id": "1",
-                        "changes": [
-                            {
-                                "field": "messages",
-                                "value": {
-                                    "metadata": {"phone_number_id": PN},
-                                    "messages": [text_message("wamid.in.7", "Hola")],
-                                },
-                            }
-                        ],
-                    }
-                ],
+                "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}],
             }
         )
         envelope = parsed(
@@ -195,16 +212,16 @@ class StoreContract:
             }
         )
         assert meta.event_id != envelope.event_id  # only the wamid ties them together
-        assert await store.add_events([meta], NOW) == [True]
-        assert await store.add_events([envelope], NOW) == [False]
-        assert await store.backlog() == (1, 0)
+        assert await store.inbox.add([meta]) == [True]
+        assert await store.inbox.add([envelope]) == [False]
+        assert await store.inspect.backlog() == Backlog(1, 0)
 
     async def test_events_without_a_message_id_are_told_apart_by_event_id_only(
         self, store: Store
     ) -> None:
         statuses = [event("status:wamid.out.1:read"), event("status:wamid.out.1:delivered")]
-        assert await store.add_events(statuses, NOW) == [True, True]
-        assert await store.add_events(statuses[:1], NOW) == [False]
+        assert await store.inbox.add(statuses) == [True, True]
+        assert await store.inbox.add(statuses[:1]) == [False]
 
     async def test_duplicates_inside_one_call_are_reported_in_place(self, store: Store) -> None:
         batch = [
@@ -214,25 +231,53 @@ class StoreContract:
             event("evt_3", message_id="wamid.2"),
             event("evt_4"),
         ]
-        assert await store.add_events(batch, NOW) == [True, False, True, False, True]
-        assert await store.backlog() == (3, 0)
+        assert await store.inbox.add(batch) == [True, False, True, False, True]
+        assert await store.inspect.backlog() == Backlog(3, 0)
 
-    async def test_concurrent_add_events_store_each_event_once(self, store: Store) -> None:
+    async def test_concurrent_adds_store_each_event_once(self, store: Store) -> None:
         calls = [
-            store.add_events([event(f"evt_{i % 10}", message_id=f"wamid.{i % 10}")], NOW)
+            store.inbox.add([event(f"evt_{i % 10}", message_id=f"wamid.{i % 10}")])
             for i in range(50)
         ]
         results = await asyncio.gather(*calls)
         firsts = [i for i, result in enumerate(results) if result == [True]]
-        assert len(firsts) == 10
         assert sorted(i % 10 for i in firsts) == list(range(10))
         assert all(result in ([True], [False]) for result in results)
-        assert await store.backlog() == (10, 0)
+        assert await store.inspect.backlog() == Backlog(10, 0)
+
+    async def test_each_lanes_events_are_numbered_in_the_order_they_were_stored(
+        self, store: Store
+    ) -> None:
+        # A lane position only grows, in the order of storing; a backend may number lanes
+        # apart (1, 2, 3 per user) or share one count, as long as each lane's order is kept.
+        await store.inbox.add([event("a1"), event("b1", BEN)])
+        await store.inbox.add([event("a2")])
+        await store.inbox.add([event("b2", BEN), event("a3")])
+        lanes = {lane.wa_id: lane for lane in await store.inbox.claim("A", 10, LEASE)}
+        for lane, expected in ((lanes[ANA], ["a1", "a2", "a3"]), (lanes[BEN], ["b1", "b2"])):
+            assert [item.event_id for item in lane.events] == expected
+            positions = [item.lane_seq for item in lane.events]
+            assert positions == sorted(set(positions))
+            assert [item.seq for item in lane.events] == sorted(item.seq for item in lane.events)
+
+    async def test_an_event_that_cannot_be_stored_fails_its_call_alone(self, store: Store) -> None:
+        poison = event("evt_bad")
+        poison.envelope["data"] = {"text": "bad \ud800"}  # a lone surrogate: not UTF-8
+        results = await asyncio.gather(
+            store.inbox.add([event("evt_1"), poison]),
+            store.inbox.add([event("evt_2", BEN)]),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], StoreError)
+        assert results[1] == [True]
+        assert await store.inspect.event_status("evt_1") is None  # nothing of that call
+        assert await store.inspect.event_status("evt_2") == (PENDING, None)
 
     async def test_the_envelope_comes_back_as_stored(self, store: Store) -> None:
         added = event("evt_1", message_id="wamid.1")
-        await store.add_events([added], NOW)
-        [item] = await store.claim_events("A", 10, LEASE, NOW)
+        await store.inbox.add([added])
+        [lane] = await store.inbox.claim("A", 10, LEASE)
+        [item] = lane.events
         assert (item.event_id, item.kind, item.phone_number_id, item.wa_id) == (
             "evt_1",
             "message",
@@ -240,214 +285,293 @@ class StoreContract:
             ANA,
         )
         assert item.envelope == added.envelope
-        assert item.lane == lane_of(PN, ANA)
+        assert (lane.key, lane.token, lane.attempts, lane.session) == ((PN, ANA), "A", 1, None)
+        assert lane.window == Window()
 
     async def test_events_and_state_survive_closing_and_reopening(
         self, store: Store, make_store: StoreFactory
     ) -> None:
-        await store.add_events([event("evt_done", BEN)], NOW)
-        await complete_one(
-            store, "evt_done", session=session(BEN, "confirming"), sends=(send("k1", BEN),)
-        )
-        assert await store.add_events([event("evt_1"), event("evt_2", CAL)], NOW) == [True, True]
+        await store.inbox.add([event("evt_done", BEN)])
+        await run_lane(store, BEN, session=session(BEN, "confirming"), sends=(send("k1", BEN),))
+        assert await store.inbox.add([event("evt_1"), event("evt_2", CAL)]) == [True, True]
         await store.aclose()
 
         again = make_store()
         await again.open()
         try:
-            assert await again.backlog() == (2, 1)
-            assert await again.event_status("evt_1") == (PENDING, None)
-            assert await again.event_status("evt_done") == (DONE, None)
-            claimed = await again.claim_events("B", 10, LEASE, NOW + 1)
-            assert ids(claimed) == ["evt_1", "evt_2"]
-            assert [item.attempts for item in claimed] == [1, 1]
-            assert await again.get_session(PN, BEN) == session(BEN, "confirming")
-            assert [record.idempotency_key for record in await again.outbox()] == ["k1"]
-            assert await again.add_events([event("evt_1")], NOW) == [False]
+            assert await again.inspect.backlog() == Backlog(2, 1)
+            assert await again.inspect.event_status("evt_1") == (PENDING, None)
+            assert await again.inspect.event_status("evt_done") == (DONE, None)
+            assert ids(await again.inbox.claim("B", 10, LEASE)) == [["evt_1"], ["evt_2"]]
+            assert (await again.sessions.get(PN, BEN)).session == session(BEN, "confirming")
+            assert [r.idempotency_key for r in await again.inspect.outbox()] == ["k1"]
+            assert await again.inbox.add([event("evt_1")]) == [False]
         finally:
             await again.aclose()
 
-    # -- claim_events: per-lane order and leases -------------------------------------------
+    # -- inbox.claim: lanes, in order, under a token and a lease -------------------------------
 
-    async def test_claim_events_hands_out_events_in_seq_order_with_a_first_attempt(
+    async def test_claim_hands_out_lanes_oldest_first_each_with_its_events_in_order(
         self, store: Store
     ) -> None:
-        await store.add_events([event("a1"), event("b1", BEN), event("a2"), event("c1", CAL)], NOW)
-        claimed = await store.claim_events("A", 10, LEASE, NOW)
-        assert ids(claimed) == ["a1", "b1", "a2", "c1"]
-        assert [item.seq for item in claimed] == sorted(item.seq for item in claimed)
-        assert [item.attempts for item in claimed] == [1, 1, 1, 1]
+        await store.inbox.add([event("b1", BEN), event("a1"), event("b2", BEN), event("c1", CAL)])
+        await store.inbox.add([event("a2")])
+        lanes = await store.inbox.claim("A", 10, LEASE)
+        assert [lane.wa_id for lane in lanes] == [BEN, ANA, CAL]
+        assert ids(lanes) == [["b1", "b2"], ["a1", "a2"], ["c1"]]
+        assert [lane.attempts for lane in lanes] == [1, 1, 1]
 
-    async def test_claim_events_respects_the_limit(self, store: Store) -> None:
-        await store.add_events([event("a1"), event("b1", BEN), event("c1", CAL)], NOW)
-        assert ids(await store.claim_events("A", 2, LEASE, NOW)) == ["a1", "b1"]
-        assert ids(await store.claim_events("A", 2, LEASE, NOW)) == ["c1"]
-        assert await store.claim_events("A", 2, LEASE, NOW) == []
+    async def test_the_limit_counts_lanes(self, store: Store) -> None:
+        await store.inbox.add([event("a1"), event("a2"), event("b1", BEN), event("c1", CAL)])
+        assert ids(await store.inbox.claim("A", 2, LEASE)) == [["a1", "a2"], ["b1"]]
+        assert ids(await store.inbox.claim("A", 2, LEASE)) == [["c1"]]
+        assert await store.inbox.claim("A", 2, LEASE) == []
 
-    async def test_a_lane_held_by_one_owner_is_skipped_for_another(self, store: Store) -> None:
-        await store.add_events([event("a1"), event("a2"), event("b1", BEN)], NOW)
-        assert ids(await store.claim_events("A", 1, LEASE, NOW)) == ["a1"]
-        assert ids(await store.claim_events("B", 10, LEASE, NOW)) == ["b1"]
+    async def test_a_claim_takes_a_bounded_number_of_a_lanes_events(self, store: Store) -> None:
+        await store.inbox.add([event(f"a{i}") for i in range(LANE_ITEMS + 5)])
+        [first] = await store.inbox.claim("A", 1, LEASE)
+        assert len(first.events) == LANE_ITEMS
+        assert await complete(store, first)
+        [rest] = await store.inbox.claim("A", 1, LEASE)
+        assert [item.event_id for item in rest.events] == [
+            f"a{i}" for i in range(LANE_ITEMS, LANE_ITEMS + 5)
+        ]
 
-    async def test_a_held_lane_is_skipped_for_its_own_owner_too(self, store: Store) -> None:
-        await store.add_events([event("a1"), event("a2"), event("b1", BEN)], NOW)
-        assert ids(await store.claim_events("A", 1, LEASE, NOW)) == ["a1"]
-        assert ids(await store.claim_events("A", 10, LEASE, NOW)) == ["b1"]
-        assert await store.claim_events("A", 10, LEASE, NOW) == []
+    async def test_a_claimed_lane_is_skipped_for_every_token(self, store: Store) -> None:
+        await store.inbox.add([event("a1"), event("b1", BEN)])
+        assert ids(await store.inbox.claim("A", 1, LEASE)) == [["a1"]]
+        await store.inbox.add([event("a2")])
+        assert ids(await store.inbox.claim("B", 10, LEASE)) == [["b1"]]
+        assert await store.inbox.claim("A", 10, LEASE) == []
 
-    async def test_owners_claiming_at_once_never_share_an_event_or_a_lane(
-        self, store: Store
-    ) -> None:
+    async def test_tokens_claiming_at_once_never_share_a_lane(self, store: Store) -> None:
         users = [f"54911400001{n:02d}" for n in range(12)]
-        await store.add_events([event(f"{u}-{i}", u) for i in range(3) for u in users], NOW)
-        owners = [f"W{n}" for n in range(4)]
-        claims = await asyncio.gather(*(store.claim_events(o, 20, LEASE, NOW) for o in owners))
-        claimed = [item.event_id for items in claims for item in items]
-        assert len(claimed) == len(set(claimed)), "an event was handed to two owners"
-        lanes = [{item.lane for item in items} for items in claims]
-        for n, mine in enumerate(lanes):
-            for theirs in lanes[n + 1 :]:
-                assert not mine & theirs, "a lane was split between two owners"
-        for items in claims:  # each owner holds a prefix of each of its lanes, in order
-            for lane in {item.lane for item in items}:
-                got = [item.event_id for item in items if item.lane == lane]
-                user = got[0].split("-")[0]
-                assert got == [f"{user}-{i}" for i in range(len(got))]
+        await store.inbox.add([event(f"{u}-{i}", u) for i in range(3) for u in users])
+        claims = await asyncio.gather(*(store.inbox.claim(f"W{n}", 5, LEASE) for n in range(4)))
+        claimed = [lane.wa_id for lanes in claims for lane in lanes]
+        assert sorted(claimed) == sorted(set(claimed)), "a lane was handed to two tokens"
+        assert sorted(claimed) == users
+        for lanes in claims:
+            for lane in lanes:
+                assert [item.event_id for item in lane.events] == [
+                    f"{lane.wa_id}-{i}" for i in range(3)
+                ]
 
-    async def test_a_lane_frees_up_when_its_event_completes(self, store: Store) -> None:
-        await store.add_events([event("a1"), event("a2")], NOW)
-        [first] = await store.claim_events("A", 1, LEASE, NOW)
-        assert await store.claim_events("B", 10, LEASE, NOW) == []
-        await store.complete_events("A", [EventOutcome(first.seq, DONE)], NOW)
-        assert ids(await store.claim_events("B", 10, LEASE, NOW)) == ["a2"]
-
-    async def test_a_lease_blocks_the_lane_until_it_expires(self, store: Store) -> None:
-        await store.add_events([event("a1"), event("a2")], NOW)
-        assert ids(await store.claim_events("A", 1, LEASE, NOW)) == ["a1"]
-        assert await store.claim_events("B", 10, LEASE, NOW + LEASE - 1) == []
-        retaken = await store.claim_events("B", 10, LEASE, NOW + LEASE + 1)
-        assert ids(retaken) == ["a1", "a2"]
-        assert [item.attempts for item in retaken] == [2, 1]
-
-    async def test_a_renewed_lease_keeps_the_claim_past_its_first_expiry(
+    async def test_a_lane_frees_up_when_it_completes_and_its_later_events_follow(
         self, store: Store
     ) -> None:
-        await store.add_events([event("a1"), event("b1", BEN), event("c1", "5491100000003")], NOW)
-        held = await store.claim_events("A", 2, LEASE, NOW)
-        assert ids(held) == ["a1", "b1"]
-        assert ids(await store.claim_events("C", 1, LEASE, NOW)) == ["c1"]
-        assert (
-            await store.renew_claims("A", [item.seq for item in held], LEASE, NOW + LEASE - 1) == 2
-        )
-        # past the first lease: C did not renew, A did
-        assert ids(await store.claim_events("B", 10, LEASE, NOW + LEASE + 1)) == ["c1"]
-        retaken = await store.claim_events("B", 10, LEASE, NOW + 2 * LEASE)
-        assert ids(retaken) == ["a1", "b1"]
+        await store.inbox.add([event("a1")])
+        [lane] = await store.inbox.claim("A", 1, LEASE)
+        await store.inbox.add([event("a2")])
+        assert await store.inbox.claim("B", 10, LEASE) == []
+        assert await complete(store, lane)
+        assert ids(await store.inbox.claim("B", 10, LEASE)) == [["a2"]]
 
-    async def test_renewing_skips_finished_events_others_claims_and_unnamed_ones(
-        self, store: Store
+    async def test_the_store_clock_ends_a_lease_and_a_retaken_lane_runs_one_event(
+        self, store: Store, clock: ManualClock
     ) -> None:
-        await store.add_events([event("a1"), event("b1", BEN), event("c1", "5491100000003")], NOW)
-        [a1] = await store.claim_events("A", 1, LEASE, NOW)
-        [b1] = await store.claim_events("B", 1, LEASE, NOW)
-        [c1] = await store.claim_events("A", 1, LEASE, NOW)
-        await store.complete_events("A", [EventOutcome(a1.seq, DONE)], NOW)
-        assert await store.renew_claims("A", [a1.seq, b1.seq], LEASE, NOW + 1) == 0
-        assert await store.renew_claims("B", [b1.seq, c1.seq], LEASE, NOW + 1) == 1
-        assert await store.renew_claims("A", [], LEASE, NOW + 1) == 0
-        # c1 was not named: its claim expires at NOW + LEASE
-        assert ids(await store.claim_events("B", 10, LEASE, NOW + LEASE + 0.5)) == ["c1"]
+        await store.inbox.add([event("a1"), event("a2"), event("a3")])
+        assert ids(await store.inbox.claim("A", 1, LEASE)) == [["a1", "a2", "a3"]]
+        clock.advance(LEASE - 1)
+        assert await store.inbox.claim("B", 10, LEASE) == []
+        clock.advance(2)
+        [retaken] = await store.inbox.claim("B", 10, LEASE)
+        assert ([item.event_id for item in retaken.events], retaken.attempts) == (["a1"], 2)
+        assert await complete(store, retaken)
+        [after] = await store.inbox.claim("B", 10, LEASE)  # a fresh claim: the whole lane again
+        assert ([item.event_id for item in after.events], after.attempts) == (["a2", "a3"], 1)
 
-    async def test_every_claim_counts_an_attempt(self, store: Store) -> None:
-        await store.add_events([event("a1")], NOW)
+    async def test_every_claim_of_an_unfinished_event_counts_an_attempt(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await store.inbox.add([event("a1")])
         attempts = []
-        for round_ in range(3):
-            now = NOW + round_ * (LEASE + 1)
-            [item] = await store.claim_events("A", 1, LEASE, now)
-            attempts.append(item.attempts)
-        await store.release_claims("A")
-        [item] = await store.claim_events("B", 1, LEASE, NOW + 3 * (LEASE + 1))
-        assert [*attempts, item.attempts] == [1, 2, 3, 4]
+        for _ in range(3):
+            [lane] = await store.inbox.claim("A", 1, LEASE)
+            attempts.append(lane.attempts)
+            clock.advance(LEASE + 1)
+        assert attempts == [1, 2, 3]
+
+    async def test_a_completion_under_a_lost_claim_writes_nothing(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await store.inbox.add([event("a1"), event("b1", BEN)])
+        mine = {lane.wa_id: lane for lane in await store.inbox.claim("A", 10, LEASE)}
+        clock.advance(LEASE + 1)
+        [theirs] = await store.inbox.claim("B", 1, LEASE)  # A's lease ran out; B took ANA
+        assert theirs.wa_id == ANA
+        outcomes = [
+            done(mine[ANA], session=session(), sends=(send("k1"),)),
+            done(
+                mine[BEN], session=session(BEN), statuses=(StatusRecord("wamid.out.1", "read", 10),)
+            ),
+        ]
+        assert await store.inbox.complete(outcomes) == [False, True]  # BEN was still A's
+        assert await store.inspect.event_status("a1") == (PENDING, None)
+        assert (await store.sessions.get(PN, ANA)).session is None
+        assert [r.idempotency_key for r in await store.inspect.outbox()] == []
+        assert await store.inspect.event_status("b1") == (DONE, None)
+        assert (await store.sessions.get(PN, BEN)).session == session(BEN)
+
+    async def test_a_renewed_lease_keeps_the_claim_past_its_first_end(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await store.inbox.add([event("a1"), event("b1", BEN), event("c1", CAL)])
+        held = await store.inbox.claim("A", 2, LEASE)
+        assert ids(await store.inbox.claim("C", 1, LEASE)) == [["c1"]]
+        clock.advance(LEASE - 1)
+        assert await store.inbox.renew("A", [lane.key for lane in held], LEASE) == [
+            lane.key for lane in held
+        ]
+        clock.advance(2)  # past the first lease: C did not renew, A did
+        assert ids(await store.inbox.claim("B", 10, LEASE)) == [["c1"]]
+        clock.advance(LEASE - 1)  # past A's renewed lease, not B's
+        assert sorted(lane.wa_id for lane in await store.inbox.claim("B", 10, LEASE)) == [ANA, BEN]
+
+    async def test_renew_names_only_the_lanes_the_token_still_holds(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await store.inbox.add([event("a1"), event("b1", BEN), event("c1", CAL)])
+        [a] = await store.inbox.claim("A", 1, LEASE)
+        [b] = await store.inbox.claim("B", 1, LEASE)
+        assert await complete(store, a)
+        assert await store.inbox.renew("A", [a.key, b.key], LEASE) == []
+        assert await store.inbox.renew("B", [b.key], LEASE) == [b.key]
+        assert await store.inbox.renew("B", [], LEASE) == []
+        clock.advance(LEASE + 1)
+        [c] = await store.inbox.claim("C", 1, LEASE)
+        assert c.wa_id == BEN  # B's lease ran out: renewing now finds it gone
+        assert await store.inbox.renew("B", [b.key], LEASE) == []
+
+    async def test_release_frees_lanes_at_once_and_refund_uncounts_the_attempt(
+        self, store: Store
+    ) -> None:
+        await store.inbox.add([event("a1"), event("b1", BEN), event("b2", BEN), event("c1", CAL)])
+        lanes = await store.inbox.claim("A", 3, LEASE)
+        await store.inbox.release("A", [lanes[0].key], refund=True)
+        await store.inbox.release("A", [lanes[1].key])
+        again = {lane.wa_id: lane for lane in await store.inbox.claim("B", 10, LEASE)}
+        assert set(again) == {ANA, BEN}  # CAL is still A's
+        assert (again[ANA].attempts, again[BEN].attempts) == (1, 2)
+        assert len(again[BEN].events) == 1  # taken again after an unfinished claim
+        await store.inbox.release("A")
+        assert [lane.wa_id for lane in await store.inbox.claim("C", 10, LEASE)] == [CAL]
 
     async def test_a_busy_lane_does_not_starve_a_free_lane_behind_it(self, store: Store) -> None:
-        await store.add_events([event(f"a{i}") for i in range(20)] + [event("b1", BEN)], NOW)
-        assert ids(await store.claim_events("A", 1, LEASE, NOW)) == ["a0"]
-        assert ids(await store.claim_events("B", 1, LEASE, NOW)) == ["b1"]
+        await store.inbox.add([event(f"a{i}") for i in range(20)] + [event("b1", BEN)])
+        assert [lane.wa_id for lane in await store.inbox.claim("A", 1, LEASE)] == [ANA]
+        assert [lane.wa_id for lane in await store.inbox.claim("B", 1, LEASE)] == [BEN]
 
-    # -- complete_events: one transaction ----------------------------------------------------
+    async def test_next_due_says_when_an_event_can_be_claimed(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        assert await store.inbox.next_due() is None
+        await store.inbox.add([event("a1")])
+        assert await store.inbox.next_due() == 0
+        [lane] = await store.inbox.claim("A", 1, LEASE)
+        assert await store.inbox.next_due() == pytest.approx(LEASE)
+        clock.advance(10)
+        assert await store.inbox.next_due() == pytest.approx(LEASE - 10)
+        assert await complete(store, lane)
+        assert await store.inbox.next_due() is None
 
-    async def test_complete_events_records_each_outcome(self, store: Store) -> None:
-        await store.add_events([event("ok"), event("bad", BEN), event("other", CAL)], NOW)
-        claimed = {item.event_id: item for item in await store.claim_events("A", 10, LEASE, NOW)}
-        outcomes = [
-            EventOutcome(claimed["ok"].seq, DONE),
-            EventOutcome(claimed["bad"].seq, FAILED, "ValueError: boom"),
-            EventOutcome(claimed["other"].seq, IGNORED),
-        ]
-        await store.complete_events("A", outcomes, NOW)
-        assert await store.event_status("ok") == (DONE, None)
-        assert await store.event_status("bad") == (FAILED, "ValueError: boom")
-        assert await store.event_status("other") == (IGNORED, None)
-        assert await store.event_status("never") is None
-        assert await store.backlog() == (0, 0)
-        assert await store.claim_events("B", 10, LEASE, NOW + 10 * LEASE) == []
+    # -- inbox.complete: one lane, one unit ----------------------------------------------------
 
-    async def test_complete_events_saves_a_session_and_updates_it(self, store: Store) -> None:
-        await store.add_events([event("a1"), event("a2")], NOW)
-        saved = session(state="choosing", last=NOW)
-        await complete_one(store, "a1", session=saved)
-        assert await store.get_session(PN, ANA) == saved
+    async def test_complete_records_each_events_result(self, store: Store) -> None:
+        await store.inbox.add([event("ok"), event("bad"), event("other")])
+        [lane] = await store.inbox.claim("A", 10, LEASE)
+        ok, bad, other = lane.events
+        results = (
+            EventResult(ok.seq, ok.lane_seq, DONE),
+            EventResult(bad.seq, bad.lane_seq, FAILED, "ValueError: boom"),
+            EventResult(other.seq, other.lane_seq, IGNORED),
+        )
+        outcome = LaneOutcome(PN, ANA, "A", results)
+        assert await store.inbox.complete([outcome]) == [True]
+        assert await store.inspect.event_status("ok") == (DONE, None)
+        assert await store.inspect.event_status("bad") == (FAILED, "ValueError: boom")
+        assert await store.inspect.event_status("other") == (IGNORED, None)
+        assert await store.inspect.event_status("never") is None
+        assert await store.inspect.backlog() == Backlog(0, 0)
+        assert await store.inbox.next_due() is None
 
+    async def test_results_for_a_prefix_leave_the_rest_pending(self, store: Store) -> None:
+        await store.inbox.add([event("a1"), event("a2"), event("a3")])
+        [lane] = await store.inbox.claim("A", 1, LEASE)
+        first = lane.events[0]
+        outcome = LaneOutcome(PN, ANA, "A", (EventResult(first.seq, first.lane_seq, DONE),))
+        assert await store.inbox.complete([outcome]) == [True]
+        assert await store.inspect.backlog() == Backlog(2, 0)
+        assert ids(await store.inbox.claim("B", 1, LEASE)) == [["a2", "a3"]]
+
+    async def test_complete_saves_a_session_and_replaces_it(self, store: Store) -> None:
+        await store.inbox.add([event("a1")])
+        await run_lane(store, session=session(state="choosing"))
+        assert (await store.sessions.get(PN, ANA)).session == session(state="choosing")
+        await store.inbox.add([event("a2")])
         data = {"service": "lab", "n": [1, "é"]}
-        updated = Session(PN, ANA, "Clinic2", "confirming", data, "v2", NOW + 5)
-        await complete_one(store, "a2", session=updated)
-        assert await store.get_session(PN, ANA) == updated
-        assert await store.get_session(PN, BEN) is None
-        assert await store.get_session("999", ANA) is None
+        updated = Session(PN, ANA, "Clinic2", "confirming", data, "v2")
+        [lane] = await store.inbox.claim("A", 1, LEASE)
+        assert lane.session == session(state="choosing")  # a claim carries the session
+        assert await complete(store, lane, session=updated)
+        assert (await store.sessions.get(PN, ANA)).session == updated
+        assert (await store.sessions.get(PN, BEN)).session is None
+        assert (await store.sessions.get("999", ANA)).window == Window()
 
-    async def test_load_sessions_returns_the_existing_ones_by_lane(self, store: Store) -> None:
-        await store.add_events([event("a1"), event("b1", BEN)], NOW)
-        claimed = await store.claim_events("A", 10, LEASE, NOW)
-        outcomes = [
-            EventOutcome(item.seq, DONE, session=session(item.wa_id, state=f"s-{item.event_id}"))
-            for item in claimed
-        ]
-        await store.complete_events("A", outcomes, NOW)
-        found = await store.load_sessions([(PN, ANA), (PN, BEN), (PN, CAL)])
-        assert set(found) == {lane_of(PN, ANA), lane_of(PN, BEN)}
-        assert found[lane_of(PN, BEN)].state == "s-b1"
-        assert await store.load_sessions([]) == {}
+    async def test_a_window_only_grows_whatever_order_completions_commit_in(
+        self, store: Store
+    ) -> None:
+        await store.inbox.add([event("a1")])
+        await run_lane(store, window=Window(T0 + 100, 2, None))
+        await store.inbox.add([event("a2")])
+        await run_lane(store, window=Window(T0, 1, 1))  # an older view, with a refusal
+        assert (await store.sessions.get(PN, ANA)).window == Window(T0 + 100, 2, 1)
+        await store.inbox.add([event("a3")])
+        [lane] = await store.inbox.claim("A", 1, LEASE)
+        assert lane.window == Window(T0 + 100, 2, 1)
 
-    async def test_last_inbound_at_never_moves_back(self, store: Store) -> None:
-        await store.add_events([event(f"a{i}") for i in range(3)], NOW)
-        seen = []
-        for i, last in enumerate([2_000.0, 1_500.0, 2_500.0]):
-            await complete_one(store, f"a{i}", session=session(last=last, state=f"s{i}"))
-            stored = await store.get_session(PN, ANA)
-            assert stored is not None
-            assert stored.state == f"s{i}"  # the rest of the session is still saved
-            seen.append(stored.last_inbound_at)
-        assert seen == [2_000.0, 2_000.0, 2_500.0]
+    async def test_an_outcome_that_cannot_be_stored_fails_its_own_events_only(
+        self, store: Store
+    ) -> None:
+        await store.inbox.add([event("a1"), event("b1", BEN)])
+        await store.inbox.add([event("a0", CAL)])
+        lanes = {lane.wa_id: lane for lane in await store.inbox.claim("A", 10, LEASE)}
+        poison = done(
+            lanes[ANA],
+            session=session(state="bad", text="bad \ud800"),
+            sends=(send("k-bad", body="bad \ud800"),),
+            window=Window(T0, 1, None),
+        )
+        fine = done(lanes[BEN], session=session(BEN, "fine"), sends=(send("k-ben", BEN),))
+        results = await asyncio.gather(store.inbox.complete([poison]), store.inbox.complete([fine]))
+        assert results == [[True], [True]]
+        status, error = await store.inspect.event_status("a1") or ("", "")
+        assert status == FAILED and "could not be stored" in (error or "")
+        user = await store.sessions.get(PN, ANA)
+        assert user.session is None  # the session as it was
+        assert user.window == Window(T0, 1, None)  # what the user's message did is kept
+        assert [r.idempotency_key for r in await store.inspect.outbox()] == ["k-ben"]
+        assert (await store.sessions.get(PN, BEN)).session == session(BEN, "fine")
+        assert await store.inspect.event_status("b1") == (DONE, None)
 
     async def test_sends_are_queued_once_per_idempotency_key(self, store: Store) -> None:
-        await store.add_events([event("a1"), event("a2")], NOW)
-        await complete_one(store, "a1", sends=(send("k1", body="¿Confirmás?"), send("k2")))
-        # a redelivered event, or a retried batch, queues the same keys again
-        await complete_one(store, "a2", sends=(send("k1", body="changed"), send("k3")))
-
-        records = await store.outbox()
+        await store.inbox.add([event("a1")])
+        await run_lane(store, sends=(send("k1", body="¿Confirmás?"), send("k2")))
+        await store.inbox.add([event("a2")])  # a redelivery queues the same keys again
+        await run_lane(store, sends=(send("k1", body="changed"), send("k3")))
+        records = await store.inspect.outbox()
         assert [record.idempotency_key for record in records] == ["k1", "k2", "k3"]
         assert records[0].payload == {"body": "¿Confirmás?", "preview_url": False}
         assert [(record.status, record.attempts) for record in records] == [(PENDING, 0)] * 3
-        assert records[0].provider_message_id is None
-        assert records[0].delivery_status is None
-        assert await store.backlog() == (0, 3)
+        assert (records[0].provider_message_id, records[0].delivery_status) == (None, None)
+        assert await store.inspect.backlog() == Backlog(0, 3)
 
-    async def test_outbox_can_be_read_for_one_user(self, store: Store) -> None:
-        await queue_sends(store, send("k1"), send("k2", BEN), send("k3"))
-        assert [record.idempotency_key for record in await store.outbox(ANA)] == ["k1", "k3"]
-        assert [record.wa_id for record in await store.outbox(BEN)] == [BEN]
-        assert await store.outbox(CAL) == []
+    async def test_the_outbox_can_be_read_for_one_user(self, store: Store) -> None:
+        await queue_sends(store, send("k1"), send("k3"))
+        await queue_sends(store, send("k2", BEN))
+        assert [r.idempotency_key for r in await store.inspect.outbox(ANA)] == ["k1", "k3"]
+        assert [r.wa_id for r in await store.inspect.outbox(BEN)] == [BEN]
+        assert await store.inspect.outbox(CAL) == []
 
     async def test_statuses_show_on_the_outbox_and_never_move_backwards(self, store: Store) -> None:
         await queue_sends(store, send("k1"), send("k2"))
@@ -458,25 +582,22 @@ class StoreContract:
         await record_status(store, "wamid.out.1", "sent", 12)
         await record_status(store, "wamid.out.2", "sent", 10)
         await record_status(store, "wamid.out.2", "delivered", 11)
-        by_key = {record.idempotency_key: record for record in await store.outbox()}
-        assert by_key["k1"].provider_message_id == "wamid.out.1"
-        assert by_key["k1"].delivery_status == "read"
-        assert by_key["k2"].delivery_status == "delivered"
+        found = {r.idempotency_key: r for r in await store.inspect.outbox()}
+        assert found["k1"].provider_message_id == "wamid.out.1"
+        assert found["k1"].delivery_status == "read"
+        assert found["k2"].delivery_status == "delivered"
 
-    async def test_statuses_of_one_batch_apply_in_order(self, store: Store) -> None:
+    async def test_statuses_of_one_outcome_apply_in_order(self, store: Store) -> None:
         await queue_sends(store, send("k1"))
         await mark_sent(store, "k1", "wamid.out.1")
-        await store.add_events([event("s1", "x"), event("s2", "y"), event("s3", "z")], NOW)
-        claimed = await store.claim_events("S", 10, LEASE, NOW)
-        outcomes = [
-            EventOutcome(item.seq, DONE, delivery=StatusRecord("wamid.out.1", status, i))
-            for i, (item, status) in enumerate(
-                zip(claimed, ["delivered", "read", "sent"], strict=True)
-            )
-        ]
-        await store.complete_events("S", outcomes, NOW)
-        [record] = await store.outbox()
-        assert record.delivery_status == "read"
+        statuses = tuple(
+            StatusRecord("wamid.out.1", status, i)
+            for i, status in enumerate(["delivered", "read", "sent"])
+        )
+        await store.inbox.add([event("s1")])
+        await run_lane(store, statuses=statuses)
+        [found] = await store.inspect.outbox()
+        assert found.delivery_status == "read"
 
     async def test_a_status_for_an_unknown_message_is_kept_for_when_it_shows_up(
         self, store: Store
@@ -484,162 +605,251 @@ class StoreContract:
         await record_status(store, "wamid.out.9", "delivered", 10)
         await queue_sends(store, send("k9"))
         await mark_sent(store, "k9", "wamid.out.9")
-        [record] = await store.outbox()
-        assert record.delivery_status == "delivered"
+        [found] = await store.inspect.outbox()
+        assert found.delivery_status == "delivered"
 
-    async def test_complete_events_rolls_back_the_batch_when_an_event_was_taken_over(
+    async def test_a_refused_status_turns_sent_messages_into_their_fallback_or_holds_them(
         self, store: Store
     ) -> None:
-        await store.add_events([event("a1"), event("b1", BEN)], NOW)
-        mine = {item.event_id: item for item in await store.claim_events("A", 10, LEASE, NOW)}
-        later = NOW + LEASE + 1
-        assert ids(await store.claim_events("B", 1, LEASE, later)) == ["a1"]  # A's lease ran out
-        outcomes = [
-            EventOutcome(mine["a1"].seq, DONE, session=session(), sends=(send("k1"),)),
-            EventOutcome(
-                mine["b1"].seq,
-                DONE,
-                session=session(BEN),
-                sends=(send("k2", BEN),),
-                delivery=StatusRecord("wamid.out.1", "read", 10),
-            ),
-        ]
-        with pytest.raises(StoreError, match="A"):
-            await store.complete_events("A", outcomes, later)
-        assert await store.event_status("a1") == (PENDING, None)
-        assert await store.event_status("b1") == (PENDING, None)
-        assert await store.get_session(PN, ANA) is None
-        assert await store.get_session(PN, BEN) is None
-        assert await store.outbox() == []
-        assert await store.backlog() == (2, 0)
-        # b1 is still A's: completing it alone works
-        await store.complete_events("A", [EventOutcome(mine["b1"].seq, DONE)], later)
-        assert await store.event_status("b1") == (DONE, None)
-
-    async def test_complete_events_fails_after_the_claims_were_released(self, store: Store) -> None:
-        await store.add_events([event("a1")], NOW)
-        [item] = await store.claim_events("A", 1, LEASE, NOW)
-        await store.release_claims("A")
-        with pytest.raises(StoreError):
-            await store.complete_events("A", [EventOutcome(item.seq, DONE, session=session())], NOW)
-        assert await store.event_status("a1") == (PENDING, None)
-        assert await store.get_session(PN, ANA) is None
-
-    # -- the outbox --------------------------------------------------------------------------
-
-    async def test_claim_outbox_hands_out_sends_in_order_and_holds_them(self, store: Store) -> None:
-        await queue_sends(store, send("a1"), send("b1", BEN), send("a2"))
-        claimed = await store.claim_outbox("A", 10, LEASE, NOW)
-        assert keys(claimed) == ["a1", "b1", "a2"]
-        assert [item.attempts for item in claimed] == [0, 0, 0]
-        assert claimed[0].payload == {"body": "hola", "preview_url": False}
-        assert claimed[0].lane == lane_of(PN, ANA)
-        assert await store.claim_outbox("B", 10, LEASE, NOW) == []
-
-    async def test_claim_outbox_skips_a_lane_held_by_another_owner(self, store: Store) -> None:
-        await queue_sends(store, send("a1"), send("a2"), send("b1", BEN))
-        assert keys(await store.claim_outbox("A", 1, LEASE, NOW)) == ["a1"]
-        [other] = await store.claim_outbox("B", 10, LEASE, NOW)
-        assert other.idempotency_key == "b1"
-        await store.record_sends("B", [SendOutcome(other.seq, SENT, 1, "wamid.out.1")], NOW)
-        assert await store.claim_outbox("B", 10, LEASE, NOW + LEASE - 1) == []
-        assert keys(await store.claim_outbox("B", 10, LEASE, NOW + LEASE + 1)) == ["a1", "a2"]
-
-    async def test_a_retry_time_blocks_the_whole_lane_until_due(self, store: Store) -> None:
-        await queue_sends(store, send("a1"), send("a2"), send("b1", BEN))
-        [first] = await store.claim_outbox("A", 1, LEASE, NOW)
-        retry = SendOutcome(first.seq, PENDING, 1, error="503 busy", next_attempt_at=NOW + 30)
-        await store.record_sends("A", [retry], NOW)
-        assert keys(await store.claim_outbox("A", 10, LEASE, NOW + 1)) == ["b1"]
-        assert await store.claim_outbox("A", 10, LEASE, NOW + 29) == []
-        due = await store.claim_outbox("A", 10, LEASE, NOW + 31)
-        assert keys(due) == ["a1", "a2"]
-        assert [item.attempts for item in due] == [1, 0]
-        [record] = [r for r in await store.outbox() if r.idempotency_key == "a1"]
-        assert (record.status, record.attempts, record.error) == (PENDING, 1, "503 busy")
-
-    async def test_record_sends_stores_sent_and_failed_results(self, store: Store) -> None:
-        await queue_sends(store, send("a1"), send("b1", BEN), send("b2", BEN))
-        claimed = {
-            item.idempotency_key: item for item in await store.claim_outbox("A", 10, LEASE, NOW)
-        }
-        assert set(claimed) == {"a1", "b1", "b2"}
-        outcomes = [
-            SendOutcome(claimed["a1"].seq, SENT, 1, provider_message_id="wamid.out.1"),
-            SendOutcome(claimed["b1"].seq, FAILED, 2, error="131047 window closed"),
-        ]
-        await store.record_sends("A", outcomes, NOW)
-        await store.release_claims("A")
-        by_key = {record.idempotency_key: record for record in await store.outbox()}
-        assert (by_key["a1"].status, by_key["a1"].attempts, by_key["a1"].provider_message_id) == (
-            SENT,
-            1,
-            "wamid.out.1",
+        await queue_sends(
+            store,
+            send("k-fb", when_closed=FALL_BACK, fallback=TEMPLATE),
+            send("k-hold", when_closed=HOLD),
+            send("k-fail"),
         )
-        assert (by_key["b1"].status, by_key["b1"].attempts, by_key["b1"].error) == (
-            FAILED,
-            2,
-            "131047 window closed",
+        for key in ("k-fb", "k-hold", "k-fail"):
+            await mark_sent(store, key, f"wamid.{key}")
+        await store.inbox.add([event("s1")])
+        refused = ("wamid.k-fb", "wamid.k-hold", "wamid.k-fail")
+        await run_lane(store, refused=refused)
+        found = {r.idempotency_key: r for r in await store.inspect.outbox()}
+        fallback = found["k-fb-fb"]
+        assert (fallback.type, fallback.instead_of, fallback.status) == (
+            "template",
+            "text",
+            PENDING,
         )
-        assert by_key["b2"].status == PENDING
-        assert await store.backlog() == (0, 1)
-        # finished rows are not handed out again, and a failed one does not block its lane
-        assert keys(await store.claim_outbox("B", 10, LEASE, NOW)) == ["b2"]
+        assert fallback.payload == TEMPLATE["payload"]
+        assert found["k-hold-held"].status == HELD
+        assert found["k-fail"].status == SENT
+        assert keys(await store.outbox.claim("O", 10, LEASE)) == [["k-fb-fb"]]
+
+    # -- the outbox ---------------------------------------------------------------------------
+
+    async def test_outbox_claims_lanes_with_their_sends_in_order_and_window(
+        self, store: Store
+    ) -> None:
+        await store.inbox.add([event("a1")])
+        await run_lane(store, sends=(send("a1"), send("a2")), window=Window(T0, 1, None))
+        await queue_sends(store, send("b1", BEN))
+        lanes = await store.outbox.claim("A", 10, LEASE)
+        assert keys(lanes) == [["a1", "a2"], ["b1"]]
+        assert lanes[0].window == Window(T0, 1, None)
+        assert lanes[0].sends[0].payload == {"body": "hola", "preview_url": False}
+        assert [item.attempts for item in lanes[0].sends] == [0, 0]
+        assert (lanes[0].sends[0].when_closed, lanes[0].sends[0].fallback) == (FAIL, None)
+        assert await store.outbox.claim("B", 10, LEASE) == []
+
+    async def test_a_claimed_outbox_lane_waits_for_its_lease_or_its_record(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await queue_sends(store, send("a1"), send("a2"))
+        await queue_sends(store, send("b1", BEN))
+        [a] = await store.outbox.claim("A", 1, LEASE)
+        [b] = await store.outbox.claim("B", 10, LEASE)
+        assert await record(store, b, SendOutcome(b.sends[0].seq, SENT, 1, "wamid.out.1"))
+        clock.advance(LEASE - 1)
+        assert await store.outbox.claim("C", 10, LEASE) == []
+        clock.advance(2)
+        [again] = await store.outbox.claim("C", 10, LEASE)
+        assert [item.idempotency_key for item in again.sends] == ["a1", "a2"]
+        assert not await record(store, a, SendOutcome(a.sends[0].seq, SENT, 1, "wamid.x"))
+        assert (await by_key(store))["a1"].status == PENDING  # type: ignore[attr-defined]
+
+    async def test_a_retry_holds_back_its_whole_lane_until_due(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await queue_sends(store, send("a1"), send("a2"))
+        await queue_sends(store, send("b1", BEN))
+        [a, _] = await store.outbox.claim("A", 10, LEASE)
+        retry = SendOutcome(a.sends[0].seq, PENDING, 1, error="503 busy", retry_in=30)
+        assert await record(store, a, retry)
+        await store.outbox.release("A")
+        clock.advance(29)
+        assert keys(await store.outbox.claim("A", 10, LEASE)) == [["b1"]]
+        assert await store.outbox.next_due() == pytest.approx(1)
+        clock.advance(2)
+        [due] = await store.outbox.claim("B", 10, LEASE)
+        assert [(item.idempotency_key, item.attempts) for item in due.sends] == [
+            ("a1", 1),
+            ("a2", 0),
+        ]
+        found = (await by_key(store))["a1"]
+        assert (found.status, found.attempts, found.error) == (PENDING, 1, "503 busy")  # type: ignore[attr-defined]
+
+    async def test_record_stores_sent_and_failed_and_a_failure_does_not_block_the_lane(
+        self, store: Store
+    ) -> None:
+        await queue_sends(store, send("a1"), send("a2"), send("a3"))
+        [lane] = await store.outbox.claim("A", 10, LEASE)
+        first, second, _ = lane.sends
+        assert await record(
+            store,
+            lane,
+            SendOutcome(first.seq, SENT, 1, provider_message_id="wamid.out.1"),
+            SendOutcome(second.seq, FAILED, 2, error="400 bad"),
+        )
+        found = await by_key(store)
+        assert (found["a1"].status, found["a1"].provider_message_id) == (SENT, "wamid.out.1")  # type: ignore[attr-defined]
+        assert (found["a2"].status, found["a2"].error) == (FAILED, "400 bad")  # type: ignore[attr-defined]
+        assert await store.inspect.backlog() == Backlog(0, 1)
+        assert keys(await store.outbox.claim("B", 10, LEASE)) == [["a3"]]
+
+    async def test_a_refused_send_falls_back_in_place_or_is_held_until_the_user_writes(
+        self, store: Store
+    ) -> None:
+        await queue_sends(
+            store,
+            send("a1", when_closed=FALL_BACK, fallback=TEMPLATE),
+            send("a2", when_closed=HOLD),
+            send("a3"),
+        )
+        [lane] = await store.outbox.claim("A", 10, LEASE)
+        a1, a2, _ = lane.sends
+        assert (a1.when_closed, a1.fallback) == (FALL_BACK, TEMPLATE)
+        assert await record(
+            store,
+            lane,
+            SendOutcome(a1.seq, PENDING, 1, error="closed", fall_back=FALL_BACK),
+            SendOutcome(a2.seq, HELD, 1, error="closed", fall_back=HOLD),
+        )
+        [again] = await store.outbox.claim("A", 10, LEASE)
+        assert [item.idempotency_key for item in again.sends] == ["a1-fb", "a3"]
+        assert (again.sends[0].type, again.sends[0].fallback) == ("template", None)
+        await store.outbox.release("A")
+        await store.inbox.add([event("a-wrote")])
+        await run_lane(store, release_held=True)
+        [released] = await store.outbox.claim("B", 10, LEASE)
+        assert [item.idempotency_key for item in released.sends] == ["a1-fb", "a2-held", "a3"]
+
+    async def test_a_403_closes_the_window_until_a_later_message_of_the_user(
+        self, store: Store
+    ) -> None:
+        await store.inbox.add([event("a1")])
+        [lane] = await store.inbox.claim("A", 1, LEASE)
+        opened = Window(T0, lane.events[0].lane_seq, None)
+        assert await complete(store, lane, window=opened, sends=(send("k1"),))
+        [out] = await store.outbox.claim("O", 10, LEASE)
+        refused = SendOutcome(out.sends[0].seq, FAILED, 1, error="403", window_closed=True)
+        assert await record(store, out, refused)
+        closed = (await store.sessions.get(PN, ANA)).window
+        assert closed.refused and not closed.is_open(T0 + 60)
+        # the user writes again, in the same second as far as the provider's clock tells
+        await store.inbox.add([event("a2")])
+        [lane] = await store.inbox.claim("A", 1, LEASE)
+        wrote = lane.window.with_inbound(lane.events[0].lane_seq, T0)
+        assert await complete(store, lane, window=wrote)
+        assert (await store.sessions.get(PN, ANA)).window.is_open(T0 + 60)
+
+    async def test_a_closure_recorded_while_a_lane_runs_survives_its_completion(
+        self, store: Store
+    ) -> None:
+        await store.inbox.add([event("a1")])
+        await run_lane(store, window=Window(T0, 1, None), sends=(send("k1"),))
+        await store.inbox.add([event("trigger")])
+        [running] = await store.inbox.claim("A", 1, LEASE)  # a trigger's handler runs...
+        [out] = await store.outbox.claim("O", 10, LEASE)  # ...while the outbox gets a 403
+        refused = SendOutcome(out.sends[0].seq, FAILED, 1, error="403", window_closed=True)
+        assert await record(store, out, refused)
+        assert await complete(store, running, window=running.window)  # its view predates it
+        assert (await store.sessions.get(PN, ANA)).window.refused
+
+    async def test_a_lost_outbox_claim_records_nothing(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await queue_sends(store, send("a1"))
+        [mine] = await store.outbox.claim("A", 10, LEASE)
+        clock.advance(LEASE + 1)
+        [theirs] = await store.outbox.claim("B", 10, LEASE)
+        assert await store.outbox.renew("A", [mine.key], LEASE) == []
+        assert not await record(store, mine, SendOutcome(mine.sends[0].seq, SENT, 1, "wamid.a"))
+        assert await record(store, theirs, SendOutcome(theirs.sends[0].seq, SENT, 1, "wamid.b"))
+        assert (await by_key(store))["a1"].provider_message_id == "wamid.b"  # type: ignore[attr-defined]
 
     async def test_a_waiting_lane_does_not_starve_a_due_lane_behind_it(self, store: Store) -> None:
-        await queue_sends(store, *(send(f"a{i}") for i in range(20)), send("b1", BEN))
-        [first] = await store.claim_outbox("A", 1, LEASE, NOW)
-        retry = SendOutcome(first.seq, PENDING, 1, error="503", next_attempt_at=NOW + 30)
-        await store.record_sends("A", [retry], NOW)
-        assert keys(await store.claim_outbox("B", 1, LEASE, NOW + 1)) == ["b1"]
+        await queue_sends(store, *(send(f"a{i}") for i in range(20)))
+        await queue_sends(store, send("b1", BEN))
+        [a] = await store.outbox.claim("A", 1, LEASE)
+        assert await record(store, a, SendOutcome(a.sends[0].seq, PENDING, 1, "x", retry_in=30))
+        assert keys(await store.outbox.claim("B", 1, LEASE)) == [["b1"]]
 
-    async def test_release_claims_gives_back_only_the_owners_rows(self, store: Store) -> None:
-        await store.add_events([event("a1"), event("b1", BEN)], NOW)
-        await queue_sends(store, send("k1"), send("k2", BEN))
-        assert ids(await store.claim_events("A", 1, LEASE, NOW)) == ["a1"]
-        assert ids(await store.claim_events("C", 1, LEASE, NOW)) == ["b1"]
-        assert keys(await store.claim_outbox("A", 1, LEASE, NOW)) == ["k1"]
-        assert keys(await store.claim_outbox("C", 1, LEASE, NOW)) == ["k2"]
-        await store.release_claims("A")
-        assert ids(await store.claim_events("B", 10, LEASE, NOW)) == ["a1"]
-        assert keys(await store.claim_outbox("B", 10, LEASE, NOW)) == ["k1"]
-
-    async def test_next_send_due_is_the_earliest_pending_send(self, store: Store) -> None:
-        assert await store.next_send_due() is None
-        await queue_sends(store, send("k1"), now=NOW)
-        assert await store.next_send_due() == NOW
-        [item] = await store.claim_outbox("A", 1, LEASE, NOW)
-        retry = SendOutcome(item.seq, PENDING, 1, error="503", next_attempt_at=NOW + 30)
-        await store.record_sends("A", [retry], NOW)
-        assert await store.next_send_due() == NOW + 30
-        await queue_sends(store, send("k2", BEN), now=NOW + 10)
-        assert await store.next_send_due() == NOW + 10
-        claimed = await store.claim_outbox("A", 10, LEASE, NOW + 40)
-        await store.record_sends(
-            "A", [SendOutcome(i.seq, SENT, i.attempts + 1) for i in claimed], NOW + 40
+    async def test_outbox_next_due_is_when_the_earliest_lane_can_go(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        assert await store.outbox.next_due() is None
+        await queue_sends(store, send("k1"))
+        assert await store.outbox.next_due() == 0
+        [lane] = await store.outbox.claim("A", 1, LEASE)
+        assert await store.outbox.next_due() == pytest.approx(LEASE)  # claimed until then
+        assert await record(
+            store, lane, SendOutcome(lane.sends[0].seq, PENDING, 1, "x", retry_in=30)
         )
-        assert await store.next_send_due() is None
+        assert await store.outbox.next_due() == pytest.approx(30)
+        clock.advance(40)
+        [lane] = await store.outbox.claim("A", 1, LEASE)
+        assert await record(store, lane, SendOutcome(lane.sends[0].seq, SENT, 2))
+        assert await store.outbox.next_due() is None
 
-    async def test_next_send_due_ignores_sends_queued_behind_a_retry(self, store: Store) -> None:
-        await queue_sends(store, send("a1"), send("a2"), now=NOW)
-        [first] = await store.claim_outbox("A", 1, LEASE, NOW)
-        retry = SendOutcome(first.seq, PENDING, 1, error="503", next_attempt_at=NOW + 30)
-        await store.record_sends("A", [retry], NOW)
-        assert await store.claim_outbox("A", 10, LEASE, NOW + 1) == []
-        assert await store.next_send_due() == NOW + 30
+    async def test_backlog_counts_unfinished_events_and_pending_sends(self, store: Store) -> None:
+        assert await store.inspect.backlog() == Backlog(0, 0)
+        await store.inbox.add([event("a1"), event("b1", BEN), event("c1", CAL)])
+        assert await store.inspect.backlog() == Backlog(3, 0)
+        lanes = await store.inbox.claim("A", 10, LEASE)
+        assert await store.inspect.backlog() == Backlog(3, 0)  # claimed is still unfinished
+        assert await complete(store, lanes[0], sends=(send("k1"), send("k2")))
+        assert await store.inspect.backlog() == Backlog(2, 2)
+        [out] = await store.outbox.claim("O", 10, LEASE)
+        assert await record(store, out, SendOutcome(out.sends[0].seq, SENT, 1, "wamid.out.1"))
+        assert await store.inspect.backlog() == Backlog(2, 1)
 
-    async def test_backlog_counts_pending_events_and_sends(self, store: Store) -> None:
-        assert await store.backlog() == (0, 0)
-        await store.add_events([event("a1"), event("b1", BEN), event("c1", CAL)], NOW)
-        assert await store.backlog() == (3, 0)
-        claimed = await store.claim_events("A", 10, LEASE, NOW)
-        assert await store.backlog() == (3, 0)  # claimed is still pending
-        done = EventOutcome(claimed[0].seq, DONE, sends=(send("k1"), send("k2")))
-        await store.complete_events("A", [done], NOW)
-        assert await store.backlog() == (2, 2)
-        [first, _] = await store.claim_outbox("A", 10, LEASE, NOW)
-        await store.record_sends("A", [SendOutcome(first.seq, SENT, 1, "wamid.out.1")], NOW)
-        assert await store.backlog() == (2, 1)
+    # -- waking workers -----------------------------------------------------------------------
+
+    async def test_adding_wakes_the_inbox_and_new_sends_wake_the_outbox(self, store: Store) -> None:
+        inbox = asyncio.create_task(store.inbox.wait_for_work(30))
+        outbox = asyncio.create_task(store.outbox.wait_for_work(30))
+        await asyncio.sleep(0)
+        await store.inbox.add([event("a1")])
+        await asyncio.wait_for(inbox, 5)
+        assert not outbox.done()
+        await run_lane(store, sends=(send("k1"),))
+        await asyncio.wait_for(outbox, 5)
+
+    async def test_waiting_ends_after_the_time_given(self, store: Store) -> None:
+        await asyncio.wait_for(store.inbox.wait_for_work(0.01), 5)
+        store.outbox.notify()
+        await asyncio.wait_for(store.outbox.wait_for_work(30), 5)
+
+    # -- media ids ----------------------------------------------------------------------------
+
+    async def test_media_ids_are_kept_per_number_and_content_until_too_old(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        day = 24 * 3600.0
+        assert await store.media.get(PN, "abc", 29 * day) is None
+        await store.media.put(PN, "abc", "media-1")
+        assert await store.media.get(PN, "abc", 29 * day) == "media-1"
+        assert await store.media.get("other", "abc", 29 * day) is None
+        clock.advance(29 * day + 1)
+        assert await store.media.get(PN, "abc", 29 * day) is None
+        assert await store.media.get(PN, "abc", 30 * day) == "media-1"
+
+    async def test_forgetting_a_media_id_keeps_a_newer_one(self, store: Store) -> None:
+        await store.media.put(PN, "abc", "media-1")
+        await store.media.put(PN, "abc", "media-2")
+        await store.media.forget(PN, "abc", "media-1")
+        assert await store.media.get(PN, "abc", 60) == "media-2"
+        await store.media.forget(PN, "abc", "media-2")
+        assert await store.media.get(PN, "abc", 60) is None
 
     async def test_closing_twice_is_harmless(self, store: Store) -> None:
         await store.aclose()

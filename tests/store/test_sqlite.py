@@ -13,10 +13,12 @@ import pytest
 
 from botkit.exceptions import StoreError
 from botkit.store import open_store
-from botkit.store.base import DONE, SCHEMA_VERSION, EventOutcome, Store
+from botkit.store.base import DONE, PENDING, SCHEMA_VERSION, Backlog, Store
 from botkit.store.sqlite import SqliteStore, sqlite_path
+from botkit.types import ManualClock
+from botkit.wire.window import Window
 
-from .contract import LEASE, NOW, StoreContract, StoreFactory, event, ids
+from .contract import ANA, BEN, LEASE, PN, StoreContract, StoreFactory, complete, event, ids
 
 
 def schema_version(path: Path) -> str:
@@ -47,8 +49,8 @@ class TestSqliteStore(StoreContract):
     """The contract, on SQLite."""
 
     @pytest.fixture
-    def make_store(self, tmp_path: Path) -> StoreFactory:
-        return lambda: SqliteStore(tmp_path / "x.db")
+    def make_store(self, tmp_path: Path, clock: ManualClock) -> StoreFactory:
+        return lambda: SqliteStore(tmp_path / "x.db", clock=clock, worker=True)
 
     @pytest.fixture
     async def store(self, make_store: StoreFactory) -> AsyncIterator[Store]:
@@ -64,9 +66,14 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def sqlite_store(db_path: Path) -> AsyncIterator[SqliteStore]:
-    async with SqliteStore(db_path) as store:
+async def sqlite_store(db_path: Path, clock: ManualClock) -> AsyncIterator[SqliteStore]:
+    async with SqliteStore(db_path, clock=clock, worker=True) as store:
         yield store
+
+
+def tables(path: Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 @pytest.mark.anyio
@@ -98,52 +105,71 @@ async def test_a_refused_file_leaves_the_store_closed(db_path: Path) -> None:
         with pytest.raises(StoreError):
             await store.open()
         with pytest.raises(StoreError, match="not open"):
-            _ = store.db
+            await store.inbox.add([event("a1")])
     finally:
         await store.aclose()
 
 
 @pytest.mark.anyio
-async def test_wal_mode_is_on(sqlite_store: SqliteStore) -> None:
-    [(mode,)] = await sqlite_store.db.execute_fetchall("PRAGMA journal_mode")
-    assert mode == "wal"
+async def test_wal_mode_is_on_for_both_files(sqlite_store: SqliteStore) -> None:
+    modes = await sqlite_store.run(
+        lambda db: [
+            db.execute(f"PRAGMA {f}.journal_mode").fetchone()[0] for f in ("main", "incoming")
+        ]
+    )
+    assert modes == ["wal", "wal"]
 
 
 @pytest.mark.anyio
-async def test_releasing_every_claim_frees_those_of_a_process_that_died(
-    sqlite_store: SqliteStore, db_path: Path
+async def test_only_one_process_runs_workers_on_a_file(db_path: Path) -> None:
+    first = SqliteStore(db_path, worker=True)
+    await first.open()
+    try:
+        with pytest.raises(StoreError, match="single-node"):
+            await SqliteStore(db_path, worker=True).open()
+        async with SqliteStore(db_path) as web:  # a web process only adds: no lock needed
+            assert await web.inbox.add([event("a1")]) == [True]
+            with pytest.raises(StoreError, match="worker=True"):
+                await web.inbox.claim("T", 1, LEASE)
+    finally:
+        await first.aclose()  # the lock goes with the store
+    async with SqliteStore(db_path, worker=True) as again:
+        assert ids(await again.inbox.claim("T", 1, LEASE)) == [["a1"]]
+
+
+@pytest.mark.anyio
+async def test_a_worker_frees_the_claims_a_process_that_died_left(
+    db_path: Path, clock: ManualClock
 ) -> None:
-    # What a Runtime that runs workers does at start-up (SQLite is single-node).
-    await sqlite_store.add_events([event("a1")], NOW)
-    assert ids(await sqlite_store.claim_events("dead", 1, 10 * LEASE, NOW)) == ["a1"]
-    await sqlite_store.aclose()
-    async with SqliteStore(db_path) as again:
-        assert await again.claim_events("alive", 1, LEASE, NOW) == []  # reopening alone keeps it
-        await again.release_claims(None)
-        [item] = await again.claim_events("alive", 1, LEASE, NOW)
-    assert (item.event_id, item.attempts) == ("a1", 2)
+    async with SqliteStore(db_path, clock=clock, worker=True) as dead:
+        await dead.inbox.add([event("a1")])
+        assert ids(await dead.inbox.claim("dead", 1, 10 * LEASE)) == [["a1"]]
+        await dead.outbox.claim("dead", 1, LEASE)
+    async with SqliteStore(db_path, clock=clock, worker=True) as alive:
+        [lane] = await alive.inbox.claim("alive", 1, LEASE)  # at once, not after the lease
+    assert ([item.event_id for item in lane.events], lane.attempts) == (["a1"], 2)
 
 
 @pytest.mark.anyio
-async def test_add_events_on_a_store_that_is_not_open_raises(db_path: Path) -> None:
+async def test_add_on_a_store_that_is_not_open_raises(db_path: Path) -> None:
     with pytest.raises(StoreError, match="not open"):
-        await SqliteStore(db_path).add_events([event("a1")], NOW)
+        await SqliteStore(db_path).inbox.add([event("a1")])
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("head_start", [0, 1, 3])
-async def test_add_events_racing_aclose_is_stored_or_refused_never_stranded(
+async def test_add_racing_aclose_is_stored_or_refused_never_stranded(
     db_path: Path, head_start: int
 ) -> None:
     store = SqliteStore(db_path)
     await store.open()
-    calls = [asyncio.create_task(store.add_events([event(f"e{i}")], NOW)) for i in range(3)]
+    calls = [asyncio.create_task(store.inbox.add([event(f"e{i}")])) for i in range(3)]
     for _ in range(head_start):  # let some calls reach the queue before aclose starts
         await asyncio.sleep(0)
     await store.aclose()
     try:
         _, stranded = await asyncio.wait(calls, timeout=2)  # a bound for the failure case only
-        assert not stranded, "add_events never returned"
+        assert not stranded, "add never returned"
     finally:
         for call in calls:
             call.cancel()
@@ -156,8 +182,68 @@ async def test_add_events_racing_aclose_is_stored_or_refused_never_stranded(
             stored.append(f"e{i}")
     async with SqliteStore(db_path) as again:
         for event_id in stored:
-            assert await again.event_status(event_id) == ("pending", None)
-        assert (await again.backlog())[0] == len(stored)
+            assert await again.inspect.event_status(event_id) == (PENDING, None)
+        assert (await again.inspect.backlog()).events == len(stored)
+
+
+@pytest.mark.anyio
+async def test_when_a_writer_task_dies_callers_get_an_error_and_closing_returns(
+    db_path: Path,
+) -> None:
+    store = SqliteStore(db_path)
+    await store.open()
+    try:
+        assert await store.inbox.add([event("a1")]) == [True]
+        writer = store._adds._task  # the group commit's task, killed as a bug would
+        assert writer is not None
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        with pytest.raises(StoreError, match=r"not open|stopped"):
+            await asyncio.wait_for(store.inbox.add([event("a2")]), timeout=5)
+    finally:
+        await asyncio.wait_for(store.aclose(), timeout=5)
+    async with SqliteStore(db_path) as again:
+        assert await again.inspect.event_status("a1") == (PENDING, None)
+        assert await again.inspect.event_status("a2") is None
+
+
+@pytest.mark.anyio
+async def test_one_poison_event_never_fails_the_others_of_its_group_commit(db_path: Path) -> None:
+    async with SqliteStore(db_path) as store:
+        poison = event("bad")
+        poison.envelope["data"] = {"text": "\ud800"}
+        calls = [store.inbox.add([event(f"ok{i}", wa_id=f"54911400000{i:02d}")]) for i in range(20)]
+        calls.insert(10, store.inbox.add([poison]))
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[10], StoreError)
+    assert [r for i, r in enumerate(results) if i != 10] == [[True]] * 20
+
+
+@pytest.mark.anyio
+async def test_a_completion_the_store_refuses_fails_alone_in_its_group(
+    db_path: Path, clock: ManualClock
+) -> None:
+    # A write that fails inside the transaction (here: a trigger the test adds) rolls back
+    # that lane's outcome only; the others of the group commit are written.
+    async with SqliteStore(db_path, clock=clock, worker=True) as store:
+        await store.inbox.add([event("a1"), event("b1", BEN)])
+        lanes = {lane.wa_id: lane for lane in await store.inbox.claim("T", 10, LEASE)}
+        await store.run(
+            lambda db: db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON sessions WHEN NEW.state = 'refused'"
+                " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )
+        )
+        from botkit.store.base import Session
+
+        refused = complete(store, lanes[ANA], session=Session(PN, ANA, "C", "refused", {}, "v"))
+        fine = complete(store, lanes[BEN], session=Session(PN, BEN, "C", "fine", {}, "v"))
+        results = await asyncio.gather(refused, fine, return_exceptions=True)
+        assert isinstance(results[0], StoreError) and "refused by the test" in str(results[0])
+        assert results[1] is True
+        assert await store.inspect.event_status("a1") == (PENDING, None)
+        assert await store.inspect.event_status("b1") == (DONE, None)
 
 
 @pytest.mark.parametrize(
@@ -183,11 +269,10 @@ def test_sqlite_path_refuses_a_url_with_a_host(url: str) -> None:
 
 def test_open_store_gives_a_sqlite_store_for_a_path_or_sqlite_url(tmp_path: Path) -> None:
     by_path = open_store(str(tmp_path / "x.db"))
-    by_url = open_store(f"sqlite:///{tmp_path / 'y.db'}")
-    assert isinstance(by_path, SqliteStore)
-    assert isinstance(by_url, SqliteStore)
-    assert by_path.path == str(tmp_path / "x.db")
-    assert by_url.path == str(tmp_path / "y.db")
+    by_url = open_store(f"sqlite:///{tmp_path / 'y.db'}", worker=True)
+    assert isinstance(by_path, SqliteStore) and isinstance(by_url, SqliteStore)
+    assert (by_path.path, by_path.worker) == (str(tmp_path / "x.db"), False)
+    assert (by_url.path, by_url.worker) == (str(tmp_path / "y.db"), True)
 
 
 @pytest.mark.parametrize("url", ["postgresql://u@db/botkit", "postgres://u@db/botkit"])
@@ -202,16 +287,6 @@ def test_open_store_refuses_an_unknown_scheme() -> None:
 
 
 @pytest.mark.anyio
-async def test_only_one_process_runs_workers_on_a_file(db_path: Path) -> None:
-    async with SqliteStore(db_path) as first, SqliteStore(db_path) as second:
-        await first.start_worker()
-        with pytest.raises(StoreError, match="single-node"):
-            await second.start_worker()
-        await first.aclose()  # the lock goes with the store
-        await second.start_worker()
-
-
-@pytest.mark.anyio
 async def test_the_inbox_is_written_while_the_worker_holds_the_main_files_write_lock(
     sqlite_store: SqliteStore, db_path: Path
 ) -> None:
@@ -221,14 +296,16 @@ async def test_the_inbox_is_written_while_the_worker_holds_the_main_files_write_
     try:
         worker.execute("BEGIN")
         worker.execute("UPDATE botkit_meta SET value = value")  # the main file's write lock
-        flags = await asyncio.wait_for(sqlite_store.add_events([event("a1")], NOW), timeout=5)
+        flags = await asyncio.wait_for(sqlite_store.inbox.add([event("a1")]), timeout=5)
         assert flags == [True]
         worker.execute("ROLLBACK")
     finally:
         worker.close()
-    assert await sqlite_store.event_status("a1") == ("pending", None)
+    assert await sqlite_store.inspect.event_status("a1") == (PENDING, None)
     assert sqlite_store.inbox_path == f"{db_path}-inbox"
 
+
+# -- older files ---------------------------------------------------------------------------------
 
 _SCHEMA_2_INBOX = """
 CREATE TABLE botkit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -242,10 +319,122 @@ CREATE TABLE inbox (
 );
 """
 
+# Schema 3 (botkit before lanes): the inbox in its own file, progress per event, the window
+# on the session as times, claims on outbox rows.
+_SCHEMA_3_INBOX = """
+CREATE TABLE inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, message_id TEXT UNIQUE,
+    kind TEXT NOT NULL, phone_number_id TEXT NOT NULL, wa_id TEXT NOT NULL,
+    envelope TEXT NOT NULL, received_at REAL NOT NULL
+);
+"""
+_SCHEMA_3_MAIN = """
+CREATE TABLE botkit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO botkit_meta VALUES ('inbox_floor', '1'), ('schema', '3');
+CREATE TABLE inbox_state (
+    seq INTEGER PRIMARY KEY, phone_number_id TEXT NOT NULL, wa_id TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+    claimed_by TEXT, claimed_until REAL, processed_at REAL, error TEXT
+);
+CREATE TABLE sessions (
+    phone_number_id TEXT NOT NULL, wa_id TEXT NOT NULL, conversation TEXT NOT NULL,
+    state TEXT NOT NULL, data TEXT NOT NULL, version TEXT NOT NULL, last_inbound_at REAL,
+    window_closed_at REAL, updated_at REAL NOT NULL, PRIMARY KEY (phone_number_id, wa_id)
+);
+CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, phone_number_id TEXT NOT NULL, wa_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE, type TEXT NOT NULL, payload TEXT NOT NULL,
+    cause TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+    when_closed TEXT NOT NULL DEFAULT 'fail', fallback TEXT, instead_of TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, claimed_by TEXT,
+    claimed_until REAL, provider_message_id TEXT, error TEXT, created_at REAL NOT NULL,
+    sent_at REAL
+);
+CREATE INDEX outbox_pending ON outbox (seq) WHERE status = 'pending';
+CREATE INDEX outbox_held ON outbox (phone_number_id, wa_id) WHERE status = 'held';
+CREATE TABLE media (phone_number_id TEXT NOT NULL, sha256 TEXT NOT NULL, media_id TEXT NOT NULL,
+    uploaded_at REAL NOT NULL, PRIMARY KEY (phone_number_id, sha256));
+CREATE TABLE message_status (message_id TEXT PRIMARY KEY, status TEXT NOT NULL,
+    rank INTEGER NOT NULL, timestamp INTEGER NOT NULL, errors TEXT, updated_at REAL NOT NULL);
+"""
+
+
+def write_schema_3(db_path: Path) -> None:
+    """A schema-3 pair: Ana's first message done and her second pending (claimed by a worker
+    that died), Ben's only message failed; Ana's window closed by a 403 after her first
+    message; one reply to Ana pending, claimed."""
+    envelope = '{"id": "x"}'
+    with contextlib.closing(sqlite3.connect(f"{db_path}-inbox")) as inbox, inbox:
+        inbox.executescript(_SCHEMA_3_INBOX)
+        inbox.executemany(
+            "INSERT INTO inbox (event_id, message_id, kind, phone_number_id, wa_id, envelope,"
+            " received_at) VALUES (?, ?, 'message', ?, ?, ?, 1)",
+            [
+                ("a1", "wamid.a1", PN, ANA, envelope),
+                ("b1", "wamid.b1", PN, BEN, envelope),
+                ("a2", "wamid.a2", PN, ANA, envelope),
+            ],
+        )
+    with contextlib.closing(sqlite3.connect(db_path)) as main, main:
+        main.executescript(_SCHEMA_3_MAIN)
+        main.executemany(
+            "INSERT INTO inbox_state (seq, phone_number_id, wa_id, status, attempts, claimed_by,"
+            " claimed_until, processed_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (1, PN, ANA, "done", 1, None, None, 5.0, None),
+                (2, PN, BEN, "failed", 10, None, None, 6.0, "gave up"),
+                (3, PN, ANA, "pending", 2, "dead-worker", 9e9, None, None),
+            ],
+        )
+        main.execute(
+            "INSERT INTO sessions VALUES (?, ?, 'Clinic', 'confirming', '{\"s\": 1}', 'v1',"
+            " 1000.0, 1500.0, 1)",
+            (PN, ANA),
+        )
+        main.execute(
+            "INSERT INTO outbox (phone_number_id, wa_id, idempotency_key, type, payload, cause,"
+            " next_attempt_at, claimed_by, claimed_until, created_at) VALUES (?, ?, 'k1', 'text',"
+            " '{\"body\": \"hola\"}', 'a1', 0, 'dead-worker', 9e9, 0)",
+            (PN, ANA),
+        )
+
+
+@pytest.mark.anyio
+async def test_a_schema_3_pair_becomes_lanes_keeping_progress_sessions_windows_and_sends(
+    db_path: Path, clock: ManualClock
+) -> None:
+    write_schema_3(db_path)
+    async with SqliteStore(db_path, clock=clock, worker=True) as store:
+        assert await store.inspect.event_status("a1") == (DONE, None)
+        assert await store.inspect.event_status("b1") == ("failed", "gave up")
+        assert await store.inspect.event_status("a2") == (PENDING, None)
+        assert await store.inspect.backlog() == Backlog(1, 1)
+        user = await store.sessions.get(PN, ANA)
+        assert user.session is not None and (user.session.state, user.session.data) == (
+            "confirming",
+            {"s": 1},
+        )
+        assert user.window == Window(1000.0, 1, 1)  # closed after her latest message
+        [lane] = await store.inbox.claim("T", 10, LEASE)
+        assert [i.event_id for i in lane.events] == ["a2"]
+        assert lane.attempts == 3  # two earlier claims, and this one
+        assert complete is not None
+        [out] = await store.outbox.claim("T", 10, LEASE)
+        assert [item.idempotency_key for item in out.sends] == ["k1"]
+        assert await store.inbox.add(
+            [event("a1", message_id="x"), event("n", message_id="wamid.b1")]
+        ) == [
+            False,
+            False,
+        ]
+        await store.inbox.add([event("a3")])
+    assert schema_version(db_path) == str(SCHEMA_VERSION)
+    assert "inbox_state" not in tables(db_path)
+
 
 @pytest.mark.anyio
 async def test_a_schema_2_file_moves_its_inbox_out_and_keeps_each_events_progress(
-    db_path: Path,
+    db_path: Path, clock: ManualClock
 ) -> None:
     envelope = '{"id": "x"}'
     with contextlib.closing(sqlite3.connect(db_path)) as old, old:
@@ -261,26 +450,22 @@ async def test_a_schema_2_file_moves_its_inbox_out_and_keeps_each_events_progres
                 ("pending2", None, "111", envelope, "pending", 0, None),
             ],
         )
-    async with SqliteStore(db_path) as store:
-        assert await store.event_status("done1") == ("done", None)
-        assert await store.event_status("failed1") == ("failed", "gave up")
-        assert await store.backlog() == (2, 0)
-        claimed = await store.claim_events("w", 10, LEASE, NOW)
-        assert [(item.event_id, item.attempts) for item in claimed] == [
+    async with SqliteStore(db_path, clock=clock, worker=True) as store:
+        assert await store.inspect.event_status("done1") == (DONE, None)
+        assert await store.inspect.event_status("failed1") == ("failed", "gave up")
+        assert (await store.inspect.backlog()).events == 2
+        claimed = await store.inbox.claim("w", 10, LEASE)
+        assert [(lane.events[0].event_id, lane.attempts) for lane in claimed] == [
             ("pending1", 3),
             ("pending2", 1),
         ]
         # both dedupe keys came along
-        assert await store.add_events(
-            [event("done1"), event("new", message_id="wamid.3")], NOW
-        ) == [
+        assert await store.inbox.add([event("done1"), event("new", message_id="wamid.3")]) == [
             False,
             False,
         ]
     assert schema_version(db_path) == str(SCHEMA_VERSION)
-    with contextlib.closing(sqlite3.connect(db_path)) as db:
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-    assert "inbox" not in tables
+    assert "inbox" not in tables(db_path)
 
 
 def lose_the_inbox(db_path: Path) -> None:
@@ -290,14 +475,14 @@ def lose_the_inbox(db_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_a_missing_inbox_file_is_refused_not_silently_restarted(db_path: Path) -> None:
-    async with SqliteStore(db_path) as store:
-        await store.add_events([event("a1"), event("a2", wa_id="5491100000002")], NOW)
-        claimed = await store.claim_events("w", 10, LEASE, NOW)
-        await store.complete_events("w", [EventOutcome(item.seq, DONE) for item in claimed], NOW)
+    async with SqliteStore(db_path, worker=True) as store:
+        await store.inbox.add([event("a1"), event("a2", wa_id=BEN)])
+        for lane in await store.inbox.claim("w", 10, LEASE):
+            assert await complete(store, lane)
     lose_the_inbox(db_path)
     message = await refused_open(db_path)
     assert f"{db_path}-inbox does not go with {db_path}" in message
-    assert "processed events up to number 2" in message
+    assert "read events up to number 2" in message
     assert "copy both files together" in message
 
 
@@ -309,11 +494,11 @@ async def test_two_stores_opening_a_schema_2_file_at_once_both_open(db_path: Pat
             "INSERT INTO inbox (event_id, kind, phone_number_id, wa_id, envelope, received_at)"
             " VALUES ('old1', 'message', 'pn', '111', '{}', 1)"
         )
-    first, second = SqliteStore(db_path), SqliteStore(db_path)
+    first, second = SqliteStore(db_path), SqliteStore(db_path, worker=True)
     try:
         await asyncio.gather(first.open(), second.open())  # the web process and its worker
-        assert await first.backlog() == (1, 0)
-        assert await second.event_status("old1") == ("pending", None)
+        assert (await first.inspect.backlog()).events == 1
+        assert await second.inspect.event_status("old1") == (PENDING, None)
     finally:
         await first.aclose()
         await second.aclose()

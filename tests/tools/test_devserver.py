@@ -88,7 +88,7 @@ async def test_the_state_names_the_bot_its_triggers_and_the_default_user(
     assert state["triggers"] == {"remind": ["name", "date", "time", "appointment_id"]}
     assert state["users"] == [{"wa_id": JUAN, "name": "Juan"}]
     assert state["user"]["state"] == "idle"
-    assert state["user"]["window"] == {"open": False, "closes_at": None, "closed_at": None}
+    assert state["user"]["window"] == {"open": False, "closes_at": None, "refused": False}
 
 
 async def test_text_list_pick_and_button_tap_book_an_appointment(

@@ -29,6 +29,7 @@ from botkit import (
 from botkit.config import Settings
 from botkit.fake.provider import FakeGoSendAPI
 from botkit.runtime.runtime import Runtime
+from botkit.store.sqlite import SqliteStore
 from botkit.tools.simulator import SIM_API_TOKEN, SimUser
 from botkit.types import ManualClock
 from botkit.web.app import create_app
@@ -53,8 +54,13 @@ async def api(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
 
 async def trigger_events(sim: Simulator) -> list[tuple[str, str, str]]:
     """The inbox's triggers: (event id, wa_id, phone_number_id)."""
-    rows = await sim.runtime.store.db.execute_fetchall(
-        "SELECT event_id, wa_id, phone_number_id FROM inbox WHERE kind = 'trigger' ORDER BY seq"
+    store = sim.runtime.store
+    assert isinstance(store, SqliteStore)
+    rows = await store.run(
+        lambda db: db.execute(
+            "SELECT event_id, wa_id, phone_number_id FROM incoming.inbox WHERE kind = 'trigger'"
+            " ORDER BY seq"
+        ).fetchall()
     )
     return [(row[0], row[1], row[2]) for row in rows]
 
@@ -77,7 +83,7 @@ async def test_an_accepted_trigger_answers_202_with_its_event_id_and_runs(
     await juan.refresh()
     assert juan.state == "confirming"
     assert [view.template_name for view in juan.messages] == ["appointment_reminder"]
-    assert await sim.runtime.store.event_status(event_id) == ("done", None)
+    assert await sim.runtime.store.inspect.event_status(event_id) == ("done", None)
 
 
 async def test_the_bearer_scheme_is_case_insensitive(
@@ -368,7 +374,7 @@ async def test_bot_trigger_returns_the_event_id_and_runs_it(sim: Simulator, juan
     event_id = await sim.bot.trigger(JUAN, "remind", REMIND["data"])  # type: ignore[arg-type]
     assert event_id.startswith("trg_")
     await sim.settle()
-    assert await sim.runtime.store.event_status(event_id) == ("done", None)
+    assert await sim.runtime.store.inspect.event_status(event_id) == ("done", None)
 
 
 async def test_the_same_key_from_python_is_the_same_event(sim: Simulator) -> None:
@@ -434,7 +440,7 @@ async def test_a_trigger_not_declared_for_the_users_state_is_ignored_with_a_reas
     async with Simulator(Bot(Reminders)) as sim:
         user = sim.user(JUAN)
         event_id = await sim.trigger(JUAN, "remind", {"when": "mañana"})
-        status, reason = await sim.runtime.store.event_status(event_id) or ("", None)
+        status, reason = await sim.runtime.store.inspect.event_status(event_id) or ("", None)
         assert status == "ignored"
         assert reason is not None and "remind" in reason and "idle" in reason
         assert sim.sent == []

@@ -26,6 +26,7 @@ import bots.clinic
 from botkit.config import MAX_BODY_BYTES, Settings
 from botkit.fake.provider import FakeGoSendAPI, SentMessage
 from botkit.runtime.runtime import Runtime
+from botkit.store.base import Backlog
 from botkit.types import ManualClock
 from botkit.web.app import create_app
 
@@ -104,15 +105,18 @@ class Rig:
 
     async def status(self, event_id: str) -> str | None:
         """The inbox status of an event, None when it was never stored."""
-        found = await self.runtime.store.event_status(event_id)
+        found = await self.runtime.store.inspect.event_status(event_id)
         return None if found is None else found[0]
 
     async def nothing_stored(self) -> bool:
-        return await self.runtime.store.backlog() == (0, 0) and not await self.processed()
+        return (
+            await self.runtime.store.inspect.backlog() == Backlog(0, 0)
+            and not await self.processed()
+        )
 
     async def processed(self) -> bool:
         """Whether any event reached the conversation (a session exists for Juan)."""
-        return await self.runtime.store.get_session(PHONE_NUMBER_ID, JUAN) is not None
+        return (await self.runtime.store.sessions.get(PHONE_NUMBER_ID, JUAN)).session is not None
 
     def replies(self) -> list[SentMessage]:
         """What the provider accepted for Juan, in order."""
@@ -204,7 +208,7 @@ async def test_a_text_gets_the_clinic_list_from_the_number_it_came_to(
         [reply] = rig.replies()
         assert row_ids(reply) == SERVICE_ROWS
         assert reply.phone_number_id == PHONE_NUMBER_ID
-        session = await rig.runtime.store.get_session(PHONE_NUMBER_ID, JUAN)
+        session = (await rig.runtime.store.sessions.get(PHONE_NUMBER_ID, JUAN)).session
         assert session is not None and session.state == "choosing_service"
 
 
@@ -485,9 +489,9 @@ async def test_an_unsupported_message_in_idle_is_done_and_sends_nothing(tmp_path
         response = await rig.post(encode(received("evt_react", "wamid.in.react", reaction)))
         assert response.status_code == 200, response.text
         await rig.runtime.settle()
-        assert await rig.runtime.store.event_status("evt_react") == ("done", None)
+        assert await rig.runtime.store.inspect.event_status("evt_react") == ("done", None)
         assert rig.replies() == []
-        session = await rig.runtime.store.get_session(PHONE_NUMBER_ID, JUAN)
+        session = (await rig.runtime.store.sessions.get(PHONE_NUMBER_ID, JUAN)).session
         assert session is not None and session.state == "idle"
 
 
@@ -504,7 +508,7 @@ async def test_an_unsupported_message_reaches_the_conversation_which_asks_again(
         response = await rig.post(encode(received("evt_u", "wamid.in.u", meta_unsupported)))
         assert response.status_code == 200, response.text
         await rig.runtime.settle()
-        assert await rig.runtime.store.event_status("evt_u") == ("done", None)
+        assert await rig.runtime.store.inspect.event_status("evt_u") == ("done", None)
         # The clinic has no handler for it in choosing_service: the list is asked again.
         assert [row_ids(sent) for sent in rig.replies()] == [SERVICE_ROWS, SERVICE_ROWS]
 
@@ -537,7 +541,7 @@ async def test_two_simultaneous_deliveries_of_one_body_store_one_event(
         assert [a.status_code for a in answers] == [200] * 5
         assert sum(a.json()["accepted"] for a in answers) == 1
         assert sum(a.json()["duplicates"] for a in answers) == 4
-        assert await rig.runtime.store.backlog() == (1, 0)
+        assert await rig.runtime.store.inspect.backlog() == Backlog(1, 0)
 
 
 async def test_a_meta_body_repeating_an_envelopes_wamid_is_a_duplicate(
@@ -577,8 +581,8 @@ async def test_the_ack_does_not_wait_for_processing(tmp_path: Path, fixtures_dir
         response = await rig.post((fixtures_dir / "text.json").read_bytes())
         assert response.status_code == 200
         assert response.json() == {"accepted": 1, "duplicates": 0}
-        assert await rig.runtime.store.event_status("evt_0001") == ("pending", None)
-        assert await rig.runtime.store.backlog() == (1, 0)
+        assert await rig.runtime.store.inspect.event_status("evt_0001") == ("pending", None)
+        assert await rig.runtime.store.inspect.backlog() == Backlog(1, 0)
         assert rig.replies() == []
         assert not await rig.processed()
 

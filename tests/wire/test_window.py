@@ -1,4 +1,4 @@
-"""The 24-hour window: window.py's pure functions, then the window as a running bot sees it.
+"""The 24-hour window: the Window value's rules, then the window as a running bot sees it.
 
 The bot tests run a small conversation in the Simulator (real webhook app, SQLite, fake
 GoSendAPI that enforces the window itself) and move time with `sim.advance`, never sleep.
@@ -13,7 +13,7 @@ import pytest
 from botkit import Bot, Context, Conversation, Simulator, State, Template, Text, on
 from botkit.tools.simulator import SimUser
 from botkit.types import JSONObject
-from botkit.wire.window import WINDOW_SECONDS, closes_at, is_open
+from botkit.wire.window import WINDOW_SECONDS, Window
 
 pytestmark = pytest.mark.anyio
 
@@ -23,7 +23,7 @@ ANA = "5491140123456"
 NOTICE = Template.of("window_notice", "en", body=["closed"])
 
 
-# --- window.py: pure functions of (latest inbound, closure seen, now) ---------------------
+# --- Window: inbound messages (provider clock), refusals (lane order), time passing ---------
 
 
 def test_the_window_lasts_24_hours() -> None:
@@ -31,13 +31,13 @@ def test_the_window_lasts_24_hours() -> None:
 
 
 def test_a_user_who_never_wrote_has_no_window() -> None:
-    assert closes_at(None) is None
-    assert not is_open(None, None, T0)
-    assert not is_open(None, T0 - HOUR, T0)
+    assert Window().closes_at is None
+    assert not Window().is_open(T0)
+    assert not Window().with_refusal(3).is_open(T0)
 
 
 def test_it_closes_24_hours_after_the_latest_inbound() -> None:
-    assert closes_at(T0) == T0 + 24 * HOUR
+    assert Window().with_inbound(1, T0).closes_at == T0 + 24 * HOUR
 
 
 @pytest.mark.parametrize(
@@ -45,26 +45,68 @@ def test_it_closes_24_hours_after_the_latest_inbound() -> None:
     [(0, True), (1, True), (23, True), (23.999, True), (24, False), (24.001, False), (25, False)],
 )
 def test_open_until_exactly_24_hours(hours: float, expected: bool) -> None:
-    assert is_open(T0, None, T0 + hours * HOUR) is expected
+    assert Window().with_inbound(1, T0).is_open(T0 + hours * HOUR) is expected
 
 
-def test_a_closure_by_the_provider_after_the_latest_inbound_closes_it() -> None:
-    assert not is_open(T0, T0 + HOUR, T0 + 2 * HOUR)
+def test_an_older_message_never_moves_the_window_back() -> None:
+    window = Window().with_inbound(1, T0).with_inbound(2, T0 - 30 * HOUR)
+    assert window == Window(T0, 2, None)
 
 
-def test_the_closure_holds_until_the_user_writes_again() -> None:
-    closed = T0 + HOUR
-    assert not is_open(T0, closed, T0 + 20 * HOUR)  # still inside the 24 h: closed anyway
-    assert is_open(closed + 60, closed, closed + 120)  # the user wrote after the closure
+def test_a_refusal_closes_it_until_the_user_writes_again() -> None:
+    closed = Window().with_inbound(1, T0).with_refusal(1)
+    assert closed.refused and not closed.is_open(T0 + HOUR)  # inside the 24 h: closed anyway
+    assert closed.closes_at == T0 + 24 * HOUR
+    assert closed.with_inbound(2, T0 + 2 * HOUR).is_open(T0 + 3 * HOUR)
 
 
-def test_a_closure_older_than_the_latest_inbound_does_not_count() -> None:
-    assert is_open(T0, T0 - HOUR, T0 + HOUR)
+def test_a_message_stored_after_a_refusal_reopens_it_whatever_its_timestamp_says() -> None:
+    # The 403 came at 10:00:00.4 on this machine; the user's answer carries the provider's
+    # whole second 10:00:00, or a clock a second behind: it was stored after the refusal.
+    closed = Window().with_inbound(1, T0).with_refusal(2)
+    reopened = closed.with_inbound(3, T0 - 1)
+    assert reopened.is_open(T0 + 60)
+
+
+def test_a_message_stored_before_the_refusal_does_not_reopen_it() -> None:
+    # The refusal counted every event stored until then (lane position 3).
+    window = Window().with_inbound(1, T0).with_refusal(3).with_inbound(2, T0 + HOUR)
+    assert window.refused and not window.is_open(T0 + 2 * HOUR)
+
+
+def test_a_failed_status_closes_it_unless_the_user_wrote_after_the_failure() -> None:
+    wrote = Window().with_inbound(1, T0)
+    assert wrote.with_failed_status(2, T0 + 60).refused  # failed after her message
+    assert not wrote.with_failed_status(2, T0 - 60).refused  # her message came after it
+    # the same whole second: the order of arrival decides, and the status came after hers
+    assert wrote.with_failed_status(2, T0).refused
+    assert Window().with_failed_status(2, T0).with_inbound(3, T0).is_open(T0 + 1)
 
 
 def test_a_reopened_window_still_closes_after_24_hours() -> None:
     wrote = T0 + 2 * HOUR
-    assert not is_open(wrote, T0 + HOUR, wrote + 24 * HOUR)
+    window = Window().with_inbound(1, T0).with_refusal(1).with_inbound(2, wrote)
+    assert not window.is_open(wrote + 24 * HOUR)
+
+
+def test_merging_takes_each_fields_maximum_in_any_order() -> None:
+    views = [Window(T0, 1, None), Window(T0 + HOUR, 2, None), Window(T0, 1, 2), Window()]
+    merged = {
+        a.merge(b).merge(c).merge(d)
+        for a in views
+        for b in views
+        for c in views
+        for d in views
+        if len({a, b, c, d}) == 4
+    }
+    assert merged == {Window(T0 + HOUR, 2, 2)}
+
+
+def test_a_closure_is_never_erased_by_a_view_from_before_it() -> None:
+    before = Window(T0, 1, None)  # what a trigger's handler started from
+    stored = before.with_refusal(2)  # the outbox's 403 while the handler ran
+    assert stored.merge(before).refused
+    assert before.merge(stored).refused
 
 
 # --- through the Simulator ------------------------------------------------------------------
@@ -204,7 +246,7 @@ async def test_an_out_of_order_older_message_never_moves_the_window_back(
     await echo.after(delivery, ana)
     assert texts(ana) == ["echo: reciente", "echo: vieja"]  # still open: free-form
     assert ana.data == {"open": True, "closes_at": now + 24 * HOUR}
-    assert ana.session is not None and ana.session.last_inbound_at == now
+    assert ana.window.last_inbound_at == now
     await echo.advance(hours=23)
     await echo.trigger(ANA, "ping")
     assert texts(ana)[-1] == "ping"

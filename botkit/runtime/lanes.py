@@ -1,0 +1,251 @@
+"""One worker loop over lanes (a user on a business number): claim, run each lane apart, renew.
+
+The dispatcher and the outbox are the same loop with different work: `LaneWorker(queue, work)`
+keeps up to `capacity` lanes in flight. It claims free lanes whenever it has room, each claim
+under a token of its own; each lane runs as a task of its own and commits as soon as it is
+done, so a slow handler or a slow send delays its own user only. While lanes run, their
+claims are renewed; a lane whose claim could not be renewed in time is stopped, so that it
+never runs beside the worker that claimed it next. A lane whose work fails is released at
+once (and its attempt refunded: the store, not the user, failed), to be claimed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from botkit.store.base import LaneKey, LaneQueue
+
+log = logging.getLogger(__name__)
+
+
+class _Lane(Protocol):
+    @property
+    def key(self) -> LaneKey: ...
+
+
+L = TypeVar("L", bound=_Lane)
+
+
+@dataclass(slots=True)
+class _Claim:
+    """The lanes one claim (one token) still runs, and when its lease was last known good."""
+
+    token: str
+    renewed_at: float
+    tasks: dict[LaneKey, asyncio.Task[None]] = field(default_factory=dict)
+
+
+class LaneWorker(Generic[L]):
+    """Claims lanes from `queue` and runs `work(lane)` on each, up to `capacity` at once."""
+
+    def __init__(
+        self,
+        name: str,
+        queue: LaneQueue[L],
+        work: Callable[[L], Awaitable[None]],
+        *,
+        capacity: int = 512,
+        batch: int = 256,
+        lease: float = 60.0,
+        poll: float = 1.0,
+        gather: float = 0.005,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.queue = queue
+        self.work = work
+        self.capacity = capacity
+        self.batch = batch
+        self.lease = lease
+        self.poll = poll
+        self.gather = gather
+        self._monotonic = monotonic
+        self._claims: dict[str, _Claim] = {}
+        self._running: set[LaneKey] = set()
+        self._room = asyncio.Event()
+        self._stopping = False
+        self._claiming = False
+        self._failures = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether a claim is being made or a lane runs."""
+        return self._claiming or bool(self._running)
+
+    def wake(self) -> None:
+        """There may be new work: claim now rather than at the next poll."""
+        self.queue.notify()
+
+    def stop(self) -> None:
+        """Ends the loop; lanes in flight finish (and commit) first."""
+        self._stopping = True
+        self.queue.notify()
+        self._room.set()
+
+    async def run(self) -> None:
+        """Claims and runs lanes until stopped; renews the claims of lanes in flight."""
+        async with asyncio.TaskGroup() as group:
+            renewing = group.create_task(self._renew_forever(), name=f"{self.name}-leases")
+            try:
+                await self._claim_forever(group)
+                await self._drain()
+            finally:
+                renewing.cancel()
+
+    async def run_once(self) -> list[L]:
+        """One claim and its lanes run to the end, without the loop (tests, scripts)."""
+        token = f"{self.name}-{uuid.uuid4().hex[:16]}"
+        lanes = await self.queue.claim(token, self.batch, self.lease)
+        results = await asyncio.gather(*(self.work(lane) for lane in lanes), return_exceptions=True)
+        for lane, result in zip(lanes, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("%s: a lane failed", self.name, exc_info=result)
+                await self._release(token, lane.key)
+        return lanes
+
+    async def _claim_forever(self, group: asyncio.TaskGroup) -> None:
+        last = float("-inf")
+        while not self._stopping:
+            await self._room_for_a_claim()
+            pause = last + self.gather - self._monotonic()
+            if self._running and pause > 0:  # busy: one claim every `gather` seconds at most
+                await asyncio.sleep(pause)
+            if self._stopping:
+                return
+            last = self._monotonic()
+            limit = min(self.capacity - len(self._running), self.batch)
+            claimed = await self._claim(group, limit)
+            if claimed < limit:  # all there was: wait for more
+                await self._wait(claimed)
+
+    async def _room_for_a_claim(self) -> None:
+        """Waits, while lanes run, until a claim can take a fair batch (half of one), or
+        `gather` seconds have passed. A claim is a transaction: while lanes run, claims are
+        gathered into fewer, larger ones (at most one every `gather` seconds); with nothing in
+        flight, a claim goes at once."""
+        fair = max(1, min(self.batch, self.capacity) // 2)
+        deadline = self._monotonic() + self.gather
+        while self._running and self.capacity - len(self._running) < fair and not self._stopping:
+            self._room.clear()
+            left = deadline - self._monotonic()
+            full = len(self._running) >= self.capacity
+            try:
+                await asyncio.wait_for(self._room.wait(), timeout=None if full else max(left, 0))
+            except TimeoutError:
+                return
+
+    async def _claim(self, group: asyncio.TaskGroup, limit: int) -> int:
+        token = f"{self.name}-{uuid.uuid4().hex[:16]}"
+        self._claiming = True
+        started = self._monotonic()
+        try:
+            lanes = await self.queue.claim(token, limit, self.lease)
+        except Exception:
+            self._failures += 1
+            log.exception("%s: could not claim work; trying again", self.name)
+            await asyncio.sleep(min(self.poll, 0.05 * 2 ** min(self._failures, 5)))
+            return 0
+        finally:
+            self._claiming = False
+        self._failures = 0
+        if not lanes:
+            return 0
+        claim = _Claim(token, started)
+        self._claims[token] = claim
+        for lane in lanes:
+            if lane.key in self._running:  # still running here under an older claim
+                log.warning("%s: lane claimed again while it runs; giving it back", self.name)
+                await self._release(token, lane.key)
+                continue
+            self._running.add(lane.key)
+            claim.tasks[lane.key] = group.create_task(self._run_lane(claim, lane))
+        if not claim.tasks:
+            del self._claims[token]
+        return len(lanes)
+
+    async def _run_lane(self, claim: _Claim, lane: L) -> None:
+        try:
+            await self.work(lane)
+        except asyncio.CancelledError:
+            if not self._stopping and _cancelling():
+                log.error("%s: a lane was stopped: its claim could not be renewed", self.name)
+            raise
+        except Exception:
+            log.exception("%s: a lane failed; giving it back to be run again", self.name)
+            await self._release(claim.token, lane.key)
+        finally:
+            self._running.discard(lane.key)
+            claim.tasks.pop(lane.key, None)
+            if not claim.tasks:
+                self._claims.pop(claim.token, None)
+            self._room.set()
+
+    async def _release(self, token: str, key: LaneKey) -> None:
+        try:
+            await self.queue.release(token, [key], refund=True)
+        except Exception:  # its lease ends it instead
+            log.exception("%s: could not give a lane back; its lease will end", self.name)
+
+    async def _wait(self, claimed: int) -> None:
+        """Until there may be work, or the next thing comes due."""
+        try:
+            due = await self.queue.next_due()
+        except Exception:
+            log.exception("%s: could not read when work is due", self.name)
+            due = None
+        timeout = self.poll if due is None else min(self.poll, due)
+        if claimed == 0:  # nothing came although something was due: never spin
+            timeout = max(timeout, 0.001)
+        if timeout > 0:
+            await self.queue.wait_for_work(timeout)
+
+    async def _drain(self) -> None:
+        """Waits for the lanes in flight to finish."""
+        while self._running:
+            self._room.clear()
+            await self._room.wait()
+
+    async def _renew_forever(self) -> None:
+        """Every third of a lease, renews what runs; stops lanes whose claim may have lapsed."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            for claim in list(self._claims.values()):
+                await self._renew(claim)
+
+    async def _renew(self, claim: _Claim) -> None:
+        keys = list(claim.tasks)
+        if not keys:
+            return
+        asked = self._monotonic()
+        try:
+            kept = set(await self.queue.renew(claim.token, keys, self.lease))
+        except Exception:
+            log.exception("%s: could not renew %d claims", self.name, len(keys))
+            if self._monotonic() - claim.renewed_at >= self.lease * 0.9:
+                self._stop_lanes(claim, keys, "its claim may have ended (renewing failed)")
+            return
+        claim.renewed_at = asked
+        lost = [key for key in keys if key not in kept]
+        if lost:
+            self._stop_lanes(claim, lost, "its claim was lost")
+
+    def _stop_lanes(self, claim: _Claim, keys: list[LaneKey], why: str) -> None:
+        for key in keys:
+            task = claim.tasks.get(key)
+            if task is not None and not task.done():
+                log.error("%s: stopping a lane: %s", self.name, why)
+                task.cancel()
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+__all__ = ["LaneWorker"]

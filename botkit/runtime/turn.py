@@ -1,0 +1,244 @@
+"""A user's turn: their claimed events, run through the conversation, to one LaneOutcome.
+
+`take_turn(conversation, lane, now)` is a function of the claimed lane (its events, the user's
+session and window) and the time: it reads nothing and writes nothing, so it is tested
+without a store (tests/runtime/test_turn.py). The dispatcher commits what it returns.
+
+Each event runs its handler with the state and data the previous one left. A handler that
+raises, runs too long, or leaves something that cannot be stored (data or a message that is
+not JSON) fails its own event: its changes are dropped and the next event starts from the
+state before it. What an event says about the 24-hour window is kept even then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from botkit import codec
+from botkit.conversation.context import Context, Event, Hold, Queued, WindowView
+from botkit.conversation.dsl import Conversation
+from botkit.store.base import (
+    DONE,
+    FAIL,
+    FAILED,
+    FALL_BACK,
+    HOLD,
+    IGNORED,
+    EventResult,
+    InboxItem,
+    InboxLane,
+    LaneOutcome,
+    NewSend,
+    Session,
+    StatusRecord,
+)
+from botkit.types import JSON, JSONObject
+from botkit.wire.events import InboundMessage, OtherEvent, StatusUpdate, parse_envelope
+from botkit.wire.idempotency import idempotency_key
+from botkit.wire.messages import Message, Template, request_body
+from botkit.wire.trigger import TriggerEvent
+from botkit.wire.window import WINDOW_CLOSED_CODE, Window
+
+log = logging.getLogger(__name__)
+
+# Claims count attempts, so a crash charges one to the event in flight: the bound must
+# tolerate a few restarts while still ending a poison event that kills the process.
+MAX_ATTEMPTS = 10
+HANDLER_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """What a turn produced: the outcome to commit, and the handlers' exceptions by event id
+    (to report once it is committed: the simulator raises them in the test's step)."""
+
+    outcome: LaneOutcome
+    errors: dict[str, BaseException] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Progress:
+    """The user as the turn goes: state, data, window, and what the events produced."""
+
+    state: str
+    data: JSONObject
+    window: Window
+    changed: bool = False
+    results: list[EventResult] = field(default_factory=list)
+    sends: list[NewSend] = field(default_factory=list)
+    statuses: list[StatusRecord] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    inbound: bool = False
+    errors: dict[str, BaseException] = field(default_factory=dict)
+
+
+async def take_turn(
+    conversation: Conversation,
+    lane: InboxLane,
+    now: float,
+    *,
+    handler_timeout: float = HANDLER_TIMEOUT,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> Turn:
+    """Runs `lane`'s events in order and returns what to commit."""
+    spec = type(conversation).spec
+    state, data = _resume(spec, lane.session)
+    progress = _Progress(state, data, lane.window)
+    for item in lane.events:
+        if lane.attempts > max_attempts:
+            error = f"gave up after {max_attempts} attempts"
+            progress.results.append(EventResult(item.seq, item.lane_seq, FAILED, error))
+            continue
+        await _run_event(conversation, item, progress, now, handler_timeout)
+    session = None
+    if progress.changed:
+        session = Session(
+            lane.phone_number_id, lane.wa_id, spec.name, progress.state, progress.data, spec.version
+        )
+    outcome = LaneOutcome(
+        lane.phone_number_id,
+        lane.wa_id,
+        lane.token,
+        tuple(progress.results),
+        session,
+        progress.window,
+        tuple(progress.sends),
+        tuple(progress.statuses),
+        release_held=progress.inbound,
+        refused=tuple(progress.refused),
+        attempts=lane.attempts,
+    )
+    return Turn(outcome, progress.errors)
+
+
+async def _run_event(
+    conversation: Conversation, item: InboxItem, progress: _Progress, now: float, limit: float
+) -> None:
+    def result(status: str, error: str | None = None) -> None:
+        progress.results.append(EventResult(item.seq, item.lane_seq, status, error))
+
+    try:
+        event = _read(item)
+    except ValueError as exc:
+        return result(FAILED, f"stored envelope unreadable: {exc}")
+    if isinstance(event, OtherEvent):
+        return result(IGNORED)
+    _learn(event, item, progress)
+    spec = type(conversation).spec
+    ctx = Context(
+        spec, event, progress.state, _copy(progress.data), WindowView(progress.window, now)
+    )
+    try:
+        async with asyncio.timeout(limit):
+            handled = await spec.run(conversation, ctx)
+        data = _copy(ctx.data)  # data that is not JSON fails here, in its own event
+        sends = [_send(ctx, queued, item.event_id, n) for n, queued in enumerate(ctx.queued)]
+    except TimeoutError:
+        error = f"the handler took more than {limit:g}s and was cancelled"
+        log.error("%s: event %s: %s", spec.name, item.event_id, error)
+        return result(FAILED, error)
+    except asyncio.CancelledError:
+        if _being_cancelled():
+            raise
+        log.error("%s: event %s: the handler raised CancelledError", spec.name, item.event_id)
+        return result(FAILED, "the handler raised CancelledError")
+    except Exception as exc:  # the handler's bug or refusal: the event fails, state unchanged
+        log.exception("%s: handler failed on event %s", spec.name, item.event_id)
+        progress.errors[item.event_id] = exc
+        return result(FAILED, f"{type(exc).__name__}: {exc}")
+    if not handled:
+        reason = None
+        if isinstance(event, TriggerEvent):
+            reason = f"trigger {event.input.name!r} is not declared for state {progress.state!r}"
+        return result(IGNORED if reason else DONE, reason)
+    progress.state, progress.data, progress.changed = ctx.state, data, True
+    progress.sends += sends
+    return result(DONE)
+
+
+def _learn(event: Event, item: InboxItem, progress: _Progress) -> None:
+    """What the event tells of the window and of delivery, kept whatever its handler does."""
+    if isinstance(event, InboundMessage):
+        progress.window = progress.window.with_inbound(item.lane_seq, float(event.timestamp))
+        progress.inbound = True
+    elif isinstance(event, StatusUpdate):
+        errors = [{"code": e.code, "title": e.title, "message": e.message} for e in event.errors]
+        encoded = codec.dumps_str(errors) if errors else None
+        progress.statuses.append(
+            StatusRecord(event.message_id, event.status, event.timestamp, encoded)
+        )
+        if event.status == "failed" and any(e.code == WINDOW_CLOSED_CODE for e in event.errors):
+            failed_at = float(event.timestamp)
+            progress.window = progress.window.with_failed_status(item.lane_seq, failed_at)
+            progress.refused.append(event.message_id)
+
+
+def _resume(spec: Any, session: Session | None) -> tuple[str, JSONObject]:
+    """The state and data to resume from (the initial state if the stored one is gone)."""
+    if session is None:
+        return spec.initial, {}
+    if session.state not in spec.states:
+        log.warning(
+            "%s: stored state %r no longer exists (version %s -> %s); back to %r",
+            spec.name,
+            session.state,
+            session.version,
+            spec.version,
+            spec.initial,
+        )
+        return spec.initial, session.data
+    return session.state, session.data
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _copy(data: JSONObject) -> dict[str, Any]:
+    """A deep copy through JSON: a handler that fails leaves nothing of its changes behind,
+    and data that could not be stored fails here (TypeError or ValueError)."""
+    copied: dict[str, Any] = codec.loads(codec.dumps(data))
+    return copied
+
+
+def _read(item: InboxItem) -> Event | OtherEvent:
+    if item.kind == "trigger":
+        return TriggerEvent.from_envelope(item.envelope)
+    return parse_envelope(item.envelope)
+
+
+def _send(ctx: Context, queued: Queued, cause: str, position: int) -> NewSend:
+    """The outbox row of a queued message, with its closed-window policy; a message that
+    cannot be encoded raises here, failing its event."""
+    user = ctx.user
+    wire = _wire(queued.message, user.wa_id, user.phone_number_id)
+    when_closed, fallback = FAIL, None
+    if isinstance(queued.fallback, Template):
+        when_closed = FALL_BACK
+        fallback = {
+            "type": "template",
+            "payload": _wire(queued.fallback, user.wa_id, user.phone_number_id),
+        }
+    elif isinstance(queued.fallback, Hold):
+        when_closed = HOLD
+    codec.dumps([wire, fallback])  # what the store will write, checked before it has to
+    return NewSend(
+        user.phone_number_id,
+        user.wa_id,
+        idempotency_key(cause, position),
+        queued.message.type,
+        wire,
+        cause,
+        when_closed,
+        fallback,
+        queued.held,
+        queued.instead_of,
+    )
+
+
+def _wire(message: Message, to: str, phone_number_id: str) -> JSON:
+    return request_body(message, to=to, phone_number_id=phone_number_id)[message.type]

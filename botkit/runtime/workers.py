@@ -1,0 +1,65 @@
+"""The workers of a bot: the dispatcher and the outbox, with the sender they share."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+
+from botkit.config import Settings
+from botkit.conversation.dsl import Conversation
+from botkit.provider.ratelimit import rate_limiter
+from botkit.provider.sender import Sender
+from botkit.runtime.dispatch import Dispatcher
+from botkit.runtime.outbox import Outbox
+from botkit.store.base import Store
+from botkit.types import Clock, SystemClock
+
+
+class Workers:
+    """Processes a store's events and delivers its sends, until the block of `running()` ends."""
+
+    def __init__(
+        self,
+        store: Store,
+        conversation: type[Conversation],
+        settings: Settings,
+        clock: Clock,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_error: Callable[[str, BaseException], None] | None = None,
+    ) -> None:
+        self.sender = Sender(
+            base_url=settings.base_url,
+            api_key=settings.api_key or "gsk_test_botkit_fake",
+            transport=transport,
+            concurrency=settings.send_concurrency,
+            # Buckets wait in real time: under a ManualClock (simulator, tests) they would only
+            # make tests sleep, so pacing is for the system clock.
+            limiter=rate_limiter(settings) if isinstance(clock, SystemClock) else None,
+        )
+        self.dispatcher = Dispatcher(store, conversation(), clock, on_error=on_error)
+        self.outbox = Outbox(store, self.sender, clock, media_max_age=settings.media_max_age)
+
+    @property
+    def busy(self) -> bool:
+        """Whether either worker has something in flight."""
+        return self.dispatcher.busy or self.outbox.busy
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Workers]:
+        """Runs both workers in a TaskGroup for the block; stops them (they finish what is in
+        flight) and closes the sender at its end."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.dispatcher.run(), name="botkit-dispatcher")
+                group.create_task(self.outbox.run(), name="botkit-outbox")
+                try:
+                    yield self
+                finally:
+                    self.dispatcher.stop()
+                    self.outbox.stop()
+        finally:
+            await self.sender.aclose()

@@ -1,0 +1,531 @@
+"""An in-memory Store: the contract's semantics in plain Python, for fast tests of the runtime.
+
+Nothing survives the process; everything else behaves as the SQLite store does (values are
+copied in and out as JSON, so a value that could not be stored fails here too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from botkit import codec
+from botkit.exceptions import StoreError
+from botkit.store.base import (
+    FALL_BACK,
+    HELD,
+    HOLD,
+    LANE_ITEMS,
+    PENDING,
+    STATUS_RANK,
+    Backlog,
+    InboxItem,
+    InboxLane,
+    LaneKey,
+    LaneOutcome,
+    NewEvent,
+    NewSend,
+    OutboxItem,
+    OutboxLane,
+    OutboxRecord,
+    SendLaneOutcome,
+    SendOutcome,
+    Session,
+    StatusRecord,
+    UserRecord,
+    failed_outcome,
+)
+from botkit.types import JSON, Clock, JSONObject, SystemClock
+from botkit.wire.window import Window
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One user's bookkeeping: inbox progress, claims, pending sends' due time, window."""
+
+    last_seq: int = 0
+    done_seq: int = 0
+    attempts: int = 0
+    event_token: str | None = None
+    event_until: float | None = None
+    send_token: str | None = None
+    send_until: float | None = None
+    window: Window = field(default_factory=Window)
+
+
+@dataclass(slots=True)
+class _Send:
+    """An outbox row."""
+
+    seq: int
+    key: LaneKey
+    idempotency_key: str
+    type: str
+    payload: JSON
+    cause: str
+    status: str
+    when_closed: str
+    fallback: JSON
+    instead_of: str | None
+    next_attempt_at: float
+    attempts: int = 0
+    provider_message_id: str | None = None
+    error: str | None = None
+
+
+class MemoryStore:
+    """A Store in this process's memory (tests of the runtime; nothing is durable)."""
+
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        self.clock = clock or SystemClock()
+        self._open = False
+        self._events: dict[int, tuple[InboxItem, str | None]] = {}  # seq -> (item, message id)
+        self._event_ids: dict[str, int] = {}
+        self._message_ids: set[str] = set()
+        self._by_lane: dict[tuple[str, str, int], int] = {}  # (pnid, wa_id, lane_seq) -> seq
+        self._results: dict[int, tuple[str, str | None]] = {}
+        self._lanes: dict[LaneKey, _Lane] = {}
+        self._sessions: dict[LaneKey, Session] = {}
+        self._sends: dict[int, _Send] = {}
+        self._send_keys: set[str] = set()
+        self._statuses: dict[str, tuple[str, int]] = {}
+        self._media: dict[tuple[str, str], tuple[str, float]] = {}
+        self.inbox = _Inbox(self)
+        self.outbox = _Outbox(self)
+        self.sessions = _Sessions(self)
+        self.media = _Media(self)
+        self.inspect = _Inspection(self)
+
+    async def __aenter__(self) -> MemoryStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Nothing to connect to."""
+        self._open = True
+
+    async def aclose(self) -> None:
+        """Nothing to flush; the data stays for a store opened again in this process."""
+        self._open = False
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreError("the memory store is not open: use `async with store` or `.open()`")
+
+    def _lane(self, key: LaneKey) -> _Lane:
+        return self._lanes.setdefault(key, _Lane())
+
+    def _refresh_due(self, key: LaneKey) -> None:
+        """Wakes the outbox when the lane's first pending send is due."""
+        if self._head(key) is not None:
+            self.outbox.notify()
+
+    def _head(self, key: LaneKey) -> _Send | None:
+        pending = [s for s in self._sends.values() if s.key == key and s.status == PENDING]
+        return min(pending, key=lambda s: s.seq) if pending else None
+
+
+class _Queue:
+    """The claim bookkeeping the inbox and the outbox share."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self._signal = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wakes this process's waiters."""
+        self._signal.set()
+
+    async def wait_for_work(self, within: float) -> None:
+        """Returns when notified, or after `within` seconds."""
+        try:
+            await asyncio.wait_for(self._signal.wait(), timeout=max(within, 0.0))
+        except TimeoutError:
+            return
+        self._signal.clear()
+
+    def _now(self) -> float:
+        return self.store.clock.now()
+
+
+class _Inbox(_Queue):
+    def _waiting(self) -> list[tuple[int, LaneKey]]:
+        """Lanes with events to run, by the global seq of their next event."""
+        found = []
+        for key, lane in self.store._lanes.items():
+            if lane.last_seq > lane.done_seq:
+                seq = self.store._by_lane[(*key, lane.done_seq + 1)]
+                found.append((seq, key))
+        return sorted(found)
+
+    async def add(self, events: Sequence[NewEvent]) -> list[bool]:
+        """Stores events; duplicates (same event or message id) are reported False."""
+        self.store._check_open()
+        try:
+            envelopes = [codec.loads(codec.dumps(event.envelope)) for event in events]
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"an event cannot be stored: {exc}") from exc
+        flags = []
+        for event, envelope in zip(events, envelopes, strict=True):
+            duplicate = event.event_id in self.store._event_ids or (
+                event.message_id is not None and event.message_id in self.store._message_ids
+            )
+            flags.append(not duplicate)
+            if not duplicate:
+                self._store(event, envelope)
+        if any(flags):
+            self.notify()
+        return flags
+
+    def _store(self, event: NewEvent, envelope: JSONObject) -> None:
+        key = (event.phone_number_id, event.wa_id)
+        lane = self.store._lane(key)
+        lane.last_seq += 1
+        seq = len(self.store._event_ids) + 1
+        item = InboxItem(seq, lane.last_seq, event.event_id, event.kind, *key, envelope)
+        self.store._events[seq] = (item, event.message_id)
+        self.store._event_ids[event.event_id] = seq
+        if event.message_id is not None:
+            self.store._message_ids.add(event.message_id)
+        self.store._by_lane[(*key, lane.last_seq)] = seq
+
+    async def claim(self, token: str, limit: int, lease: float) -> list[InboxLane]:
+        """Claims the lanes whose next events wait longest."""
+        self.store._check_open()
+        now = self._now()
+        claimed: list[InboxLane] = []
+        for _, key in self._waiting():
+            if len(claimed) >= limit:
+                break
+            lane = self.store._lanes[key]
+            if lane.event_until is not None and lane.event_until > now:
+                continue
+            lane.event_token, lane.event_until = token, now + lease
+            lane.attempts += 1
+            count = 1 if lane.attempts > 1 else LANE_ITEMS
+            last = min(lane.last_seq, lane.done_seq + count)
+            items = tuple(
+                replace(item, envelope=_copy(item.envelope))
+                for n in range(lane.done_seq + 1, last + 1)
+                for item in [self.store._events[self.store._by_lane[(*key, n)]][0]]
+            )
+            session = self.store._sessions.get(key)
+            claimed.append(InboxLane(*key, token, items, session, lane.window, lane.attempts))
+        return claimed
+
+    async def renew(self, token: str, keys: Sequence[LaneKey], lease: float) -> list[LaneKey]:
+        """Extends the claims `token` still holds."""
+        until = self._now() + lease
+        renewed = []
+        for key in keys:
+            lane = self.store._lanes.get(key)
+            if lane is not None and lane.event_token == token:
+                lane.event_until = until
+                renewed.append(key)
+        return renewed
+
+    async def release(
+        self, token: str, keys: Sequence[LaneKey] | None = None, *, refund: bool = False
+    ) -> None:
+        """Frees the lanes `token` holds."""
+        for key, lane in self.store._lanes.items():
+            if lane.event_token == token and (keys is None or key in keys):
+                lane.event_token = lane.event_until = None
+                if refund:
+                    lane.attempts = max(0, lane.attempts - 1)
+        self.notify()
+
+    async def next_due(self) -> float | None:
+        """0 when a lane can be claimed now; else until the first lease ends."""
+        now = self._now()
+        waits = [
+            max(0.0, (lane.event_until or now) - now)
+            for _, key in self._waiting()
+            for lane in [self.store._lanes[key]]
+        ]
+        return min(waits) if waits else None
+
+    async def complete(self, outcomes: Sequence[LaneOutcome]) -> list[bool]:
+        """Applies each outcome whose token still holds its lane."""
+        self.store._check_open()
+        return [self._complete(outcome) for outcome in outcomes]
+
+    def _complete(self, outcome: LaneOutcome) -> bool:
+        lane = self.store._lanes.get(outcome.key)
+        if lane is None or lane.event_token != outcome.token:
+            return False
+        try:
+            parts = _encoded(outcome)
+        except (TypeError, ValueError) as exc:
+            outcome = failed_outcome(outcome, f"the outcome could not be stored: {exc}")
+            parts = _encoded(outcome)
+        lane.event_token = lane.event_until = None
+        lane.attempts = 0
+        for result in outcome.results:
+            self.store._results[result.seq] = (result.status, result.error)
+            lane.done_seq = max(lane.done_seq, result.lane_seq)
+        if outcome.window is not None:
+            lane.window = lane.window.merge(outcome.window)
+        if parts.session is not None:
+            self.store._sessions[outcome.key] = parts.session
+        self._effects(outcome, parts.sends, parts.statuses)
+        return True
+
+    def _effects(
+        self, outcome: LaneOutcome, sends: Sequence[NewSend], statuses: Sequence[StatusRecord]
+    ) -> None:
+        now = self._now()
+        store = self.store
+        for send in sends:
+            if send.idempotency_key in store._send_keys:
+                continue
+            store._send_keys.add(send.idempotency_key)
+            seq = len(store._send_keys)
+            status = HELD if send.held else PENDING
+            store._sends[seq] = _Send(
+                seq,
+                (send.phone_number_id, send.wa_id),
+                send.idempotency_key,
+                send.type,
+                send.payload,
+                send.cause,
+                status,
+                send.when_closed,
+                send.fallback,
+                send.instead_of,
+                now,
+            )
+        for status_record in statuses:
+            rank = STATUS_RANK.get(status_record.status, 0)
+            known = store._statuses.get(status_record.message_id)
+            if known is None or rank > known[1]:
+                store._statuses[status_record.message_id] = (status_record.status, rank)
+        if outcome.release_held:
+            for row in store._sends.values():
+                if row.key == outcome.key and row.status == HELD:
+                    row.status, row.next_attempt_at = PENDING, now
+        error = "the provider reported the 24-hour window closed (131047)"
+        for row in store._sends.values():
+            if row.provider_message_id in outcome.refused and row.when_closed == FALL_BACK:
+                _fall_back(row, now, error)
+            elif row.provider_message_id in outcome.refused and row.when_closed == HOLD:
+                _hold(row, error)
+        store._refresh_due(outcome.key)
+
+
+class _Outbox(_Queue):
+    def _due(self) -> list[tuple[float, LaneKey]]:
+        """Lanes by when their first pending send is due (including their claim's end)."""
+        found = []
+        for key, lane in self.store._lanes.items():
+            head = self.store._head(key)
+            if head is not None:
+                found.append((max(head.next_attempt_at, lane.send_until or 0.0), key))
+        return sorted(found)
+
+    async def claim(self, token: str, limit: int, lease: float) -> list[OutboxLane]:
+        """Claims the lanes whose first pending send is due, earliest first."""
+        self.store._check_open()
+        now = self._now()
+        claimed: list[OutboxLane] = []
+        for due, key in self._due():
+            if len(claimed) >= limit or due > now:
+                break
+            lane = self.store._lanes[key]
+            lane.send_token, lane.send_until = token, now + lease
+            pending = sorted(
+                (s for s in self.store._sends.values() if s.key == key and s.status == PENDING),
+                key=lambda s: s.seq,
+            )[:LANE_ITEMS]
+            items = tuple(
+                OutboxItem(
+                    s.seq,
+                    s.idempotency_key,
+                    s.type,
+                    _copy(s.payload),
+                    s.attempts,
+                    s.when_closed,
+                    _copy(s.fallback),
+                )
+                for s in pending
+            )
+            claimed.append(OutboxLane(*key, token, items, lane.window))
+        return claimed
+
+    async def renew(self, token: str, keys: Sequence[LaneKey], lease: float) -> list[LaneKey]:
+        """Extends the claims `token` still holds."""
+        until = self._now() + lease
+        renewed = []
+        for key in keys:
+            lane = self.store._lanes.get(key)
+            if lane is not None and lane.send_token == token:
+                lane.send_until = until
+                renewed.append(key)
+        return renewed
+
+    async def release(
+        self, token: str, keys: Sequence[LaneKey] | None = None, *, refund: bool = False
+    ) -> None:
+        """Frees the lanes `token` holds (an outbox claim counts no attempt: nothing to refund)."""
+        for key, lane in self.store._lanes.items():
+            if lane.send_token == token and (keys is None or key in keys):
+                lane.send_token = lane.send_until = None
+        self.notify()
+
+    async def next_due(self) -> float | None:
+        """Seconds until the earliest lane's first send can be claimed."""
+        due = self._due()
+        return max(0.0, due[0][0] - self._now()) if due else None
+
+    async def record(self, outcomes: Sequence[SendLaneOutcome]) -> list[bool]:
+        """Applies each lane's results whose token still holds it."""
+        self.store._check_open()
+        return [self._record(outcome) for outcome in outcomes]
+
+    def _record(self, outcome: SendLaneOutcome) -> bool:
+        lane = self.store._lanes.get(outcome.key)
+        if lane is None or lane.send_token != outcome.token:
+            return False
+        now = self._now()
+        lane.send_token = lane.send_until = None
+        for result in outcome.results:
+            send = self.store._sends.get(result.seq)
+            if send is None or send.key != outcome.key:
+                continue
+            _apply(send, result, now)
+            if result.window_closed:
+                lane.window = lane.window.with_refusal(lane.last_seq)
+        self.store._refresh_due(outcome.key)
+        return True
+
+
+class _Sessions:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    async def get(self, phone_number_id: str, wa_id: str) -> UserRecord:
+        """One user's session and window."""
+        key = (phone_number_id, wa_id)
+        lane = self.store._lanes.get(key)
+        return UserRecord(self.store._sessions.get(key), lane.window if lane else Window())
+
+
+class _Media:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    async def get(self, phone_number_id: str, sha256: str, max_age: float) -> str | None:
+        """The id of a recent enough upload."""
+        found = self.store._media.get((phone_number_id, sha256))
+        if found is None or found[1] <= self.store.clock.now() - max_age:
+            return None
+        return found[0]
+
+    async def put(self, phone_number_id: str, sha256: str, media_id: str) -> None:
+        """Remembers an upload, as of now."""
+        self.store._media[(phone_number_id, sha256)] = (media_id, self.store.clock.now())
+
+    async def forget(self, phone_number_id: str, sha256: str, media_id: str) -> None:
+        """Forgets `media_id`, unless another upload replaced it."""
+        found = self.store._media.get((phone_number_id, sha256))
+        if found is not None and found[0] == media_id:
+            del self.store._media[(phone_number_id, sha256)]
+
+
+class _Inspection:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    async def backlog(self) -> Backlog:
+        """Events not completed, sends pending."""
+        events = sum(lane.last_seq - lane.done_seq for lane in self.store._lanes.values())
+        sends = sum(send.status == PENDING for send in self.store._sends.values())
+        return Backlog(events, sends)
+
+    async def outbox(self, wa_id: str | None = None) -> list[OutboxRecord]:
+        """Outbox rows in order."""
+        return [
+            OutboxRecord(
+                s.seq,
+                *s.key,
+                s.idempotency_key,
+                s.type,
+                _copy(s.payload),
+                s.status,
+                s.attempts,
+                s.provider_message_id,
+                s.error,
+                self.store._statuses.get(s.provider_message_id or "", (None, 0))[0],
+                s.instead_of,
+            )
+            for s in sorted(self.store._sends.values(), key=lambda s: s.seq)
+            if wa_id is None or s.key[1] == wa_id
+        ]
+
+    async def event_status(self, event_id: str) -> tuple[str, str | None] | None:
+        """An event's status and error."""
+        seq = self.store._event_ids.get(event_id)
+        if seq is None:
+            return None
+        return self.store._results.get(seq, (PENDING, None))
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    session: Session | None
+    sends: tuple[NewSend, ...]
+    statuses: tuple[StatusRecord, ...]
+
+
+def _encoded(outcome: LaneOutcome) -> _Parts:
+    """The outcome's values as stored (copied through JSON); TypeError/ValueError if one
+    cannot be."""
+    session = outcome.session
+    if session is not None:
+        session = replace(session, data=codec.loads(codec.dumps(session.data)))
+    sends = tuple(
+        replace(send, payload=_copy(send.payload), fallback=_copy(send.fallback))
+        for send in outcome.sends
+    )
+    for send in sends:
+        codec.dumps([send.idempotency_key, send.type, send.cause])
+    return _Parts(session, sends, outcome.statuses)
+
+
+def _apply(send: _Send, result: SendOutcome, now: float) -> None:
+    if result.fall_back == FALL_BACK:
+        _fall_back(send, now, result.error)
+        return
+    if result.fall_back == HOLD:
+        _hold(send, result.error)
+        return
+    send.status, send.attempts, send.error = result.status, result.attempts, result.error
+    send.provider_message_id = result.provider_message_id
+    if result.retry_in is not None:
+        send.next_attempt_at = now + result.retry_in
+
+
+def _fall_back(send: _Send, now: float, error: str | None) -> None:
+    """The row becomes its fallback template, in place, under a key of its own."""
+    fallback: Any = send.fallback
+    if not isinstance(fallback, dict):
+        return
+    send.instead_of, send.type, send.payload = send.type, fallback["type"], fallback["payload"]
+    send.idempotency_key += "-fb"
+    send.when_closed, send.fallback, send.status, send.attempts = "fail", None, PENDING, 0
+    send.next_attempt_at, send.provider_message_id, send.error = now, None, error
+
+
+def _hold(send: _Send, error: str | None) -> None:
+    """The row waits for the user to write, under a new key."""
+    send.status, send.provider_message_id, send.error = HELD, None, error
+    send.idempotency_key += "-held"
+
+
+def _copy(value: Any) -> Any:
+    return None if value is None else codec.loads(codec.dumps(value))

@@ -1,0 +1,127 @@
+"""The SQLite outbox's transactions, run in the connection's thread: claim and record.
+
+A lane's first pending send decides when the lane is due (`lanes.send_due`): a send waiting
+for a retry holds back the sends after it, so that a user's replies leave in order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from botkit import codec
+from botkit.store.base import (
+    FAILED,
+    FALL_BACK,
+    LANE_ITEMS,
+    SENT,
+    LaneKey,
+    OutboxItem,
+    OutboxLane,
+    SendLaneOutcome,
+)
+from botkit.store.sqlite.inbox import FALL_BACK_SQL, HEAD_DUE, HOLD_SQL
+from botkit.store.sqlite.sql import many
+from botkit.wire.window import Window
+
+_CLAIM = (
+    "UPDATE main.lanes SET send_token = ?, send_until = ? WHERE rowid IN (SELECT rowid"
+    " FROM main.lanes WHERE send_due IS NOT NULL AND send_due <= ? AND (send_until IS NULL"
+    " OR send_until <= ?) ORDER BY send_due, phone_number_id, wa_id LIMIT ?)"
+    " RETURNING phone_number_id, wa_id, last_inbound_at, inbound_seq, closed_seq, send_due"
+)
+_SENDS = (
+    "WITH v (p, w) AS (VALUES {values}) SELECT o.phone_number_id, o.wa_id, o.seq,"
+    " o.idempotency_key, o.type, o.payload, o.attempts, o.when_closed, o.fallback FROM v"
+    " JOIN main.outbox o ON o.seq IN (SELECT x.seq FROM main.outbox x"
+    " WHERE x.phone_number_id = v.p AND x.wa_id = v.w AND x.status = 'pending'"
+    f" ORDER BY x.seq LIMIT {LANE_ITEMS}) ORDER BY o.seq"
+)
+
+
+def claim(
+    token: str, limit: int, lease: float, now: float, db: sqlite3.Connection
+) -> tuple[list[Any], list[Any]]:
+    """Claims the lanes whose first pending send is due; their rows and their sends' rows
+    (decoded by `lanes_of`, in the caller's thread)."""
+    lanes = db.execute(_CLAIM, (token, now + lease, now, now, limit)).fetchall()
+    if not lanes:
+        return [], []
+    return lanes, many(_SENDS, [(row[0], row[1]) for row in lanes], db)
+
+
+def lanes_of(token: str, lanes: list[Any], rows: list[Any]) -> list[OutboxLane]:
+    """The claimed lanes, earliest due first, each with its sends in order and its window."""
+    sends: dict[LaneKey, list[OutboxItem]] = {}
+    for pnid, wa_id, seq, key, kind, payload, attempts, when_closed, fallback in rows:
+        item = OutboxItem(
+            seq, key, kind, codec.loads(payload), attempts, when_closed,
+            None if fallback is None else codec.loads(fallback),
+        )  # fmt: skip
+        sends.setdefault((pnid, wa_id), []).append(item)
+    lanes.sort(key=lambda row: (row[5], row[0], row[1]))
+    return [
+        OutboxLane(pnid, wa_id, token, tuple(sends.get((pnid, wa_id), ())),
+                   Window(last_in, inbound_seq, closed_seq))
+        for pnid, wa_id, last_in, inbound_seq, closed_seq, _ in lanes
+    ]  # fmt: skip
+
+
+def next_due(now: float, db: sqlite3.Connection) -> float | None:
+    """Seconds until a lane's first send can be claimed (its claim over and its time come)."""
+    (due,) = db.execute(
+        "SELECT min(max(send_due, coalesce(send_until, 0))) FROM main.lanes"
+        " WHERE send_due IS NOT NULL"
+    ).fetchone()
+    return None if due is None else max(0.0, due - now)
+
+
+# The results of lanes the token still holds (a lane another worker took is left alone).
+_FINISH_SEND = (
+    "WITH v (seq, status, attempts, provider_message_id, error, retry_in, sent_at, p, w, token)"
+    " AS (VALUES {values}) UPDATE main.outbox SET status = v.status, attempts = v.attempts,"
+    " provider_message_id = v.provider_message_id, error = v.error,"
+    " next_attempt_at = CASE WHEN v.retry_in IS NULL THEN outbox.next_attempt_at"
+    " ELSE ? + v.retry_in END, sent_at = v.sent_at FROM v JOIN main.lanes l"
+    " ON l.phone_number_id = v.p AND l.wa_id = v.w AND l.send_token = v.token"
+    " WHERE outbox.seq = v.seq"
+)
+_OWNED_ROW = (
+    "seq = ? AND EXISTS (SELECT 1 FROM main.lanes l WHERE l.phone_number_id = outbox.phone_number_id"
+    " AND l.wa_id = outbox.wa_id AND l.send_token = ?)"
+)
+# One write of the lane row: the claim freed, when its (new) first pending send is due, and
+# after a 403 the window closed as of every event stored so far (any message the user sends
+# after this refusal is numbered after it, and reopens it: see botkit.wire.window).
+_RELEASE = (
+    "WITH v (p, w, token, closed) AS (VALUES {values}) UPDATE main.lanes SET send_token = NULL,"
+    f" send_until = NULL, send_due = ({HEAD_DUE}),"
+    " closed_seq = CASE WHEN v.closed THEN max(coalesce(closed_seq, 0),"
+    " coalesce((SELECT max(seq) FROM incoming.inbox), 0)) ELSE closed_seq END"
+    " FROM v WHERE lanes.phone_number_id = v.p AND lanes.wa_id = v.w"
+    " AND lanes.send_token = v.token RETURNING lanes.phone_number_id, lanes.wa_id"
+)
+
+
+def record(outcomes: Sequence[SendLaneOutcome], now: float, db: sqlite3.Connection) -> list[bool]:
+    """Writes each lane's attempts whose token still holds it and frees the lane; per
+    outcome, True, or False when the claim was lost (nothing written)."""
+    plain = [
+        (r.seq, r.status, r.attempts, r.provider_message_id, r.error, r.retry_in,
+         now if r.status in (SENT, FAILED) else None, *o.key, o.token)
+        for o in outcomes
+        for r in o.results
+        if r.fall_back is None
+    ]  # fmt: skip
+    if plain:
+        many(_FINISH_SEND, plain, db, now)
+    for o in outcomes:
+        for r in o.results:
+            if r.fall_back == FALL_BACK:
+                db.execute(FALL_BACK_SQL.format(where=_OWNED_ROW), (now, r.error, r.seq, o.token))
+            elif r.fall_back is not None:
+                db.execute(HOLD_SQL.format(where=_OWNED_ROW), (r.error, r.seq, o.token))
+    closed = [(*o.key, o.token, any(r.window_closed for r in o.results)) for o in outcomes]
+    owned = {(row[0], row[1]) for row in many(_RELEASE, closed, db)}
+    return [o.key in owned for o in outcomes]
