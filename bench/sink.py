@@ -39,7 +39,8 @@ class SinkApp:
     with a fresh id, and dedupes on Idempotency-Key (the same key gets the same
     id and counts as a duplicate). With `rate_per_number`, a new message past that
     many in a rolling second for its phone_number_id answers 429 (the body is read
-    for that number only then). `GET /_fake/stats`, `GET /_fake/keys` and
+    for that number only then). `GET /_fake/stats`, `GET /_fake/keys` (how often each key came),
+    `GET /_fake/times` (when each key first came, Unix seconds) and
     `POST /_fake/reset` report and clear.
     """
 
@@ -63,6 +64,7 @@ class SinkApp:
         self.first_message_at: float | None = None
         self.last_message_at: float | None = None
         self.keys: dict[str, int] = {}
+        self.times: dict[str, float] = {}
         self._ids: dict[str, bytes] = {}
 
     def reset(self) -> None:
@@ -70,6 +72,7 @@ class SinkApp:
         self.requests = self.messages = self.duplicates = self.rejected = self.rate_limited = 0
         self.first_message_at = self.last_message_at = None
         self.keys.clear()
+        self.times.clear()
         self._ids.clear()
         if self._limit is not None:
             self._limit.clear()
@@ -158,6 +161,7 @@ class SinkApp:
         message_id = b"wamid.sink.%d" % self.messages
         if key is not None:
             self.keys[key] = 1
+            self.times[key] = self.last_message_at
             self._ids[key] = message_id
         return message_id
 
@@ -165,6 +169,9 @@ class SinkApp:
         """The /_fake endpoints; 404 for anything else."""
         if route == ("GET", "/_fake/stats"):
             return 200, _encode(self.stats())
+        if route == ("GET", "/_fake/times"):
+            times: JSONObject = dict(self.times)
+            return 200, _encode({"times": times})
         if route == ("GET", "/_fake/keys"):
             keys: JSONObject = dict(self.keys)
             return 200, _encode({"keys": keys})

@@ -5,7 +5,8 @@ Run:  .venv/bin/python bench/webhook.py [--duration 10] [--connections 32]
 Loads both with wrk (installed with apt-get when missing) replaying pre-signed events of
 users cycling text -> list row -> button, then prints acknowledged events/s and p50/p99
 acknowledgement latency for both, the ratio b/a, and for (b) the fully processed events/s
-(replies recorded by a fake provider in sink mode) and whether every event got exactly its reply.
+(replies recorded by the benchmarks' sink) and whether every event got exactly its reply; then
+the isolation line of bench/isolation.py (reply latency with and without one handler sleeping 5 s).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 import httpx
+import isolation
 from envelopes import PHONE_NUMBER_ID, received
 from processes import free_port, start, stop, wait_ready
 
@@ -265,7 +267,9 @@ def main() -> None:
         total = write_events(events, args.users, args.rounds, args.threads)
         a = baseline(wrk, events, folder, args)
         b = clinic(wrk, events, folder, args)
+        alone, beside, sleeper = isolation.run(folder, users=200)
     report(a, b, total, args)
+    print(isolation.line(alone, beside, sleeper))
 
 
 def report(a: dict[str, int], b: dict[str, object], total: int, args: argparse.Namespace) -> None:

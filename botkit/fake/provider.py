@@ -41,6 +41,7 @@ from botkit.fake.rules import (
     DIGITS,
     DISPLAY_PHONE_NUMBER,
     IDEMPOTENCY_TTL_SECONDS,
+    MEDIA_TTL_SECONDS,
     SIGNATURE_HEADER,
     STATUSES,
     WEBHOOK_TIMEOUT_SECONDS,
@@ -191,8 +192,13 @@ class FakeGoSendAPI:
         webhook_transport: httpx.AsyncBaseTransport | None = None,
         enforce_window: bool = True,
         rate_per_number: int | None = None,
+        media_ttl: float = MEDIA_TTL_SECONDS,
     ) -> None:
-        """With `rate_per_number`, more messages than that in a rolling second answer 429."""
+        """With `rate_per_number`, more messages than that in a rolling second answer 429.
+
+        Uploaded media is deleted `media_ttl` seconds after its upload: a message that names
+        a deleted media id is refused with 404 MEDIA_NOT_FOUND.
+        """
         self.messages: list[SentMessage] = []
         self.webhook_transport = (
             webhook_transport  # settable: the bot's app may be built after the fake
@@ -210,6 +216,7 @@ class FakeGoSendAPI:
         self._keys: dict[tuple[str, str], KeyRecord] = {}
         self._statuses: dict[str, JSONObject] = {}
         self._media: dict[str, JSONObject] = {}
+        self.media_ttl = media_ttl  # settable: tests make the provider forget uploads sooner
         self._replays = 0
         self._deliveries = 0
         self._limit = (
@@ -426,6 +433,7 @@ class FakeGoSendAPI:
         try:
             envelope = validate_message(message)
             self._check_window(envelope)
+            self._check_media_id(message, envelope)
         except Refusal as refusal:
             return refusal.answer
         self._check_rate(envelope.phone_number_id)
@@ -453,6 +461,19 @@ class FakeGoSendAPI:
                 last_inbound_at=last,
                 window_seconds=WINDOW_SECONDS,
             )
+
+    def _check_media_id(self, message: JSONObject, envelope: Envelope) -> None:
+        """404 for a media id this provider issued and has deleted since (ids it never issued
+        are taken as ids from elsewhere, and pass)."""
+        part = message.get(envelope.type)
+        media_id = part.get("id") if isinstance(part, dict) else None
+        upload = self._media.get(media_id) if isinstance(media_id, str) else None
+        if upload is None:
+            return
+        uploaded_at = upload.get("uploaded_at")
+        if isinstance(uploaded_at, float) and self._clock.now() - uploaded_at >= self.media_ttl:
+            text = f"media {media_id} is no longer available (uploads are kept 30 days)"
+            raise refuse(404, "MEDIA_NOT_FOUND", text, field=f"{envelope.type}.id")
 
     def _accept(self, message: JSONObject, envelope: Envelope, key: str | None) -> Answer:
         """Records the message and answers with its new id."""
@@ -530,7 +551,7 @@ class FakeGoSendAPI:
         except HTTPException as exc:  # starlette's answer to a malformed multipart body
             raise refuse(400, "INVALID_MULTIPART", exc.detail) from None
         media_id = str(secrets.randbelow(9 * 10**15) + 10**15)
-        self._media[media_id] = upload
+        self._media[media_id] = {**upload, "uploaded_at": self._clock.now()}
         return Answer(200, {"id": media_id})
 
     # -- control endpoints --

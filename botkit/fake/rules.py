@@ -27,6 +27,7 @@ DEFAULT_PHONE_NUMBER_ID = "555123456789"
 DISPLAY_PHONE_NUMBER = "15550001111"  # what `context.from` shows for the business number
 WINDOW_SECONDS = 24 * 3600  # free-form messages: within 24 h of the user's own timestamp
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+MEDIA_TTL_SECONDS = 30 * 24 * 3600  # uploads are deleted after 30 days (WhatsApp's rule)
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 MESSAGE_TYPES = frozenset({
     "text", "template", "image", "video", "audio", "document", "sticker", "location",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,68 @@ async def test_a_file_changed_after_the_message_was_built_is_not_sent(tmp_path: 
         assert row.error is not None and "changed since" in row.error
         assert uploads(sim) == []
     assert issubclass(MediaError, Exception)
+
+
+# -- the provider deletes uploads: ids are reused only while it keeps them --------------------
+
+DAY = 24 * 3600
+
+
+def image_keys(sim: Simulator) -> list[tuple[int, str | None, str]]:
+    """Every image send the provider got: (status, Idempotency-Key, media id)."""
+    found = []
+    for request in sim.fake.requests:
+        body = json.loads(request.body) if request.path.endswith("/messages") else {}
+        if body.get("type") == "image":
+            key = request.headers.get("idempotency-key")
+            found.append((request.status, key, str(body["image"]["id"])))
+    return found
+
+
+async def test_a_media_id_older_than_its_max_age_is_not_reused(tmp_path: Path) -> None:
+    files = {"menu": photo(tmp_path)}
+    async with Simulator(gallery(files)) as sim:
+        ana = sim.user("5491140000001")
+        await ana.says("menu")
+        await sim.advance(seconds=28 * DAY)
+        await ana.says("menu")
+        assert len(uploads(sim)) == 1  # 28 days old: still the provider's
+        await sim.advance(seconds=2 * DAY)
+        await ana.says("menu")  # 30 days: past botkit's 29, uploaded again before sending
+        assert len(uploads(sim)) == 2
+        ids = [media_id for _, _, media_id in image_keys(sim)]
+        assert ids[0] == ids[1] != ids[2]
+        assert [status for status, _, _ in image_keys(sim)] == [200, 200, 200]
+
+
+async def test_a_send_refused_because_the_media_is_gone_uploads_again_once(
+    tmp_path: Path,
+) -> None:
+    files = {"menu": photo(tmp_path)}
+    async with Simulator(gallery(files)) as sim:
+        sim.fake.media_ttl = 3 * DAY  # this provider deletes uploads sooner than botkit thinks
+        ana = sim.user("5491140000001")
+        await ana.says("menu")
+        await sim.advance(seconds=5 * DAY)
+        await ana.says("menu")
+        sends = image_keys(sim)
+        assert [status for status, _, _ in sends] == [200, 404, 200]
+        first, refused, again = sends
+        assert refused[2] == first[2] != again[2]  # the old id, then a new upload's
+        assert refused[1] != again[1]  # another body needs another Idempotency-Key
+        assert len(uploads(sim)) == 2
+        rows = [row for row in await sim.outbox() if row.type == "image"]
+        assert [row.status for row in rows] == ["sent", "sent"]
+        assert len([m for m in sim.sent if m.type == "image"]) == 2  # each image once
+
+
+async def test_a_media_id_refused_again_after_a_new_upload_fails_the_send(tmp_path: Path) -> None:
+    files = {"menu": photo(tmp_path)}
+    async with Simulator(gallery(files)) as sim:
+        sim.fake.media_ttl = 0  # every upload is gone at once: never a loop of uploads
+        await sim.user("5491140000001").says("menu")
+        assert [status for status, _, _ in image_keys(sim)] == [404, 404]
+        assert len(uploads(sim)) == 2
+        [row] = [row for row in await sim.outbox() if row.type == "image"]
+        assert row.status == "failed"
+        assert row.error is not None and "MEDIA_NOT_FOUND" in row.error
