@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,12 +88,9 @@ async def take_turn(
     spec = type(conversation).spec
     state, data = _resume(spec, lane.session)
     progress = _Progress(state, data, lane.window)
+    gave_up = max_attempts if lane.attempts > max_attempts else None
     for item in lane.events:
-        if lane.attempts > max_attempts:
-            error = f"gave up after {max_attempts} attempts"
-            progress.results.append(EventResult(item.seq, item.lane_seq, FAILED, error))
-            continue
-        await _run_event(conversation, item, progress, now, handler_timeout)
+        await _run_event(conversation, item, progress, now, handler_timeout, gave_up)
     session = None
     if progress.changed:
         session = Session(
@@ -115,7 +113,12 @@ async def take_turn(
 
 
 async def _run_event(
-    conversation: Conversation, item: InboxItem, progress: _Progress, now: float, limit: float
+    conversation: Conversation,
+    item: InboxItem,
+    progress: _Progress,
+    now: float,
+    limit: float,
+    gave_up: int | None,
 ) -> None:
     def result(status: str, error: str | None = None) -> None:
         progress.results.append(EventResult(item.seq, item.lane_seq, status, error))
@@ -127,16 +130,21 @@ async def _run_event(
     if isinstance(event, OtherEvent):
         return result(IGNORED)
     _learn(event, item, progress)
+    if gave_up is not None:  # claimed too often without finishing: it may kill the worker
+        return result(FAILED, f"gave up after {gave_up} attempts")
     spec = type(conversation).spec
     ctx = Context(
         spec, event, progress.state, _copy(progress.data), WindowView(progress.window, now)
     )
+    deadline = asyncio.timeout(limit)
     try:
-        async with asyncio.timeout(limit):
+        async with deadline:
             handled = await spec.run(conversation, ctx)
         data = _copy(ctx.data)  # data that is not JSON fails here, in its own event
         sends = [_send(ctx, queued, item.event_id, n) for n, queued in enumerate(ctx.queued)]
-    except TimeoutError:
+    except TimeoutError as exc:
+        if not deadline.expired():  # the handler's own TimeoutError (a client of its): its bug
+            return _failed(spec.name, item, progress, exc, result)
         error = f"the handler took more than {limit:g}s and was cancelled"
         log.error("%s: event %s: %s", spec.name, item.event_id, error)
         return result(FAILED, error)
@@ -146,9 +154,7 @@ async def _run_event(
         log.error("%s: event %s: the handler raised CancelledError", spec.name, item.event_id)
         return result(FAILED, "the handler raised CancelledError")
     except Exception as exc:  # the handler's bug or refusal: the event fails, state unchanged
-        log.exception("%s: handler failed on event %s", spec.name, item.event_id)
-        progress.errors[item.event_id] = exc
-        return result(FAILED, f"{type(exc).__name__}: {exc}")
+        return _failed(spec.name, item, progress, exc, result)
     if not handled:
         reason = None
         if isinstance(event, TriggerEvent):
@@ -157,6 +163,19 @@ async def _run_event(
     progress.state, progress.data, progress.changed = ctx.state, data, True
     progress.sends += sends
     return result(DONE)
+
+
+def _failed(
+    name: str,
+    item: InboxItem,
+    progress: _Progress,
+    exc: Exception,
+    result: Callable[[str, str | None], None],
+) -> None:
+    """The handler raised: its event fails with the error, and the error is reported."""
+    log.error("%s: handler failed on event %s", name, item.event_id, exc_info=exc)
+    progress.errors[item.event_id] = exc
+    result(FAILED, f"{type(exc).__name__}: {exc}")
 
 
 def _learn(event: Event, item: InboxItem, progress: _Progress) -> None:
@@ -173,7 +192,8 @@ def _learn(event: Event, item: InboxItem, progress: _Progress) -> None:
         if event.status == "failed" and any(e.code == WINDOW_CLOSED_CODE for e in event.errors):
             failed_at = float(event.timestamp)
             progress.window = progress.window.with_failed_status(item.lane_seq, failed_at)
-            progress.refused.append(event.message_id)
+            if progress.window.refused:  # unless the user wrote after it: the message falls back
+                progress.refused.append(event.message_id)
 
 
 def _resume(spec: Any, session: Session | None) -> tuple[str, JSONObject]:

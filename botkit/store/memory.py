@@ -305,16 +305,16 @@ class _Inbox(_Queue):
             known = store._statuses.get(status_record.message_id)
             if known is None or rank > known[1]:
                 store._statuses[status_record.message_id] = (status_record.status, rank)
-        if outcome.release_held:
-            for row in store._sends.values():
-                if row.key == outcome.key and row.status == HELD:
-                    row.status, row.next_attempt_at = PENDING, now
         error = "the provider reported the 24-hour window closed (131047)"
-        for row in store._sends.values():
+        for row in store._sends.values():  # refused first: the user's message releases them
             if row.provider_message_id in outcome.refused and row.when_closed == FALL_BACK:
                 _fall_back(row, now, error)
             elif row.provider_message_id in outcome.refused and row.when_closed == HOLD:
                 _hold(row, error)
+        if outcome.release_held:
+            for row in store._sends.values():
+                if row.key == outcome.key and row.status == HELD:
+                    row.status, row.next_attempt_at = PENDING, now
         store._refresh_due(outcome.key)
 
 

@@ -634,6 +634,17 @@ class StoreContract:
         assert found["k-fail"].status == SENT
         assert keys(await store.outbox.claim("O", 10, LEASE)) == [["k-fb-fb"]]
 
+    async def test_a_refusal_and_the_users_message_in_one_outcome_release_the_held_send(
+        self, store: Store
+    ) -> None:
+        await queue_sends(store, send("k-hold", when_closed=HOLD))
+        await mark_sent(store, "k-hold", "wamid.k-hold")
+        await store.inbox.add([event("status-then-message")])
+        await run_lane(store, refused=("wamid.k-hold",), release_held=True)
+        [record] = await store.inspect.outbox()
+        assert (record.idempotency_key, record.status) == ("k-hold-held", PENDING)
+        assert keys(await store.outbox.claim("O", 10, LEASE)) == [["k-hold-held"]]
+
     # -- the outbox ---------------------------------------------------------------------------
 
     async def test_outbox_claims_lanes_with_their_sends_in_order_and_window(

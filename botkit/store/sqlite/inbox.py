@@ -386,12 +386,12 @@ def _write(mine: Sequence[Completion], now: float, db: sqlite3.Connection) -> No
     if statuses:
         many(_UPSERT_STATUS, statuses, db)
     moved: set[LaneKey] = set()
+    for c in mine:  # refused first: a message of the user's in the same turn releases them
+        if c.outcome.refused and _refused(c.outcome, now, db):
+            moved.add(c.outcome.key)
     released = [c.outcome.key for c in mine if c.outcome.release_held]
     if released:  # the user wrote: sends held for that go out
         moved.update((row[0], row[1]) for row in many(_RELEASE_HELD, released, db, now))
-    for c in mine:
-        if c.outcome.refused and _refused(c.outcome, now, db):
-            moved.add(c.outcome.key)
     if moved:
         many(_REFRESH_SEND_DUE, sorted(moved), db)
 
