@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import importlib
 import logging
 import shutil
@@ -96,10 +97,24 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _collect_less() -> None:
+    """Freezes what start-up built (the bot, its state machine, the libraries) out of the
+    garbage collector's sight, and collects young objects ten times less often.
+
+    The worker allocates a few hundred objects per event (envelopes, contexts, outcomes) and
+    keeps few: with the default thresholds, collections cost it a sixth of its time
+    (bench/webhook.py, processed events/s).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)
+
+
 def _worker(args: argparse.Namespace) -> int:
     _share_the_gil()
     settings = Settings.from_env()
     runtime = Runtime(load_bot(args.target), settings)
+    _collect_less()
 
     async def work() -> None:
         async with runtime.running():
