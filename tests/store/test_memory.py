@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from botkit.exceptions import StoreError
-from botkit.store import MemoryStore, open_store
+from botkit.store import MemoryStore
 from botkit.store.base import Store
 from botkit.types import ManualClock
 
@@ -34,7 +34,3 @@ class TestMemoryStore(StoreContract):
 async def test_a_memory_store_that_is_not_open_refuses_work() -> None:
     with pytest.raises(StoreError, match="not open"):
         await MemoryStore().inbox.add([event("a1")])
-
-
-def test_open_store_gives_a_memory_store_for_memory_colon() -> None:
-    assert isinstance(open_store("memory:"), MemoryStore)
