@@ -55,6 +55,14 @@ class MediaUploads:
         resolved["id"] = media_id
         return Resolved(resolved, media_id)
 
+    def with_id(self, payload: JSON, media_id: str) -> Resolved:
+        """`payload` sent with `media_id` (an earlier attempt's): no cache, no upload."""
+        if not isinstance(payload, dict) or not isinstance(payload.get(FILE_KEY), dict):
+            return Resolved(payload)
+        resolved = {key: value for key, value in payload.items() if key != FILE_KEY}
+        resolved["id"] = media_id
+        return Resolved(resolved, media_id)
+
     async def upload_again(self, phone_number_id: str, payload: JSON, gone: str) -> Resolved:
         """After the provider refused `gone` (a media id it no longer has): forgets it and
         resolves `payload` anew, uploading its file again."""

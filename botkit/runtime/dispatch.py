@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from botkit.conversation.dsl import Conversation
 from botkit.runtime.lanes import LaneWorker
-from botkit.runtime.turn import HANDLER_TIMEOUT, take_turn
+from botkit.runtime.turn import HANDLER_TIMEOUT, Turn, take_turn
 from botkit.store.base import InboxLane, Store
 from botkit.types import Clock
 
@@ -39,10 +39,11 @@ class Dispatcher:
         self.clock = clock
         self.handler_timeout = handler_timeout
         self._on_error = on_error
-        self.worker = LaneWorker(
+        self.worker: LaneWorker[InboxLane, Turn] = LaneWorker(
             "botkit-dispatch",
             store.inbox,
-            self.process,
+            self.take,
+            self.commit,
             capacity=capacity,
             batch=batch,
             lease=lease,
@@ -70,11 +71,14 @@ class Dispatcher:
         """Processes events until stopped."""
         await self.worker.run()
 
-    async def process(self, lane: InboxLane) -> None:
-        """Takes one user's turn and commits it."""
-        turn = await take_turn(
+    async def take(self, lane: InboxLane) -> Turn:
+        """Takes one user's turn (handlers run; nothing is written yet)."""
+        return await take_turn(
             self.conversation, lane, self.clock.now(), handler_timeout=self.handler_timeout
         )
+
+    async def commit(self, lane: InboxLane, turn: Turn) -> None:
+        """Commits a turn, then reports the handlers' errors (the simulator raises them)."""
         [written] = await self.store.inbox.complete([turn.outcome])
         if not written:
             log.warning(

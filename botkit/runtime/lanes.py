@@ -1,12 +1,14 @@
 """One worker loop over lanes (a user on a business number): claim, run each lane apart, renew.
 
-The dispatcher and the outbox are the same loop with different work: `LaneWorker(queue, work)`
-keeps up to `capacity` lanes in flight. It claims free lanes whenever it has room, each claim
-under a token of its own; each lane runs as a task of its own and commits as soon as it is
-done, so a slow handler or a slow send delays its own user only. While lanes run, their
-claims are renewed; a lane whose claim could not be renewed in time is stopped, so that it
-never runs beside the worker that claimed it next. A lane whose work fails is released at
-once (and its attempt refunded: the store, not the user, failed), to be claimed again.
+The dispatcher and the outbox are the same loop with different work:
+`LaneWorker(queue, work, commit)` keeps up to `capacity` lanes in flight. It claims free lanes
+whenever it has room, each claim under a token of its own; each lane runs as a task of its
+own (`work`, then `commit` of what it produced) and commits as soon as it is done, so a slow
+handler or a slow send delays its own user only. While lanes work, their claims are renewed;
+a lane whose claim could not be renewed in time is stopped, so that it never runs beside the
+worker that claimed it next (a lane that is committing is left to its commit, which ends the
+claim itself). A lane whose work or commit fails is released at once (and its attempt
+refunded: the store, not the user, failed), to be claimed again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class _Lane(Protocol):
 
 
 L = TypeVar("L", bound=_Lane)
+R = TypeVar("R")
 
 
 @dataclass(slots=True)
@@ -41,14 +44,16 @@ class _Claim:
     tasks: dict[LaneKey, asyncio.Task[None]] = field(default_factory=dict)
 
 
-class LaneWorker(Generic[L]):
-    """Claims lanes from `queue` and runs `work(lane)` on each, up to `capacity` at once."""
+class LaneWorker(Generic[L, R]):
+    """Claims lanes from `queue`; runs `work(lane)` on each, up to `capacity` at once, then
+    `commit(lane, result)` (None: `work` commits itself)."""
 
     def __init__(
         self,
         name: str,
         queue: LaneQueue[L],
-        work: Callable[[L], Awaitable[None]],
+        work: Callable[[L], Awaitable[R]],
+        commit: Callable[[L, R], Awaitable[None]] | None = None,
         *,
         capacity: int = 512,
         batch: int = 256,
@@ -60,6 +65,7 @@ class LaneWorker(Generic[L]):
         self.name = name
         self.queue = queue
         self.work = work
+        self.commit = commit
         self.capacity = capacity
         self.batch = batch
         self.lease = lease
@@ -68,6 +74,7 @@ class LaneWorker(Generic[L]):
         self._monotonic = monotonic
         self._claims: dict[str, _Claim] = {}
         self._running: set[LaneKey] = set()
+        self._committing: set[LaneKey] = set()
         self._room = asyncio.Event()
         self._stopping = False
         self._claiming = False
@@ -102,12 +109,19 @@ class LaneWorker(Generic[L]):
         """One claim and its lanes run to the end, without the loop (tests, scripts)."""
         token = f"{self.name}-{uuid.uuid4().hex[:16]}"
         lanes = await self.queue.claim(token, self.batch, self.lease)
-        results = await asyncio.gather(*(self.work(lane) for lane in lanes), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._both(lane) for lane in lanes), return_exceptions=True
+        )
         for lane, result in zip(lanes, results, strict=True):
             if isinstance(result, Exception):
                 log.error("%s: a lane failed", self.name, exc_info=result)
                 await self._release(token, lane.key)
         return lanes
+
+    async def _both(self, lane: L) -> None:
+        result = await self.work(lane)
+        if self.commit is not None:
+            await self.commit(lane, result)
 
     async def _claim_forever(self, group: asyncio.TaskGroup) -> None:
         last = float("-inf")
@@ -159,8 +173,7 @@ class LaneWorker(Generic[L]):
         claim = _Claim(token, started)
         self._claims[token] = claim
         for lane in lanes:
-            if lane.key in self._running:  # still running here under an older claim
-                log.warning("%s: lane claimed again while it runs; giving it back", self.name)
+            if lane.key in self._running:  # its commit here just freed it: claimed again soon
                 await self._release(token, lane.key)
                 continue
             self._running.add(lane.key)
@@ -171,7 +184,10 @@ class LaneWorker(Generic[L]):
 
     async def _run_lane(self, claim: _Claim, lane: L) -> None:
         try:
-            await self.work(lane)
+            result = await self.work(lane)
+            if self.commit is not None:
+                self._committing.add(lane.key)  # the commit ends the claim: no renewing it
+                await self.commit(lane, result)
         except asyncio.CancelledError:
             if not self._stopping and _cancelling():
                 log.error("%s: a lane was stopped: its claim could not be renewed", self.name)
@@ -181,6 +197,7 @@ class LaneWorker(Generic[L]):
             await self._release(claim.token, lane.key)
         finally:
             self._running.discard(lane.key)
+            self._committing.discard(lane.key)
             claim.tasks.pop(lane.key, None)
             if not claim.tasks:
                 self._claims.pop(claim.token, None)
@@ -219,7 +236,7 @@ class LaneWorker(Generic[L]):
                 await self._renew(claim)
 
     async def _renew(self, claim: _Claim) -> None:
-        keys = list(claim.tasks)
+        keys = [key for key in claim.tasks if key not in self._committing]
         if not keys:
             return
         asked = self._monotonic()
@@ -227,18 +244,19 @@ class LaneWorker(Generic[L]):
             kept = set(await self.queue.renew(claim.token, keys, self.lease))
         except Exception:
             log.exception("%s: could not renew %d claims", self.name, len(keys))
-            if self._monotonic() - claim.renewed_at >= self.lease * 0.9:
+            # the next renewal comes a third of a lease later: stop now if that is too late
+            if self._monotonic() + self.lease / 3 - claim.renewed_at >= self.lease:
                 self._stop_lanes(claim, keys, "its claim may have ended (renewing failed)")
             return
         claim.renewed_at = asked
-        lost = [key for key in keys if key not in kept]
+        lost = [key for key in keys if key not in kept and key not in self._committing]
         if lost:
             self._stop_lanes(claim, lost, "its claim was lost")
 
     def _stop_lanes(self, claim: _Claim, keys: list[LaneKey], why: str) -> None:
         for key in keys:
             task = claim.tasks.get(key)
-            if task is not None and not task.done():
+            if task is not None and not task.done() and key not in self._committing:
                 log.error("%s: stopping a lane: %s", self.name, why)
                 task.cancel()
 

@@ -82,10 +82,11 @@ class Outbox:
         self.clock = clock
         self.retry = retry or RetryPolicy()
         self._rng = rng or random.Random()
-        self.worker = LaneWorker(
+        self.worker: LaneWorker[OutboxLane, SendLaneOutcome] = LaneWorker(
             "botkit-outbox",
             store.outbox,
             self.deliver,
+            self.commit,
             capacity=capacity,
             batch=batch,
             lease=lease,
@@ -113,8 +114,8 @@ class Outbox:
         """Delivers until stopped."""
         await self.worker.run()
 
-    async def deliver(self, lane: OutboxLane) -> None:
-        """Sends a lane's claimed messages in order and records the results.
+    async def deliver(self, lane: OutboxLane) -> SendLaneOutcome:
+        """Sends a lane's claimed messages in order; what happened to each, to record.
 
         It stops at the first send that must wait (the rest keep their turn) and at the first
         that finds the window closed (the rest are claimed again with the window as stored).
@@ -125,10 +126,13 @@ class Outbox:
             results.append(outcome)
             if outcome.status == PENDING or outcome.fall_back or outcome.window_closed:
                 break
-        outcome_of_lane = SendLaneOutcome(
-            lane.phone_number_id, lane.wa_id, lane.token, tuple(results)
+        return SendLaneOutcome(
+            lane.phone_number_id, lane.wa_id, lane.token, tuple(results), lane.position
         )
-        [written] = await self.store.outbox.record([outcome_of_lane])
+
+    async def commit(self, lane: OutboxLane, outcome: SendLaneOutcome) -> None:
+        """Records a lane's results (and frees the lane)."""
+        [written] = await self.store.outbox.record([outcome])
         if not written:
             log.warning(
                 "user ***%s: the outbox claim ended before its results were recorded; the sends "
@@ -139,33 +143,49 @@ class Outbox:
     async def _deliver(self, lane: OutboxLane, item: OutboxItem) -> SendOutcome:
         attempts = item.attempts + 1
         free_form = item.type != "template"
-        if free_form and not lane.window.is_open(self.clock.now()):
+        # A first attempt asks the window; a retry does not: an earlier attempt may have gone
+        # out, and only the same request under the same key is sure not to go out twice (the
+        # provider's 403 has the last word if the window closed meanwhile).
+        if free_form and item.attempts == 0 and not lane.window.is_open(self.clock.now()):
             return self._closed(lane, item, item.attempts, "the 24-hour window is closed", False)
+        media: list[str | None] = [item.media_id]
         try:
-            message_id = await self._send(lane, item)
+            message_id = await self._send(lane, item, media)
         except RateLimitedError as exc:
             # A 429 is the provider pacing us, not a failure of this message: it does not count.
             return SendOutcome(
-                item.seq, PENDING, item.attempts, error=str(exc), retry_in=exc.retry_after or 1.0
-            )
+                item.seq, PENDING, item.attempts, error=str(exc), retry_in=exc.retry_after or 1.0,
+                media_id=media[0],
+            )  # fmt: skip
         except TransientProviderError as exc:
-            return self._transient(lane, item, attempts, exc)
+            return self._transient(lane, item, attempts, exc, media[0])
         except PermanentProviderError as exc:
             if exc.status == 403 and free_form:  # the provider has the last word on the window
                 return self._closed(lane, item, attempts, str(exc), True)
             log.warning("send %s to %s refused, not retried: %s", item.seq, _mask(lane), exc)
-            return SendOutcome(item.seq, FAILED, attempts, error=str(exc))
+            return SendOutcome(item.seq, FAILED, attempts, error=str(exc), media_id=media[0])
         except MediaError as exc:
             log.warning("send %s: %s", item.seq, exc)
             return SendOutcome(item.seq, FAILED, attempts, error=str(exc))
         except Exception as exc:  # a transport's unmapped error must not lose the lane's results
             log.exception("send %s: unexpected error, retried like a network failure", item.seq)
-            return self._transient(lane, item, attempts, exc)
-        return SendOutcome(item.seq, SENT, attempts, provider_message_id=message_id)
+            return self._transient(lane, item, attempts, exc, media[0])
+        return SendOutcome(
+            item.seq, SENT, attempts, provider_message_id=message_id, media_id=media[0]
+        )
 
-    async def _send(self, lane: OutboxLane, item: OutboxItem) -> str | None:
-        """Sends `item`; a refusal that can mean "that media id is gone" uploads it again, once."""
-        resolved = await self.media.resolve(lane.phone_number_id, item.payload)
+    async def _send(
+        self, lane: OutboxLane, item: OutboxItem, media: list[str | None]
+    ) -> str | None:
+        """Sends `item` (with the media an earlier attempt used, if any); a refusal that can
+        mean "that media id is gone" uploads the file again, once. `media[0]` is left naming
+        the media id the last request carried."""
+        pnid = lane.phone_number_id
+        if media[0] is not None:
+            resolved = self.media.with_id(item.payload, media[0])
+        else:
+            resolved = await self.media.resolve(pnid, item.payload)
+        media[0] = resolved.media_id
         try:
             return await self._post(lane, item, resolved)
         except PermanentProviderError as exc:
@@ -177,7 +197,8 @@ class Outbox:
                 resolved.media_id,
                 exc,
             )
-        again = await self.media.upload_again(lane.phone_number_id, item.payload, resolved.media_id)
+        again = await self.media.upload_again(pnid, item.payload, resolved.media_id)
+        media[0] = again.media_id
         return await self._post(lane, item, again)
 
     async def _post(self, lane: OutboxLane, item: OutboxItem, resolved: Resolved) -> str | None:
@@ -215,7 +236,7 @@ class Outbox:
         )
 
     def _transient(
-        self, lane: OutboxLane, item: OutboxItem, attempts: int, exc: Exception
+        self, lane: OutboxLane, item: OutboxItem, attempts: int, exc: Exception, media: str | None
     ) -> SendOutcome:
         if attempts >= self.retry.max_attempts:
             log.error(
@@ -226,7 +247,9 @@ class Outbox:
             )
         delay = self.retry.delay(attempts, self._rng)
         log.info("send %s to %s failed (%s), retrying in %.1fs", item.seq, _mask(lane), exc, delay)
-        return SendOutcome(item.seq, PENDING, attempts, error=str(exc), retry_in=delay)
+        return SendOutcome(
+            item.seq, PENDING, attempts, error=str(exc), retry_in=delay, media_id=media
+        )
 
 
 def _mask(lane: OutboxLane) -> str:

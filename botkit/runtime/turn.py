@@ -96,6 +96,8 @@ async def take_turn(
         session = Session(
             lane.phone_number_id, lane.wa_id, spec.name, progress.state, progress.data, spec.version
         )
+    # the user wrote, or sends just held find the window open (the user wrote after them)
+    release_held = progress.inbound or (bool(progress.refused) and progress.window.is_open(now))
     outcome = LaneOutcome(
         lane.phone_number_id,
         lane.wa_id,
@@ -105,7 +107,7 @@ async def take_turn(
         progress.window,
         tuple(progress.sends),
         tuple(progress.statuses),
-        release_held=progress.inbound,
+        release_held=release_held,
         refused=tuple(progress.refused),
         attempts=lane.attempts,
     )
@@ -192,8 +194,9 @@ def _learn(event: Event, item: InboxItem, progress: _Progress) -> None:
         if event.status == "failed" and any(e.code == WINDOW_CLOSED_CODE for e in event.errors):
             failed_at = float(event.timestamp)
             progress.window = progress.window.with_failed_status(item.lane_seq, failed_at)
-            if progress.window.refused:  # unless the user wrote after it: the message falls back
-                progress.refused.append(event.message_id)
+            # the message was not delivered: it falls back (or is held) whatever the window is
+            # now; a user who wrote after the refusal gets what was held at once (see below)
+            progress.refused.append(event.message_id)
 
 
 def _resume(spec: Any, session: Session | None) -> tuple[str, JSONObject]:

@@ -102,7 +102,9 @@ class InboxLane:
     """A claimed lane: its next events in order, the user's session and window.
 
     `attempts` counts the claims of the lane's first event (1 the first time): more than one
-    means a worker took it before and never completed it (a crash, a lost lease).
+    means a worker took it before and never completed it (a crash, a lost lease). After such
+    a claim of several events, the store hands those events out one at a time (each a claim
+    of its own), so that one that kills the worker is charged alone.
     """
 
     phone_number_id: str
@@ -168,8 +170,9 @@ class LaneOutcome:
     pending). `session` (None: unchanged) and `window` (merged with the stored one) are as of
     the last of them. `release_held`: the user wrote, so held sends go out, in order.
     `refused`: provider message ids whose `failed` status says the window was closed: those
-    sends fall back (or are held) as their policy says. `attempts`: the claim's, kept with
-    events that did not succeed.
+    sends fall back (or are held) as their policy says, in whichever lane they were queued;
+    an id no send has yet (the status came before the send's result was recorded) is kept
+    and applied when it is. `attempts`: the claim's, kept with events that did not succeed.
     """
 
     phone_number_id: str
@@ -192,7 +195,7 @@ class LaneOutcome:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """A claimed send."""
+    """A claimed send; `media_id` is the uploaded media an earlier attempt sent it with."""
 
     seq: int
     idempotency_key: str
@@ -201,17 +204,21 @@ class OutboxItem:
     attempts: int
     when_closed: str = FAIL
     fallback: JSON = None
+    media_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxLane:
-    """A claimed lane of the outbox: its next due sends in order, and the user's window."""
+    """A claimed lane of the outbox: its next due sends in order, the user's window, and the
+    lane position of the latest event stored when it was claimed (a refusal met while
+    delivering is dated there: what the user sends after it reopens the window)."""
 
     phone_number_id: str
     wa_id: str
     token: str
     sends: tuple[OutboxItem, ...]
     window: Window
+    position: int
 
     @property
     def key(self) -> LaneKey:
@@ -224,9 +231,11 @@ class SendOutcome:
     """What happened to one delivery attempt.
 
     `retry_in`: seconds until a PENDING send is tried again (the store's clock decides when
-    that is). `fall_back`: FALL_BACK (the row becomes its fallback template, in place) or HOLD.
+    that is). `fall_back`: FALL_BACK (the row becomes its fallback template, in place) or HOLD
+    (held until the user writes; released at once if they have since the claim).
     `window_closed`: the provider refused a free-form send (403): the window is closed as of
-    the latest event stored for the user.
+    the lane's claim position. `media_id`: the uploaded media it went with (a retry of an
+    attempt whose outcome is unknown must send the same body).
     """
 
     seq: int
@@ -237,16 +246,19 @@ class SendOutcome:
     retry_in: float | None = None
     fall_back: str | None = None
     window_closed: bool = False
+    media_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SendLaneOutcome:
-    """The results of a claimed outbox lane's attempts, in order; sends not named stay pending."""
+    """The results of a claimed outbox lane's attempts, in order; sends not named stay pending.
+    `position` is the claimed lane's (see OutboxLane)."""
 
     phone_number_id: str
     wa_id: str
     token: str
     results: tuple[SendOutcome, ...]
+    position: int
 
     @property
     def key(self) -> LaneKey:
@@ -365,7 +377,9 @@ class Outbox(LaneQueue[OutboxLane], Protocol):
 
     async def record(self, outcomes: Sequence[SendLaneOutcome]) -> list[bool]:
         """Records each lane's delivery attempts and releases the lane; per outcome, False
-        when its token no longer held the lane (nothing written)."""
+        when its token no longer held the lane (nothing written). A send recorded as sent
+        whose refusal came first falls back (or is held) now; sends held while the user's
+        window is open (as stored now) go out."""
         ...
 
 

@@ -48,6 +48,7 @@ class _Lane:
     last_seq: int = 0
     done_seq: int = 0
     attempts: int = 0
+    suspect_until: int = 0  # after a claim that never completed: events run one at a time
     event_token: str | None = None
     event_until: float | None = None
     send_token: str | None = None
@@ -73,6 +74,7 @@ class _Send:
     attempts: int = 0
     provider_message_id: str | None = None
     error: str | None = None
+    media_id: str | None = None
 
 
 class MemoryStore:
@@ -91,6 +93,7 @@ class MemoryStore:
         self._sends: dict[int, _Send] = {}
         self._send_keys: set[str] = set()
         self._statuses: dict[str, tuple[str, int]] = {}
+        self._refusals: dict[str, float] = {}  # 131047 for sends not recorded yet: id -> when
         self._media: dict[tuple[str, str], tuple[str, float]] = {}
         self.inbox = _Inbox(self)
         self.outbox = _Outbox(self)
@@ -116,6 +119,31 @@ class MemoryStore:
     def _check_open(self) -> None:
         if not self._open:
             raise StoreError("the memory store is not open: use `async with store` or `.open()`")
+
+    def _refuse(self, message_ids: Sequence[str], now: float, *, remember: bool) -> None:
+        """Sends refused by a failed status (131047) fall back or wait held; with `remember`,
+        a refusal of a message no send has yet is kept for its send's result."""
+        for message_id in message_ids:
+            rows = [s for s in self._sends.values() if s.provider_message_id == message_id]
+            for row in rows:
+                if row.when_closed == FALL_BACK:
+                    _fall_back(row, now, _REFUSED_ERROR)
+                elif row.when_closed == HOLD:
+                    _hold(row, _REFUSED_ERROR)
+                self._refresh_due(row.key)
+            if remember and not rows:
+                self._refusals[message_id] = now
+                for old in [m for m, at in self._refusals.items() if at < now - REFUSALS_KEPT]:
+                    del self._refusals[old]
+
+    def _release_if_open(self, key: LaneKey, now: float) -> None:
+        """Held sends go out if the user's window is open now."""
+        lane = self._lanes.get(key)
+        if lane is None or not lane.window.is_open(now):
+            return
+        for row in self._sends.values():
+            if row.key == key and row.status == HELD:
+                row.status, row.next_attempt_at = PENDING, now
 
     def _lane(self, key: LaneKey) -> _Lane:
         return self._lanes.setdefault(key, _Lane())
@@ -206,8 +234,10 @@ class _Inbox(_Queue):
             if lane.event_until is not None and lane.event_until > now:
                 continue
             lane.event_token, lane.event_until = token, now + lease
+            if lane.attempts > 0 and lane.done_seq >= lane.suspect_until:  # a batch died
+                lane.suspect_until = min(lane.last_seq, lane.done_seq + LANE_ITEMS)
             lane.attempts += 1
-            count = 1 if lane.attempts > 1 else LANE_ITEMS
+            count = 1 if lane.done_seq < lane.suspect_until else LANE_ITEMS
             last = min(lane.last_seq, lane.done_seq + count)
             items = tuple(
                 replace(item, envelope=_copy(item.envelope))
@@ -305,12 +335,8 @@ class _Inbox(_Queue):
             known = store._statuses.get(status_record.message_id)
             if known is None or rank > known[1]:
                 store._statuses[status_record.message_id] = (status_record.status, rank)
-        error = "the provider reported the 24-hour window closed (131047)"
-        for row in store._sends.values():  # refused first: the user's message releases them
-            if row.provider_message_id in outcome.refused and row.when_closed == FALL_BACK:
-                _fall_back(row, now, error)
-            elif row.provider_message_id in outcome.refused and row.when_closed == HOLD:
-                _hold(row, error)
+        # refused first: the user's message releases them
+        store._refuse(outcome.refused, now, remember=True)
         if outcome.release_held:
             for row in store._sends.values():
                 if row.key == outcome.key and row.status == HELD:
@@ -351,10 +377,11 @@ class _Outbox(_Queue):
                     s.attempts,
                     s.when_closed,
                     _copy(s.fallback),
+                    s.media_id,
                 )
                 for s in pending
             )
-            claimed.append(OutboxLane(*key, token, items, lane.window))
+            claimed.append(OutboxLane(*key, token, items, lane.window, lane.last_seq))
         return claimed
 
     async def renew(self, token: str, keys: Sequence[LaneKey], lease: float) -> list[LaneKey]:
@@ -399,7 +426,12 @@ class _Outbox(_Queue):
                 continue
             _apply(send, result, now)
             if result.window_closed:
-                lane.window = lane.window.with_refusal(lane.last_seq)
+                lane.window = lane.window.with_refusal(outcome.position)
+        late = [r.provider_message_id for r in outcome.results if r.provider_message_id]
+        late = [m for m in late if self.store._refusals.pop(m, None) is not None]
+        self.store._refuse(late, now, remember=False)  # refused before recorded
+        if late or any(r.fall_back == HOLD for r in outcome.results):
+            self.store._release_if_open(outcome.key, now)
         self.store._refresh_due(outcome.key)
         return True
 
@@ -505,7 +537,7 @@ def _apply(send: _Send, result: SendOutcome, now: float) -> None:
         _hold(send, result.error)
         return
     send.status, send.attempts, send.error = result.status, result.attempts, result.error
-    send.provider_message_id = result.provider_message_id
+    send.provider_message_id, send.media_id = result.provider_message_id, result.media_id
     if result.retry_in is not None:
         send.next_attempt_at = now + result.retry_in
 
@@ -525,6 +557,10 @@ def _hold(send: _Send, error: str | None) -> None:
     """The row waits for the user to write, under a new key."""
     send.status, send.provider_message_id, send.error = HELD, None, error
     send.idempotency_key += "-held"
+
+
+_REFUSED_ERROR = "the provider reported the 24-hour window closed (131047)"
+REFUSALS_KEPT = 7 * 24 * 60 * 60.0  # as the SQLite store's
 
 
 def _copy(value: Any) -> Any:

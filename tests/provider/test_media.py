@@ -201,3 +201,23 @@ async def test_a_media_id_refused_again_after_a_new_upload_fails_the_send(tmp_pa
         [row] = [row for row in await sim.outbox() if row.type == "image"]
         assert row.status == "failed"
         assert row.error is not None and "MEDIA_NOT_FOUND" in row.error
+
+
+async def test_a_retried_send_goes_with_the_media_of_its_first_attempt(tmp_path: Path) -> None:
+    """A send whose first attempt may have gone out is retried with the same body under the
+    same key, even if its media id has meanwhile grown too old to pick for a new send (a new
+    upload would make another body under that key, which the provider refuses)."""
+    files = {"menu": photo(tmp_path)}
+    async with Simulator(gallery(files)) as sim:
+        ana = sim.user("5491140000001")
+        await ana.says("menu")
+        await sim.advance(seconds=29 * DAY - 0.2)  # just short of botkit's 29-day max age
+        sim.fail_next(503)  # the image's first attempt: its outcome unknown to the bot
+        await ana.says("menu")  # retried after its backoff (half a second or more): past it
+        sends = image_keys(sim)
+        assert [status for status, _, _ in sends] == [200, 503, 200]
+        _, failed, retried = sends
+        assert retried == (200, failed[1], sends[0][2])  # same key, same (first) upload
+        assert len(uploads(sim)) == 1
+        rows = [row for row in await sim.outbox() if row.type == "image"]
+        assert [(row.status, row.attempts) for row in rows] == [("sent", 1), ("sent", 2)]

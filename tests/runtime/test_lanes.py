@@ -81,7 +81,7 @@ async def soon(flag: asyncio.Event, yields: int = 200) -> None:
 
 
 @asynccontextmanager
-async def running(worker: LaneWorker[InboxLane]) -> AsyncIterator[asyncio.Task[None]]:
+async def running(worker: LaneWorker[InboxLane, None]) -> AsyncIterator[asyncio.Task[None]]:
     """The worker's loop, stopped and awaited on the way out."""
     task = asyncio.create_task(worker.run())
     try:
@@ -295,6 +295,33 @@ async def test_a_lane_whose_claim_cannot_be_renewed_is_stopped_before_its_lease_
     assert times["cancelled"] - times["started"] >= lease * 0.5
     assert times["cancelled"] - times["started"] < lease * 3
     assert (await store.inspect.backlog()).events == 1  # never completed
+
+
+async def test_a_lane_in_its_commit_is_never_stopped_half_way(store: MemoryStore) -> None:
+    """Renewals fail while a lane commits: the commit, which ends the claim itself (or finds
+    it lost and writes nothing), is left to finish rather than cancelled with its write in
+    flight."""
+    await add(store, ANA)
+    queue = FailingRenewals(store)
+    committing, committed = asyncio.Event(), asyncio.Event()
+    lease = 0.2
+
+    async def work(lane: InboxLane) -> str:
+        return "turn"
+
+    async def commit(lane: InboxLane, result: str) -> None:
+        assert result == "turn"
+        committing.set()
+        await asyncio.sleep(lease * 3)  # a slow write, past when the lease would be renewed
+        await complete(store, lane)
+        committed.set()
+
+    worker = LaneWorker("test", queue, work, commit, lease=lease, poll=60, monotonic=time.monotonic)
+    async with running(worker):
+        await within(committing.wait())
+        await within(committed.wait())
+    assert queue.renewals == 0  # a committing lane is not renewed either
+    assert (await store.inspect.backlog()).events == 0
 
 
 async def test_a_lane_whose_claim_was_taken_by_another_worker_is_stopped(

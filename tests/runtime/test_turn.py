@@ -504,10 +504,23 @@ async def test_an_event_given_up_still_opens_the_window_and_releases_held_sends(
     assert turn.outcome.release_held
 
 
-async def test_a_refusal_the_user_has_since_answered_moves_no_send() -> None:
+async def test_a_refusal_the_user_has_since_answered_reopens_nothing_and_resends_at_once() -> None:
+    """The message was not delivered, whatever happened since: it falls back (or is held);
+    the user wrote after the failure, so the window stays open and what is held goes out."""
     wrote = Window(float(T0 + 30), 1)  # Ana wrote after the failure: the window is open
     turn = await take_turn(
         Reminders(), lane(failed_status_item(2, timestamp=T0), window=wrote), NOW
     )
-    assert turn.outcome.refused == ()
+    assert turn.outcome.refused == ("wamid.OUTBOUND1",)
     assert turn.outcome.window == wrote
+    assert turn.outcome.release_held
+
+
+async def test_a_refusal_of_a_closed_window_holds_until_the_user_writes() -> None:
+    wrote = Window(float(T0 - 30), 1)  # Ana's last message came before the failure
+    turn = await take_turn(
+        Reminders(), lane(failed_status_item(2, timestamp=T0), window=wrote), NOW
+    )
+    assert turn.outcome.refused == ("wamid.OUTBOUND1",)
+    assert turn.outcome.window == Window(float(T0 - 30), 1, 2)
+    assert not turn.outcome.release_held

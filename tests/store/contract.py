@@ -120,6 +120,9 @@ def done(lane: InboxLane, status: str = DONE, **parts: object) -> LaneOutcome:
     return LaneOutcome(lane.phone_number_id, lane.wa_id, lane.token, results, **parts)  # type: ignore[arg-type]
 
 
+GIVE_UP = 10  # attempts after which a runtime fails an event (botkit.runtime.turn's bound)
+
+
 async def complete(store: Store, lane: InboxLane, **parts: object) -> bool:
     """Completes `lane` as done with `parts`; True if it was still the lane's claim."""
     [written] = await store.inbox.complete([done(lane, **parts)])
@@ -144,7 +147,7 @@ async def queue_sends(store: Store, *sends: NewSend) -> None:
 
 async def record(store: Store, lane: OutboxLane, *results: SendOutcome) -> bool:
     """Records `results` for the claimed outbox `lane`."""
-    outcome = SendLaneOutcome(lane.phone_number_id, lane.wa_id, lane.token, results)
+    outcome = SendLaneOutcome(lane.phone_number_id, lane.wa_id, lane.token, results, lane.position)
     [written] = await store.outbox.record([outcome])
     return written
 
@@ -378,8 +381,38 @@ class StoreContract:
         [retaken] = await store.inbox.claim("B", 10, LEASE)
         assert ([item.event_id for item in retaken.events], retaken.attempts) == (["a1"], 2)
         assert await complete(store, retaken)
-        [after] = await store.inbox.claim("B", 10, LEASE)  # a fresh claim: the whole lane again
-        assert ([item.event_id for item in after.events], after.attempts) == (["a2", "a3"], 1)
+        # the events the lost claim held stay suspects: each runs alone, a fresh attempt
+        [after] = await store.inbox.claim("B", 10, LEASE)
+        assert ([item.event_id for item in after.events], after.attempts) == (["a2"], 1)
+        assert await complete(store, after)
+        await store.inbox.add([event("a4"), event("a5")])
+        [last] = await store.inbox.claim("B", 10, LEASE)
+        assert ([item.event_id for item in last.events], last.attempts) == (["a3"], 1)
+        assert await complete(store, last)
+        assert ids(await store.inbox.claim("B", 10, LEASE)) == [["a4", "a5"]]  # past them
+
+    async def test_an_event_that_kills_the_worker_is_charged_alone(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        """A poison event in the middle of a backlog: the worker dies each time it runs it.
+        One crash of the whole claim, then the events before it each run once, alone, and it
+        alone is charged the attempts; the events after it are not failed with it."""
+        await store.inbox.add([event(f"a{n}") for n in range(1, 11)])
+        crashes = 0
+        outcomes: dict[str, str] = {}
+        while (await store.inspect.backlog()).events:
+            [lane] = await store.inbox.claim(f"T{crashes}-{len(outcomes)}", 10, LEASE)
+            names = [item.event_id for item in lane.events]
+            if "a6" in names and lane.attempts <= GIVE_UP:
+                crashes += 1
+                clock.advance(LEASE + 1)  # the worker died: its claim runs out
+                continue
+            status = FAILED if lane.attempts > GIVE_UP else DONE  # as the runtime gives up
+            outcomes.update((name, status) for name in names)
+            [written] = await store.inbox.complete([done(lane, status)])
+            assert written
+        assert crashes == 1 + GIVE_UP  # the first claim's, then its own
+        assert outcomes == {f"a{n}": FAILED if n == 6 else DONE for n in range(1, 11)}
 
     async def test_every_claim_of_an_unfinished_event_counts_an_attempt(
         self, store: Store, clock: ManualClock
@@ -774,6 +807,100 @@ class StoreContract:
         assert await record(store, out, refused)
         assert await complete(store, running, window=running.window)  # its view predates it
         assert (await store.sessions.get(PN, ANA)).window.refused
+
+    async def test_a_403_closes_the_window_as_of_the_claim_not_of_its_record(
+        self, store: Store
+    ) -> None:
+        """The user's next message arrives (and is processed) while a send is in flight; the
+        provider refused that send before it: the user's message still reopens the window."""
+        await store.inbox.add([event("a1")])
+        await run_lane(store, window=Window(T0, 1, None), sends=(send("k1"),))
+        [out] = await store.outbox.claim("O", 10, LEASE)
+        await store.inbox.add([event("a2")])
+        [lane] = await store.inbox.claim("A", 1, LEASE)
+        wrote = lane.window.with_inbound(lane.events[0].lane_seq, T0 + 90_000)
+        assert await complete(store, lane, window=wrote, release_held=True)
+        refused = SendOutcome(out.sends[0].seq, FAILED, 1, error="403", window_closed=True)
+        assert await record(store, out, refused)
+        window = (await store.sessions.get(PN, ANA)).window
+        assert not window.refused and window.closed_seq == out.position
+
+    async def test_a_refusal_stored_before_its_send_is_recorded_falls_back_when_it_is(
+        self, store: Store
+    ) -> None:
+        """The failed status (131047) of a message can be processed before the outbox records
+        that it sent it: the refusal waits for the send, and the fallback goes out."""
+        await store.inbox.add([event("a1")])
+        policy = {"when_closed": FALL_BACK, "fallback": TEMPLATE}
+        await run_lane(store, window=Window(T0, 1, None), sends=(send("k1", **policy),))
+        [out] = await store.outbox.claim("O", 10, LEASE)
+        await store.inbox.add([event("st1")])
+        await run_lane(store, refused=("wamid.k1",), window=Window(T0, 1, 2))
+        assert await record(store, out, SendOutcome(out.sends[0].seq, SENT, 1, "wamid.k1"))
+        [row] = await store.inspect.outbox()
+        assert (row.idempotency_key, row.type, row.status) == ("k1-fb", "template", PENDING)
+        assert keys(await store.outbox.claim("O2", 10, LEASE)) == [["k1-fb"]]
+
+    async def test_a_refusal_of_an_unknown_message_moves_no_later_send(self, store: Store) -> None:
+        await store.inbox.add([event("st1")])
+        await run_lane(store, refused=("wamid.other-system",))
+        await queue_sends(store, send("k1", when_closed=HOLD))
+        [out] = await store.outbox.claim("O", 10, LEASE)
+        assert await record(store, out, SendOutcome(out.sends[0].seq, SENT, 1, "wamid.k1"))
+        assert (await by_key(store))["k1"].status == SENT  # type: ignore[attr-defined]
+
+    async def test_a_send_held_on_a_stale_window_goes_out_if_the_user_has_written(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        """The outbox holds a send on the window it read at its claim (closed by time); the
+        user wrote meanwhile, and their message released what was held then, not this."""
+        long_ago = clock.now() - 90_000
+        await store.inbox.add([event("a1")])
+        held = send("k1", when_closed=HOLD)
+        await run_lane(store, window=Window(long_ago, 1, None), sends=(held,))
+        [out] = await store.outbox.claim("O", 10, LEASE)
+        await store.inbox.add([event("a2")])
+        [lane] = await store.inbox.claim("A", 1, LEASE)
+        wrote = lane.window.with_inbound(lane.events[0].lane_seq, clock.now() - 5)
+        assert await complete(store, lane, window=wrote, release_held=True)
+        hold = SendOutcome(out.sends[0].seq, HELD, 0, error="closed", fall_back=HOLD)
+        assert await record(store, out, hold)
+        assert keys(await store.outbox.claim("O2", 10, LEASE)) == [["k1-held"]]
+
+    async def test_a_send_held_on_a_closed_window_stays_held(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await store.inbox.add([event("a1")])
+        held = send("k1", when_closed=HOLD)
+        await run_lane(store, window=Window(clock.now() - 90_000, 1, None), sends=(held,))
+        [out] = await store.outbox.claim("O", 10, LEASE)
+        hold = SendOutcome(out.sends[0].seq, HELD, 0, error="closed", fall_back=HOLD)
+        assert await record(store, out, hold)
+        assert (await by_key(store))["k1-held"].status == HELD  # type: ignore[attr-defined]
+        assert await store.outbox.claim("O2", 10, LEASE) == []
+
+    async def test_a_refusal_falls_back_a_send_queued_in_another_lane_and_makes_it_due(
+        self, store: Store
+    ) -> None:
+        """A status arrives in its recipient's lane, which need not be the lane the send was
+        queued in (a trigger's E.164 number and the wa_id WhatsApp reports can differ)."""
+        policy = {"when_closed": FALL_BACK, "fallback": TEMPLATE}
+        await queue_sends(store, send("k1", **policy))
+        await mark_sent(store, "k1", "wamid.k1")
+        await store.inbox.add([event("st1", wa_id=BEN)])
+        await run_lane(store, BEN, refused=("wamid.k1",))
+        assert keys(await store.outbox.claim("O", 10, LEASE)) == [["k1-fb"]]
+
+    async def test_a_retried_send_keeps_the_media_its_first_attempt_went_with(
+        self, store: Store
+    ) -> None:
+        await queue_sends(store, send("k1"))
+        [out] = await store.outbox.claim("O", 10, LEASE)
+        assert out.sends[0].media_id is None
+        retry = SendOutcome(out.sends[0].seq, PENDING, 1, "timeout", retry_in=0, media_id="m1")
+        assert await record(store, out, retry)
+        [again] = await store.outbox.claim("O", 10, LEASE)
+        assert (again.sends[0].attempts, again.sends[0].media_id) == (1, "m1")
 
     async def test_a_lost_outbox_claim_records_nothing(
         self, store: Store, clock: ManualClock

@@ -6,19 +6,42 @@ import asyncio
 import contextlib
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from botkit.exceptions import StoreError
 from botkit.store import open_store
-from botkit.store.base import DONE, PENDING, SCHEMA_VERSION, Backlog, Store
+from botkit.store.base import (
+    DONE,
+    PENDING,
+    SCHEMA_VERSION,
+    Backlog,
+    SendLaneOutcome,
+    SendOutcome,
+    Store,
+)
 from botkit.store.sqlite import SqliteStore, sqlite_path
+from botkit.store.sqlite.batch import GroupCommit
+from botkit.store.sqlite.connection import apart
 from botkit.types import ManualClock
 from botkit.wire.window import Window
 
-from .contract import ANA, BEN, LEASE, PN, StoreContract, StoreFactory, complete, event, ids
+from .contract import (
+    ANA,
+    BEN,
+    LEASE,
+    PN,
+    StoreContract,
+    StoreFactory,
+    complete,
+    event,
+    ids,
+    send,
+)
+
+MAIN_OF_MEMORY = "SELECT 1"  # apart()'s lock statement, for a connection of its own
 
 
 def schema_version(path: Path) -> str:
@@ -502,3 +525,62 @@ async def test_two_stores_opening_a_schema_2_file_at_once_both_open(db_path: Pat
     finally:
         await first.aclose()
         await second.aclose()
+
+
+@pytest.mark.anyio
+async def test_submits_racing_the_writers_close_each_get_a_result_or_a_store_error() -> None:
+    async def write(items: Sequence[int]) -> list[str]:
+        await asyncio.sleep(0.05)
+        return [f"ok-{item}" for item in items]
+
+    writer: GroupCommit[int, str] = GroupCommit("t", write, batch=1, queue=1)
+    writer.start()
+    calls = [asyncio.create_task(writer.submit(n)) for n in range(3)]
+    await asyncio.sleep(0.01)  # 0 is being written, 1 is queued, 2 waits for room
+    closing = asyncio.create_task(writer.aclose())
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    await closing
+    assert results[0] == "ok-0"
+    assert all(r == f"ok-{n}" or isinstance(r, StoreError) for n, r in enumerate(results))
+
+
+def test_a_failing_file_fails_a_group_at_once_and_a_refused_item_alone() -> None:
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.execute("CREATE TABLE t (x INTEGER CHECK (x >= 0))")
+    calls: list[int] = []
+
+    def broken(items: Sequence[int], conn: sqlite3.Connection) -> list[object]:
+        calls.append(len(items))
+        raise sqlite3.OperationalError("disk I/O error")
+
+    results = apart(db, [1, 2, 3], broken, MAIN_OF_MEMORY)
+    assert calls == [3] and [str(r) for r in results] == ["disk I/O error"] * 3
+
+    def insert(items: Sequence[int], conn: sqlite3.Connection) -> list[object]:
+        conn.executemany("INSERT INTO t VALUES (?)", [(x,) for x in items])
+        return ["ok"] * len(items)
+
+    results = apart(db, [1, -1, 3], insert, MAIN_OF_MEMORY)
+    assert results[0] == "ok" and results[2] == "ok"
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert [x for (x,) in db.execute("SELECT x FROM t ORDER BY x")] == [1, 3]
+
+
+@pytest.mark.anyio
+async def test_a_schema_4_file_without_the_later_columns_gets_them(
+    db_path: Path, clock: ManualClock
+) -> None:
+    async with SqliteStore(db_path, clock=clock, worker=True) as store:
+        await store.inbox.add([event("a1")])
+    with contextlib.closing(sqlite3.connect(db_path)) as db, db:
+        db.execute("ALTER TABLE outbox DROP COLUMN media_id")
+        db.execute("ALTER TABLE lanes DROP COLUMN suspect_until")
+        db.execute("DROP TABLE refusals")
+    async with SqliteStore(db_path, clock=clock, worker=True) as store:
+        [lane] = await store.inbox.claim("T", 1, LEASE)
+        assert await complete(store, lane, sends=(send("k1"),))
+        [out] = await store.outbox.claim("O", 1, LEASE)
+        retry = SendOutcome(out.sends[0].seq, PENDING, 1, "timeout", retry_in=0, media_id="m1")
+        assert await store.outbox.record([SendLaneOutcome(*out.key, "O", (retry,), 0)]) == [True]
+        [again] = await store.outbox.claim("O", 1, LEASE)
+        assert again.sends[0].media_id == "m1"

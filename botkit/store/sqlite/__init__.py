@@ -101,12 +101,13 @@ class SqliteStore:
         the file's worker lock and frees stale claims."""
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        await self._db.open(partial(sqlite3.connect, self.path, isolation_level=None))
+        if self.worker:  # first: a running worker's file is not migrated under it
+            self._take_worker_lock()
         try:
+            await self._db.open(partial(sqlite3.connect, self.path, isolation_level=None))
             await self._db.run(partial(attach, self.inbox_path))
             await self._db.run(partial(migrate, self.path, self.inbox_path))
             if self.worker:
-                self._take_worker_lock()
                 await self._db.run(lambda db: transaction(db, _free_claims))
         except BaseException:
             await self.aclose()

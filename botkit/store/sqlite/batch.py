@@ -57,11 +57,12 @@ class GroupCommit(Generic[I, R]):
 
     async def submit(self, item: I) -> R:
         """Queues `item` for the next group commit and waits for its own result."""
-        if self._closing or self._task is None or self._task.done():
+        task = self._task  # aclose() may clear the attribute while this caller waits
+        if self._closing or task is None or task.done():
             raise StoreError(f"{self.name}: the store is not open (or is closing)")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         await self._queue.put((item, future))
-        if self._task.done():  # it ended while this caller waited for room in the queue
+        if task.done():  # it ended while this caller waited for room in the queue
             self._fail_queued("the store's writer stopped")
         return await future
 

@@ -163,11 +163,15 @@ def apart(
     write: Callable[[Sequence[Item], sqlite3.Connection], list[Any]],
     lock: str,
 ) -> list[Any]:
-    """Writes `items` in one transaction (one result per item); if SQLite refuses it, writes
-    each in a transaction of its own, so that one item that cannot be written fails alone
-    (its result is the error)."""
+    """Writes `items` in one transaction (one result per item); if SQLite refuses one of them
+    (a constraint, a value it cannot take), writes each in a transaction of its own, so that
+    the item that cannot be written fails alone (its result is the error). When the file
+    fails (busy past the wait, I/O, disk full), every item gets that error at once: writing
+    them one by one would only fail them one by one, holding the writer meanwhile."""
     try:
         return transaction(db, lambda conn: write(items, conn), lock)
+    except sqlite3.OperationalError as exc:
+        return [exc] * len(items)
     except sqlite3.Error as exc:
         if len(items) == 1:
             return [exc]

@@ -115,12 +115,21 @@ def sync(db: sqlite3.Connection) -> None:
     db.execute("UPDATE main.botkit_meta SET value = ? WHERE key = 'inbox_cursor'", (str(newest),))
 
 
+# A lane claimed again while its last claim of several events never completed (attempts > 0:
+# the worker died or its lease ran out) marks the events that claim could have held as
+# suspects: they run one at a time, so that an event that kills the worker is the only one
+# charged the attempts (and the events before it are not claimed with it again and again).
+_THIS_LANE = "e.phone_number_id = lanes.phone_number_id AND e.wa_id = lanes.wa_id"
 _CLAIM = (
-    "UPDATE main.lanes SET event_token = ?, event_until = ?, attempts = attempts + 1"
+    "UPDATE main.lanes SET event_token = ?, event_until = ?, attempts = attempts + 1,"
+    " suspect_until = CASE WHEN attempts = 0 OR next_event <= coalesce(suspect_until, 0)"
+    f" THEN suspect_until ELSE coalesce((SELECT e.seq FROM main.lane_events e WHERE {_THIS_LANE}"
+    f" AND e.seq >= lanes.next_event ORDER BY e.seq LIMIT 1 OFFSET {LANE_ITEMS - 1}),"
+    f" (SELECT max(e.seq) FROM main.lane_events e WHERE {_THIS_LANE})) END"
     " WHERE rowid IN (SELECT rowid FROM main.lanes WHERE next_event IS NOT NULL"
     " AND (event_until IS NULL OR event_until <= ?) ORDER BY next_event LIMIT ?)"
     " RETURNING phone_number_id, wa_id, next_event, attempts, last_inbound_at, inbound_seq,"
-    " closed_seq"
+    " closed_seq, suspect_until"
 )
 # The claimed lanes' next events (a few, from `first`), each with its user's session.
 _EVENTS = (
@@ -148,9 +157,8 @@ def claim(
 
 def lanes_of(token: str, lanes: list[Any], rows: list[Any]) -> list[InboxLane]:
     """The claimed lanes, oldest first, each with its events and its user's session."""
-    # a lane taken again after a claim that never completed runs one event at a time, so that
-    # an event that kills the worker is the one charged the attempts
-    alone = {(row[0], row[1]) for row in lanes if row[3] > 1}
+    # suspects run one at a time (see _CLAIM)
+    alone = {(row[0], row[1]) for row in lanes if row[7] is not None and row[2] <= row[7]}
     events: dict[LaneKey, list[InboxItem]] = {}
     sessions: dict[LaneKey, Session] = {}
     for seq, event_id, kind, pnid, wa_id, envelope, *session in rows:
@@ -168,7 +176,7 @@ def lanes_of(token: str, lanes: list[Any], rows: list[Any]) -> list[InboxLane]:
             pnid, wa_id, token, tuple(events[(pnid, wa_id)]), sessions.get((pnid, wa_id)),
             Window(last_in, inbound_seq, closed_seq), attempts,
         )
-        for pnid, wa_id, _, attempts, last_in, inbound_seq, closed_seq in lanes
+        for pnid, wa_id, _, attempts, last_in, inbound_seq, closed_seq, _ in lanes
         if (pnid, wa_id) in events  # a lane always has its next event stored; never run empty
     ]  # fmt: skip
 
@@ -350,11 +358,15 @@ HEAD_DUE = (
     "SELECT o.next_attempt_at FROM main.outbox o WHERE o.phone_number_id = lanes.phone_number_id"
     " AND o.wa_id = lanes.wa_id AND o.status = 'pending' ORDER BY o.seq LIMIT 1"
 )
-_REFRESH_SEND_DUE = (
+REFRESH_SEND_DUE = (
     f"WITH v (p, w) AS (VALUES {{values}}) UPDATE main.lanes SET send_due = ({HEAD_DUE})"
     " FROM v WHERE lanes.phone_number_id = v.p AND lanes.wa_id = v.w"
 )
 _REFUSED_ERROR = "the provider reported the 24-hour window closed (131047)"
+_LANE = " RETURNING phone_number_id, wa_id"
+# A refusal of a message with no send recorded is kept this long (its send may be recorded
+# late; one that never is was sent by something else on the same number).
+REFUSALS_KEPT = 7 * 24 * 60 * 60.0
 
 
 def complete(completions: Sequence[Completion], now: float, db: sqlite3.Connection) -> list[bool]:
@@ -387,25 +399,43 @@ def _write(mine: Sequence[Completion], now: float, db: sqlite3.Connection) -> No
         many(_UPSERT_STATUS, statuses, db)
     moved: set[LaneKey] = set()
     for c in mine:  # refused first: a message of the user's in the same turn releases them
-        if c.outcome.refused and _refused(c.outcome, now, db):
-            moved.add(c.outcome.key)
+        moved |= refuse(c.outcome.refused, now, db, remember=True)
     released = [c.outcome.key for c in mine if c.outcome.release_held]
     if released:  # the user wrote: sends held for that go out
         moved.update((row[0], row[1]) for row in many(_RELEASE_HELD, released, db, now))
     if moved:
-        many(_REFRESH_SEND_DUE, sorted(moved), db)
+        many(REFRESH_SEND_DUE, sorted(moved), db)
 
 
-def _refused(outcome: LaneOutcome, now: float, db: sqlite3.Connection) -> bool:
-    """Sends a failed status (131047) said were refused: fall back, or wait held. Whether
-    any fell back (so that the lane has a send due)."""
-    changed = 0
-    for message_id in outcome.refused:
+def refuse(
+    message_ids: Sequence[str], now: float, db: sqlite3.Connection, *, remember: bool
+) -> set[LaneKey]:
+    """Sends the provider refused with a failed status (131047) fall back, or wait held; the
+    lanes whose sends changed. With `remember`, a refusal of a message no send has yet (its
+    send's result is not recorded yet: the status came first) is kept for `record` to apply."""
+    moved: set[LaneKey] = set()
+    for message_id in message_ids:
         where = "provider_message_id = ? AND when_closed = '{}'"
-        fall_back = FALL_BACK_SQL.format(where=where.format("fallback"))
-        changed += db.execute(fall_back, (now, _REFUSED_ERROR, message_id)).rowcount
-        db.execute(HOLD_SQL.format(where=where.format("hold")), (_REFUSED_ERROR, message_id))
-    return changed > 0
+        rows = db.execute(
+            FALL_BACK_SQL.format(where=where.format("fallback")) + _LANE,
+            (now, _REFUSED_ERROR, message_id),
+        ).fetchall()
+        rows += db.execute(
+            HOLD_SQL.format(where=where.format("hold")) + _LANE, (_REFUSED_ERROR, message_id)
+        ).fetchall()
+        moved.update((row[0], row[1]) for row in rows)
+        if remember and not rows and not _known(message_id, db):
+            db.execute(
+                "INSERT OR IGNORE INTO main.refusals (message_id, refused_at) VALUES (?, ?)",
+                (message_id, now),
+            )
+            db.execute("DELETE FROM main.refusals WHERE refused_at < ?", (now - REFUSALS_KEPT,))
+    return moved
+
+
+def _known(message_id: str, db: sqlite3.Connection) -> bool:
+    found = db.execute("SELECT 1 FROM main.outbox WHERE provider_message_id = ?", (message_id,))
+    return found.fetchone() is not None
 
 
 def backlog(db: sqlite3.Connection) -> int:

@@ -14,6 +14,7 @@ from botkit import codec
 from botkit.store.base import (
     FAILED,
     FALL_BACK,
+    HOLD,
     LANE_ITEMS,
     SENT,
     LaneKey,
@@ -21,9 +22,9 @@ from botkit.store.base import (
     OutboxLane,
     SendLaneOutcome,
 )
-from botkit.store.sqlite.inbox import FALL_BACK_SQL, HEAD_DUE, HOLD_SQL
+from botkit.store.sqlite.inbox import FALL_BACK_SQL, HEAD_DUE, HOLD_SQL, REFRESH_SEND_DUE, refuse
 from botkit.store.sqlite.sql import many
-from botkit.wire.window import Window
+from botkit.wire.window import WINDOW_SECONDS, Window
 
 _CLAIM = (
     "UPDATE main.lanes SET send_token = ?, send_until = ? WHERE rowid IN (SELECT rowid"
@@ -33,7 +34,8 @@ _CLAIM = (
 )
 _SENDS = (
     "WITH v (p, w) AS (VALUES {values}) SELECT o.phone_number_id, o.wa_id, o.seq,"
-    " o.idempotency_key, o.type, o.payload, o.attempts, o.when_closed, o.fallback FROM v"
+    " o.idempotency_key, o.type, o.payload, o.attempts, o.when_closed, o.fallback, o.media_id"
+    " FROM v"
     " JOIN main.outbox o ON o.seq IN (SELECT x.seq FROM main.outbox x"
     " WHERE x.phone_number_id = v.p AND x.wa_id = v.w AND x.status = 'pending'"
     f" ORDER BY x.seq LIMIT {LANE_ITEMS}) ORDER BY o.seq"
@@ -43,28 +45,31 @@ _SENDS = (
 def claim(
     token: str, limit: int, lease: float, now: float, db: sqlite3.Connection
 ) -> tuple[list[Any], list[Any]]:
-    """Claims the lanes whose first pending send is due; their rows and their sends' rows
-    (decoded by `lanes_of`, in the caller's thread)."""
+    """Claims the lanes whose first pending send is due; their rows, their sends' rows and
+    the position of the latest event stored (decoded by `lanes_of`, in the caller's thread)."""
     lanes = db.execute(_CLAIM, (token, now + lease, now, now, limit)).fetchall()
     if not lanes:
         return [], []
-    return lanes, many(_SENDS, [(row[0], row[1]) for row in lanes], db)
+    (position,) = db.execute("SELECT coalesce(max(seq), 0) FROM incoming.inbox").fetchone()
+    return [(*row, position) for row in lanes], many(
+        _SENDS, [(row[0], row[1]) for row in lanes], db
+    )
 
 
 def lanes_of(token: str, lanes: list[Any], rows: list[Any]) -> list[OutboxLane]:
     """The claimed lanes, earliest due first, each with its sends in order and its window."""
     sends: dict[LaneKey, list[OutboxItem]] = {}
-    for pnid, wa_id, seq, key, kind, payload, attempts, when_closed, fallback in rows:
+    for pnid, wa_id, seq, key, kind, payload, attempts, when_closed, fallback, media in rows:
         item = OutboxItem(
             seq, key, kind, codec.loads(payload), attempts, when_closed,
-            None if fallback is None else codec.loads(fallback),
+            None if fallback is None else codec.loads(fallback), media,
         )  # fmt: skip
         sends.setdefault((pnid, wa_id), []).append(item)
     lanes.sort(key=lambda row: (row[5], row[0], row[1]))
     return [
         OutboxLane(pnid, wa_id, token, tuple(sends.get((pnid, wa_id), ())),
-                   Window(last_in, inbound_seq, closed_seq))
-        for pnid, wa_id, last_in, inbound_seq, closed_seq, _ in lanes
+                   Window(last_in, inbound_seq, closed_seq), position)
+        for pnid, wa_id, last_in, inbound_seq, closed_seq, _, position in lanes
     ]  # fmt: skip
 
 
@@ -79,12 +84,12 @@ def next_due(now: float, db: sqlite3.Connection) -> float | None:
 
 # The results of lanes the token still holds (a lane another worker took is left alone).
 _FINISH_SEND = (
-    "WITH v (seq, status, attempts, provider_message_id, error, retry_in, sent_at, p, w, token)"
-    " AS (VALUES {values}) UPDATE main.outbox SET status = v.status, attempts = v.attempts,"
-    " provider_message_id = v.provider_message_id, error = v.error,"
+    "WITH v (seq, status, attempts, provider_message_id, error, retry_in, sent_at, media_id, p,"
+    " w, token) AS (VALUES {values}) UPDATE main.outbox SET status = v.status,"
+    " attempts = v.attempts, provider_message_id = v.provider_message_id, error = v.error,"
     " next_attempt_at = CASE WHEN v.retry_in IS NULL THEN outbox.next_attempt_at"
-    " ELSE ? + v.retry_in END, sent_at = v.sent_at FROM v JOIN main.lanes l"
-    " ON l.phone_number_id = v.p AND l.wa_id = v.w AND l.send_token = v.token"
+    " ELSE ? + v.retry_in END, sent_at = v.sent_at, media_id = v.media_id FROM v"
+    " JOIN main.lanes l ON l.phone_number_id = v.p AND l.wa_id = v.w AND l.send_token = v.token"
     " WHERE outbox.seq = v.seq"
 )
 _OWNED_ROW = (
@@ -92,15 +97,25 @@ _OWNED_ROW = (
     " AND l.wa_id = outbox.wa_id AND l.send_token = ?)"
 )
 # One write of the lane row: the claim freed, when its (new) first pending send is due, and
-# after a 403 the window closed as of every event stored so far (any message the user sends
-# after this refusal is numbered after it, and reopens it: see botkit.wire.window).
+# after a 403 the window closed as of the claim's position (any message the user sends after
+# that is numbered after it, and reopens it: see botkit.wire.window).
 _RELEASE = (
     "WITH v (p, w, token, closed) AS (VALUES {values}) UPDATE main.lanes SET send_token = NULL,"
     f" send_until = NULL, send_due = ({HEAD_DUE}),"
-    " closed_seq = CASE WHEN v.closed THEN max(coalesce(closed_seq, 0),"
-    " coalesce((SELECT max(seq) FROM incoming.inbox), 0)) ELSE closed_seq END"
+    " closed_seq = CASE WHEN v.closed IS NULL THEN closed_seq"
+    " ELSE max(coalesce(closed_seq, 0), v.closed) END"
     " FROM v WHERE lanes.phone_number_id = v.p AND lanes.wa_id = v.w"
     " AND lanes.send_token = v.token RETURNING lanes.phone_number_id, lanes.wa_id"
+)
+# Held sends of lanes whose window is open now go out (held on a window read at claim time,
+# the user may have written since: their message released what was held then, not these).
+_RELEASE_IF_OPEN = (
+    "WITH v (p, w) AS (VALUES {values}) UPDATE main.outbox SET status = 'pending',"
+    " next_attempt_at = ? FROM v JOIN main.lanes l ON l.phone_number_id = v.p AND l.wa_id = v.w"
+    " WHERE outbox.status = 'held' AND outbox.phone_number_id = v.p AND outbox.wa_id = v.w"
+    f" AND l.last_inbound_at + {WINDOW_SECONDS} > ?"
+    " AND (l.closed_seq IS NULL OR l.closed_seq < l.inbound_seq)"
+    " RETURNING outbox.phone_number_id, outbox.wa_id"
 )
 
 
@@ -109,7 +124,7 @@ def record(outcomes: Sequence[SendLaneOutcome], now: float, db: sqlite3.Connecti
     outcome, True, or False when the claim was lost (nothing written)."""
     plain = [
         (r.seq, r.status, r.attempts, r.provider_message_id, r.error, r.retry_in,
-         now if r.status in (SENT, FAILED) else None, *o.key, o.token)
+         now if r.status in (SENT, FAILED) else None, r.media_id, *o.key, o.token)
         for o in outcomes
         for r in o.results
         if r.fall_back is None
@@ -122,6 +137,37 @@ def record(outcomes: Sequence[SendLaneOutcome], now: float, db: sqlite3.Connecti
                 db.execute(FALL_BACK_SQL.format(where=_OWNED_ROW), (now, r.error, r.seq, o.token))
             elif r.fall_back is not None:
                 db.execute(HOLD_SQL.format(where=_OWNED_ROW), (r.error, r.seq, o.token))
-    closed = [(*o.key, o.token, any(r.window_closed for r in o.results)) for o in outcomes]
+    closed = [
+        (*o.key, o.token, o.position if any(r.window_closed for r in o.results) else None)
+        for o in outcomes
+    ]
     owned = {(row[0], row[1]) for row in many(_RELEASE, closed, db)}
+    mine = [o for o in outcomes if o.key in owned]
+    moved = _refused_before(mine, now, db)
+    held = sorted(moved | {o.key for o in mine if any(r.fall_back == HOLD for r in o.results)})
+    if held:
+        moved.update((row[0], row[1]) for row in many(_RELEASE_IF_OPEN, held, db, now, now))
+    if moved:
+        many(REFRESH_SEND_DUE, sorted(moved), db)
     return [o.key in owned for o in outcomes]
+
+
+def _refused_before(
+    mine: Sequence[SendLaneOutcome], now: float, db: sqlite3.Connection
+) -> set[LaneKey]:
+    """Sends whose refusal (131047) was stored before their result: applied now."""
+    sent = [r.provider_message_id for o in mine for r in o.results if r.provider_message_id]
+    if not sent:
+        return set()
+    found = [
+        row[0]
+        for row in many(
+            "SELECT message_id FROM main.refusals WHERE message_id IN ({values})",
+            [(m,) for m in sent],
+            db,
+        )
+    ]
+    if not found:
+        return set()
+    many("DELETE FROM main.refusals WHERE message_id IN ({values})", [(m,) for m in found], db)
+    return refuse(found, now, db, remember=False)

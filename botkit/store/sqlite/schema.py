@@ -12,8 +12,11 @@ past a cursor (`inbox_cursor`, which never skips a row, since rows commit in seq
 indexes them by lane in its own file (`lane_events`). The main file keeps one row per lane
 (`lanes`): how far its events are done (`done_seq`), its next event and how many wait, the
 claims on its events and on its sends, when its first pending send is due, and its 24-hour
-window. An event at or below its lane's `done_seq` is done; `event_results` keeps the others'
-outcomes (failed, ignored) with their errors.
+window; after a claim that never completed (a worker that died), how far its events run one
+at a time (`suspect_until`), so that an event that kills the worker is charged alone. An event
+at or below its lane's `done_seq` is done; `event_results` keeps the others' outcomes (failed,
+ignored) with their errors. `refusals` keeps the provider's "window closed" statuses (131047)
+for messages whose send is not recorded yet, to apply when it is.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ CREATE TABLE IF NOT EXISTS lanes (
     last_inbound_at REAL,
     inbound_seq INTEGER NOT NULL DEFAULT 0,
     closed_seq INTEGER,
+    suspect_until INTEGER,
     PRIMARY KEY (phone_number_id, wa_id)
 );
 CREATE INDEX IF NOT EXISTS lanes_events ON lanes (next_event) WHERE next_event IS NOT NULL;
@@ -101,13 +105,18 @@ CREATE TABLE IF NOT EXISTS outbox (
     provider_message_id TEXT,
     error TEXT,
     created_at REAL NOT NULL,
-    sent_at REAL
+    sent_at REAL,
+    media_id TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_lane_pending ON outbox (phone_number_id, wa_id, seq)
     WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_lane_held ON outbox (phone_number_id, wa_id)
     WHERE status = 'held';
 CREATE INDEX IF NOT EXISTS outbox_provider_id ON outbox (provider_message_id);
+CREATE TABLE IF NOT EXISTS refusals (
+    message_id TEXT PRIMARY KEY,
+    refused_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS media (
     phone_number_id TEXT NOT NULL,
     sha256 TEXT NOT NULL,
@@ -179,16 +188,21 @@ def _create(path: str, db: sqlite3.Connection) -> None:
                 f"{SCHEMA_VERSION}: upgrade botkit"
             )
     _script(db, INBOX_SCHEMA + MAIN_SCHEMA)
-    present = {row[1] for row in db.execute("PRAGMA main.table_info(outbox)")}
-    for name, declaration in _OUTBOX_COLUMNS_SINCE_2.items():
-        if name not in present:
-            db.execute(f"ALTER TABLE main.outbox ADD COLUMN {name} {declaration}")
+    for table, columns in _COLUMNS_ADDED.items():
+        present = {row[1] for row in db.execute(f"PRAGMA main.table_info({table})")}
+        for name, declaration in columns.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE main.{table} ADD COLUMN {name} {declaration}")
 
 
-_OUTBOX_COLUMNS_SINCE_2 = {  # schema 1 had no closed-window policies
-    "when_closed": "TEXT NOT NULL DEFAULT 'fail'",
-    "fallback": "TEXT",
-    "instead_of": "TEXT",
+_COLUMNS_ADDED = {  # columns a table created by an older botkit lacks
+    "outbox": {
+        "when_closed": "TEXT NOT NULL DEFAULT 'fail'",  # schema 1: no closed-window policies
+        "fallback": "TEXT",
+        "instead_of": "TEXT",
+        "media_id": "TEXT",  # the media a send's earlier attempt went with
+    },
+    "lanes": {"suspect_until": "INTEGER"},  # events run one at a time after a crash
 }
 
 
