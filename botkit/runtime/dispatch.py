@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 
 from botkit.conversation.dsl import Conversation
-from botkit.runtime.lanes import LaneWorker
+from botkit.runtime.lanes import LaneService, LaneWorker
 from botkit.runtime.turn import HANDLER_TIMEOUT, Turn, take_turn
 from botkit.store.base import InboxLane, Store
 from botkit.types import Clock
@@ -18,7 +18,7 @@ from botkit.types import Clock
 log = logging.getLogger(__name__)
 
 
-class Dispatcher:
+class Dispatcher(LaneService[InboxLane, Turn]):
     """The inbox's lane worker: claims users with events, takes their turns, commits each."""
 
     def __init__(
@@ -50,26 +50,9 @@ class Dispatcher:
             poll=poll,
         )
 
-    @property
-    def busy(self) -> bool:
-        """Whether a claim is being made or a turn runs."""
-        return self.worker.busy
-
-    def wake(self) -> None:
-        """There may be new events."""
-        self.worker.wake()
-
-    def stop(self) -> None:
-        """Ends the loop once the turns in flight are committed."""
-        self.worker.stop()
-
     async def run_once(self) -> int:
         """One claim, its lanes run to the end (tests, scripts); returns how many events it took."""
         return sum(len(lane.events) for lane in await self.worker.run_once())
-
-    async def run(self) -> None:
-        """Processes events until stopped."""
-        await self.worker.run()
 
     async def take(self, lane: InboxLane) -> Turn:
         """Takes one user's turn (handlers run; nothing is written yet)."""

@@ -267,3 +267,27 @@ def _cancelling() -> bool:
 
 
 __all__ = ["LaneWorker"]
+
+
+class LaneService(Generic[L, R]):
+    """A service whose loop is a LaneWorker (the dispatcher, the outbox): its `busy`, `wake`,
+    `stop` and `run` are the worker's."""
+
+    worker: LaneWorker[L, R]
+
+    @property
+    def busy(self) -> bool:
+        """Whether a claim is being made or a lane is in flight."""
+        return self.worker.busy
+
+    def wake(self) -> None:
+        """There may be new work."""
+        self.worker.wake()
+
+    def stop(self) -> None:
+        """Ends the loop once the lanes in flight are committed."""
+        self.worker.stop()
+
+    async def run(self) -> None:
+        """Works until stopped."""
+        await self.worker.run()

@@ -20,7 +20,7 @@ from botkit.exceptions import (
 )
 from botkit.provider.media import DEFAULT_MAX_AGE, MediaUploads, Resolved
 from botkit.provider.sender import Sender
-from botkit.runtime.lanes import LaneWorker
+from botkit.runtime.lanes import LaneService, LaneWorker
 from botkit.store.base import (
     FAILED,
     FALL_BACK,
@@ -59,7 +59,7 @@ class RetryPolicy:
         return float(ceiling * rng.uniform(0.5, 1.0))
 
 
-class Outbox:
+class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
     """The outbox's lane worker: claims users with due sends and delivers them in order."""
 
     def __init__(
@@ -93,26 +93,9 @@ class Outbox:
             poll=poll,
         )
 
-    @property
-    def busy(self) -> bool:
-        """Whether a claim is being made or a lane is being delivered."""
-        return self.worker.busy
-
-    def wake(self) -> None:
-        """There may be new sends."""
-        self.worker.wake()
-
-    def stop(self) -> None:
-        """Ends the loop once the lanes in flight are recorded."""
-        self.worker.stop()
-
     async def run_once(self) -> int:
         """One claim, its lanes run to the end (tests, scripts); returns how many sends it took."""
         return sum(len(lane.sends) for lane in await self.worker.run_once())
-
-    async def run(self) -> None:
-        """Delivers until stopped."""
-        await self.worker.run()
 
     async def deliver(self, lane: OutboxLane) -> SendLaneOutcome:
         """Sends a lane's claimed messages in order; what happened to each, to record.
