@@ -13,13 +13,14 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from botkit.config import DAY, DEFAULT_MEDIA_MAX_AGE_DAYS
 from botkit.exceptions import MediaError
 from botkit.provider.sender import Sender
 from botkit.store.base import MediaCache
 from botkit.types import JSON, JSONObject
 from botkit.wire.messages import FILE_KEY
 
-DEFAULT_MAX_AGE = 29 * 24 * 3600.0
+DEFAULT_MAX_AGE = DEFAULT_MEDIA_MAX_AGE_DAYS * DAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,27 +48,20 @@ class MediaUploads:
 
     async def resolve(self, phone_number_id: str, payload: JSON) -> Resolved:
         """The payload ready to send: a local file replaced by its media id; others unchanged."""
-        if not isinstance(payload, dict) or not isinstance(payload.get(FILE_KEY), dict):
+        file = _file(payload)
+        if file is None:
             return Resolved(payload)
-        file: JSONObject = payload[FILE_KEY]  # type: ignore[assignment]
-        media_id = await self.media_id(phone_number_id, file)
-        resolved = {key: value for key, value in payload.items() if key != FILE_KEY}
-        resolved["id"] = media_id
-        return Resolved(resolved, media_id)
+        return _with_id(payload, await self.media_id(phone_number_id, file))
 
     def with_id(self, payload: JSON, media_id: str) -> Resolved:
         """`payload` sent with `media_id` (an earlier attempt's): no cache, no upload."""
-        if not isinstance(payload, dict) or not isinstance(payload.get(FILE_KEY), dict):
-            return Resolved(payload)
-        resolved = {key: value for key, value in payload.items() if key != FILE_KEY}
-        resolved["id"] = media_id
-        return Resolved(resolved, media_id)
+        return Resolved(payload) if _file(payload) is None else _with_id(payload, media_id)
 
     async def upload_again(self, phone_number_id: str, payload: JSON, gone: str) -> Resolved:
         """After the provider refused `gone` (a media id it no longer has): forgets it and
         resolves `payload` anew, uploading its file again."""
-        if isinstance(payload, dict) and isinstance(payload.get(FILE_KEY), dict):
-            file: JSONObject = payload[FILE_KEY]  # type: ignore[assignment]
+        file = _file(payload)
+        if file is not None:
             await self.cache.forget(phone_number_id, str(file["sha256"]), gone)
         return await self.resolve(phone_number_id, payload)
 
@@ -105,6 +99,23 @@ class MediaUploads:
         )
         await self.cache.put(phone_number_id, sha256, media_id)
         return media_id
+
+
+def _file(payload: JSON) -> JSONObject | None:
+    """The local file a payload names (None: it names none)."""
+    if isinstance(payload, dict):
+        file = payload.get(FILE_KEY)
+        if isinstance(file, dict):
+            return file
+    return None
+
+
+def _with_id(payload: JSON, media_id: str) -> Resolved:
+    """`payload` (which names a local file) with that file replaced by `media_id`."""
+    assert isinstance(payload, dict)
+    resolved = {key: value for key, value in payload.items() if key != FILE_KEY}
+    resolved["id"] = media_id
+    return Resolved(resolved, media_id)
 
 
 def _read(path: str, sha256: str) -> bytes:

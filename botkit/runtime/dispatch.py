@@ -14,6 +14,7 @@ from botkit.runtime.lanes import LaneService, LaneWorker
 from botkit.runtime.turn import HANDLER_TIMEOUT, Turn, take_turn
 from botkit.store.base import InboxLane, Store
 from botkit.types import Clock
+from botkit.wire.phone import masked
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,6 @@ class Dispatcher(LaneService[InboxLane, Turn]):
             poll=poll,
         )
 
-    async def run_once(self) -> int:
-        """One claim, its lanes run to the end (tests, scripts); returns how many events it took."""
-        return sum(len(lane.events) for lane in await self.worker.run_once())
-
     async def take(self, lane: InboxLane) -> Turn:
         """Takes one user's turn (handlers run; nothing is written yet)."""
         return await take_turn(
@@ -65,8 +62,8 @@ class Dispatcher(LaneService[InboxLane, Turn]):
         [written] = await self.store.inbox.complete([turn.outcome])
         if not written:
             log.warning(
-                "user ***%s: the claim ended before the turn was committed; it runs again",
-                lane.wa_id[-4:],
+                "user %s: the claim ended before the turn was committed; it runs again",
+                masked(lane.wa_id),
             )
             return
         if self._on_error is not None:

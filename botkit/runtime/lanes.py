@@ -1,14 +1,19 @@
 """One worker loop over lanes (a user on a business number): claim, run each lane apart, renew.
 
 The dispatcher and the outbox are the same loop with different work:
-`LaneWorker(queue, work, commit)` keeps up to `capacity` lanes in flight. It claims free lanes
-whenever it has room, each claim under a token of its own; each lane runs as a task of its
-own (`work`, then `commit` of what it produced) and commits as soon as it is done, so a slow
-handler or a slow send delays its own user only. While lanes work, their claims are renewed;
-a lane whose claim could not be renewed in time is stopped, so that it never runs beside the
-worker that claimed it next (a lane that is committing is left to its commit, which ends the
-claim itself). A lane whose work or commit fails is released at once (and its attempt
-refunded: the store, not the user, failed), to be claimed again.
+`LaneWorker(name, queue, work, commit)` keeps up to `capacity` lanes in flight. It claims free
+lanes whenever it has room, each claim under a token of its own; each lane runs as a task of
+its own (`work`, then `commit` of what it produced) and commits as soon as it is done, so a
+slow handler or a slow send delays its own user only. A commit wakes the claim loop: the
+user's next events, which arrived while their lane ran, are claimed at once. While lanes
+work, their claims are renewed; a lane whose claim could not be renewed in time is stopped,
+so that it never runs beside the worker that claimed it next (a lane that is committing is
+left to its commit, which ends the claim itself).
+
+A lane whose work or commit fails is released, to be claimed again: at once the first time,
+then after a growing pause (up to `poll`), so that a lane that keeps failing never spins. A
+failed commit gives its attempt back (the store, not the user, failed); failed work keeps it
+counted, so that a lane whose work always fails ends given up (see botkit.runtime.turn).
 """
 
 from __future__ import annotations
@@ -78,7 +83,8 @@ class LaneWorker(Generic[L, R]):
         self._room = asyncio.Event()
         self._stopping = False
         self._claiming = False
-        self._failures = 0
+        self._failures = 0  # claims that failed in a row
+        self._lane_failures: dict[LaneKey, int] = {}  # lanes that failed in a row
 
     @property
     def busy(self) -> bool:
@@ -109,19 +115,13 @@ class LaneWorker(Generic[L, R]):
         """One claim and its lanes run to the end, without the loop (tests, scripts)."""
         token = f"{self.name}-{uuid.uuid4().hex[:16]}"
         lanes = await self.queue.claim(token, self.batch, self.lease)
-        results = await asyncio.gather(
-            *(self._both(lane) for lane in lanes), return_exceptions=True
-        )
-        for lane, result in zip(lanes, results, strict=True):
-            if isinstance(result, Exception):
-                log.error("%s: a lane failed", self.name, exc_info=result)
-                await self._release(token, lane.key)
+        claim = _Claim(token, self._monotonic())
+        self._claims[token] = claim
+        for lane in lanes:
+            self._running.add(lane.key)
+            claim.tasks[lane.key] = asyncio.create_task(self._run_lane(claim, lane))
+        await asyncio.gather(*claim.tasks.values())
         return lanes
-
-    async def _both(self, lane: L) -> None:
-        result = await self.work(lane)
-        if self.commit is not None:
-            await self.commit(lane, result)
 
     async def _claim_forever(self, group: asyncio.TaskGroup) -> None:
         last = float("-inf")
@@ -163,7 +163,7 @@ class LaneWorker(Generic[L, R]):
         except Exception:
             self._failures += 1
             log.exception("%s: could not claim work; trying again", self.name)
-            await asyncio.sleep(min(self.poll, 0.05 * 2 ** min(self._failures, 5)))
+            await asyncio.sleep(self._backoff(self._failures))
             return 0
         finally:
             self._claiming = False
@@ -172,29 +172,37 @@ class LaneWorker(Generic[L, R]):
             return 0
         claim = _Claim(token, started)
         self._claims[token] = claim
+        again = []  # their commit here just freed them: claimed again soon
         for lane in lanes:
-            if lane.key in self._running:  # its commit here just freed it: claimed again soon
-                await self._release(token, lane.key)
+            if lane.key in self._running:
+                again.append(lane.key)
                 continue
             self._running.add(lane.key)
             claim.tasks[lane.key] = group.create_task(self._run_lane(claim, lane))
         if not claim.tasks:
             del self._claims[token]
+        if again:
+            await self._release(token, again, refund=True)
         return len(lanes)
 
     async def _run_lane(self, claim: _Claim, lane: L) -> None:
+        committing = False
         try:
             result = await self.work(lane)
             if self.commit is not None:
+                committing = True
                 self._committing.add(lane.key)  # the commit ends the claim: no renewing it
                 await self.commit(lane, result)
-        except asyncio.CancelledError:
-            if not self._stopping and _cancelling():
-                log.error("%s: a lane was stopped: its claim could not be renewed", self.name)
-            raise
+            self._lane_failures.pop(lane.key, None)
+            self.queue.notify()  # the user's next events may wait for this lane
         except Exception:
-            log.exception("%s: a lane failed; giving it back to be run again", self.name)
-            await self._release(claim.token, lane.key)
+            self._committing.discard(lane.key)  # renewed again while it waits to be released
+            failures = self._lane_failures[lane.key] = self._lane_failures.get(lane.key, 0) + 1
+            log.exception("%s: a lane failed (%d in a row); it runs again", self.name, failures)
+            if failures > 1:
+                await asyncio.sleep(self._backoff(failures - 1))
+            # work that commits itself (no `commit`) may have failed in its commit
+            await self._release(claim.token, [lane.key], refund=committing or not self.commit)
         finally:
             self._running.discard(lane.key)
             self._committing.discard(lane.key)
@@ -203,11 +211,15 @@ class LaneWorker(Generic[L, R]):
                 self._claims.pop(claim.token, None)
             self._room.set()
 
-    async def _release(self, token: str, key: LaneKey) -> None:
+    def _backoff(self, failures: int) -> float:
+        """The pause after `failures` failures in a row: 0.1 s, doubling, at most `poll`."""
+        return min(self.poll, 0.05 * 2.0 ** min(failures, 5))
+
+    async def _release(self, token: str, keys: list[LaneKey], *, refund: bool) -> None:
         try:
-            await self.queue.release(token, [key], refund=True)
-        except Exception:  # its lease ends it instead
-            log.exception("%s: could not give a lane back; its lease will end", self.name)
+            await self.queue.release(token, keys, refund=refund)
+        except Exception:  # their lease ends them instead
+            log.exception("%s: could not give %d lanes back; leases will end", self.name, len(keys))
 
     async def _wait(self, claimed: int) -> None:
         """Until there may be work, or the next thing comes due."""
@@ -249,7 +261,7 @@ class LaneWorker(Generic[L, R]):
                 self._stop_lanes(claim, keys, "its claim may have ended (renewing failed)")
             return
         claim.renewed_at = asked
-        lost = [key for key in keys if key not in kept and key not in self._committing]
+        lost = [key for key in keys if key not in kept]
         if lost:
             self._stop_lanes(claim, lost, "its claim was lost")
 
@@ -259,14 +271,6 @@ class LaneWorker(Generic[L, R]):
             if task is not None and not task.done() and key not in self._committing:
                 log.error("%s: stopping a lane: %s", self.name, why)
                 task.cancel()
-
-
-def _cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-__all__ = ["LaneWorker"]
 
 
 class LaneService(Generic[L, R]):
@@ -291,3 +295,6 @@ class LaneService(Generic[L, R]):
     async def run(self) -> None:
         """Works until stopped."""
         await self.worker.run()
+
+
+__all__ = ["LaneService", "LaneWorker"]

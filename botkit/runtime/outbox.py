@@ -36,6 +36,7 @@ from botkit.store.base import (
 )
 from botkit.types import Clock
 from botkit.wire.idempotency import with_media
+from botkit.wire.phone import masked
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,9 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
     async def deliver(self, lane: OutboxLane) -> SendLaneOutcome:
         """Sends a lane's claimed messages in order; what happened to each, to record.
 
-        It stops at the first send that must wait (the rest keep their turn) and at the first
-        that finds the window closed (the rest are claimed again with the window as stored).
+        It stops at the first send that must wait for a retry, falls back or is held (the
+        rest keep their turn behind it), and at the first the provider refused for the closed
+        window (the rest are claimed again with the window as then stored).
         """
         results: list[SendOutcome] = []
         for item in lane.sends:
@@ -118,9 +120,9 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         [written] = await self.store.outbox.record([outcome])
         if not written:
             log.warning(
-                "user ***%s: the outbox claim ended before its results were recorded; the sends "
+                "user %s: the outbox claim ended before its results were recorded; the sends "
                 "go again under the same idempotency keys",
-                lane.wa_id[-4:],
+                masked(lane.wa_id),
             )
 
     async def _deliver(self, lane: OutboxLane, item: OutboxItem) -> SendOutcome:
@@ -145,7 +147,7 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         except PermanentProviderError as exc:
             if exc.status == 403 and free_form:  # the provider has the last word on the window
                 return self._closed(lane, item, attempts, str(exc), True)
-            log.warning("send %s to %s refused, not retried: %s", item.seq, _mask(lane), exc)
+            log.warning("send %s to %s refused, not retried: %s", item.seq, masked(lane.wa_id), exc)
             return SendOutcome(item.seq, FAILED, attempts, error=str(exc), media_id=media[0])
         except MediaError as exc:
             log.warning("send %s: %s", item.seq, exc)
@@ -209,7 +211,7 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
             return SendOutcome(
                 item.seq, HELD, attempts, error=reason, fall_back=HOLD, window_closed=provider_said
             )
-        log.warning("send %s to %s not delivered: %s", item.seq, _mask(lane), reason)
+        log.warning("send %s to %s not delivered: %s", item.seq, masked(lane.wa_id), reason)
         return SendOutcome(
             item.seq,
             FAILED,
@@ -223,21 +225,22 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
     ) -> SendOutcome:
         if attempts >= self.retry.max_attempts:
             log.error(
-                "send %s to %s failed %d times, giving up: %s", item.seq, _mask(lane), attempts, exc
+                "send %s to %s failed %d times, giving up: %s",
+                item.seq,
+                masked(lane.wa_id),
+                attempts,
+                exc,
             )
             return SendOutcome(
                 item.seq, FAILED, attempts, error=f"gave up after {attempts} attempts: {exc}"
             )
         delay = self.retry.delay(attempts, self._rng)
-        log.info("send %s to %s failed (%s), retrying in %.1fs", item.seq, _mask(lane), exc, delay)
+        log.info(
+            "send %s to %s failed (%s), retrying in %.1fs", item.seq, masked(lane.wa_id), exc, delay
+        )
         return SendOutcome(
             item.seq, PENDING, attempts, error=str(exc), retry_in=delay, media_id=media
         )
-
-
-def _mask(lane: OutboxLane) -> str:
-    """A phone number fit for logs: the last four digits only."""
-    return f"***{lane.wa_id[-4:]}"
 
 
 __all__ = ["Outbox", "RetryPolicy"]

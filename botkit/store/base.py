@@ -10,8 +10,9 @@ storage apart from event isolation):
 - `Inspection`: reads for operators, tests and tools.
 
 **Lanes.** A lane is one user on one business number. Work is ordered within a lane and
-independent between lanes. Each event gets its lane's next sequence number when it is stored,
-so that a lane's events run in the order they were stored even with several writers. Workers
+independent between lanes. Each event gets a number when it is stored that orders it among
+its lane's events (`lane_seq`: SQLite's global one does, having one writer), so that a lane's
+events run in the order they were stored even with several writers. Workers
 claim lanes, not rows: a claim takes up to a few of a lane's next events (or sends) under a
 claim token of the caller's and a lease. The store, with its own clock, decides when a lease
 ends; a worker renews what it still runs, releases what it gives up, and completes a lane with
@@ -53,11 +54,6 @@ STATUS_RANK = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 LaneKey = tuple[str, str]  # (phone_number_id, wa_id)
 
 LANE_ITEMS = 32  # events or sends a claim takes from one lane at most
-
-
-def lane_of(phone_number_id: str, wa_id: str) -> str:
-    """A lane as text, for logs and dict keys: one user, on one business number."""
-    return f"{phone_number_id}:{wa_id}"
 
 
 @dataclass(frozen=True, slots=True)

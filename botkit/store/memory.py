@@ -6,7 +6,6 @@ copied in and out as JSON, so a value that could not be stored fails here too).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -37,13 +36,14 @@ from botkit.store.base import (
     UserRecord,
     failed_outcome,
 )
+from botkit.store.signal import Signal
 from botkit.types import JSON, Clock, JSONObject, SystemClock
 from botkit.wire.window import Window
 
 
 @dataclass(slots=True)
 class _Lane:
-    """One user's bookkeeping: inbox progress, claims, pending sends' due time, window."""
+    """One user's bookkeeping: inbox progress and attempts, both claims, window."""
 
     last_seq: int = 0
     done_seq: int = 0
@@ -130,11 +130,12 @@ class MemoryStore:
                     _fall_back(row, now, _REFUSED_ERROR)
                 elif row.when_closed == HOLD:
                     _hold(row, _REFUSED_ERROR)
-                self._refresh_due(row.key)
+                self._wake_outbox(row.key)
             if remember and not rows:
                 self._refusals[message_id] = now
-                for old in [m for m, at in self._refusals.items() if at < now - REFUSALS_KEPT]:
-                    del self._refusals[old]
+        if remember and message_ids:
+            for old in [m for m, at in self._refusals.items() if at < now - REFUSALS_KEPT]:
+                del self._refusals[old]
 
     def _release_if_open(self, key: LaneKey, now: float) -> None:
         """Held sends go out if the user's window is open now."""
@@ -148,8 +149,8 @@ class MemoryStore:
     def _lane(self, key: LaneKey) -> _Lane:
         return self._lanes.setdefault(key, _Lane())
 
-    def _refresh_due(self, key: LaneKey) -> None:
-        """Wakes the outbox when the lane's first pending send is due."""
+    def _wake_outbox(self, key: LaneKey) -> None:
+        """Wakes the outbox when the lane has a pending send (due now or later)."""
         if self._head(key) is not None:
             self.outbox.notify()
 
@@ -158,24 +159,12 @@ class MemoryStore:
         return min(pending, key=lambda s: s.seq) if pending else None
 
 
-class _Queue:
+class _Queue(Signal):
     """The claim bookkeeping the inbox and the outbox share."""
 
     def __init__(self, store: MemoryStore) -> None:
+        super().__init__()
         self.store = store
-        self._signal = asyncio.Event()
-
-    def notify(self) -> None:
-        """Wakes this process's waiters."""
-        self._signal.set()
-
-    async def wait_for_work(self, within: float) -> None:
-        """Returns when notified, or after `within` seconds."""
-        try:
-            await asyncio.wait_for(self._signal.wait(), timeout=max(within, 0.0))
-        except TimeoutError:
-            return
-        self._signal.clear()
 
     def _now(self) -> float:
         return self.store.clock.now()
@@ -341,7 +330,7 @@ class _Inbox(_Queue):
             for row in store._sends.values():
                 if row.key == outcome.key and row.status == HELD:
                     row.status, row.next_attempt_at = PENDING, now
-        store._refresh_due(outcome.key)
+        store._wake_outbox(outcome.key)
 
 
 class _Outbox(_Queue):
@@ -432,7 +421,7 @@ class _Outbox(_Queue):
         self.store._refuse(late, now, remember=False)  # refused before recorded
         if late or any(r.fall_back == HOLD for r in outcome.results):
             self.store._release_if_open(outcome.key, now)
-        self.store._refresh_due(outcome.key)
+        self.store._wake_outbox(outcome.key)
         return True
 
 

@@ -12,14 +12,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from botkit import codec
 from botkit.runtime.runtime import Runtime
-from botkit.web.trigger import trigger_routes
+from botkit.types import JSONObject
+from botkit.web.trigger import json_response, trigger_routes
 from botkit.web.webhook import WebhookEndpoint
-
-
-def _json(status: int, body: object) -> Response:
-    return Response(codec.dumps(body), status_code=status, media_type="application/json")
 
 
 class WebhookApp(Starlette):
@@ -55,9 +51,9 @@ def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None)
         provider = "fake" if runtime.settings.uses_fake_provider else "gosendapi"
         worker = runtime.worker_process
         if worker is not None and not worker.alive:
-            pending = {"events": inbox, "sends": outbox}
-            return _json(503, {"status": "worker process down", "pending": pending})
-        return _json(
+            pending: JSONObject = {"events": inbox, "sends": outbox}
+            return json_response(503, {"status": "worker process down", "pending": pending})
+        return json_response(
             200,
             {"status": "ok", "provider": provider, "pending": {"events": inbox, "sends": outbox}},
         )

@@ -16,12 +16,13 @@ from botkit.types import JSON
 MAX_TRIGGER_BYTES = 64 * 1024
 
 
-def _json(status: int, body: JSON) -> Response:
+def json_response(status: int, body: JSON) -> Response:
+    """A JSON answer (the app's and the trigger API's)."""
     return Response(codec.dumps(body), status_code=status, media_type="application/json")
 
 
 def _error(status: int, error: str, detail: str) -> Response:
-    return _json(status, {"error": error, "detail": detail})
+    return json_response(status, {"error": error, "detail": detail})
 
 
 class TriggerEndpoint:
@@ -56,7 +57,7 @@ class TriggerEndpoint:
             )
         except StoreError:
             return _error(503, "store_unavailable", "the trigger could not be stored; retry later")
-        return _json(202, {"accepted": True, "event_id": event_id})
+        return json_response(202, {"accepted": True, "event_id": event_id})
 
     def _authorized(self, header: str) -> bool:
         scheme, _, given = header.partition(" ")

@@ -33,3 +33,8 @@ def to_wa_id(raw: str) -> str:
     if not phonenumbers.is_possible_number(number):
         raise PhoneNumberError(f"{raw!r} is not a possible phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
+
+
+def masked(wa_id: str) -> str:
+    """A user's number as logs show it: its last four digits only (`***3456`)."""
+    return f"***{wa_id[-4:]}"

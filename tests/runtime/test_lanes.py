@@ -384,3 +384,63 @@ async def test_no_more_lanes_than_its_capacity_run_at_once(store: MemoryStore) -
     assert most == 2
     assert sorted(worked) == sorted(users)
     assert (await store.inspect.backlog()).events == 0
+
+
+async def test_a_users_next_event_is_claimed_as_soon_as_their_lane_commits(
+    store: MemoryStore,
+) -> None:
+    """An event that arrives while its user's lane runs cannot be claimed then; the lane's
+    commit wakes the worker for it (a minute's poll: nothing else would)."""
+    await add(store, ANA)
+    first_running, release_first, second_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    seen: list[str] = []
+
+    async def work(lane: InboxLane) -> InboxLane:
+        seen.extend(item.event_id for item in lane.events)
+        if len(seen) == 1:
+            first_running.set()
+            await release_first.wait()
+        return lane
+
+    async def commit(lane: InboxLane, result: InboxLane) -> None:
+        await complete(store, result)
+        if len(seen) == 2:
+            second_done.set()
+
+    worker = LaneWorker("test", store.inbox, work, commit, lease=3600, poll=60)
+    async with running(worker):
+        await within(first_running.wait())
+        await store.inbox.add([event("evt_later", ANA)])
+        await asyncio.sleep(0.1)  # the worker tries (after its `gather`), finds it held, waits
+        release_first.set()
+        await within(second_done.wait())
+    assert seen == ["evt_0_" + ANA, "evt_later"]
+
+
+async def test_a_lane_that_keeps_failing_backs_off_and_only_failed_work_is_charged(
+    store: MemoryStore,
+) -> None:
+    await add(store, ANA, BEN)
+    attempts: Counter[str] = Counter()
+    charged: list[int] = []
+
+    async def work(lane: InboxLane) -> InboxLane:
+        attempts[lane.wa_id] += 1
+        if lane.wa_id == BEN:
+            charged.append(lane.attempts)
+            raise RuntimeError("botkit's own bug on Ben's data")
+        return lane
+
+    async def commit(lane: InboxLane, result: InboxLane) -> None:
+        raise StoreError("the disk is full")  # Ana's commit, every time
+
+    worker = LaneWorker("test", store.inbox, work, commit, lease=3600, poll=0.2)
+    async with running(worker):
+        await asyncio.sleep(1.0)
+    # once at once, then pauses of 0.1 s and 0.2 s (the poll): a handful in a second, not
+    # thousands
+    assert 3 <= attempts[ANA] <= 10
+    assert 3 <= attempts[BEN] <= 10
+    [ana] = [lane for lane in await store.inbox.claim("after", 10, 3600) if lane.wa_id == ANA]
+    assert ana.attempts == 1  # the store failed, not Ana: nothing charged
+    assert charged == list(range(1, len(charged) + 1))  # Ben's failed work counts

@@ -902,6 +902,24 @@ class StoreContract:
         [again] = await store.outbox.claim("O", 10, LEASE)
         assert (again.sends[0].attempts, again.sends[0].media_id) == (1, "m1")
 
+    async def test_an_outcome_with_no_results_frees_its_lane_and_fails_nothing_else(
+        self, store: Store
+    ) -> None:
+        await store.inbox.add([event("a1"), event("b1", BEN)])
+        lanes = {lane.wa_id: lane for lane in await store.inbox.claim("T", 10, LEASE)}
+        empty = LaneOutcome(PN, ANA, "T", ())
+        assert await store.inbox.complete([empty, done(lanes[BEN])]) == [True, True]
+        assert ids(await store.inbox.claim("T2", 10, LEASE)) == [["a1"]]  # still to run
+
+    async def test_a_result_for_another_lanes_send_is_not_written(self, store: Store) -> None:
+        await queue_sends(store, send("a1"))
+        await queue_sends(store, send("b1", BEN))
+        lanes = {lane.wa_id: lane for lane in await store.outbox.claim("O", 10, LEASE)}
+        ana, ben = lanes[ANA], lanes[BEN]
+        stray = SendOutcome(ben.sends[0].seq, SENT, 1, "wamid.stray")  # Ben's row, Ana's lane
+        assert await record(store, ana, stray)
+        assert (await by_key(store))["b1"].status == PENDING  # type: ignore[attr-defined]
+
     async def test_a_lost_outbox_claim_records_nothing(
         self, store: Store, clock: ManualClock
     ) -> None:

@@ -584,3 +584,26 @@ async def test_a_schema_4_file_without_the_later_columns_gets_them(
         assert await store.outbox.record([SendLaneOutcome(*out.key, "O", (retry,), 0)]) == [True]
         [again] = await store.outbox.claim("O", 1, LEASE)
         assert again.sends[0].media_id == "m1"
+
+
+@pytest.mark.anyio
+async def test_a_schema_2_file_an_older_botkit_left_half_converted_opens(
+    db_path: Path, clock: ManualClock
+) -> None:
+    """Schema 3 created its `inbox_state` table before converting a schema-2 file: a
+    conversion that stopped there left the table beside the old inbox."""
+    with contextlib.closing(sqlite3.connect(db_path)) as old, old:
+        old.executescript(_SCHEMA_2_INBOX)
+        old.execute(
+            "INSERT INTO inbox (event_id, message_id, kind, phone_number_id, wa_id, envelope,"
+            " status, attempts, received_at, error) VALUES ('failed1', 'wamid.1', 'message',"
+            " 'pn', '111', '{}', 'failed', 10, 1, 'gave up')"
+        )
+        old.execute(
+            "CREATE TABLE inbox_state (seq INTEGER PRIMARY KEY, phone_number_id TEXT NOT NULL,"
+            " wa_id TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT"
+            " NULL DEFAULT 0, claimed_by TEXT, claimed_until REAL, processed_at REAL, error TEXT)"
+        )
+    async with SqliteStore(db_path, clock=clock, worker=True) as store:
+        assert await store.inspect.event_status("failed1") == ("failed", "gave up")
+    assert "inbox_state" not in tables(db_path)

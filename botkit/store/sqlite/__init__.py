@@ -33,6 +33,7 @@ from botkit.store.base import (
     SendLaneOutcome,
     UserRecord,
 )
+from botkit.store.signal import Signal
 from botkit.store.sqlite import inbox as inbox_sql
 from botkit.store.sqlite import outbox as outbox_sql
 from botkit.store.sqlite.batch import GroupCommit
@@ -200,26 +201,7 @@ def _free_claims(db: sqlite3.Connection) -> None:
     )
 
 
-class _Signal:
-    """Waiting for work, and being told of it, within this process."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        """Wakes this process's waiters."""
-        self._event.set()
-
-    async def wait_for_work(self, within: float) -> None:
-        """Returns when notified, or after `within` seconds."""
-        try:
-            await asyncio.wait_for(self._event.wait(), timeout=max(within, 0.0))
-        except TimeoutError:
-            return
-        self._event.clear()
-
-
-class _Inbox(_Signal):
+class _Inbox(Signal):
     def __init__(self, store: SqliteStore) -> None:
         super().__init__()
         self.store = store
@@ -273,7 +255,7 @@ class _Inbox(_Signal):
         return await _submit_each(self.store._results, items)
 
 
-class _Outbox(_Signal):
+class _Outbox(Signal):
     def __init__(self, store: SqliteStore) -> None:
         super().__init__()
         self.store = store

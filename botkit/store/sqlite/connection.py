@@ -42,11 +42,6 @@ class Connection:
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    @property
-    def is_open(self) -> bool:
-        """Whether the thread and its connection are up."""
-        return self._thread is not None
-
     async def open(self, connect: Callable[[], sqlite3.Connection]) -> None:
         """Starts the thread, which makes the connection (`connect()`) and then serves calls."""
         if self._thread is not None:

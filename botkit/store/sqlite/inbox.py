@@ -283,7 +283,7 @@ class Completion:
         """(p, w, token, done, how many, last_inbound_at, inbound_seq, closed_seq, due)."""
         outcome = self.outcome
         window = outcome.window or Window()
-        done = max(result.lane_seq for result in outcome.results)
+        done = max((result.lane_seq for result in outcome.results), default=0)
         due = any(row[6] == PENDING for row in self.sends)
         return (*outcome.key, outcome.token, done, len(outcome.results), window.last_inbound_at,
                 window.inbound_seq, window.closed_seq, due)  # fmt: skip
@@ -301,7 +301,7 @@ _OWNED = (
     " UPDATE main.lanes SET done_seq = max(done_seq, v.done), pending = pending - v.n,"
     " attempts = 0, event_token = NULL, event_until = NULL,"
     " next_event = (SELECT min(e.seq) FROM main.lane_events e WHERE e.phone_number_id = v.p"
-    " AND e.wa_id = v.w AND e.seq > v.done),"
+    " AND e.wa_id = v.w AND e.seq > max(lanes.done_seq, v.done)),"
     " send_due = CASE WHEN v.due THEN coalesce(send_due, ?) ELSE send_due END,"
     " last_inbound_at = CASE WHEN v.last_in IS NULL THEN last_inbound_at"
     " WHEN last_inbound_at IS NULL THEN v.last_in ELSE max(last_inbound_at, v.last_in) END,"
@@ -414,6 +414,7 @@ def refuse(
     lanes whose sends changed. With `remember`, a refusal of a message no send has yet (its
     send's result is not recorded yet: the status came first) is kept for `record` to apply."""
     moved: set[LaneKey] = set()
+    kept = False
     for message_id in message_ids:
         where = "provider_message_id = ? AND when_closed = '{}'"
         rows = db.execute(
@@ -425,11 +426,13 @@ def refuse(
         ).fetchall()
         moved.update((row[0], row[1]) for row in rows)
         if remember and not rows and not _known(message_id, db):
+            kept = True
             db.execute(
                 "INSERT OR IGNORE INTO main.refusals (message_id, refused_at) VALUES (?, ?)",
                 (message_id, now),
             )
-            db.execute("DELETE FROM main.refusals WHERE refused_at < ?", (now - REFUSALS_KEPT,))
+    if kept:
+        db.execute("DELETE FROM main.refusals WHERE refused_at < ?", (now - REFUSALS_KEPT,))
     return moved
 
 

@@ -90,11 +90,12 @@ _FINISH_SEND = (
     " next_attempt_at = CASE WHEN v.retry_in IS NULL THEN outbox.next_attempt_at"
     " ELSE ? + v.retry_in END, sent_at = v.sent_at, media_id = v.media_id FROM v"
     " JOIN main.lanes l ON l.phone_number_id = v.p AND l.wa_id = v.w AND l.send_token = v.token"
-    " WHERE outbox.seq = v.seq"
+    " WHERE outbox.seq = v.seq AND outbox.phone_number_id = v.p AND outbox.wa_id = v.w"
 )
 _OWNED_ROW = (
-    "seq = ? AND EXISTS (SELECT 1 FROM main.lanes l WHERE l.phone_number_id = outbox.phone_number_id"
-    " AND l.wa_id = outbox.wa_id AND l.send_token = ?)"
+    "seq = ? AND phone_number_id = ? AND wa_id = ? AND EXISTS (SELECT 1 FROM main.lanes l"
+    " WHERE l.phone_number_id = outbox.phone_number_id AND l.wa_id = outbox.wa_id"
+    " AND l.send_token = ?)"
 )
 # One write of the lane row: the claim freed, when its (new) first pending send is due, and
 # after a 403 the window closed as of the claim's position (any message the user sends after
@@ -134,9 +135,10 @@ def record(outcomes: Sequence[SendLaneOutcome], now: float, db: sqlite3.Connecti
     for o in outcomes:
         for r in o.results:
             if r.fall_back == FALL_BACK:
-                db.execute(FALL_BACK_SQL.format(where=_OWNED_ROW), (now, r.error, r.seq, o.token))
+                row = (r.seq, *o.key, o.token)
+                db.execute(FALL_BACK_SQL.format(where=_OWNED_ROW), (now, r.error, *row))
             elif r.fall_back is not None:
-                db.execute(HOLD_SQL.format(where=_OWNED_ROW), (r.error, r.seq, o.token))
+                db.execute(HOLD_SQL.format(where=_OWNED_ROW), (r.error, r.seq, *o.key, o.token))
     closed = [
         (*o.key, o.token, o.position if any(r.window_closed for r in o.results) else None)
         for o in outcomes
@@ -159,15 +161,9 @@ def _refused_before(
     sent = [r.provider_message_id for o in mine for r in o.results if r.provider_message_id]
     if not sent:
         return set()
-    found = [
-        row[0]
-        for row in many(
-            "SELECT message_id FROM main.refusals WHERE message_id IN ({values})",
-            [(m,) for m in sent],
-            db,
-        )
-    ]
+    # one statement finds and forgets them
+    forgotten = "DELETE FROM main.refusals WHERE message_id IN ({values}) RETURNING message_id"
+    found = [row[0] for row in many(forgotten, [(m,) for m in sent], db)]
     if not found:
         return set()
-    many("DELETE FROM main.refusals WHERE message_id IN ({values})", [(m,) for m in found], db)
     return refuse(found, now, db, remember=False)

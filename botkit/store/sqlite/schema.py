@@ -108,9 +108,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     sent_at REAL,
     media_id TEXT
 );
-CREATE INDEX IF NOT EXISTS outbox_lane_pending ON outbox (phone_number_id, wa_id, seq)
+CREATE INDEX IF NOT EXISTS outbox_pending_lane ON outbox (phone_number_id, wa_id, seq)
     WHERE status = 'pending';
-CREATE INDEX IF NOT EXISTS outbox_lane_held ON outbox (phone_number_id, wa_id)
+CREATE INDEX IF NOT EXISTS outbox_held ON outbox (phone_number_id, wa_id)
     WHERE status = 'held';
 CREATE INDEX IF NOT EXISTS outbox_provider_id ON outbox (provider_message_id);
 CREATE TABLE IF NOT EXISTS refusals (
@@ -224,8 +224,15 @@ def _move_inbox_out(db: sqlite3.Connection) -> None:
             "stop every older botkit on this file and start again"
         )
     db.execute(
-        "CREATE TABLE main.inbox_state AS SELECT seq, status, attempts, processed_at, error"
-        " FROM main.inbox WHERE status != 'pending' OR attempts > 0"
+        # schema 3 created the table before converting: a conversion it left half-done has one
+        "CREATE TABLE IF NOT EXISTS main.inbox_state (seq INTEGER PRIMARY KEY, phone_number_id"
+        " TEXT, wa_id TEXT, status TEXT NOT NULL, attempts INTEGER NOT NULL, processed_at REAL,"
+        " error TEXT)"
+    )
+    db.execute(
+        "INSERT OR IGNORE INTO main.inbox_state (seq, phone_number_id, wa_id, status, attempts,"
+        " processed_at, error) SELECT seq, phone_number_id, wa_id, status, attempts,"
+        " processed_at, error FROM main.inbox WHERE status != 'pending' OR attempts > 0"
     )
     db.execute("INSERT OR REPLACE INTO main.botkit_meta (key, value) VALUES ('inbox_floor', '0')")
     db.execute("DROP TABLE main.inbox")
@@ -270,8 +277,7 @@ def _build_lanes(db: sqlite3.Connection) -> None:
         " WHERE o.phone_number_id = lanes.phone_number_id AND o.wa_id = lanes.wa_id"
         " AND o.status = 'pending' ORDER BY o.seq LIMIT 1)"
     )
-    for index in ("outbox_pending", "outbox_pending_lane", "outbox_held"):
-        db.execute(f"DROP INDEX IF EXISTS main.{index}")
+    db.execute("DROP INDEX IF EXISTS main.outbox_pending")  # claims go by lane now
     for column in ("claimed_by", "claimed_until"):
         if column in {row[1] for row in db.execute("PRAGMA main.table_info(outbox)")}:
             db.execute(f"ALTER TABLE main.outbox DROP COLUMN {column}")
