@@ -221,3 +221,5 @@ async def test_a_retried_send_goes_with_the_media_of_its_first_attempt(tmp_path:
         assert len(uploads(sim)) == 1
         rows = [row for row in await sim.outbox() if row.type == "image"]
         assert [(row.status, row.attempts) for row in rows] == [("sent", 1), ("sent", 2)]
+        await ana.says("menu")  # a new send: that upload is now too old to pick, so uploaded
+        assert len(uploads(sim)) == 2

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -45,12 +46,20 @@ PNID = "555123456789"
 SLOW, ANA, BEN = "5491140000009", "5491140000001", "5491140000002"
 T0 = 1_779_199_200.0
 NOTICE = Template.of("window_notice", "en", body=["closed"])
+GUARD = 5.0  # seconds before a wait for something that must happen fails the test
 
 
 async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
     """Waits for something the fake or the runtime does not signal (real time, bounded)."""
     async with asyncio.timeout(within):
         while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+
+
+async def until_sent(store: MemoryStore) -> None:
+    """Waits for the outbox's first row to be recorded sent (real time, bounded)."""
+    async with asyncio.timeout(GUARD):
+        while not any(row.status == "sent" for row in await store.inspect.outbox()):  # noqa: ASYNC110
             await asyncio.sleep(0.005)
 
 
@@ -147,7 +156,8 @@ class Gate(httpx.AsyncBaseTransport):
         self.waiting = asyncio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if f'"to":"{self.held}"'.encode() in request.content and not self.open.is_set():
+        to = json.loads(request.content).get("to") if request.content else None
+        if to == self.held and not self.open.is_set():
             self.waiting.set()
             await self.open.wait()
         return await self.inner.handle_async_request(request)
@@ -166,7 +176,7 @@ async def test_a_slow_send_holds_up_its_own_user_only(tmp_path: Path) -> None:
     gate = Gate(fake, SLOW)
     async with running(Bot(Echo), tmp_path / "send.db", fake, transport=gate):
         await fake.receive(wa_id=SLOW, message=text("uno"), phone_number_id=PNID)
-        await gate.waiting.wait()  # SLOW's reply is on its way, and stuck
+        await asyncio.wait_for(gate.waiting.wait(), GUARD)  # SLOW's reply is stuck on its way
         others = [f"54911400002{n:02d}" for n in range(20)]
         for wa_id in others:
             await fake.receive(wa_id=wa_id, message=text("hola"), phone_number_id=PNID)
@@ -311,7 +321,7 @@ async def test_a_send_longer_than_its_lease_is_renewed_and_sent_once() -> None:
     ) as sender:
         workers = [Outbox(store, sender, SystemClock(), lease=0.2, poll=0.02) for _ in range(2)]
         tasks = [asyncio.create_task(worker.run()) for worker in workers]
-        await until(lambda: any(r.status == "sent" for r in store._sends.values()), within=5)
+        await until_sent(store)
         await asyncio.sleep(0.3)  # past another lease: nobody sends it again
         for worker in workers:
             worker.stop()
@@ -382,9 +392,10 @@ async def test_a_403_recorded_while_a_trigger_runs_is_not_erased_by_its_commit(
     gate = Gate(fake, ANA)
     async with running(Bot(Blocking), tmp_path / "race.db", fake, transport=gate) as runtime:
         await fake.receive(wa_id=ANA, message=text("hola"), phone_number_id=PNID)
-        await gate.waiting.wait()  # Ana's reply is on its way
+        await asyncio.wait_for(gate.waiting.wait(), GUARD)  # Ana's reply is on its way
         await runtime.trigger(ANA, "slow", {})
-        await Blocking.started.wait()  # the trigger's handler runs with the window open...
+        # the trigger's handler runs with the window open...
+        await asyncio.wait_for(Blocking.started.wait(), GUARD)
         fake.fail_next(403)
         gate.open.set()  # ...when the provider refuses the reply
         await until(

@@ -279,6 +279,7 @@ async def test_a_lane_whose_claim_cannot_be_renewed_is_stopped_before_its_lease_
             await asyncio.Event().wait()  # outlives its lease
         except asyncio.CancelledError:
             times["cancelled"] = time.monotonic()
+            times["renewals"] = queue.renewals
             cancelled.set()
             raise
 
@@ -294,6 +295,10 @@ async def test_a_lane_whose_claim_cannot_be_renewed_is_stopped_before_its_lease_
     # not stopped at the first failed renewal, and stopped before the lease could end
     assert times["cancelled"] - times["started"] >= lease * 0.5
     assert times["cancelled"] - times["started"] < lease * 3
+    # renewals come every third of a lease: stopped at the first failed one after which the
+    # next would come too late (the second, or the first if it came late), never past the
+    # lease, where the lane would run beside the worker that claims it next
+    assert 1 <= times["renewals"] <= 2
     assert (await store.inspect.backlog()).events == 1  # never completed
 
 
@@ -304,7 +309,7 @@ async def test_a_lane_in_its_commit_is_never_stopped_half_way(store: MemoryStore
     await add(store, ANA)
     queue = FailingRenewals(store)
     committing, committed = asyncio.Event(), asyncio.Event()
-    lease = 0.2
+    lease = 0.6  # the first renewal 0.2 s after the claim: the commit has long begun
 
     async def work(lane: InboxLane) -> str:
         return "turn"

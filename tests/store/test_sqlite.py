@@ -20,6 +20,7 @@ from botkit.store.base import (
     Backlog,
     SendLaneOutcome,
     SendOutcome,
+    Session,
     Store,
 )
 from botkit.store.sqlite import SqliteStore, sqlite_path
@@ -258,8 +259,6 @@ async def test_a_completion_the_store_refuses_fails_alone_in_its_group(
                 " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
             )
         )
-        from botkit.store.base import Session
-
         refused = complete(store, lanes[ANA], session=Session(PN, ANA, "C", "refused", {}, "v"))
         fine = complete(store, lanes[BEN], session=Session(PN, BEN, "C", "fine", {}, "v"))
         results = await asyncio.gather(refused, fine, return_exceptions=True)
@@ -538,8 +537,8 @@ async def test_submits_racing_the_writers_close_each_get_a_result_or_a_store_err
     calls = [asyncio.create_task(writer.submit(n)) for n in range(3)]
     await asyncio.sleep(0.01)  # 0 is being written, 1 is queued, 2 waits for room
     closing = asyncio.create_task(writer.aclose())
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    await closing
+    results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 5)
+    await asyncio.wait_for(closing, 5)  # bounds: a caller left waiting fails the test
     assert results[0] == "ok-0"
     assert all(r == f"ok-{n}" or isinstance(r, StoreError) for n, r in enumerate(results))
 
