@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -414,6 +415,12 @@ def _claim(
             f"{handler.__name__}; keep one, or limit one with states=[...]"
         )
     slots[key] = (route, handler)
+
+
+# transitions logs every state change at INFO, two lines a message: at a service's INFO level
+# they would drown its own lines. Its warnings still show; a level set before this is kept.
+if logging.getLogger("transitions").level == logging.NOTSET:
+    logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
 class _Machine(AsyncMachine):

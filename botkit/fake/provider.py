@@ -40,6 +40,7 @@ from botkit.fake.rules import (
     DEFAULT_PHONE_NUMBER_ID,
     DIGITS,
     DISPLAY_PHONE_NUMBER,
+    E164,
     IDEMPOTENCY_TTL_SECONDS,
     MEDIA_TTL_SECONDS,
     SIGNATURE_HEADER,
@@ -594,6 +595,8 @@ class FakeGoSendAPI:
         wa_id = _optional_text(spec, "wa_id")
         if wa_id is None:
             raise missing("wa_id")
+        if not E164.fullmatch(wa_id):  # the user's number, as WhatsApp reports it
+            raise invalid("wa_id", "must be E.164 digits without '+', spaces or dashes")
         return await self.receive(
             wa_id=wa_id,
             message=_inbound_part(spec),
@@ -677,7 +680,7 @@ def _inbound_part(spec: JSONObject) -> JSONObject:
     """The Meta type part: from "text", or "message" as given."""
     text, message = spec.get("text"), spec.get("message")
     if (text is None) == (message is None):
-        raise invalid("text", "or message is required, not both")
+        raise invalid("text", "or message: give exactly one of them")
     if isinstance(text, str):
         return {"type": "text", "text": {"body": text}}
     if isinstance(message, dict) and isinstance(message.get("type"), str):

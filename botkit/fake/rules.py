@@ -55,7 +55,7 @@ _BODY_WITH_BUTTONS = 1024
 _BODY_WITH_LIST = 4096
 _TEXT_BODY = 4096
 _NAME = 512  # template names, language codes and the like: generous, only catches garbage
-_E164 = re.compile(r"[1-9][0-9]{7,14}")
+E164 = re.compile(r"[1-9][0-9]{7,14}")
 DIGITS = re.compile(r"[0-9]+")
 
 
@@ -231,7 +231,7 @@ def _check_phone_number_id(value: JSON) -> str:
 
 def _check_to(value: JSON) -> str:
     """The recipient: E.164 digits, no '+', spaces, dashes or parentheses."""
-    if isinstance(value, str) and _E164.fullmatch(value):
+    if isinstance(value, str) and E164.fullmatch(value):
         return value
     message = "to must be E.164 digits without '+', spaces or dashes, e.g. 5491140123456"
     raise refuse(400, "INVALID_PHONE_NUMBER", message, field="to")

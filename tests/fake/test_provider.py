@@ -1175,6 +1175,17 @@ async def test_fake_inbound_refuses_incomplete_requests(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("wa_id", ["abc", "+5491140123456", "54 911 4012"])
+async def test_fake_inbound_refuses_a_user_number_that_is_not_e164(
+    wired_api: httpx.AsyncClient, receiver: Receiver, wa_id: str
+) -> None:
+    response = await wired_api.post("/_fake/inbound", json={"wa_id": wa_id, "text": "hola"})
+    assert_error(response, 400, "INVALID_PARAMETER")
+    assert "wa_id" in response.json()["message"]
+    assert receiver.bodies == []
+
+
+@pytest.mark.anyio
 async def test_fake_inbound_without_a_webhook_is_409(api: httpx.AsyncClient) -> None:
     response = await api.post("/_fake/inbound", json={"wa_id": USER, "text": "hola"})
     assert_error(response, 409, "NO_WEBHOOK_URL")
