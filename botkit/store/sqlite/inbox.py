@@ -27,6 +27,7 @@ from botkit.store.base import (
     Session,
     failed_outcome,
 )
+from botkit.store.sqlite.outbox import REFRESH_SEND_DUE, refuse
 from botkit.store.sqlite.sql import many, marks
 from botkit.wire.window import Window
 
@@ -338,35 +339,6 @@ _RELEASE_HELD = (
     " AND outbox.phone_number_id = v.p AND outbox.wa_id = v.w"
     " RETURNING outbox.phone_number_id, outbox.wa_id"
 )
-# A closed window at delivery: the row becomes its fallback template, in place (so it keeps its
-# turn in the user's order), under a key derived from the refused one (the provider answers 409
-# to a key reused with another body). The fallback has no fallback: never a loop.
-FALL_BACK_SQL = (
-    "UPDATE main.outbox SET instead_of = type, type = json_extract(fallback, '$.type'),"
-    " payload = json_extract(fallback, '$.payload'), idempotency_key = idempotency_key || '-fb',"
-    " when_closed = 'fail', fallback = NULL, status = 'pending', attempts = 0,"
-    " next_attempt_at = ?, provider_message_id = NULL, error = ?, sent_at = NULL WHERE {where}"
-)
-# ... or waits, held, for the user to write again; a new key, since the provider keeps its
-# answer to the old one.
-HOLD_SQL = (
-    "UPDATE main.outbox SET status = 'held', idempotency_key = idempotency_key || '-held',"
-    " provider_message_id = NULL, error = ?, sent_at = NULL WHERE {where}"
-)
-# The first pending send of a lane (its head): when the lane is due (NULL: nothing pending).
-HEAD_DUE = (
-    "SELECT o.next_attempt_at FROM main.outbox o WHERE o.phone_number_id = lanes.phone_number_id"
-    " AND o.wa_id = lanes.wa_id AND o.status = 'pending' ORDER BY o.seq LIMIT 1"
-)
-REFRESH_SEND_DUE = (
-    f"WITH v (p, w) AS (VALUES {{values}}) UPDATE main.lanes SET send_due = ({HEAD_DUE})"
-    " FROM v WHERE lanes.phone_number_id = v.p AND lanes.wa_id = v.w"
-)
-_REFUSED_ERROR = "the provider reported the 24-hour window closed (131047)"
-_LANE = " RETURNING phone_number_id, wa_id"
-# A refusal of a message with no send recorded is kept this long (its send may be recorded
-# late; one that never is was sent by something else on the same number).
-REFUSALS_KEPT = 7 * 24 * 60 * 60.0
 
 
 def complete(completions: Sequence[Completion], now: float, db: sqlite3.Connection) -> list[bool]:
@@ -405,40 +377,6 @@ def _write(mine: Sequence[Completion], now: float, db: sqlite3.Connection) -> No
         moved.update((row[0], row[1]) for row in many(_RELEASE_HELD, released, db, now))
     if moved:
         many(REFRESH_SEND_DUE, sorted(moved), db)
-
-
-def refuse(
-    message_ids: Sequence[str], now: float, db: sqlite3.Connection, *, remember: bool
-) -> set[LaneKey]:
-    """Sends the provider refused with a failed status (131047) fall back, or wait held; the
-    lanes whose sends changed. With `remember`, a refusal of a message no send has yet (its
-    send's result is not recorded yet: the status came first) is kept for `record` to apply."""
-    moved: set[LaneKey] = set()
-    kept = False
-    for message_id in message_ids:
-        where = "provider_message_id = ? AND when_closed = '{}'"
-        rows = db.execute(
-            FALL_BACK_SQL.format(where=where.format("fallback")) + _LANE,
-            (now, _REFUSED_ERROR, message_id),
-        ).fetchall()
-        rows += db.execute(
-            HOLD_SQL.format(where=where.format("hold")) + _LANE, (_REFUSED_ERROR, message_id)
-        ).fetchall()
-        moved.update((row[0], row[1]) for row in rows)
-        if remember and not rows and not _known(message_id, db):
-            kept = True
-            db.execute(
-                "INSERT OR IGNORE INTO main.refusals (message_id, refused_at) VALUES (?, ?)",
-                (message_id, now),
-            )
-    if kept:
-        db.execute("DELETE FROM main.refusals WHERE refused_at < ?", (now - REFUSALS_KEPT,))
-    return moved
-
-
-def _known(message_id: str, db: sqlite3.Connection) -> bool:
-    found = db.execute("SELECT 1 FROM main.outbox WHERE provider_message_id = ?", (message_id,))
-    return found.fetchone() is not None
 
 
 def backlog(db: sqlite3.Connection) -> int:

@@ -1,4 +1,6 @@
-"""The SQLite outbox's transactions, run in the connection's thread: claim and record.
+"""The SQLite outbox's transactions, run in the connection's thread: claim and record, and
+what changes outbox rows when the window closed (fall back, hold, a refusal from a status),
+which the inbox's completions use too.
 
 A lane's first pending send decides when the lane is due (`lanes.send_due`): a send waiting
 for a retry holds back the sends after it, so that a user's replies leave in order.
@@ -22,9 +24,38 @@ from botkit.store.base import (
     OutboxLane,
     SendLaneOutcome,
 )
-from botkit.store.sqlite.inbox import FALL_BACK_SQL, HEAD_DUE, HOLD_SQL, REFRESH_SEND_DUE, refuse
 from botkit.store.sqlite.sql import many
 from botkit.wire.window import WINDOW_SECONDS, Window
+
+# A closed window at delivery: the row becomes its fallback template, in place (so it keeps its
+# turn in the user's order), under a key derived from the refused one (the provider answers 409
+# to a key reused with another body). The fallback has no fallback: never a loop.
+FALL_BACK_SQL = (
+    "UPDATE main.outbox SET instead_of = type, type = json_extract(fallback, '$.type'),"
+    " payload = json_extract(fallback, '$.payload'), idempotency_key = idempotency_key || '-fb',"
+    " when_closed = 'fail', fallback = NULL, status = 'pending', attempts = 0,"
+    " next_attempt_at = ?, provider_message_id = NULL, error = ?, sent_at = NULL WHERE {where}"
+)
+# ... or waits, held, for the user to write again; a new key, since the provider keeps its
+# answer to the old one.
+HOLD_SQL = (
+    "UPDATE main.outbox SET status = 'held', idempotency_key = idempotency_key || '-held',"
+    " provider_message_id = NULL, error = ?, sent_at = NULL WHERE {where}"
+)
+# The first pending send of a lane (its head): when the lane is due (NULL: nothing pending).
+HEAD_DUE = (
+    "SELECT o.next_attempt_at FROM main.outbox o WHERE o.phone_number_id = lanes.phone_number_id"
+    " AND o.wa_id = lanes.wa_id AND o.status = 'pending' ORDER BY o.seq LIMIT 1"
+)
+REFRESH_SEND_DUE = (
+    f"WITH v (p, w) AS (VALUES {{values}}) UPDATE main.lanes SET send_due = ({HEAD_DUE})"
+    " FROM v WHERE lanes.phone_number_id = v.p AND lanes.wa_id = v.w"
+)
+_REFUSED_ERROR = "the provider reported the 24-hour window closed (131047)"
+_LANE = " RETURNING phone_number_id, wa_id"
+# A refusal of a message with no send recorded is kept this long (its send may be recorded
+# late; one that never is was sent by something else on the same number).
+REFUSALS_KEPT = 7 * 24 * 60 * 60.0
 
 _CLAIM = (
     "UPDATE main.lanes SET send_token = ?, send_until = ? WHERE rowid IN (SELECT rowid"
@@ -167,3 +198,37 @@ def _refused_before(
     if not found:
         return set()
     return refuse(found, now, db, remember=False)
+
+
+def refuse(
+    message_ids: Sequence[str], now: float, db: sqlite3.Connection, *, remember: bool
+) -> set[LaneKey]:
+    """Sends the provider refused with a failed status (131047) fall back, or wait held; the
+    lanes whose sends changed. With `remember`, a refusal of a message no send has yet (its
+    send's result is not recorded yet: the status came first) is kept for `record` to apply."""
+    moved: set[LaneKey] = set()
+    kept = False
+    for message_id in message_ids:
+        where = "provider_message_id = ? AND when_closed = '{}'"
+        rows = db.execute(
+            FALL_BACK_SQL.format(where=where.format("fallback")) + _LANE,
+            (now, _REFUSED_ERROR, message_id),
+        ).fetchall()
+        rows += db.execute(
+            HOLD_SQL.format(where=where.format("hold")) + _LANE, (_REFUSED_ERROR, message_id)
+        ).fetchall()
+        moved.update((row[0], row[1]) for row in rows)
+        if remember and not rows and not _known(message_id, db):
+            kept = True
+            db.execute(
+                "INSERT OR IGNORE INTO main.refusals (message_id, refused_at) VALUES (?, ?)",
+                (message_id, now),
+            )
+    if kept:
+        db.execute("DELETE FROM main.refusals WHERE refused_at < ?", (now - REFUSALS_KEPT,))
+    return moved
+
+
+def _known(message_id: str, db: sqlite3.Connection) -> bool:
+    found = db.execute("SELECT 1 FROM main.outbox WHERE provider_message_id = ?", (message_id,))
+    return found.fetchone() is not None
