@@ -4,9 +4,9 @@ The dispatcher and the outbox are the same loop with different work:
 `LaneWorker(name, queue, work, commit)` keeps up to `capacity` lanes in flight. It claims free
 lanes whenever it has room, each claim under a token of its own; each lane runs as a task of
 its own (`work`, then `commit` of what it produced) and commits as soon as it is done, so a
-slow handler or a slow send delays its own user only. A commit wakes the claim loop: the
-user's next events, which arrived while their lane ran, are claimed at once. While lanes
-work, their claims are renewed; a lane whose claim could not be renewed in time is stopped,
+slow handler or a slow send delays its own user only. A commit that leaves the lane with
+work (events that came while it ran) wakes the claim loop through the store's notify. While
+lanes work, their claims are renewed; a lane whose claim could not be renewed in time is stopped,
 so that it never runs beside the worker that claimed it next (a lane that is committing is
 left to its commit, which ends the claim itself).
 
@@ -194,7 +194,6 @@ class LaneWorker(Generic[L, R]):
                 self._committing.add(lane.key)  # the commit ends the claim: no renewing it
                 await self.commit(lane, result)
             self._lane_failures.pop(lane.key, None)
-            self.queue.notify()  # the user's next events may wait for this lane
         except Exception:
             self._committing.discard(lane.key)  # renewed again while it waits to be released
             failures = self._lane_failures[lane.key] = self._lane_failures.get(lane.key, 0) + 1

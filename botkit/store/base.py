@@ -364,7 +364,8 @@ class Inbox(LaneQueue[InboxLane], Protocol):
     async def complete(self, outcomes: Sequence[LaneOutcome]) -> list[bool]:
         """Commits each lane's outcome (events, session, window, sends, statuses) and releases
         the lane; per outcome, False when its token no longer held the lane (nothing
-        written). One outcome that cannot be stored fails alone."""
+        written). One outcome that cannot be stored fails alone. A lane left with events (they
+        came while it ran) wakes the inbox's waiters."""
         ...
 
 

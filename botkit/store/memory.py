@@ -293,6 +293,8 @@ class _Inbox(_Queue):
         if parts.session is not None:
             self.store._sessions[outcome.key] = parts.session
         self._effects(outcome, parts.sends, parts.statuses)
+        if lane.last_seq > lane.done_seq:  # events came while it ran: claim them now
+            self.notify()
         return True
 
     def _effects(

@@ -987,6 +987,19 @@ class StoreContract:
         store.outbox.notify()
         await asyncio.wait_for(store.outbox.wait_for_work(30), 5)
 
+    async def test_a_completion_leaving_its_lane_events_wakes_the_workers(
+        self, store: Store
+    ) -> None:
+        """A user's next message that came while their lane ran is claimed when the lane
+        commits, not at the next poll."""
+        await store.inbox.add([event("a1")])
+        [lane] = await store.inbox.claim("A", 1, LEASE)
+        await store.inbox.add([event("a2")])  # the worker's claim finds the lane held...
+        await store.inbox.wait_for_work(0.01)  # ...and has used up the notice of the add
+        assert await complete(store, lane)
+        await asyncio.wait_for(store.inbox.wait_for_work(30), 5)  # woken by the completion
+        assert ids(await store.inbox.claim("A", 1, LEASE)) == [["a2"]]
+
     # -- media ids ----------------------------------------------------------------------------
 
     async def test_media_ids_are_kept_per_number_and_content_until_too_old(

@@ -159,7 +159,12 @@ class SqliteStore:
 
     async def _write_results(self, items: Sequence[_Result]) -> Sequence[Any]:
         now = self.clock.now()
-        results = await self._db.run(lambda db: apart(db, items, partial(_results, now), MAIN))
+        waiting: list[LaneKey] = []  # lanes whose next events came while they ran
+        results = await self._db.run(
+            lambda db: apart(db, items, partial(_results, now, waiting), MAIN)
+        )
+        if waiting:
+            self.inbox.notify()
         if any(_moves_sends(item) for item in items):
             self.outbox.notify()
         return [_error(result) for result in results]
@@ -168,11 +173,13 @@ class SqliteStore:
 _Result = inbox_sql.Completion | SendLaneOutcome
 
 
-def _results(now: float, items: Sequence[_Result], db: sqlite3.Connection) -> list[bool]:
+def _results(
+    now: float, waiting: list[LaneKey], items: Sequence[_Result], db: sqlite3.Connection
+) -> list[bool]:
     """Completions, then records, in one transaction; each item's own result, in order."""
     completions = [item for item in items if isinstance(item, inbox_sql.Completion)]
     records = [item for item in items if isinstance(item, SendLaneOutcome)]
-    written = iter(inbox_sql.complete(completions, now, db) if completions else [])
+    written = iter(inbox_sql.complete(completions, now, db, waiting) if completions else [])
     recorded = iter(outbox_sql.record(records, now, db) if records else [])
     return [next(written if isinstance(item, inbox_sql.Completion) else recorded) for item in items]
 

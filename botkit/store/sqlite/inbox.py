@@ -310,7 +310,8 @@ _OWNED = (
     " closed_seq = CASE WHEN v.closed IS NULL THEN closed_seq"
     " WHEN closed_seq IS NULL THEN v.closed ELSE max(closed_seq, v.closed) END"
     " FROM v WHERE lanes.phone_number_id = v.p AND lanes.wa_id = v.w"
-    " AND lanes.event_token = v.token RETURNING lanes.phone_number_id, lanes.wa_id"
+    " AND lanes.event_token = v.token RETURNING lanes.phone_number_id, lanes.wa_id,"
+    " lanes.next_event IS NOT NULL"
 )
 _EVENT_RESULT = (
     "INSERT OR REPLACE INTO main.event_results (seq, status, error, attempts, processed_at)"
@@ -341,10 +342,15 @@ _RELEASE_HELD = (
 )
 
 
-def complete(completions: Sequence[Completion], now: float, db: sqlite3.Connection) -> list[bool]:
+def complete(
+    completions: Sequence[Completion], now: float, db: sqlite3.Connection, waiting: list[LaneKey]
+) -> list[bool]:
     """Writes each completion whose token still holds its lane; per completion, True, or
-    False when the claim was lost (nothing written)."""
-    owned = {(row[0], row[1]) for row in many(_OWNED, [c.lane_row() for c in completions], db, now)}
+    False when the claim was lost (nothing written). Lanes that still have events (which came
+    while they ran) are added to `waiting`."""
+    rows = many(_OWNED, [c.lane_row() for c in completions], db, now)
+    owned = {(row[0], row[1]) for row in rows}
+    waiting.extend((row[0], row[1]) for row in rows if row[2])
     mine = [c for c in completions if c.outcome.key in owned]
     if mine:
         _write(mine, now, db)
