@@ -10,6 +10,7 @@ import pytest
 import bots.clinic as clinic
 from botkit import Simulator
 from botkit.tools.simulator import SimUser
+from tests.postgres import postgres_database, postgres_url  # noqa: F401 (fixtures)
 
 # Example webhook bodies of every event the provider sends, signed and unsigned (a copy of the
 # provider contract's examples, kept with the tests so that a clone anywhere passes).

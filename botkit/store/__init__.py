@@ -8,22 +8,38 @@ from botkit.store.memory import MemoryStore
 from botkit.store.sqlite import SqliteStore, sqlite_path
 from botkit.types import Clock
 
+DEFAULT_POOL_SIZE = 10  # connections per process to a PostgreSQL database
 
-def open_store(url: str, *, clock: Clock | None = None, worker: bool = False) -> Store:
+
+def open_store(
+    url: str,
+    *,
+    clock: Clock | None = None,
+    worker: bool = False,
+    pool_size: int = DEFAULT_POOL_SIZE,
+) -> Store:
     """The store named by a BOTKIT_DATABASE value (not yet opened).
 
-    A plain path, ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` give SQLite. `clock`
-    decides when leases end and retries are due; `worker`: this process will claim work
-    (SQLite allows one such process). (`MemoryStore`, for tests, is made directly: a store
-    in one process's memory cannot serve a web process and its worker.)
+    ``postgresql://user@host:5432/db`` gives PostgreSQL (any number of processes, each with a
+    pool of `pool_size` connections; it needs the ``botkit[postgres]`` extra). A plain path,
+    ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` give SQLite. `clock` decides when
+    leases end and retries are due; `worker`: this process will claim work (SQLite allows one
+    such process). (`MemoryStore`, for tests, is made directly: a store in one process's
+    memory cannot serve a web process and its worker.)
     """
     if url.startswith(("postgres://", "postgresql://")):
-        raise StoreError(
-            "PostgreSQL is not supported by this botkit version yet; use a SQLite path for "
-            f"BOTKIT_DATABASE instead of {url!r}"
-        )
+        try:
+            from botkit.store.postgres import PostgresStore
+        except ImportError as exc:  # asyncpg is the optional extra
+            raise StoreError(
+                f"BOTKIT_DATABASE names PostgreSQL, which needs asyncpg ({exc}): "
+                "pip install 'botkit[postgres]'"
+            ) from None
+        return PostgresStore(url, clock=clock, pool_size=pool_size)
     if "://" in url and not url.startswith("sqlite://"):
-        raise StoreError(f"BOTKIT_DATABASE {url!r}: unknown scheme (use a file path or sqlite:///)")
+        raise StoreError(
+            f"BOTKIT_DATABASE {url!r}: unknown scheme (use a file path, sqlite:/// or postgresql://)"
+        )
     return SqliteStore(sqlite_path(url), clock=clock, worker=worker)
 
 

@@ -1,0 +1,477 @@
+"""The PostgreSQL store: one database shared by any number of botkit processes, on any number
+of machines, with the guarantees one process has.
+
+`PostgresStore(url)` opens a bounded pool of connections (`pool_size`) and one more that
+listens: an acknowledgement, a completion that leaves a lane with events, or new sends, notify
+(LISTEN/NOTIFY) every process's workers, which otherwise poll. Every operation is one
+transaction, correct when any number of processes run it at once (inbox.py and outbox.py say
+why); one that loses a deadlock or a serialization conflict is run again.
+
+A database that is down, restarting or unreachable gives StoreError (the webhook answers 503
+and the provider delivers again; the workers pause and claim again); the pool reconnects when
+it is back. The store's clock decides when leases end: the machines' clocks must agree (NTP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from botkit import codec
+from botkit.exceptions import StoreError
+from botkit.store.base import (
+    PENDING,
+    Backlog,
+    InboxLane,
+    LaneKey,
+    LaneOutcome,
+    NewEvent,
+    OutboxLane,
+    OutboxRecord,
+    SendLaneOutcome,
+    Session,
+    UserRecord,
+)
+from botkit.store.postgres import inbox as inbox_sql
+from botkit.store.postgres import outbox as outbox_sql
+from botkit.store.postgres.schema import migrate
+from botkit.store.signal import Signal
+from botkit.types import Clock, SystemClock
+from botkit.wire.window import Window
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Work = Callable[[asyncpg.Connection], Awaitable[T]]
+
+DEFAULT_POOL_SIZE = 10
+CONNECT_TIMEOUT = 5.0  # seconds to open a connection
+ACQUIRE_TIMEOUT = 10.0  # seconds to wait for a free connection of the pool
+RETRIES = 5  # of a transaction that lost a deadlock or a serialization conflict
+LISTEN_RETRY = 1.0  # seconds between attempts to listen again after losing the connection
+
+# Errors that say the database cannot be reached now (down, restarting, network), as opposed
+# to a statement it refused.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+_CONFLICTS: tuple[type[BaseException], ...] = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+def redacted(url: str) -> str:
+    """`url` without its password (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + host))
+
+
+def is_postgres_url(url: str) -> bool:
+    """Whether a BOTKIT_DATABASE value names a PostgreSQL database."""
+    return url.startswith(("postgres://", "postgresql://"))
+
+
+class PostgresStore:
+    """A Store in a PostgreSQL database, for any number of processes and machines."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        listen: bool = True,
+    ) -> None:
+        if pool_size < 1:
+            raise StoreError(f"a PostgreSQL pool needs at least 1 connection, not {pool_size}")
+        self.url = url
+        self.clock = clock or SystemClock()
+        self.pool_size = pool_size
+        self.listen = listen
+        self._pool: asyncpg.Pool | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self.inbox = _Inbox(self)
+        self.outbox = _Outbox(self)
+        self.sessions = _Sessions(self)
+        self.media = _Media(self)
+        self.inspect = _Inspection(self)
+
+    async def __aenter__(self) -> PostgresStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Connects (a clear StoreError if it cannot), creates or migrates the schema (one
+        process at a time), and starts listening for other processes' wake-ups."""
+        if self._pool is not None:
+            return
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=self.pool_size,
+                timeout=CONNECT_TIMEOUT,
+                max_inactive_connection_lifetime=60.0,
+            )
+        except Exception as exc:
+            raise StoreError(_cannot_connect(self.url, exc)) from exc
+        try:
+            await self.run(migrate, retry=False)
+        except BaseException:
+            await self.aclose()
+            raise
+        if self.listen:
+            ready = asyncio.get_running_loop().create_future()
+            self._listener = asyncio.create_task(self._listen(ready), name="botkit-pg-listen")
+            await ready
+
+    async def aclose(self) -> None:
+        """Stops listening, then closes the pool (waiting for what runs); twice is harmless."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10.0)
+            except Exception:  # closing takes too long or fails: cut the connections
+                pool.terminate()
+
+    async def run(self, work: Work[T], *, retry: bool = True) -> T:
+        """Runs `work(connection)` on a pooled connection; StoreError when the database is
+        unavailable or refuses it; again (a few times) after a deadlock or a conflict."""
+        pool = self._pool
+        if pool is None:
+            raise StoreError("the PostgreSQL store is not open: use `async with store` or .open()")
+        for attempt in range(RETRIES):
+            try:
+                async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as db:
+                    return await work(cast(asyncpg.Connection, db))  # a proxy of one
+            except _CONFLICTS:
+                if not retry or attempt == RETRIES - 1:
+                    raise StoreError(
+                        "could not store it: gave up after repeated conflicts"
+                    ) from None
+                await asyncio.sleep(0.005 * 2**attempt)
+            except StoreError:
+                raise
+            except _UNAVAILABLE as exc:
+                raise StoreError(
+                    f"the database at {redacted(self.url)} is unavailable: {_reason(exc)}"
+                ) from exc
+            except asyncpg.PostgresError as exc:
+                raise StoreError(f"could not store it: {_reason(exc)}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _listen(self, ready: asyncio.Future[None]) -> None:
+        """Holds a connection that LISTENs for wake-ups; connects again when it is lost."""
+        channels = {
+            inbox_sql.INBOX_CHANNEL: self.inbox.notify,
+            inbox_sql.OUTBOX_CHANNEL: self.outbox.notify,
+        }
+        while True:
+            lost = asyncio.Event()
+            db: asyncpg.Connection | None = None
+            try:
+                db = await asyncpg.connect(self.url, timeout=CONNECT_TIMEOUT)
+                db.add_termination_listener(_waker(lost.set))
+                for channel, wake in channels.items():
+                    await db.add_listener(channel, _waker(wake))
+                if ready.done():  # wake-ups may have been missed while not listening
+                    for wake in channels.values():
+                        wake()
+                else:
+                    ready.set_result(None)
+                await lost.wait()
+                log.warning("lost the connection that listens for wake-ups; reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not ready.done():  # the first time: workers poll until it works
+                    ready.set_result(None)
+                log.warning("cannot listen for wake-ups (%s); polling meanwhile", _reason(exc))
+            finally:
+                if db is not None and not db.is_closed():
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(db.close(), timeout=1.0)
+            await asyncio.sleep(LISTEN_RETRY)
+
+
+def _waker(wake: Callable[[], None]) -> Callable[..., None]:
+    def on_notify(*_: Any) -> None:
+        wake()
+
+    return on_notify
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _cannot_connect(url: str, exc: BaseException) -> str:
+    where = redacted(url)
+    if isinstance(
+        exc, asyncpg.InvalidPasswordError | asyncpg.InvalidAuthorizationSpecificationError
+    ):
+        check = "check the user name and password in BOTKIT_DATABASE, and pg_hba.conf"
+    elif isinstance(exc, asyncpg.InvalidCatalogNameError):
+        check = "the database does not exist: create it (createdb) or fix its name in the URL"
+    elif isinstance(exc, asyncpg.InsufficientPrivilegeError):
+        check = "the user may not connect to it: GRANT CONNECT, CREATE on the database"
+    elif isinstance(exc, _UNAVAILABLE):
+        check = "check that PostgreSQL runs there and accepts TCP connections (host, port)"
+    else:
+        check = "check BOTKIT_DATABASE"
+    return f"cannot connect to PostgreSQL at {where}: {_reason(exc)}; {check}"
+
+
+class _Queue(Signal):
+    def __init__(self, store: PostgresStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def _now(self) -> float:
+        return self.store.clock.now()
+
+
+class _Inbox(_Queue):
+    async def add(self, events: Sequence[NewEvent]) -> list[bool]:
+        """Stores events durably (one transaction); True per new event."""
+        try:
+            envelopes = [codec.dumps_str(event.envelope) for event in events]
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"an event cannot be stored: {exc}") from exc
+        now = self._now()
+        flags: list[bool] = await self.store.run(
+            lambda db: inbox_sql.add(db, events, envelopes, now)
+        )
+        if any(flags):
+            self.notify()
+        return flags
+
+    async def claim(self, token: str, limit: int, lease: float) -> list[InboxLane]:
+        """Claims the lanes whose next events wait longest."""
+        now = self._now()
+        return await self.store.run(lambda db: inbox_sql.claim(db, token, limit, lease, now))
+
+    async def renew(self, token: str, keys: Sequence[LaneKey], lease: float) -> list[LaneKey]:
+        """Extends the claims `token` still holds."""
+        until = self._now() + lease
+        return await self.store.run(
+            lambda db: inbox_sql.renew(db, "lanes", "event", token, keys, until)
+        )
+
+    async def release(
+        self, token: str, keys: Sequence[LaneKey] | None = None, *, refund: bool = False
+    ) -> None:
+        """Frees the lanes `token` holds."""
+        await self.store.run(
+            lambda db: inbox_sql.release(db, "lanes", "event", token, keys, refund)
+        )
+        self.notify()
+
+    async def next_due(self) -> float | None:
+        """0 when a lane can be claimed now; else until the first lease ends."""
+        now = self._now()
+        return await self.store.run(lambda db: inbox_sql.next_due(db, now))
+
+    async def complete(self, outcomes: Sequence[LaneOutcome]) -> list[bool]:
+        """Commits each outcome in a transaction of its own; False where the claim was lost."""
+        now = self._now()
+        results = await asyncio.gather(
+            *(self._complete(inbox_sql.Completion.of(o, now), now) for o in outcomes),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        done: list[inbox_sql.Completed] = list(results)  # type: ignore[arg-type]
+        if any(c.waiting for c in done):
+            self.notify()
+        if any(c.sends_due for c in done):
+            self.store.outbox.notify()
+        return [c.written for c in done]
+
+    async def _complete(self, completion: inbox_sql.Completion, now: float) -> inbox_sql.Completed:
+        return await self.store.run(lambda db: inbox_sql.complete(db, completion, now))
+
+
+class _Outbox(_Queue):
+    async def claim(self, token: str, limit: int, lease: float) -> list[OutboxLane]:
+        """Claims the lanes whose first pending send is due."""
+        now = self._now()
+        return await self.store.run(lambda db: outbox_sql.claim(db, token, limit, lease, now))
+
+    async def renew(self, token: str, keys: Sequence[LaneKey], lease: float) -> list[LaneKey]:
+        """Extends the claims `token` still holds."""
+        until = self._now() + lease
+        return await self.store.run(
+            lambda db: inbox_sql.renew(db, "send_lanes", "send", token, keys, until)
+        )
+
+    async def release(
+        self, token: str, keys: Sequence[LaneKey] | None = None, *, refund: bool = False
+    ) -> None:
+        """Frees the lanes `token` holds (an outbox claim counts no attempt)."""
+        await self.store.run(
+            lambda db: inbox_sql.release(db, "send_lanes", "send", token, keys, False)
+        )
+        self.notify()
+
+    async def next_due(self) -> float | None:
+        """Seconds until the earliest lane's first send can be claimed."""
+        now = self._now()
+        return await self.store.run(lambda db: outbox_sql.next_due(db, now))
+
+    async def record(self, outcomes: Sequence[SendLaneOutcome]) -> list[bool]:
+        """Records each lane's attempts in a transaction of its own; False where the claim
+        was lost."""
+        now = self._now()
+        written = [await self._record(outcome, now) for outcome in outcomes]
+        self.notify()
+        return written
+
+    async def _record(self, outcome: SendLaneOutcome, now: float) -> bool:
+        return await self.store.run(lambda db: outbox_sql.record(db, outcome, now))
+
+
+class _Sessions:
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    async def get(self, phone_number_id: str, wa_id: str) -> UserRecord:
+        """One user's session and window."""
+        row = await self.store.run(
+            lambda db: db.fetchrow(
+                "SELECT s.conversation, s.state, s.data, s.version, l.last_inbound_at,"
+                " l.inbound_seq, l.closed_seq FROM (SELECT $1::text AS p, $2::text AS w) v"
+                " LEFT JOIN sessions s ON s.phone_number_id = v.p AND s.wa_id = v.w"
+                " LEFT JOIN lanes l ON l.phone_number_id = v.p AND l.wa_id = v.w",
+                phone_number_id,
+                wa_id,
+            )
+        )
+        assert row is not None  # one row, from the VALUES
+        conversation, state, data, version, last_in, inbound_seq, closed_seq = row
+        session = None
+        if conversation is not None:
+            session = Session(
+                phone_number_id, wa_id, conversation, state, codec.loads(data), version
+            )
+        window = Window() if inbound_seq is None else Window(last_in, inbound_seq, closed_seq)
+        return UserRecord(session, window)
+
+
+class _Media:
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    async def get(self, phone_number_id: str, sha256: str, max_age: float) -> str | None:
+        """The id of content uploaded from this number less than `max_age` seconds ago."""
+        since = self.store.clock.now() - max_age
+        found: str | None = await self.store.run(
+            lambda db: db.fetchval(
+                "SELECT media_id FROM media WHERE phone_number_id = $1 AND sha256 = $2"
+                " AND uploaded_at > $3",
+                phone_number_id,
+                sha256,
+                since,
+            )
+        )
+        return found
+
+    async def put(self, phone_number_id: str, sha256: str, media_id: str) -> None:
+        """Remembers an upload, as of now."""
+        now = self.store.clock.now()
+        await self.store.run(
+            lambda db: db.execute(
+                "INSERT INTO media (phone_number_id, sha256, media_id, uploaded_at)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (phone_number_id, sha256) DO UPDATE"
+                " SET media_id = excluded.media_id, uploaded_at = excluded.uploaded_at",
+                phone_number_id,
+                sha256,
+                media_id,
+                now,
+            )
+        )
+
+    async def forget(self, phone_number_id: str, sha256: str, media_id: str) -> None:
+        """Forgets `media_id`, unless another upload replaced it."""
+        await self.store.run(
+            lambda db: db.execute(
+                "DELETE FROM media WHERE phone_number_id = $1 AND sha256 = $2 AND media_id = $3",
+                phone_number_id,
+                sha256,
+                media_id,
+            )
+        )
+
+
+class _Inspection:
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    async def backlog(self) -> Backlog:
+        """Events not completed, sends pending."""
+        row = await self.store.run(
+            lambda db: db.fetchrow(
+                "SELECT (SELECT coalesce(sum(pending), 0) FROM lanes WHERE next_seq IS NOT NULL),"
+                " (SELECT count(*) FROM outbox WHERE status = 'pending')"
+            )
+        )
+        assert row is not None
+        return Backlog(int(row[0]), int(row[1]))
+
+    async def outbox(self, wa_id: str | None = None) -> list[OutboxRecord]:
+        """Outbox rows with their latest delivery status, in order."""
+        rows = await self.store.run(
+            lambda db: db.fetch(
+                "SELECT o.seq, o.phone_number_id, o.wa_id, o.idempotency_key, o.type, o.payload,"
+                " o.status, o.attempts, o.provider_message_id, o.error, s.status, o.instead_of"
+                " FROM outbox o LEFT JOIN message_status s ON s.message_id = o.provider_message_id"
+                " WHERE $1::text IS NULL OR o.wa_id = $1 ORDER BY o.seq",
+                wa_id,
+            )
+        )
+        return [OutboxRecord(r[0], r[1], r[2], r[3], r[4], codec.loads(r[5]), *r[6:]) for r in rows]
+
+    async def event_status(self, event_id: str) -> tuple[str, str | None] | None:
+        """An inbox event's status and error."""
+        row = await self.store.run(
+            lambda db: db.fetchrow(
+                "SELECT CASE WHEN r.status IS NOT NULL THEN r.status"
+                f" WHEN l.done_seq >= i.seq THEN 'done' ELSE '{PENDING}' END, r.error"
+                " FROM inbox i LEFT JOIN event_results r ON r.seq = i.seq"
+                " LEFT JOIN lanes l ON l.phone_number_id = i.phone_number_id"
+                " AND l.wa_id = i.wa_id WHERE i.event_id = $1",
+                event_id,
+            )
+        )
+        return None if row is None else (row[0], row[1])
+
+
+__all__ = ["PostgresStore", "is_postgres_url", "redacted"]

@@ -1,0 +1,91 @@
+"""PostgresStore: the Store contract on a real PostgreSQL database, and what only it does."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from botkit.store.base import Store
+from botkit.store.postgres import PostgresStore
+from botkit.types import ManualClock
+
+from . import pg_hammer
+from .contract import StoreContract, StoreFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class TestPostgresStore(StoreContract):
+    """The contract on one database shared by the stores `make_store` gives."""
+
+    @pytest.fixture
+    def make_store(self, clock: ManualClock, postgres_url: str) -> StoreFactory:
+        return lambda: PostgresStore(postgres_url, clock=clock, pool_size=4)
+
+    @pytest.fixture
+    async def store(self, make_store: StoreFactory) -> AsyncIterator[Store]:
+        store = make_store()
+        await store.open()
+        yield store
+        await store.aclose()
+
+
+# -- several processes at once ---------------------------------------------------------------
+
+
+def _start(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.store.pg_hammer", *args], cwd=ROOT, stderr=subprocess.PIPE
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_claimers_in_several_processes_never_share_a_user_nor_reorder_one(
+    postgres_url: str,
+) -> None:
+    """Two processes add 300 users' events (each user's in order) while three processes
+    claim and complete lanes: no user ever has two claims in flight, each user's events
+    complete in the order they were stored, each once."""
+    users, per_user = 300, 4
+    async with PostgresStore(postgres_url, listen=False) as store:  # the schema, and the log
+        await store.run(lambda db: db.execute(pg_hammer.LOG))
+    adders = [_start(postgres_url, "add", f"p{n}", str(users), str(per_user)) for n in range(2)]
+    total = str(2 * users * per_user)
+    claimers = [_start(postgres_url, "claim", f"c{n}", total) for n in range(3)]
+    for process in adders + claimers:
+        _, err = await asyncio.to_thread(process.communicate, timeout=120)
+        assert process.returncode == 0, err.decode()[-2000:]
+    db = await asyncpg.connect(postgres_url)
+    try:
+        rows = await db.fetch("SELECT * FROM hammer_log ORDER BY ended_at, seq")
+        stored = await db.fetch("SELECT event_id, seq, wa_id FROM inbox")
+    finally:
+        await db.close()
+    assert all(row["written"] for row in rows)
+    assert len(stored) == 2 * users * per_user
+    assert sorted(row["event_id"] for row in rows) == sorted(row["event_id"] for row in stored)
+    by_user: dict[str, list[asyncpg.Record]] = {}
+    for row in rows:
+        by_user.setdefault(row["wa_id"], []).append(row)
+    for wa_id, done in by_user.items():
+        # one claim at a time: each interval ends before the next one starts
+        runs = sorted({(r["started_at"], r["ended_at"]) for r in done})
+        for (_, ended), (started, _) in itertools.pairwise(runs):
+            assert ended < started, f"{wa_id}: two claims in flight at once"
+        # in the order stored (seq), and each adder's events in the order it added them
+        assert [r["seq"] for r in done] == sorted(r["seq"] for r in done), wa_id
+        for adder in ("p0", "p1"):
+            mine = [
+                int(r["event_id"].rsplit("-", 1)[1])
+                for r in done
+                if r["event_id"].startswith(adder)
+            ]
+            assert mine == list(range(per_user)), (wa_id, adder)
