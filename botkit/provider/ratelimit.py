@@ -5,16 +5,23 @@ high 1000) and requests per API key (sandbox 10/s, standard 100, high volume 500
 `RateLimiter` keeps one `TokenBucket` per phone_number_id and one for the key; the sender
 awaits `acquire(phone_number_id)` before each message, so the provider never has a reason
 to answer 429. A 429 still can happen (another process on the same key), and is honoured.
+
+With several processes (a PostgreSQL store), the buckets are shared: `SharedBucket` takes its
+slots from the store's `Pacing`, so that the limits hold for the whole deployment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 from botkit.config import DEFAULT_RATE_PER_KEY, DEFAULT_RATE_PER_NUMBER, Settings
+from botkit.exceptions import RateLimitedError, StoreError
+from botkit.store.base import Pacing
 
 Monotonic = Callable[[], float]
 Sleep = Callable[[float], Awaitable[object]]
@@ -92,6 +99,48 @@ class TokenBucket:
             self._next = max(self._next, charged) + self._interval
 
 
+class Bucket(Protocol):
+    """What a limiter waits on before a request."""
+
+    async def acquire(self) -> None:
+        """Waits for a slot, then takes it."""
+        ...
+
+
+class SharedBucket:
+    """`rate` slots a second shared by every process of a deployment, through the store.
+
+    Each acquisition reserves the next slot (GCRA, by the database's clock) and sleeps until
+    it. A store that cannot be reached raises RateLimitedError: the message waits a second,
+    as after a 429, without counting an attempt.
+    """
+
+    __slots__ = ("_interval", "_pacing", "_sleep", "key", "rate")
+
+    def __init__(
+        self, pacing: Pacing, key: str, rate: float, *, sleep: Sleep = asyncio.sleep
+    ) -> None:
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"a shared bucket needs a positive rate, not {rate!r}")
+        self.key = key
+        self.rate = float(rate)
+        self._interval = 1.0 / self.rate
+        self._pacing = pacing
+        self._sleep = sleep
+
+    async def acquire(self) -> None:
+        """Reserves the bucket's next slot and waits for it."""
+        try:
+            wait = await self._pacing.reserve(self.key, self._interval)
+        except StoreError as exc:
+            raise RateLimitedError(
+                f"the deployment's send pacing is unavailable ({exc}); trying again",
+                retry_after=1.0,
+            ) from exc
+        if wait > RESOLUTION:
+            await self._sleep(wait)
+
+
 class RateLimiter:
     """The buckets of one API key: one per phone_number_id (made on first use) and the key's own.
 
@@ -103,6 +152,10 @@ class RateLimiter:
     the provider with milliseconds of jitter, and then about every other rolling second
     holds one message too many. bench/ratelimit.py, 2,000 sends at 80/s on a busy 2-CPU
     machine: about 20 429s without headroom, 0 to 2 with 1 %, none with 2 %.
+
+    With `pacing` (a store several processes share), the buckets are `SharedBucket`s named
+    after the number and after `key_id` (a digest of the API key), so that the limits hold for
+    every process using that key together.
     """
 
     def __init__(
@@ -114,6 +167,8 @@ class RateLimiter:
         monotonic: Monotonic = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         headroom: float = HEADROOM,
+        pacing: Pacing | None = None,
+        key_id: str = "default",
     ) -> None:
         if not 0 <= headroom < 1:
             raise ValueError(f"headroom is a fraction of the rate, 0 to under 1, not {headroom!r}")
@@ -127,8 +182,9 @@ class RateLimiter:
         self.headroom = headroom
         self._monotonic = monotonic
         self._sleep = sleep
-        self._key = self._bucket(per_key)
-        self._numbers: dict[str, TokenBucket | None] = {}
+        self._pacing = pacing
+        self._key = self._bucket(per_key, f"key:{key_id}")
+        self._numbers: dict[str, Bucket | None] = {}
 
     def rate_for(self, phone_number_id: str) -> float:
         """Messages a second allowed for one sending number (0: not paced)."""
@@ -137,7 +193,8 @@ class RateLimiter:
     async def acquire(self, phone_number_id: str) -> None:
         """Waits for the number's bucket, then for the key's: one message may go."""
         if phone_number_id not in self._numbers:
-            self._numbers[phone_number_id] = self._bucket(self.rate_for(phone_number_id))
+            rate = self.rate_for(phone_number_id)
+            self._numbers[phone_number_id] = self._bucket(rate, f"number:{phone_number_id}")
         number = self._numbers[phone_number_id]
         if number is not None:
             await number.acquire()
@@ -148,21 +205,33 @@ class RateLimiter:
         if self._key is not None:
             await self._key.acquire()
 
-    def _bucket(self, rate: float) -> TokenBucket | None:
+    def _bucket(self, rate: float, name: str) -> Bucket | None:
         if rate == 0:
             return None
         paced = rate * (1 - self.headroom)
+        if self._pacing is not None:
+            return SharedBucket(self._pacing, name, paced, sleep=self._sleep)
         return TokenBucket(paced, monotonic=self._monotonic, sleep=self._sleep)
 
 
-def rate_limiter(settings: Settings) -> RateLimiter | None:
-    """The limiter `settings` ask for; None when every rate is 0 (pacing off)."""
+def rate_limiter(settings: Settings, pacing: Pacing | None = None) -> RateLimiter | None:
+    """The limiter `settings` ask for (shared through `pacing`, when given); None when every
+    rate is 0 (pacing off)."""
     overrides = dict(settings.rate_per_number_overrides)
     if not (settings.rate_per_number or settings.rate_per_key or any(overrides.values())):
         return None
     return RateLimiter(
-        per_number=settings.rate_per_number, per_key=settings.rate_per_key, overrides=overrides
+        per_number=settings.rate_per_number,
+        per_key=settings.rate_per_key,
+        overrides=overrides,
+        pacing=pacing,
+        key_id=_digest(settings.api_key or "fake"),
     )
+
+
+def _digest(api_key: str) -> str:
+    """A name for an API key's bucket that does not reveal the key."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
 
 
 def _check_rate(name: str, rate: float) -> None:
@@ -170,4 +239,4 @@ def _check_rate(name: str, rate: float) -> None:
         raise ValueError(f"{name} must be a number of requests a second, 0 or more; not {rate!r}")
 
 
-__all__ = ["RateLimiter", "TokenBucket", "rate_limiter"]
+__all__ = ["RateLimiter", "SharedBucket", "TokenBucket", "rate_limiter"]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from botkit.types import JSON, JSONObject
 from botkit.wire.window import Window
@@ -417,6 +417,26 @@ class Inspection(Protocol):
 
     async def event_status(self, event_id: str) -> tuple[str, str | None] | None:
         """An inbox event's status and error, if the event exists."""
+        ...
+
+
+class Pacing(Protocol):
+    """Send slots shared by every process of a deployment: the provider's rate limits are per
+    sending number and per API key, not per process."""
+
+    async def reserve(self, bucket: str, interval: float) -> float:
+        """Takes `bucket`'s next slot, `interval` seconds after the slot before it (or now, if
+        that has passed); returns the seconds until it (0: now)."""
+        ...
+
+
+@runtime_checkable
+class PacedStore(Protocol):
+    """A store shared by several processes, which paces their sends together."""
+
+    @property
+    def pacing(self) -> Pacing:
+        """The deployment's send slots."""
         ...
 
 

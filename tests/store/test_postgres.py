@@ -89,3 +89,53 @@ async def test_claimers_in_several_processes_never_share_a_user_nor_reorder_one(
                 if r["event_id"].startswith(adder)
             ]
             assert mine == list(range(per_user)), (wa_id, adder)
+
+
+# -- pacing shared by processes ------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_stores_on_one_database_share_a_buckets_slots(postgres_url: str) -> None:
+    """Three stores (three pools: as three processes) taking slots of one bucket at once get
+    consecutive slots, one interval apart, none twice; another bucket is apart."""
+    stores = [PostgresStore(postgres_url, pool_size=4, listen=False) for _ in range(3)]
+    for store in stores:
+        await store.open()
+    try:
+        waits = await asyncio.gather(
+            *(store.pacing.reserve("number:555", 1.0) for _ in range(40) for store in stores)
+        )
+        other = await stores[0].pacing.reserve("number:556", 1.0)
+    finally:
+        for store in stores:
+            await store.aclose()
+    # slot k is k seconds after the first, less the time the reservations took (well under 1 s)
+    assert [round(wait) for wait in sorted(waits)] == list(range(120))
+    assert other == 0.0
+
+
+@pytest.mark.anyio
+async def test_limiters_of_several_processes_pace_one_number_together(postgres_url: str) -> None:
+    """Two limiters on one database (two processes) take turns in one schedule per number,
+    and in one per API key; a number on its own has a schedule of its own."""
+    from botkit.provider.ratelimit import RateLimiter
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async with (
+        PostgresStore(postgres_url, listen=False) as one,
+        PostgresStore(postgres_url, listen=False) as two,
+    ):
+        limiters = [
+            RateLimiter(per_number=1.0, per_key=0, pacing=store.pacing, sleep=sleep, headroom=0)
+            for store in (one, two)
+        ]
+        for _ in range(3):
+            for limiter in limiters:
+                await limiter.acquire("555")
+        await limiters[1].acquire("556")
+    # six slots of one number, one second apart (the first is now: no sleep)
+    assert [round(wait) for wait in slept] == [1, 2, 3, 4, 5]

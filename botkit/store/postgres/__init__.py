@@ -114,6 +114,7 @@ class PostgresStore:
         self.sessions = _Sessions(self)
         self.media = _Media(self)
         self.inspect = _Inspection(self)
+        self.pacing = _Pacing(self)
 
     async def __aenter__(self) -> PostgresStore:
         await self.open()
@@ -429,6 +430,27 @@ class _Media:
                 media_id,
             )
         )
+
+
+# GCRA in one statement, by the database's clock (the one clock every process shares): the
+# bucket's next slot moves `interval` on, from now if it had passed.
+_RESERVE = """
+INSERT INTO rate_buckets AS b (key, next_at)
+VALUES ($1, extract(epoch FROM clock_timestamp()) + $2)
+ON CONFLICT (key) DO UPDATE
+SET next_at = greatest(b.next_at, extract(epoch FROM clock_timestamp())) + $2
+RETURNING next_at - $2 - extract(epoch FROM clock_timestamp())
+"""
+
+
+class _Pacing:
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    async def reserve(self, bucket: str, interval: float) -> float:
+        """Takes the bucket's next slot; seconds until it."""
+        wait: float = await self.store.run(lambda db: db.fetchval(_RESERVE, bucket, interval))
+        return max(0.0, float(wait))
 
 
 class _Inspection:

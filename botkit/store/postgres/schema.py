@@ -127,9 +127,10 @@ CREATE TABLE IF NOT EXISTS message_status (
 );
 """
 # Step 2: send pacing shared by every process (the provider's limits are per number and per
-# key, not per process).
+# key, not per process). Unlogged: a slot taken is not worth a WAL write, and a crash that
+# empties the table only lets the next sends go at once.
 _RATE_BUCKETS = """
-CREATE TABLE IF NOT EXISTS rate_buckets (
+CREATE UNLOGGED TABLE IF NOT EXISTS rate_buckets (
     key text PRIMARY KEY,
     next_at double precision NOT NULL
 );
