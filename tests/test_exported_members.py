@@ -104,10 +104,12 @@ def test_the_exported_names_are_the_objects_of_their_modules() -> None:
 
 def test_importing_botkit_loads_no_test_tooling() -> None:
     """`import botkit` (a production web process) loads neither the fake provider nor the
-    simulator; `from botkit import Simulator` still works, on first use."""
+    simulator, nor asyncpg (an extra, for PostgreSQL only); `from botkit import Simulator`
+    still works, on first use."""
+    prefixes = ("botkit.fake", "botkit.tools", "botkit.store.postgres", "asyncpg")
     code = (
         "import sys, botkit; "
-        "print(sorted(m for m in sys.modules if m.startswith(('botkit.fake', 'botkit.tools')))); "
+        f"print(sorted(m for m in sys.modules if m.startswith({prefixes!r}))); "
         "from botkit import Simulator; print(Simulator.__module__)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
