@@ -6,14 +6,17 @@ import asyncio
 import itertools
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
 from botkit.store.base import Store
-from botkit.store.postgres import PostgresStore
+from botkit.exceptions import StoreError
+from botkit.store.postgres import PostgresStore, schema
 from botkit.types import ManualClock
 
 from . import pg_hammer
@@ -139,3 +142,79 @@ async def test_limiters_of_several_processes_pace_one_number_together(postgres_u
         await limiters[1].acquire("556")
     # six slots of one number, one second apart (the first is now: no sleep)
     assert [round(wait) for wait in slept] == [1, 2, 3, 4, 5]
+
+
+# -- start-up: migrations, and databases that cannot be used ------------------------------------
+
+
+@pytest.mark.anyio
+async def test_replicas_starting_at_once_on_an_old_schema_migrate_it_once(
+    postgres_url: str,
+) -> None:
+    db = await asyncpg.connect(postgres_url)
+    try:
+        assert await schema.migrate(db, upto=1) == 0  # as an older botkit left it
+    finally:
+        await db.close()
+    stores = [PostgresStore(postgres_url, pool_size=2, listen=False) for _ in range(3)]
+    await asyncio.gather(*(store.open() for store in stores))
+    try:
+        # one found version 1 and migrated; the others waited, then found it done
+        assert sorted(store.schema_found or 0 for store in stores) == [1, 2, 2]
+        assert await stores[0].pacing.reserve("number:555", 1.0) == 0.0  # step 2's table
+        version = await stores[0].run(
+            lambda db: db.fetchval("SELECT value FROM botkit_meta WHERE key = 'schema'")
+        )
+        assert version == str(schema.SCHEMA_VERSION)
+    finally:
+        for store in stores:
+            await store.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_schema_newer_than_this_botkit_is_refused(postgres_url: str) -> None:
+    async with PostgresStore(postgres_url, listen=False) as store:
+        await store.run(lambda db: db.execute("UPDATE botkit_meta SET value = '99'"))
+    with pytest.raises(StoreError, match="schema version 99, newer than this botkit's"):
+        await PostgresStore(postgres_url, listen=False).open()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"port": 1}, "check that PostgreSQL runs there and accepts TCP connections"),
+        ({"user": "nobody_botkit"}, "check the user name and password"),
+        ({"database": "no_such_botkit_db"}, "the database does not exist"),
+    ],
+)
+async def test_a_database_that_cannot_be_reached_names_the_url_without_its_password(
+    postgres_url: str, change: dict[str, object], says: str
+) -> None:
+    parts = urlsplit(postgres_url)
+    user = str(change.get("user", parts.username or "postgres"))
+    port = change.get("port", parts.port or 5432)
+    database = change.get("database", parts.path.lstrip("/"))
+    url = f"postgresql://{user}:s3cret@{parts.hostname}:{port}/{database}"
+    with pytest.raises(StoreError) as raised:
+        await PostgresStore(url).open()
+    message = str(raised.value)
+    assert f"postgresql://{user}:***@{parts.hostname}:{port}/{database}" in message
+    assert says in message
+    assert "s3cret" not in message
+
+
+@pytest.mark.anyio
+async def test_a_user_who_may_not_create_tables_is_told_what_to_grant(postgres_url: str) -> None:
+    role = f"botkit_reader_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f"CREATE ROLE {role} LOGIN")
+        await admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        parts = urlsplit(postgres_url)
+        url = f"postgresql://{role}@{parts.hostname}:{parts.port or 5432}{parts.path}"
+        with pytest.raises(StoreError, match="GRANT USAGE, CREATE ON SCHEMA public"):
+            await PostgresStore(url, listen=False).open()
+    finally:
+        await admin.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+        await admin.close()

@@ -108,6 +108,7 @@ class PostgresStore:
         self.pool_size = pool_size
         self.listen = listen
         self._pool: asyncpg.Pool | None = None
+        self.schema_found: int | None = None  # the schema version open() found (0: none)
         self._listener: asyncio.Task[None] | None = None
         self.inbox = _Inbox(self)
         self.outbox = _Outbox(self)
@@ -139,7 +140,17 @@ class PostgresStore:
         except Exception as exc:
             raise StoreError(_cannot_connect(self.url, exc)) from exc
         try:
-            await self.run(migrate, retry=False)
+            self.schema_found = await self.run(migrate, retry=False)
+        except StoreError as exc:
+            await self.aclose()
+            denied = (asyncpg.InsufficientPrivilegeError, asyncpg.InvalidSchemaNameError)
+            if isinstance(exc.__cause__, denied):
+                raise StoreError(
+                    f"PostgreSQL at {redacted(self.url)}: {_reason(exc.__cause__)}; botkit "
+                    "creates its tables at start-up: give the user the schema (GRANT USAGE, "
+                    "CREATE ON SCHEMA public TO the user), or start it once as the owner"
+                ) from exc
+            raise
         except BaseException:
             await self.aclose()
             raise
