@@ -14,13 +14,14 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from botkit.store.base import Store
 from botkit.exceptions import StoreError
-from botkit.store.postgres import PostgresStore, schema
+from botkit.store.base import Store
+from botkit.store.postgres import LISTEN_RETRY, PostgresStore, schema
 from botkit.types import ManualClock
+from tests.tcp_proxy import TcpProxy
 
 from . import pg_hammer
-from .contract import StoreContract, StoreFactory
+from .contract import BEN, LEASE, StoreContract, StoreFactory, event, ids
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -218,3 +219,38 @@ async def test_a_user_who_may_not_create_tables_is_told_what_to_grant(postgres_u
     finally:
         await admin.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
         await admin.close()
+
+
+# -- a database that goes away -------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_database_that_goes_away_fails_calls_then_serves_again_losing_nothing(
+    postgres_url: str,
+) -> None:
+    parts = urlsplit(postgres_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    url = f"postgresql://{parts.username}@127.0.0.1:{proxy.port}{parts.path}"
+    other = PostgresStore(postgres_url, listen=False)  # a replica that still reaches it
+    try:
+        async with PostgresStore(url, pool_size=2) as store, other:
+            assert await store.inbox.add([event("a1")]) == [True]
+            await proxy.cut()  # the database restarts
+            for _ in range(3):
+                with pytest.raises(StoreError, match="is unavailable"):
+                    await asyncio.wait_for(store.inbox.add([event("a2")]), 10)
+            with pytest.raises(StoreError, match="is unavailable"):
+                await asyncio.wait_for(store.inbox.claim("W", 10, LEASE), 10)
+            await proxy.restore()
+            assert await store.inbox.add([event("a2")]) == [True]
+            assert ids(await store.inbox.claim("W", 10, LEASE)) == [["a1", "a2"]]
+            # listening again: another process's add wakes this one
+            await asyncio.sleep(LISTEN_RETRY + 0.5)
+            await store.inbox.wait_for_work(0.01)  # (any wake-up from reconnecting)
+            waiting = asyncio.create_task(store.inbox.wait_for_work(30))
+            await asyncio.sleep(0.05)
+            assert await other.inbox.add([event("b1", BEN)]) == [True]
+            await asyncio.wait_for(waiting, 5)
+    finally:
+        await proxy.aclose()
