@@ -1,17 +1,24 @@
 """Webhook benchmark: (a) bare Starlette verify+parse vs (b) the clinic bot with its durable inbox.
 
-Run:  .venv/bin/python bench/webhook.py [--duration 10] [--connections 32]
+Run:  .venv/bin/python bench/webhook.py [--duration 10] [--connections 32] [--stores sqlite,pg1,pg3]
 
 Loads both with wrk (installed with apt-get when missing) replaying pre-signed events of
 users cycling text -> list row -> button, then prints acknowledged events/s and p50/p99
 acknowledgement latency for both, the ratio b/a, and for (b) the fully processed events/s
 (replies recorded by the benchmarks' sink) and whether every event got exactly its reply; then
 the isolation line of bench/isolation.py (reply latency with and without one handler sleeping 5 s).
+
+`--stores` runs (b) on each store named, side by side in one run: `sqlite` (one `botkit run`,
+its web process and worker child on a SQLite file), `pg1` (the same on a PostgreSQL database,
+BENCH_POSTGRES or the local server) and `pg3` (three `botkit run` replicas on one PostgreSQL
+database, each loaded by a wrk of its own with a third of the connections and every third
+event: one user's steps reach different replicas).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -20,8 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import isolation
 from envelopes import PHONE_NUMBER_ID, received
@@ -53,9 +63,16 @@ STEPS = (
 )
 
 
-def write_events(path: Path, users: int, rounds: int, threads: int = 2) -> int:
-    """One line per event, "signature<TAB>body"; event k is user k % users, step k // users."""
+POSTGRES = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def write_events(
+    path: Path, users: int, rounds: int, threads: int = 2, part: int = 0, parts: int = 1
+) -> int:
+    """One line per event, "signature<TAB>body"; event k is user k % users, step k // users;
+    with `parts`, only the events k with k % parts == part."""
     count = 0
+    index = -1
     with path.open("w") as out:
         # wrk drops the first request its Lua script generates on a thread; a status event for
         # an unknown message (stored, no reply) goes first on each thread so no user step is lost.
@@ -77,6 +94,9 @@ def write_events(path: Path, users: int, rounds: int, threads: int = 2) -> int:
             out.write(f"{sign(SECRET, body)}\t{body.decode()}\n")
         for step in range(rounds * len(STEPS)):
             for user in range(users):
+                index += 1
+                if index % parts != part:
+                    continue
                 message_id = f"wamid.bench.{step}.{user}"
                 envelope = received(
                     user, f"evt_{step}_{user}", message_id, STEPS[step % len(STEPS)]
@@ -147,48 +167,116 @@ def baseline(wrk: str, events: Path, folder: Path, args: argparse.Namespace) -> 
         stop(server)
 
 
-def clinic(wrk: str, events: Path, folder: Path, args: argparse.Namespace) -> dict[str, object]:
-    sink_port, bot_port = free_port(), free_port()
-    database = folder / "bench.db"
+def clinic(
+    wrk: str, folder: Path, args: argparse.Namespace, store: str, events: list[Path]
+) -> dict[str, object]:
+    """(b) on `store`: sqlite, pg1 or pg3 (one replica per events file)."""
+    sink_port = free_port()
+    database = str(folder / f"bench-{store}.db")
+    pg_name = None
+    if store.startswith("pg"):
+        pg_name = f"botkit_bench_{os.getpid()}_{store}"
+        admin(f"DROP DATABASE IF EXISTS {pg_name}", f"CREATE DATABASE {pg_name}")
+        database = with_database(POSTGRES, pg_name)
     sink = start(
         [sys.executable, str(ROOT / "bench" / "sink.py"), "--port", str(sink_port)],
         {},
-        folder / "sink.log",
+        folder / f"sink-{store}.log",
     )
-    bot = start(
-        [
-            sys.executable,
-            "-m",
-            "botkit.tools.cli",
-            "run",
-            "bots.clinic",
-            "--port",
-            str(bot_port),
-            "--log-level",
-            "warning",
-        ],
-        {
-            "GOSENDAPI_API_KEY": "gsk_test_bench",
-            "GOSENDAPI_BASE_URL": f"http://127.0.0.1:{sink_port}/v1",
-            "GOSENDAPI_WEBHOOK_SECRET": SECRET,
-            "BOTKIT_DATABASE": str(database),
-            # the sink has no limits: measure botkit, not the pacing of issue 3's rate limits
-            "BOTKIT_RATE_PER_NUMBER": "0",
-            "BOTKIT_RATE_PER_KEY": "0",
-        },
-        folder / "bot.log",
-    )
+    env = {
+        "GOSENDAPI_API_KEY": "gsk_test_bench",
+        "GOSENDAPI_BASE_URL": f"http://127.0.0.1:{sink_port}/v1",
+        "GOSENDAPI_WEBHOOK_SECRET": SECRET,
+        "BOTKIT_DATABASE": database,
+        # the sink has no limits: measure botkit, not the pacing of issue 3's rate limits
+        "BOTKIT_RATE_PER_NUMBER": "0",
+        "BOTKIT_RATE_PER_KEY": "0",
+    }
+    ports = [free_port() for _ in events]
+    bots = []
     try:
+        for n, port in enumerate(ports):
+            command = [sys.executable, "-m", "botkit.tools.cli", "run", "bots.clinic"]
+            command += ["--port", str(port), "--log-level", "warning"]
+            bots.append(start(command, env, folder / f"bot-{store}-{n}.log"))
         wait_ready(f"http://127.0.0.1:{sink_port}/_fake/stats")
-        wait_ready(f"http://127.0.0.1:{bot_port}/healthz")
+        for port in ports:
+            wait_ready(f"http://127.0.0.1:{port}/healthz", timeout=60)
         started = time.monotonic()
-        result = run_wrk(wrk, bot_port, events, args)
-        drained = wait_drained(bot_port, started)
+        result = run_wrks(wrk, ports, events, args)
+        drained = wait_drained(ports[0], started)
         keys = httpx.get(f"http://127.0.0.1:{sink_port}/_fake/keys", timeout=30).json()["keys"]
     finally:
-        stop(bot)
+        for bot in bots:
+            stop(bot)
         stop(sink)
-    return {**result, **verify(database, keys), "drained_s": drained}
+    try:
+        checked = verify_pg(database, keys) if pg_name else verify(Path(database), keys)
+    finally:
+        if pg_name:
+            admin(f"DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")
+    return {**result, **checked, "drained_s": drained, "store": store, "replicas": len(ports)}
+
+
+def run_wrks(
+    wrk: str, ports: list[int], events: list[Path], args: argparse.Namespace
+) -> dict[str, int]:
+    """One wrk per replica, at once, the connections shared out; their results summed (the
+    latencies: the median of the p50s, the largest p99)."""
+    if len(ports) == 1:
+        return run_wrk(wrk, ports[0], events[0], args)
+    share = argparse.Namespace(
+        **{**vars(args), "connections": max(2, args.connections // len(ports))}
+    )
+    with ThreadPoolExecutor(len(ports)) as pool:
+        results = list(
+            pool.map(lambda pe: run_wrk(wrk, pe[0], pe[1], share), zip(ports, events, strict=True))
+        )
+    summed = {key: sum(r[key] for r in results) for key in results[0]}
+    summed["p50_us"] = sorted(r["p50_us"] for r in results)[len(results) // 2]
+    summed["p99_us"] = max(r["p99_us"] for r in results)
+    summed["max_us"] = max(r["max_us"] for r in results)
+    return summed
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def admin(*statements: str) -> None:
+    async def run() -> None:
+        db = await asyncpg.connect(POSTGRES)
+        try:
+            for statement in statements:
+                await db.execute(statement)
+        finally:
+            await db.close()
+
+    asyncio.run(run())
+
+
+def verify_pg(url: str, keys: dict[str, int]) -> dict[str, object]:
+    async def read() -> tuple[list[str], int, tuple[int, int]]:
+        db = await asyncpg.connect(url)
+        try:
+            events = [
+                r[0] for r in await db.fetch("SELECT event_id FROM inbox WHERE kind = 'message'")
+            ]
+            not_done = await db.fetchval(
+                "SELECT count(*) FROM inbox i LEFT JOIN event_results r ON r.seq = i.seq"
+                " LEFT JOIN lanes l ON l.phone_number_id = i.phone_number_id AND l.wa_id = i.wa_id"
+                " WHERE r.seq IS NOT NULL OR coalesce(l.done_seq, 0) < i.seq"
+            )
+            outbox = await db.fetchrow(
+                "SELECT count(*), count(*) FILTER (WHERE status = 'sent') FROM outbox"
+            )
+            return events, not_done, (outbox[0], outbox[1])
+        finally:
+            await db.close()
+
+    events, not_done, outbox = asyncio.run(read())
+    return replies(events, not_done, outbox, keys)
 
 
 def wait_drained(port: int, started: float, timeout: float = 300.0) -> float:
@@ -211,9 +299,7 @@ def verify(database: Path, keys: dict[str, int]) -> dict[str, object]:
         ).fetchone()[0]
         outbox = db.execute("SELECT count(*), sum(status = 'sent') FROM outbox").fetchone()
     expected = {idempotency_key(event_id, 0): event_id for event_id in events}
-    extra = {idempotency_key(event_id, 1) for event_id in events} & keys.keys()
     missing = expected.keys() - keys.keys()
-    repeated = {key: times for key, times in keys.items() if times > 1}
     with sqlite3.connect(database) as db:
         db.execute("ATTACH DATABASE ? AS incoming", (f"{database}-inbox",))
         for key in sorted(missing)[:5]:
@@ -236,6 +322,17 @@ def verify(database: Path, keys: dict[str, int]) -> dict[str, object]:
                 f"missing reply for {event_id}: inbox {inbox[:4]}, outbox {sends}, user's events {history}",
                 file=sys.stderr,
             )
+    return replies(events, not_done, (outbox[0], outbox[1] or 0), keys)
+
+
+def replies(
+    events: list[str], not_done: int, outbox: tuple[int, int], keys: dict[str, int]
+) -> dict[str, object]:
+    """Whether every event got exactly its reply at the provider."""
+    expected = {idempotency_key(event_id, 0): event_id for event_id in events}
+    extra = {idempotency_key(event_id, 1) for event_id in events} & keys.keys()
+    missing = expected.keys() - keys.keys()
+    repeated = {key: times for key, times in keys.items() if times > 1}
     exact = not missing and not extra and not repeated and len(keys) == len(expected)
     return {
         "events": len(events),
@@ -259,49 +356,77 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=1, help="times each user goes through the 3 steps"
     )
+    parser.add_argument(
+        "--stores",
+        default="sqlite",
+        help="comma-separated, of sqlite, pg1 and pg3 (default sqlite)",
+    )
+    parser.add_argument("--no-isolation", action="store_true", help="skip the isolation line")
     args = parser.parse_args()
+    stores = [store.strip() for store in args.stores.split(",") if store.strip()]
+    unknown = set(stores) - {"sqlite", "pg1", "pg3"}
+    if unknown:
+        parser.error(f"unknown stores {sorted(unknown)}: choose among sqlite, pg1, pg3")
     wrk = ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="botkit-bench-") as tmp:
         folder = Path(tmp)
         events = folder / "events.tsv"
         total = write_events(events, args.users, args.rounds, args.threads)
+        thirds = [folder / f"events-{n}.tsv" for n in range(3)]
+        if "pg3" in stores:
+            for n, path in enumerate(thirds):
+                write_events(path, args.users, args.rounds, args.threads, part=n, parts=3)
         a = baseline(wrk, events, folder, args)
-        b = clinic(wrk, events, folder, args)
-        alone, beside, sleeper = isolation.run(folder, users=200)
-    report(a, b, total, args)
-    print(isolation.line(alone, beside, sleeper))
+        results = [
+            clinic(wrk, folder, args, store, thirds if store == "pg3" else [events])
+            for store in stores
+        ]
+        isolated = None if args.no_isolation else isolation.run(folder, users=200)
+    report(a, results, total, args)
+    if isolated is not None:
+        print(isolation.line(*isolated))
 
 
-def report(a: dict[str, int], b: dict[str, object], total: int, args: argparse.Namespace) -> None:
+def report(
+    a: dict[str, int], results: list[dict[str, object]], total: int, args: argparse.Namespace
+) -> None:
     seconds = args.duration
     rate_a = acked(a) / seconds
-    rate_b = acked(b) / seconds  # type: ignore[arg-type]
-    processed = int(b["events"]) / float(b["drained_s"])  # type: ignore[arg-type]
     print(
         f"events prepared: {total} ({args.users} users x 3 steps x {args.rounds}); wrk {args.connections} connections, {seconds}s"
     )
     print(
         f"(a) bare Starlette verify+parse : {rate_a:8.0f} acked/s  p50 {a['p50_us'] / 1000:6.2f} ms  p99 {a['p99_us'] / 1000:6.2f} ms  non-2xx {a['errors_status']}"
     )
-    print(
-        f"(b) clinic bot, durable inbox   : {rate_b:8.0f} acked/s  p50 {int(b['p50_us']) / 1000:6.2f} ms  p99 {int(b['p99_us']) / 1000:6.2f} ms  non-2xx {b['errors_status']}"
-    )  # type: ignore[call-overload]
-    print(f"ratio b/a acknowledged          : {rate_b / rate_a:8.2f}   (target >= 0.50)")
-    print(
-        f"(b) processed (reply recorded)  : {processed:8.0f} events/s  ({b['events']} events in {float(b['drained_s']):.1f}s from the first request; target >= 2000)"
-    )  # type: ignore[arg-type]
-    print(
-        f"(b) exactly one reply per event : {b['exactly_one_reply_each']}  (events {b['events']}, provider keys {b['provider_keys']}, missing {b['missing_replies']}, extra {b['extra_replies']}, sent twice {b['keys_sent_twice']}, not done {b['not_done']})"
-    )
-    if int(b["requests"]) > total:  # type: ignore[call-overload]
-        # (a) may replay freely: it only verifies and parses
+    processed: dict[str, float] = {}
+    for b in results:
+        name = f"(b) clinic, {b['store']}"
+        rate_b = acked(b) / seconds  # type: ignore[arg-type]
+        processed[str(b["store"])] = rate = int(b["events"]) / float(b["drained_s"])  # type: ignore[arg-type]
         print(
-            "note: wrk ran out of prepared events and replayed some to (b) (duplicates); raise --users"
+            f"{name:<32}: {rate_b:8.0f} acked/s  p50 {int(b['p50_us']) / 1000:6.2f} ms  p99 {int(b['p99_us']) / 1000:6.2f} ms  non-2xx {b['errors_status']}"  # type: ignore[call-overload]
         )
-    print(
-        "BENCH_JSON "
-        + json.dumps({"a": a, "b": b, "ratio": rate_b / rate_a, "processed_per_s": processed})
-    )
+        print(f"{'  ratio to (a) acknowledged':<32}: {rate_b / rate_a:8.2f}")
+        print(
+            f"{'  processed (reply recorded)':<32}: {rate:8.0f} events/s  ({b['events']} events in {float(b['drained_s']):.1f}s from the first request)"  # type: ignore[arg-type]
+        )
+        print(
+            f"{'  exactly one reply per event':<32}: {b['exactly_one_reply_each']}  (events {b['events']}, provider keys {b['provider_keys']}, missing {b['missing_replies']}, extra {b['extra_replies']}, sent twice {b['keys_sent_twice']}, not done {b['not_done']})"
+        )
+        if int(b["requests"]) > total:  # type: ignore[call-overload]
+            # (a) may replay freely: it only verifies and parses
+            print(
+                "note: wrk ran out of prepared events and replayed some (duplicates); raise --users"
+            )
+    if "sqlite" in processed and "pg1" in processed:
+        print(
+            f"processed pg1 / sqlite           : {processed['pg1'] / processed['sqlite']:8.2f}   (target >= 0.70)"
+        )
+    if "pg1" in processed and "pg3" in processed:
+        print(
+            f"processed pg3 / pg1              : {processed['pg3'] / processed['pg1']:8.2f}   (target >= 1.00)"
+        )
+    print("BENCH_JSON " + json.dumps({"a": a, "b": results, "processed_per_s": processed}))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from botkit.store.base import (
     Store,
 )
 from botkit.store.sqlite import SqliteStore, sqlite_path
-from botkit.store.sqlite.batch import GroupCommit
+from botkit.store.batch import GroupCommit
 from botkit.store.sqlite.connection import apart
 from botkit.types import ManualClock
 from botkit.wire.window import Window

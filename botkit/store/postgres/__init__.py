@@ -7,6 +7,12 @@ listens: an acknowledgement, a completion that leaves a lane with events, or new
 transaction, correct when any number of processes run it at once (inbox.py and outbox.py say
 why); one that loses a deadlock or a serialization conflict is run again.
 
+Durability as in the SQLite store: acknowledgements commit synchronously, and adds made at
+once share one transaction (a group commit: one flush to disk for all of them, where each
+would cost one); the workers' claims, completions and records commit asynchronously
+(synchronous_commit off: no wait for the flush), since one lost in a crash of the database
+server is redone, under the same idempotency keys.
+
 A database that is down, restarting or unreachable gives StoreError (the webhook answers 503
 and the provider delivers again; the workers pause and claim again); the pool reconnects when
 it is back. The store's clock decides when leases end: the machines' clocks must agree (NTP).
@@ -18,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,6 +45,8 @@ from botkit.store.base import (
     Session,
     UserRecord,
 )
+from botkit.store.batch import GroupCommit
+from botkit.store.postgres import functions
 from botkit.store.postgres import inbox as inbox_sql
 from botkit.store.postgres import outbox as outbox_sql
 from botkit.store.postgres.schema import migrate
@@ -110,6 +119,7 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self.schema_found: int | None = None  # the schema version open() found (0: none)
         self._listener: asyncio.Task[None] | None = None
+        self._adds = GroupCommit("botkit-pg-inbox-writer", self._write_adds, batch=1024)
         self.inbox = _Inbox(self)
         self.outbox = _Outbox(self)
         self.sessions = _Sessions(self)
@@ -136,6 +146,8 @@ class PostgresStore:
                 max_size=self.pool_size,
                 timeout=CONNECT_TIMEOUT,
                 max_inactive_connection_lifetime=60.0,
+                # the workers' transactions; an acknowledgement turns it on for its own
+                server_settings={"synchronous_commit": "off"},
             )
         except Exception as exc:
             raise StoreError(_cannot_connect(self.url, exc)) from exc
@@ -154,13 +166,16 @@ class PostgresStore:
         except BaseException:
             await self.aclose()
             raise
+        self._adds.start()
         if self.listen:
             ready = asyncio.get_running_loop().create_future()
             self._listener = asyncio.create_task(self._listen(ready), name="botkit-pg-listen")
             await ready
 
     async def aclose(self) -> None:
-        """Stops listening, then closes the pool (waiting for what runs); twice is harmless."""
+        """Writes the adds queued, stops listening, then closes the pool (waiting for what
+        runs); twice is harmless."""
+        await self._adds.aclose()
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()
@@ -199,11 +214,38 @@ class PostgresStore:
                 raise StoreError(f"could not store it: {_reason(exc)}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _write_adds(self, arrivals: Sequence[_Arrival]) -> list[list[bool] | BaseException]:
+        """Adds of several callers in one transaction; if the database refuses it, each
+        caller's in a transaction of its own (so that one that cannot be stored fails alone)."""
+        events = [event for arrival in arrivals for event in arrival.events]
+        envelopes = [envelope for arrival in arrivals for envelope in arrival.envelopes]
+        now = self.clock.now()
+        try:
+            flags = await self.run(lambda db: inbox_sql.add(db, events, envelopes, now))
+        except StoreError as exc:
+            if len(arrivals) == 1 or isinstance(exc.__cause__, _UNAVAILABLE):
+                return [exc] * len(arrivals)
+            return [await self._write_apart(arrival, now) for arrival in arrivals]
+        results: list[list[bool] | BaseException] = []
+        start = 0
+        for arrival in arrivals:
+            results.append(flags[start : start + len(arrival.events)])
+            start += len(arrival.events)
+        return results
+
+    async def _write_apart(self, arrival: _Arrival, now: float) -> list[bool] | BaseException:
+        try:
+            return await self.run(
+                lambda db: inbox_sql.add(db, arrival.events, arrival.envelopes, now)
+            )
+        except StoreError as exc:
+            return exc
+
     async def _listen(self, ready: asyncio.Future[None]) -> None:
         """Holds a connection that LISTENs for wake-ups; connects again when it is lost."""
         channels = {
-            inbox_sql.INBOX_CHANNEL: self.inbox.notify,
-            inbox_sql.OUTBOX_CHANNEL: self.outbox.notify,
+            functions.INBOX_CHANNEL: self.inbox.notify,
+            functions.OUTBOX_CHANNEL: self.outbox.notify,
         }
         while True:
             lost = asyncio.Event()
@@ -261,6 +303,14 @@ def _cannot_connect(url: str, exc: BaseException) -> str:
     return f"cannot connect to PostgreSQL at {where}: {_reason(exc)}; {check}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Arrival:
+    """One caller's events, encoded, for the group commit."""
+
+    events: Sequence[NewEvent]
+    envelopes: list[str]
+
+
 class _Queue(Signal):
     def __init__(self, store: PostgresStore) -> None:
         super().__init__()
@@ -277,10 +327,7 @@ class _Inbox(_Queue):
             envelopes = [codec.dumps_str(event.envelope) for event in events]
         except (TypeError, ValueError) as exc:
             raise StoreError(f"an event cannot be stored: {exc}") from exc
-        now = self._now()
-        flags: list[bool] = await self.store.run(
-            lambda db: inbox_sql.add(db, events, envelopes, now)
-        )
+        flags: list[bool] = await self.store._adds.submit(_Arrival(events, envelopes))
         if any(flags):
             self.notify()
         return flags

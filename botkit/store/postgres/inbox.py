@@ -26,6 +26,7 @@ the row, not the subquery, after waiting for a lock): the row's own `last_seq` i
 fallback, so a lane with events never looks empty.
 
 Statements that lock several lane rows lock them in key order (no deadlocks between them).
+The claim and the completion run as server-side functions (functions.py), one round trip each.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from botkit import codec
 from botkit.store.base import (
     DONE,
     HELD,
-    LANE_ITEMS,
     PENDING,
     STATUS_RANK,
     InboxItem,
@@ -52,11 +52,8 @@ from botkit.store.base import (
     Session,
     failed_outcome,
 )
-from botkit.store.postgres import outbox as outbox_sql
+from botkit.store.postgres.functions import INBOX_CHANNEL, OUTBOX_CHANNEL
 from botkit.wire.window import Window
-
-INBOX_CHANNEL = "botkit_inbox"
-OUTBOX_CHANNEL = "botkit_outbox"
 
 
 def lane_lock(key: LaneKey) -> int:
@@ -105,6 +102,9 @@ async def add(
         list(envelopes),
     )
     async with db.transaction():
+        # acknowledged once stored: this commit waits for the disk (the pool's default
+        # is not to, for the workers' transactions, which are redone if lost)
+        await db.execute("SET LOCAL synchronous_commit = on")
         await db.execute(_LOCK_LANES, locks)
         rows = await db.fetch(_ADD, *columns, now)
     inserted = {row[0] for row in rows}
@@ -117,82 +117,34 @@ async def add(
 
 # -- claim --------------------------------------------------------------------------------------
 
-# After a claim that never completed (attempts > 0: the worker died or its lease ran out), the
-# events that claim could have held are suspects: they run one at a time, so that an event
-# that kills the worker is charged the attempts alone.
-_CLAIM = f"""
-WITH c AS (
-    SELECT phone_number_id, wa_id FROM lanes
-    WHERE next_seq IS NOT NULL AND (event_until IS NULL OR event_until <= $3)
-    ORDER BY next_seq LIMIT $4
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE lanes AS l SET event_token = $1, event_until = $2, attempts = l.attempts + 1,
-    suspect_until = CASE WHEN l.attempts > 0 AND l.done_seq >= coalesce(l.suspect_until, 0)
-        THEN coalesce((SELECT i.seq FROM inbox i WHERE i.phone_number_id = l.phone_number_id
-            AND i.wa_id = l.wa_id AND i.seq > l.done_seq ORDER BY i.seq
-            OFFSET {LANE_ITEMS - 1} LIMIT 1), l.last_seq)
-        ELSE l.suspect_until END
-FROM c WHERE l.phone_number_id = c.phone_number_id AND l.wa_id = c.wa_id
-RETURNING l.phone_number_id, l.wa_id, l.done_seq, l.next_seq, l.attempts, l.last_inbound_at,
-    l.inbound_seq, l.closed_seq, l.suspect_until
-"""
-# The claimed lanes' next events (a few, from the first not done), each with its user's session.
-_EVENTS = """
-SELECT i.seq, i.event_id, i.kind, v.p, v.w, i.envelope,
-    s.conversation, s.state, s.data, s.version
-FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[]) AS v(p, w, done, n)
-CROSS JOIN LATERAL (
-    SELECT x.seq, x.event_id, x.kind, x.envelope FROM inbox x
-    WHERE x.phone_number_id = v.p AND x.wa_id = v.w AND x.seq > v.done
-    ORDER BY x.seq LIMIT v.n
-) AS i
-LEFT JOIN sessions s ON s.phone_number_id = v.p AND s.wa_id = v.w
-ORDER BY i.seq
-"""
-
 
 async def claim(
     db: asyncpg.Connection, token: str, limit: int, lease: float, now: float
 ) -> list[InboxLane]:
-    """Claims the lanes whose next event waits longest, each with its next events in order."""
-    lanes = await db.fetch(_CLAIM, token, now + lease, now, limit)
-    if not lanes:
-        return []
-    lanes = sorted(lanes, key=lambda row: row["next_seq"])
-    # suspects run one at a time (see _CLAIM)
-    counts = [
-        1 if row["suspect_until"] is not None and row["done_seq"] < row["suspect_until"]
-        else LANE_ITEMS
-        for row in lanes
-    ]  # fmt: skip
+    """Claims the lanes whose next event waits longest, each with its next events in order
+    (botkit_claim_events_v1: the claim, then a read of the claimed lanes' events and sessions;
+    after a claim that never completed, its events run one at a time)."""
     rows = await db.fetch(
-        _EVENTS,
-        [row["phone_number_id"] for row in lanes],
-        [row["wa_id"] for row in lanes],
-        [row["done_seq"] for row in lanes],
-        counts,
+        "SELECT * FROM botkit_claim_events_v1($1, $2, $3, $4)", token, now + lease, now, limit
     )
-    events: dict[LaneKey, list[InboxItem]] = {}
-    sessions: dict[LaneKey, Session] = {}
-    for seq, event_id, kind, pnid, wa_id, envelope, *session in rows:
+    lanes: dict[LaneKey, list[Any]] = {}  # in the order claimed: oldest first
+    for row in rows:
+        pnid, wa_id, attempts, last_in, inbound_seq, closed_seq, seq, event_id, kind = row[:9]
+        envelope, conversation, state, data, version = row[9:]
         key = (pnid, wa_id)
-        events.setdefault(key, []).append(
+        if key not in lanes:
+            session = None
+            if conversation is not None:
+                session = Session(pnid, wa_id, conversation, state, codec.loads(data), version)
+            window = Window(last_in, inbound_seq, closed_seq)
+            lanes[key] = [session, window, attempts, []]
+        lanes[key][3].append(
             InboxItem(seq, seq, event_id, kind, pnid, wa_id, codec.loads(envelope))
         )
-        if session[0] is not None and key not in sessions:
-            conversation, state, data, version = session
-            sessions[key] = Session(pnid, wa_id, conversation, state, codec.loads(data), version)
     return [
-        InboxLane(
-            row["phone_number_id"], row["wa_id"], token, tuple(events[key]), sessions.get(key),
-            Window(row["last_inbound_at"], row["inbound_seq"], row["closed_seq"]),
-            row["attempts"],
-        )
-        for row in lanes
-        for key in [(row["phone_number_id"], row["wa_id"])]
-        if key in events  # a claimed lane has its next event stored; never run one empty
-    ]  # fmt: skip
+        InboxLane(key[0], key[1], token, tuple(events), session, window, attempts)
+        for key, (session, window, attempts, events) in lanes.items()
+    ]
 
 
 # -- renew, release, next_due: shared with the outbox (table send_lanes, prefix send) ---------------
@@ -297,13 +249,15 @@ class Completion:
         if session is not None:
             row = (session.conversation, session.state, codec.dumps_str(session.data),
                    session.version)  # fmt: skip
-        sends = [
-            (send.phone_number_id, send.wa_id, send.idempotency_key, send.type,
-             codec.dumps_str(send.payload), send.cause, HELD if send.held else PENDING,
-             send.when_closed, None if send.fallback is None else codec.dumps_str(send.fallback),
-             send.instead_of)
+        sends = [  # a turn's sends go to its own user
+            (send.idempotency_key, send.type, codec.dumps_str(send.payload), send.cause,
+             HELD if send.held else PENDING, send.when_closed,
+             None if send.fallback is None else codec.dumps_str(send.fallback), send.instead_of)
             for send in outcome.sends
         ]  # fmt: skip
+        for send in outcome.sends:
+            if (send.phone_number_id, send.wa_id) != outcome.key:
+                raise ValueError("a turn's sends go to its own user's lane")
         for send_row in sends:  # text columns: no NUL (PostgreSQL refuses it)
             for value in send_row:
                 if isinstance(value, str) and "\x00" in value:
@@ -317,59 +271,7 @@ class Completion:
         return cls(outcome, row, sends, list(latest.values()))
 
 
-# One write of the lane row: done_seq, the claim freed, the next event, the window merged (each
-# field's maximum: greatest() ignores NULL).
-_OWNED = """
-UPDATE lanes AS l SET done_seq = greatest(l.done_seq, $4), pending = l.pending - $5,
-    attempts = 0, event_token = NULL, event_until = NULL,
-    next_seq = CASE WHEN l.last_seq > greatest(l.done_seq, $4) THEN coalesce(
-        (SELECT min(i.seq) FROM inbox i WHERE i.phone_number_id = l.phone_number_id
-         AND i.wa_id = l.wa_id AND i.seq > greatest(l.done_seq, $4)), l.last_seq) END,
-    last_inbound_at = greatest(l.last_inbound_at, $6),
-    inbound_seq = greatest(l.inbound_seq, $7),
-    closed_seq = greatest(l.closed_seq, $8)
-WHERE l.phone_number_id = $1 AND l.wa_id = $2 AND l.event_token = $3
-RETURNING l.next_seq IS NOT NULL
-"""
-_EVENT_RESULTS = """
-INSERT INTO event_results (seq, status, error, attempts, processed_at)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::float8[])
-ON CONFLICT (seq) DO UPDATE SET status = excluded.status, error = excluded.error,
-    attempts = excluded.attempts, processed_at = excluded.processed_at
-"""
-_UPSERT_SESSION = """
-INSERT INTO sessions (phone_number_id, wa_id, conversation, state, data, version, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET conversation = excluded.conversation,
-    state = excluded.state, data = excluded.data, version = excluded.version,
-    updated_at = excluded.updated_at
-"""
-_INSERT_SENDS = """
-INSERT INTO outbox (phone_number_id, wa_id, idempotency_key, type, payload, cause, status,
-    when_closed, fallback, instead_of, next_attempt_at, created_at)
-SELECT p, w, k, t, payload, cause, status, when_closed, fallback, instead_of, $11, $11
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-    $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) WITH ORDINALITY
-    AS v(p, w, k, t, payload, cause, status, when_closed, fallback, instead_of, n)
-ORDER BY n
-ON CONFLICT (idempotency_key) DO NOTHING
-"""
-_UPSERT_STATUSES = """
-INSERT INTO message_status (message_id, status, rank, timestamp, errors, updated_at)
-SELECT m, s, r, t, e, $6 FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[])
-    WITH ORDINALITY AS v(m, s, r, t, e, n)
-ORDER BY n
-ON CONFLICT (message_id) DO UPDATE SET status = excluded.status, rank = excluded.rank,
-    timestamp = excluded.timestamp, errors = excluded.errors, updated_at = excluded.updated_at
-WHERE excluded.rank > message_status.rank
-"""
-_RELEASE_HELD = """
-UPDATE outbox SET status = 'pending', next_attempt_at = $3
-WHERE status = 'held' AND phone_number_id = $1 AND wa_id = $2
-"""
-
-
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Completed:
     """What a completion did: whether it held its lane, and what it woke."""
 
@@ -379,47 +281,31 @@ class Completed:
 
 
 async def complete(db: asyncpg.Connection, completion: Completion, now: float) -> Completed:
-    """Writes `completion` if its token still holds its lane (one transaction)."""
+    """Writes `completion` if its token still holds its lane (botkit_complete_v1, one
+    statement; the next event's fallback is the lane row's own `last_seq`, since the
+    subquery that finds it may see an older snapshot than the row it updates)."""
     outcome = completion.outcome
     window = outcome.window or Window()
     done = max((result.lane_seq for result in outcome.results), default=0)
-    async with db.transaction():
-        waiting = await db.fetchval(
-            _OWNED, *outcome.key, outcome.token, done, len(outcome.results),
-            window.last_inbound_at, window.inbound_seq, window.closed_seq,
-        )  # fmt: skip
-        if waiting is None:
-            return Completed(False)
-        results = [(r.seq, r.status, r.error) for r in outcome.results if r.status != DONE]
-        if results:
-            await db.execute(
-                _EVENT_RESULTS,
-                [r[0] for r in results],
-                [r[1] for r in results],
-                [r[2] for r in results],
-                [outcome.attempts] * len(results),
-                [now] * len(results),
-            )
-        if completion.session is not None:
-            await db.execute(_UPSERT_SESSION, *outcome.key, *completion.session, now)
-        queued = False  # new sends to go out (not held)
-        if completion.sends:
-            await db.execute(_INSERT_SENDS, *zip(*completion.sends, strict=True), now)
-            queued = any(row[6] == PENDING for row in completion.sends)
-        if completion.statuses:
-            await db.execute(_UPSERT_STATUSES, *zip(*completion.statuses, strict=True), now)
-        # refused first: a message of the user's in the same turn releases them
-        moved = await outbox_sql.refuse(db, outcome.refused, now, remember=True)
-        # the user wrote: sends held for that go out
-        released = outcome.release_held and await db.execute(_RELEASE_HELD, *outcome.key, now)
-        if released and released != "UPDATE 0":
-            moved.add(outcome.key)
-        if moved:
-            await outbox_sql.refresh_due(db, moved | ({outcome.key} if queued else set()))
-        elif queued:
-            await outbox_sql.mark_due(db, outcome.key, now)
-        if moved or queued:
-            await db.execute(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')")
-        if waiting:
-            await db.execute(f"SELECT pg_notify('{INBOX_CHANNEL}', '')")
-    return Completed(True, bool(waiting), bool(moved) or queued)
+    results = [r for r in outcome.results if r.status != DONE]
+    session = completion.session or (None, None, None, None)
+    sends = _columns(completion.sends, 8)
+    statuses = _columns(completion.statuses, 5)
+    found = await db.fetchval(
+        _COMPLETE,
+        *outcome.key, outcome.token, done, len(outcome.results),
+        window.last_inbound_at, window.inbound_seq, window.closed_seq, outcome.attempts, now,
+        [r.seq for r in results], [r.status for r in results], [r.error for r in results],
+        *session, *sends, *statuses, list(outcome.refused), outcome.release_held,
+    )  # fmt: skip
+    if found is None:
+        return Completed(False)
+    return Completed(True, bool(found & 2), bool(found & 4))
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as `width` columns (arrays for the function)."""
+    return [[row[n] for row in rows] for n in range(width)]
+
+
+_COMPLETE = "SELECT botkit_complete_v1(" + ", ".join(f"${n}" for n in range(1, 33)) + ")"

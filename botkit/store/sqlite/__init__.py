@@ -33,10 +33,10 @@ from botkit.store.base import (
     SendLaneOutcome,
     UserRecord,
 )
+from botkit.store.batch import GroupCommit
 from botkit.store.signal import Signal
 from botkit.store.sqlite import inbox as inbox_sql
 from botkit.store.sqlite import outbox as outbox_sql
-from botkit.store.sqlite.batch import GroupCommit
 from botkit.store.sqlite.connection import INBOX, MAIN, Connection, apart, transaction
 from botkit.store.sqlite.schema import attach, migrate
 from botkit.types import Clock, SystemClock

@@ -1,0 +1,362 @@
+"""The PostgreSQL store's server-side functions: a claim, a completion or a record in one
+round trip, where their statements one by one cost seven or eight (bench/webhook.py, pg1).
+
+They are the statements of inbox.py and outbox.py, run in order inside PL/pgSQL, which takes
+a new snapshot for each statement (READ COMMITTED), so what those modules say about locks
+and snapshots holds here statement by statement. The names carry a version (`_v1`): a new
+botkit that changes one adds a new name, and processes of the older version still running
+during a rolling deploy keep theirs. They are (re)created at every start-up, under the
+migration lock.
+"""
+
+from __future__ import annotations
+
+from botkit.store.base import LANE_ITEMS
+from botkit.wire.window import WINDOW_SECONDS
+
+INBOX_CHANNEL = "botkit_inbox"
+OUTBOX_CHANNEL = "botkit_outbox"
+
+_REFUSED_ERROR = "the provider reported the 24-hour window closed (131047)"
+REFUSALS_KEPT = 7 * 24 * 60 * 60.0
+
+FUNCTIONS = f"""
+-- Sends refused by a failed status (131047) fall back or wait held; with _remember, a refusal
+-- of a message no send has yet is kept. Returns the lanes whose sends changed.
+CREATE OR REPLACE FUNCTION botkit_refuse_v1(_ids text[], _now float8, _remember boolean)
+RETURNS TABLE (p text, w text) LANGUAGE plpgsql AS $fn$
+DECLARE
+    kept integer;
+BEGIN
+    IF _ids IS NULL OR cardinality(_ids) = 0 THEN
+        RETURN;
+    END IF;
+    FOR p, w IN
+        UPDATE outbox AS o SET instead_of = o.type, type = o.fallback::json ->> 'type',
+            payload = (o.fallback::json -> 'payload')::text,
+            idempotency_key = o.idempotency_key || '-fb', when_closed = 'fail', fallback = NULL,
+            status = 'pending', attempts = 0, next_attempt_at = _now, provider_message_id = NULL,
+            error = '{_REFUSED_ERROR}', sent_at = NULL
+        WHERE o.provider_message_id = ANY(_ids) AND o.when_closed = 'fallback'
+        RETURNING o.phone_number_id, o.wa_id
+    LOOP
+        RETURN NEXT;
+    END LOOP;
+    FOR p, w IN
+        UPDATE outbox AS o SET status = 'held', idempotency_key = o.idempotency_key || '-held',
+            provider_message_id = NULL, error = '{_REFUSED_ERROR}', sent_at = NULL
+        WHERE o.provider_message_id = ANY(_ids) AND o.when_closed = 'hold'
+        RETURNING o.phone_number_id, o.wa_id
+    LOOP
+        RETURN NEXT;
+    END LOOP;
+    IF _remember THEN
+        INSERT INTO refusals (message_id, refused_at)
+        SELECT m, _now FROM unnest(_ids) AS m(m)
+        WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.provider_message_id = m)
+        ON CONFLICT (message_id) DO NOTHING;
+        GET DIAGNOSTICS kept = ROW_COUNT;
+        IF kept > 0 THEN
+            DELETE FROM refusals WHERE refused_at < _now - {REFUSALS_KEPT};
+        END IF;
+    END IF;
+END
+$fn$;
+
+-- When each lane's first pending send is due, computed after locking the lanes' rows (in key
+-- order), by statements that start after the locks were taken.
+CREATE OR REPLACE FUNCTION botkit_refresh_due_v1(_ps text[], _ws text[])
+RETURNS void LANGUAGE plpgsql AS $fn$
+BEGIN
+    INSERT INTO send_lanes (phone_number_id, wa_id)
+    SELECT * FROM unnest(_ps, _ws) ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM send_lanes s WHERE (s.phone_number_id, s.wa_id) IN
+        (SELECT * FROM unnest(_ps, _ws)) ORDER BY s.phone_number_id, s.wa_id FOR UPDATE;
+    UPDATE send_lanes AS s SET send_due = (SELECT o.next_attempt_at FROM outbox o
+        WHERE o.phone_number_id = s.phone_number_id AND o.wa_id = s.wa_id
+        AND o.status = 'pending' ORDER BY o.seq LIMIT 1)
+    WHERE (s.phone_number_id, s.wa_id) IN (SELECT * FROM unnest(_ps, _ws));
+END
+$fn$;
+
+-- Claims up to _limit lanes whose next event waits longest, and returns their next events
+-- (one per row, oldest lane first), each with the lane's claim and the user's session.
+CREATE OR REPLACE FUNCTION botkit_claim_events_v1(
+    _token text, _until float8, _now float8, _limit integer
+) RETURNS TABLE (
+    phone_number_id text, wa_id text, attempts integer, last_inbound_at float8,
+    inbound_seq bigint, closed_seq bigint, seq bigint, event_id text, kind text,
+    envelope text, conversation text, state text, data text, version text
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    ps text[]; ws text[]; dones bigint[]; counts integer[]; firsts bigint[];
+    tries integer[]; last_ins float8[]; in_seqs bigint[]; closeds bigint[];
+BEGIN
+    WITH c AS (
+        SELECT l.phone_number_id, l.wa_id FROM lanes l
+        WHERE l.next_seq IS NOT NULL AND (l.event_until IS NULL OR l.event_until <= _now)
+        ORDER BY l.next_seq LIMIT _limit
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE lanes AS l SET event_token = _token, event_until = _until,
+            attempts = l.attempts + 1,
+            suspect_until = CASE WHEN l.attempts > 0
+                AND l.done_seq >= coalesce(l.suspect_until, 0)
+                THEN coalesce((SELECT i.seq FROM inbox i
+                    WHERE i.phone_number_id = l.phone_number_id AND i.wa_id = l.wa_id
+                    AND i.seq > l.done_seq ORDER BY i.seq
+                    OFFSET {LANE_ITEMS - 1} LIMIT 1), l.last_seq)
+                ELSE l.suspect_until END
+        FROM c WHERE l.phone_number_id = c.phone_number_id AND l.wa_id = c.wa_id
+        RETURNING l.*
+    )
+    SELECT array_agg(x.phone_number_id ORDER BY x.next_seq), array_agg(x.wa_id ORDER BY x.next_seq),
+        array_agg(x.done_seq ORDER BY x.next_seq),
+        array_agg(CASE WHEN x.suspect_until IS NOT NULL AND x.done_seq < x.suspect_until
+            THEN 1 ELSE {LANE_ITEMS} END ORDER BY x.next_seq),
+        array_agg(x.next_seq ORDER BY x.next_seq), array_agg(x.attempts ORDER BY x.next_seq),
+        array_agg(x.last_inbound_at ORDER BY x.next_seq),
+        array_agg(x.inbound_seq ORDER BY x.next_seq), array_agg(x.closed_seq ORDER BY x.next_seq)
+    INTO ps, ws, dones, counts, firsts, tries, last_ins, in_seqs, closeds
+    FROM claimed x;
+    IF ps IS NULL THEN
+        RETURN;
+    END IF;
+    -- a new statement: its snapshot includes the lanes' last completions
+    RETURN QUERY
+    SELECT v.p, v.w, v.tries, v.last_in, v.in_seq, v.closed, i.seq, i.event_id, i.kind,
+        i.envelope, s.conversation, s.state, s.data, s.version
+    FROM unnest(ps, ws, dones, counts, firsts, tries, last_ins, in_seqs, closeds)
+        WITH ORDINALITY AS v(p, w, done, n, first, tries, last_in, in_seq, closed, k)
+    CROSS JOIN LATERAL (
+        SELECT x.seq, x.event_id, x.kind, x.envelope FROM inbox x
+        WHERE x.phone_number_id = v.p AND x.wa_id = v.w AND x.seq > v.done
+        ORDER BY x.seq LIMIT v.n
+    ) AS i
+    LEFT JOIN sessions s ON s.phone_number_id = v.p AND s.wa_id = v.w
+    ORDER BY v.k, i.seq;
+END
+$fn$;
+
+-- Writes a lane's outcome if _token still holds the lane; returns NULL when it does not
+-- (nothing written), else 1 + 2 (the lane still has events) + 4 (sends are due or moved).
+CREATE OR REPLACE FUNCTION botkit_complete_v1(
+    _p text, _w text, _token text, _done bigint, _n integer,
+    _last_in float8, _in_seq bigint, _closed bigint, _attempts integer, _now float8,
+    _r_seqs bigint[], _r_statuses text[], _r_errors text[],
+    _conversation text, _state text, _data text, _version text,
+    _s_keys text[], _s_types text[], _s_payloads text[], _s_causes text[], _s_statuses text[],
+    _s_when text[], _s_fallbacks text[], _s_instead text[],
+    _m_ids text[], _m_statuses text[], _m_ranks integer[], _m_times bigint[], _m_errors text[],
+    _refused text[], _release_held boolean
+) RETURNS integer LANGUAGE plpgsql AS $fn$
+DECLARE
+    waiting boolean;
+    queued boolean := false;
+    moved_p text[]; moved_w text[];
+    released integer := 0;
+BEGIN
+    UPDATE lanes AS l SET done_seq = greatest(l.done_seq, _done), pending = l.pending - _n,
+        attempts = 0, event_token = NULL, event_until = NULL,
+        next_seq = CASE WHEN l.last_seq > greatest(l.done_seq, _done) THEN coalesce(
+            (SELECT min(i.seq) FROM inbox i WHERE i.phone_number_id = l.phone_number_id
+             AND i.wa_id = l.wa_id AND i.seq > greatest(l.done_seq, _done)), l.last_seq) END,
+        last_inbound_at = greatest(l.last_inbound_at, _last_in),
+        inbound_seq = greatest(l.inbound_seq, _in_seq),
+        closed_seq = greatest(l.closed_seq, _closed)
+    WHERE l.phone_number_id = _p AND l.wa_id = _w AND l.event_token = _token
+    RETURNING l.next_seq IS NOT NULL INTO waiting;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF cardinality(_r_seqs) > 0 THEN
+        INSERT INTO event_results (seq, status, error, attempts, processed_at)
+        SELECT r.seq, r.status, r.error, _attempts, _now
+        FROM unnest(_r_seqs, _r_statuses, _r_errors) AS r(seq, status, error)
+        ON CONFLICT (seq) DO UPDATE SET status = excluded.status, error = excluded.error,
+            attempts = excluded.attempts, processed_at = excluded.processed_at;
+    END IF;
+    IF _conversation IS NOT NULL THEN
+        INSERT INTO sessions (phone_number_id, wa_id, conversation, state, data, version,
+            updated_at)
+        VALUES (_p, _w, _conversation, _state, _data, _version, _now)
+        ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET conversation = excluded.conversation,
+            state = excluded.state, data = excluded.data, version = excluded.version,
+            updated_at = excluded.updated_at;
+    END IF;
+    IF cardinality(_s_keys) > 0 THEN
+        INSERT INTO outbox (phone_number_id, wa_id, idempotency_key, type, payload, cause,
+            status, when_closed, fallback, instead_of, next_attempt_at, created_at)
+        SELECT _p, _w, v.k, v.t, v.payload, v.cause, v.status, v.when_closed, v.fallback,
+            v.instead_of, _now, _now
+        FROM unnest(_s_keys, _s_types, _s_payloads, _s_causes, _s_statuses, _s_when,
+            _s_fallbacks, _s_instead) WITH ORDINALITY
+            AS v(k, t, payload, cause, status, when_closed, fallback, instead_of, n)
+        ORDER BY v.n
+        ON CONFLICT (idempotency_key) DO NOTHING;
+        queued := 'pending' = ANY(_s_statuses);
+    END IF;
+    IF cardinality(_m_ids) > 0 THEN
+        INSERT INTO message_status (message_id, status, rank, timestamp, errors, updated_at)
+        SELECT m.id, m.status, m.rank, m.at, m.errors, _now
+        FROM unnest(_m_ids, _m_statuses, _m_ranks, _m_times, _m_errors)
+            AS m(id, status, rank, at, errors)
+        ON CONFLICT (message_id) DO UPDATE SET status = excluded.status, rank = excluded.rank,
+            timestamp = excluded.timestamp, errors = excluded.errors,
+            updated_at = excluded.updated_at
+        WHERE excluded.rank > message_status.rank;
+    END IF;
+    -- refused first: a message of the user's in the same turn releases them
+    SELECT array_agg(r.p), array_agg(r.w) INTO moved_p, moved_w
+    FROM (SELECT DISTINCT x.p, x.w FROM botkit_refuse_v1(_refused, _now, true) x) r;
+    IF _release_held THEN  -- the user wrote: sends held for that go out
+        UPDATE outbox SET status = 'pending', next_attempt_at = _now
+        WHERE status = 'held' AND phone_number_id = _p AND wa_id = _w;
+        GET DIAGNOSTICS released = ROW_COUNT;
+    END IF;
+    IF moved_p IS NOT NULL OR released > 0 THEN
+        SELECT array_agg(x.p), array_agg(x.w) INTO moved_p, moved_w FROM (
+            SELECT DISTINCT * FROM unnest(coalesce(moved_p, '{{}}'), coalesce(moved_w, '{{}}'))
+            UNION SELECT _p, _w WHERE released > 0 OR queued
+        ) AS x(p, w);
+        PERFORM botkit_refresh_due_v1(moved_p, moved_w);
+    ELSIF queued THEN
+        INSERT INTO send_lanes AS s (phone_number_id, wa_id, send_due) VALUES (_p, _w, _now)
+        ON CONFLICT (phone_number_id, wa_id) DO UPDATE
+        SET send_due = coalesce(s.send_due, excluded.send_due);
+    END IF;
+    IF moved_p IS NOT NULL OR queued THEN
+        PERFORM pg_notify('{OUTBOX_CHANNEL}', '');
+    END IF;
+    IF waiting THEN
+        PERFORM pg_notify('{INBOX_CHANNEL}', '');
+    END IF;
+    RETURN 1 + CASE WHEN waiting THEN 2 ELSE 0 END
+        + CASE WHEN moved_p IS NOT NULL OR queued THEN 4 ELSE 0 END;
+END
+$fn$;
+
+-- Claims up to _limit lanes whose first pending send is due, earliest first, and returns
+-- their next sends (one per row; a lane with none has one row of NULL sends), each with the
+-- lane's window and position.
+CREATE OR REPLACE FUNCTION botkit_claim_sends_v1(
+    _token text, _until float8, _now float8, _limit integer
+) RETURNS TABLE (
+    phone_number_id text, wa_id text, last_inbound_at float8, inbound_seq bigint,
+    closed_seq bigint, lane_position bigint, seq bigint, idempotency_key text, type text,
+    payload text, attempts integer, when_closed text, fallback text, media_id text
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    ps text[]; ws text[];
+BEGIN
+    WITH c AS (
+        SELECT s.phone_number_id, s.wa_id FROM send_lanes s
+        WHERE s.send_due IS NOT NULL AND s.send_due <= _now
+            AND (s.send_until IS NULL OR s.send_until <= _now)
+        ORDER BY s.send_due, s.phone_number_id, s.wa_id LIMIT _limit
+        FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE send_lanes AS s SET send_token = _token, send_until = _until
+        FROM c WHERE s.phone_number_id = c.phone_number_id AND s.wa_id = c.wa_id
+        RETURNING s.phone_number_id, s.wa_id, s.send_due
+    )
+    SELECT array_agg(x.phone_number_id ORDER BY x.send_due, x.phone_number_id, x.wa_id),
+        array_agg(x.wa_id ORDER BY x.send_due, x.phone_number_id, x.wa_id)
+    INTO ps, ws FROM claimed x;
+    IF ps IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT v.p, v.w, l.last_inbound_at, coalesce(l.inbound_seq, 0), l.closed_seq,
+        coalesce(l.last_seq, 0), o.seq, o.idempotency_key, o.type, o.payload, o.attempts,
+        o.when_closed, o.fallback, o.media_id
+    FROM unnest(ps, ws) WITH ORDINALITY AS v(p, w, k)
+    LEFT JOIN lanes l ON l.phone_number_id = v.p AND l.wa_id = v.w
+    LEFT JOIN LATERAL (
+        SELECT * FROM outbox x WHERE x.phone_number_id = v.p AND x.wa_id = v.w
+        AND x.status = 'pending' ORDER BY x.seq LIMIT {LANE_ITEMS}
+    ) AS o ON true
+    ORDER BY v.k, o.seq;
+END
+$fn$;
+
+-- Records a lane's delivery attempts if _token still holds its sends and frees the lane;
+-- false when the claim was lost (nothing written). _fall_back per result: NULL, 'fallback'
+-- or 'hold'.
+CREATE OR REPLACE FUNCTION botkit_record_v1(
+    _p text, _w text, _token text, _position bigint, _closed boolean, _now float8,
+    _seqs bigint[], _statuses text[], _attempts integer[], _ids text[], _errors text[],
+    _retry_in float8[], _media text[], _fall_back text[]
+) RETURNS boolean LANGUAGE plpgsql AS $fn$
+DECLARE
+    moved_p text[]; moved_w text[];
+    late text[];
+    others_p text[]; others_w text[];
+BEGIN
+    IF _closed THEN  -- lanes first: the lock order
+        UPDATE lanes SET closed_seq = greatest(closed_seq, _position)
+        WHERE phone_number_id = _p AND wa_id = _w
+            AND EXISTS (SELECT 1 FROM send_lanes s WHERE s.phone_number_id = _p
+                AND s.wa_id = _w AND s.send_token = _token);
+    END IF;
+    PERFORM 1 FROM send_lanes WHERE phone_number_id = _p AND wa_id = _w
+        AND send_token = _token FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    UPDATE outbox AS o SET status = v.status, attempts = v.attempts,
+        provider_message_id = v.id, error = v.error,
+        next_attempt_at = CASE WHEN v.retry_in IS NULL THEN o.next_attempt_at
+            ELSE _now + v.retry_in END,
+        sent_at = CASE WHEN v.status IN ('sent', 'failed') THEN _now END, media_id = v.media
+    FROM unnest(_seqs, _statuses, _attempts, _ids, _errors, _retry_in, _media, _fall_back)
+        AS v(seq, status, attempts, id, error, retry_in, media, fall_back)
+    WHERE v.fall_back IS NULL AND o.seq = v.seq AND o.phone_number_id = _p AND o.wa_id = _w;
+    UPDATE outbox AS o SET instead_of = o.type, type = o.fallback::json ->> 'type',
+        payload = (o.fallback::json -> 'payload')::text,
+        idempotency_key = o.idempotency_key || '-fb', when_closed = 'fail', fallback = NULL,
+        status = 'pending', attempts = 0, next_attempt_at = _now, provider_message_id = NULL,
+        error = v.error, sent_at = NULL
+    FROM unnest(_seqs, _errors, _fall_back) AS v(seq, error, fall_back)
+    WHERE v.fall_back = 'fallback' AND o.seq = v.seq AND o.phone_number_id = _p
+        AND o.wa_id = _w;
+    UPDATE outbox AS o SET status = 'held', idempotency_key = o.idempotency_key || '-held',
+        provider_message_id = NULL, error = v.error, sent_at = NULL
+    FROM unnest(_seqs, _errors, _fall_back) AS v(seq, error, fall_back)
+    WHERE v.fall_back = 'hold' AND o.seq = v.seq AND o.phone_number_id = _p
+        AND o.wa_id = _w;
+    -- refusals stored before their send's result: applied now
+    WITH gone AS (
+        DELETE FROM refusals WHERE message_id = ANY(_ids) RETURNING message_id
+    ) SELECT array_agg(message_id) INTO late FROM gone;
+    IF late IS NOT NULL THEN
+        SELECT array_agg(r.p), array_agg(r.w) INTO moved_p, moved_w
+        FROM (SELECT DISTINCT x.p, x.w FROM botkit_refuse_v1(late, _now, false) x) r;
+    END IF;
+    IF moved_p IS NOT NULL OR 'hold' = ANY(_fall_back) THEN
+        -- held sends of these lanes go out if the window is open now
+        UPDATE outbox AS o SET status = 'pending', next_attempt_at = _now FROM lanes l
+        WHERE o.status = 'held' AND l.phone_number_id = o.phone_number_id
+            AND l.wa_id = o.wa_id
+            AND (o.phone_number_id, o.wa_id) IN (
+                SELECT * FROM unnest(coalesce(moved_p, '{{}}'), coalesce(moved_w, '{{}}'))
+                UNION SELECT _p, _w)
+            AND l.last_inbound_at + {WINDOW_SECONDS} > _now
+            AND (l.closed_seq IS NULL OR l.closed_seq < l.inbound_seq);
+    END IF;
+    UPDATE send_lanes SET send_token = NULL, send_until = NULL,
+        send_due = (SELECT o.next_attempt_at FROM outbox o WHERE o.phone_number_id = _p
+            AND o.wa_id = _w AND o.status = 'pending' ORDER BY o.seq LIMIT 1)
+    WHERE phone_number_id = _p AND wa_id = _w;
+    IF moved_p IS NOT NULL THEN
+        SELECT array_agg(x.p), array_agg(x.w) INTO others_p, others_w
+        FROM unnest(moved_p, moved_w) AS x(p, w) WHERE (x.p, x.w) <> (_p, _w);
+        IF others_p IS NOT NULL THEN
+            PERFORM botkit_refresh_due_v1(others_p, others_w);
+        END IF;
+    END IF;
+    PERFORM pg_notify('{OUTBOX_CHANNEL}', '');
+    RETURN true;
+END
+$fn$;
+"""
