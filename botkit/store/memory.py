@@ -83,6 +83,8 @@ class MemoryStore:
     def __init__(self, *, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
         self._open = False
+        self._last_event = 0  # seqs are never reused, as the SQLite inbox's (AUTOINCREMENT)
+        self._last_send = 0
         self._events: dict[int, tuple[InboxItem, str | None]] = {}  # seq -> (item, message id)
         self._event_ids: dict[str, int] = {}
         self._message_ids: set[str] = set()
@@ -203,7 +205,8 @@ class _Inbox(_Queue):
         key = (event.phone_number_id, event.wa_id)
         lane = self.store._lane(key)
         lane.last_seq += 1
-        seq = len(self.store._event_ids) + 1
+        self.store._last_event += 1
+        seq = self.store._last_event
         item = InboxItem(seq, lane.last_seq, event.event_id, event.kind, *key, envelope)
         self.store._events[seq] = (item, event.message_id)
         self.store._event_ids[event.event_id] = seq
@@ -306,7 +309,8 @@ class _Inbox(_Queue):
             if send.idempotency_key in store._send_keys:
                 continue
             store._send_keys.add(send.idempotency_key)
-            seq = len(store._send_keys)
+            store._last_send += 1
+            seq = store._last_send
             status = HELD if send.held else PENDING
             store._sends[seq] = _Send(
                 seq,
