@@ -18,9 +18,18 @@ DEFAULT_RATE_PER_NUMBER = 80.0  # messages/s per sending number: GoSendAPI's sta
 DEFAULT_RATE_PER_KEY = 100.0  # requests/s per API key: GoSendAPI's standard limit
 DEFAULT_MEDIA_MAX_AGE_DAYS = 29  # the provider keeps uploaded media 30 days (WhatsApp's rule)
 DAY = 24 * 3600.0
+HOUR = 3600.0
+# The provider retries a webhook it got no 2xx for 0 s, 1 min, 5 min, 30 min and 2 h after the
+# attempt before: its last redelivery comes 2.6 hours after the first delivery.
+REDELIVERY_DELAYS = (0.0, 60.0, 300.0, 1800.0, 7200.0)
+REDELIVERY_HORIZON = sum(REDELIVERY_DELAYS)
+# How long the store keeps finished work (events, sends, delivery statuses), and at least: over
+# twice the redelivery horizon, so that a late redelivery is still recognised as a duplicate.
+DEFAULT_RETENTION_DAYS = 7
+MIN_RETENTION = 6 * HOUR
 
 _DIGITS = re.compile(r"[0-9]{1,32}")
-_RATE = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
+_DECIMAL = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +48,7 @@ class Settings:
     rate_per_number_overrides: tuple[tuple[str, float], ...] = ()
     rate_per_key: float = DEFAULT_RATE_PER_KEY
     media_max_age: float = DEFAULT_MEDIA_MAX_AGE_DAYS * DAY
+    retention: float = DEFAULT_RETENTION_DAYS * DAY  # seconds finished work is kept
 
     @property
     def uses_fake_provider(self) -> bool:
@@ -81,6 +91,7 @@ class Settings:
         overrides = _overrides(env.get("BOTKIT_RATE_PER_NUMBER_OVERRIDES", ""), problems)
         per_key = _rate(env, "BOTKIT_RATE_PER_KEY", DEFAULT_RATE_PER_KEY, problems)
         media_days = _int(env, "BOTKIT_MEDIA_MAX_AGE_DAYS", DEFAULT_MEDIA_MAX_AGE_DAYS, problems)
+        retention = _retention(env, problems)
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -95,6 +106,7 @@ class Settings:
             rate_per_number_overrides=overrides,
             rate_per_key=per_key,
             media_max_age=media_days * DAY,
+            retention=retention,
         )
 
 
@@ -130,9 +142,31 @@ def _rate(env: Mapping[str, str], name: str, default: float, problems: list[str]
 
 def _per_second(raw: str) -> float | None:
     """A non-negative, finite number of sends a second, or None."""
-    if not _RATE.fullmatch(raw):  # float() would also take "inf", "nan" and "1_000"
+    if not _DECIMAL.fullmatch(raw):  # float() would also take "inf", "nan" and "1_000"
         return None
     return float(raw)
+
+
+def _retention(env: Mapping[str, str], problems: list[str]) -> float:
+    """BOTKIT_RETENTION_DAYS, in seconds: days, decimals allowed, never under MIN_RETENTION."""
+    name = "BOTKIT_RETENTION_DAYS"
+    default = DEFAULT_RETENTION_DAYS * DAY
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not _DECIMAL.fullmatch(raw):
+        problems.append(f"{name} must be a number of days, such as 7 or 0.5; not {raw!r}")
+        return default
+    seconds = float(raw) * DAY
+    if seconds < MIN_RETENTION:
+        problems.append(
+            f"{name} is {raw!r} ({seconds / HOUR:g} hours): it must be at least "
+            f"{MIN_RETENTION / DAY:g} ({MIN_RETENTION / HOUR:g} hours), because the provider "
+            f"redelivers a webhook for about {REDELIVERY_HORIZON / HOUR:.1f} hours and an event "
+            "forgotten before its last redelivery would be taken for a new one and run again"
+        )
+        return default
+    return seconds
 
 
 def _overrides(raw: str, problems: list[str]) -> tuple[tuple[str, float], ...]:

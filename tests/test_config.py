@@ -7,12 +7,16 @@ import dataclasses
 import pytest
 
 from botkit.config import (
+    DAY,
     DEFAULT_BASE_URL,
     DEFAULT_DATABASE,
     DEFAULT_RATE_PER_KEY,
     DEFAULT_RATE_PER_NUMBER,
+    DEFAULT_RETENTION_DAYS,
     DEV_WEBHOOK_SECRET,
     MAX_BODY_BYTES,
+    MIN_RETENTION,
+    REDELIVERY_HORIZON,
     Settings,
 )
 from botkit.exceptions import BotkitError, ConfigError
@@ -255,3 +259,41 @@ def test_rate_problems_are_listed_with_the_others() -> None:
         "BOTKIT_RATE_PER_NUMBER_OVERRIDES",
         "BOTKIT_RATE_PER_KEY",
     ]
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+
+def test_finished_work_is_kept_seven_days_by_default() -> None:
+    assert Settings.from_env({}).retention == DEFAULT_RETENTION_DAYS * DAY == 7 * 24 * 3600
+    assert Settings().retention == Settings.from_env({}).retention
+
+
+@pytest.mark.parametrize(("value", "hours"), [("30", 720), ("0.5", 12), (" 0.25 ", 6)])
+def test_the_retention_is_read_in_days_decimals_allowed(value: str, hours: float) -> None:
+    assert Settings.from_env({"BOTKIT_RETENTION_DAYS": value}).retention == hours * 3600
+
+
+def test_the_shortest_retention_outlasts_the_providers_redeliveries() -> None:
+    assert REDELIVERY_HORIZON == 0 + 60 + 300 + 1800 + 7200  # about 2.6 hours
+    assert MIN_RETENTION == 6 * 3600 > 2 * REDELIVERY_HORIZON
+
+
+@pytest.mark.parametrize("value", ["0.2", "0", "0.000001"])
+def test_a_retention_under_six_hours_is_refused_saying_why(value: str) -> None:
+    [problem] = problems_of({"BOTKIT_RETENTION_DAYS": value})
+    assert "BOTKIT_RETENTION_DAYS" in problem and repr(value) in problem
+    assert "at least 0.25 (6 hours)" in problem
+    assert "redelivers a webhook for about 2.6 hours" in problem
+
+
+@pytest.mark.parametrize("value", ["a week", "-7", "1e3", "7d", "inf", "\uff17"])
+def test_a_retention_must_be_a_number_of_days(value: str) -> None:
+    [problem] = problems_of({"BOTKIT_RETENTION_DAYS": value})
+    assert "BOTKIT_RETENTION_DAYS" in problem and repr(value) in problem
+    assert "number of days" in problem
+
+
+def test_a_retention_problem_is_listed_with_the_others() -> None:
+    problems = problems_of({"BOTKIT_SEND_CONCURRENCY": "0", "BOTKIT_RETENTION_DAYS": "0.1"})
+    assert [p.split()[0] for p in problems] == ["BOTKIT_SEND_CONCURRENCY", "BOTKIT_RETENTION_DAYS"]

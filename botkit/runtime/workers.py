@@ -1,4 +1,5 @@
-"""The workers of a bot: the dispatcher and the outbox, with the sender they share."""
+"""The workers of a bot: the dispatcher and the outbox, with the sender they share, and the
+janitor that prunes what they finished."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from botkit.conversation.dsl import Conversation
 from botkit.provider.ratelimit import rate_limiter
 from botkit.provider.sender import Sender
 from botkit.runtime.dispatch import Dispatcher
+from botkit.runtime.janitor import Janitor
 from botkit.runtime.outbox import Outbox
 from botkit.store.base import Store
 from botkit.types import Clock, SystemClock
 
 
 class Workers:
-    """Processes a store's events and delivers its sends, until the block of `running()` ends."""
+    """Processes a store's events and delivers its sends, and prunes what is finished and older
+    than the retention, until the block of `running()` ends."""
 
     def __init__(
         self,
@@ -42,6 +45,7 @@ class Workers:
         )
         self.dispatcher = Dispatcher(store, conversation(), clock, on_error=on_error)
         self.outbox = Outbox(store, self.sender, clock, media_max_age=settings.media_max_age)
+        self.janitor = Janitor(store, clock, retention=settings.retention)
 
     @property
     def busy(self) -> bool:
@@ -50,16 +54,18 @@ class Workers:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Workers]:
-        """Runs both workers in a TaskGroup for the block; stops them (they finish what is in
-        flight) and closes the sender at its end."""
+        """Runs both workers and the janitor in a TaskGroup for the block; stops them (they
+        finish what is in flight) and closes the sender at its end."""
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.dispatcher.run(), name="botkit-dispatcher")
                 group.create_task(self.outbox.run(), name="botkit-outbox")
+                group.create_task(self.janitor.run(), name="botkit-janitor")
                 try:
                     yield self
                 finally:
                     self.dispatcher.stop()
                     self.outbox.stop()
+                    self.janitor.stop()
         finally:
             await self.sender.aclose()

@@ -1,13 +1,14 @@
 """The Store interface, split by what it keeps, and the records it speaks in.
 
 A bot's durable state is five things, each a Protocol of its own (after aiogram, which keeps
-storage apart from event isolation):
+storage apart from event isolation), and a sixth part forgets what is finished:
 
 - `Inbox`: events, acknowledged once stored; claimed and completed by lanes;
 - `Outbox`: the messages handlers sent, claimed and recorded by lanes;
 - `Sessions`: each user's conversation state and 24-hour window;
 - `MediaCache`: the provider's ids of uploaded media;
-- `Inspection`: reads for operators, tests and tools.
+- `Inspection`: reads for operators, tests and tools;
+- `Retention`: prunes finished events, sends and delivery statuses once they are old.
 
 **Lanes.** A lane is one user on one business number. Work is ordered within a lane and
 independent between lanes. Each event gets a number when it is stored that orders it among
@@ -289,6 +290,16 @@ class Backlog:
 
 
 @dataclass(frozen=True, slots=True)
+class Counts:
+    """What the store keeps, of each kind that retention prunes: events (any status), sends
+    (any status) and delivery statuses."""
+
+    events: int = 0
+    sends: int = 0
+    statuses: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class UserRecord:
     """One user as the store knows them: session (None: never stored) and window."""
 
@@ -419,6 +430,37 @@ class Inspection(Protocol):
         """An inbox event's status and error, if the event exists."""
         ...
 
+    async def counts(self) -> Counts:
+        """How many events, sends and delivery statuses the store keeps (it counts them all:
+        for tests and operators, not for a hot path)."""
+        ...
+
+
+class Retention(Protocol):
+    """Forgets finished work once it is old, so that the store stays bounded under traffic.
+
+    The caller picks `before` (a time of the store's clock): a retention shorter than the
+    provider's webhook redeliveries would let a late redelivery in as a new event.
+    """
+
+    async def prune(self, before: float, limit: int) -> int:
+        """Deletes, oldest first and at most `limit` (1 or more) of each kind:
+
+        - events stored before `before` that are finished (done, failed or ignored: their
+          lane's done position passed them), with their results; never a pending one, nor one
+          a claim holds (a claim takes events past the done position). Their age counts from
+          their arrival, as the provider's redeliveries do (a done event's finishing time is
+          not kept): one stored at or after `before` is still a duplicate if it comes again;
+          once pruned, its event id and message id are forgotten;
+        - sends that were sent or failed before `before` (never a pending or held one);
+        - delivery statuses last updated before `before`.
+
+        Lanes, sessions, windows, positions and media ids stay. Each kind's batch is short
+        work of its own (a transaction or two), so that workers are never held up for long.
+        Returns how many events, sends and statuses it deleted (0: none is left to prune).
+        """
+        ...
+
 
 class Pacing(Protocol):
     """Send slots shared by every process of a deployment: the provider's rate limits are per
@@ -466,6 +508,11 @@ class Store(Protocol):
     @property
     def inspect(self) -> Inspection:
         """Reads for operators and tests."""
+        ...
+
+    @property
+    def retention(self) -> Retention:
+        """Pruning of finished work."""
         ...
 
     async def open(self) -> None:

@@ -6,20 +6,24 @@ copied in and out as JSON, so a value that could not be stored fails here too).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from typing import Any
 
 from botkit import codec
 from botkit.exceptions import StoreError
 from botkit.store.base import (
+    FAILED,
     FALL_BACK,
     HELD,
     HOLD,
     LANE_ITEMS,
     PENDING,
+    SENT,
     STATUS_RANK,
     Backlog,
+    Counts,
     InboxItem,
     InboxLane,
     LaneKey,
@@ -56,12 +60,32 @@ class _Lane:
     window: Window = field(default_factory=Window)
 
 
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """An inbox row: the event, its message id (the second dedupe key), when it came."""
+
+    item: InboxItem
+    message_id: str | None
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Status:
+    """The latest delivery status of a message, and when it last moved forward."""
+
+    status: str
+    rank: int
+    updated_at: float
+
+
 @dataclass(slots=True)
 class _Send:
-    """An outbox row."""
+    """An outbox row; `queued_key` is the key it was queued under (a fallback or a hold
+    changes `idempotency_key`, and a repeat of the queued one is still a duplicate)."""
 
     seq: int
     key: LaneKey
+    queued_key: str
     idempotency_key: str
     type: str
     payload: JSON
@@ -75,6 +99,7 @@ class _Send:
     provider_message_id: str | None = None
     error: str | None = None
     media_id: str | None = None
+    finished_at: float | None = None  # when it was sent or failed
 
 
 class MemoryStore:
@@ -83,16 +108,18 @@ class MemoryStore:
     def __init__(self, *, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
         self._open = False
-        self._events: dict[int, tuple[InboxItem, str | None]] = {}  # seq -> (item, message id)
+        self._last_event = 0  # seqs are never reused, as the SQLite inbox's (AUTOINCREMENT)
+        self._last_send = 0
+        self._events: dict[int, _Event] = {}  # by seq, in order
         self._event_ids: dict[str, int] = {}
         self._message_ids: set[str] = set()
         self._by_lane: dict[tuple[str, str, int], int] = {}  # (pnid, wa_id, lane_seq) -> seq
         self._results: dict[int, tuple[str, str | None]] = {}
         self._lanes: dict[LaneKey, _Lane] = {}
         self._sessions: dict[LaneKey, Session] = {}
-        self._sends: dict[int, _Send] = {}
+        self._sends: dict[int, _Send] = {}  # by seq, in order
         self._send_keys: set[str] = set()
-        self._statuses: dict[str, tuple[str, int]] = {}
+        self._statuses: dict[str, _Status] = {}
         self._refusals: dict[str, float] = {}  # 131047 for sends not recorded yet: id -> when
         self._media: dict[tuple[str, str], tuple[str, float]] = {}
         self.inbox = _Inbox(self)
@@ -100,6 +127,7 @@ class MemoryStore:
         self.sessions = _Sessions(self)
         self.media = _Media(self)
         self.inspect = _Inspection(self)
+        self.retention = _Retention(self)
 
     async def __aenter__(self) -> MemoryStore:
         await self.open()
@@ -203,9 +231,10 @@ class _Inbox(_Queue):
         key = (event.phone_number_id, event.wa_id)
         lane = self.store._lane(key)
         lane.last_seq += 1
-        seq = len(self.store._event_ids) + 1
+        self.store._last_event += 1
+        seq = self.store._last_event
         item = InboxItem(seq, lane.last_seq, event.event_id, event.kind, *key, envelope)
-        self.store._events[seq] = (item, event.message_id)
+        self.store._events[seq] = _Event(item, event.message_id, self._now())
         self.store._event_ids[event.event_id] = seq
         if event.message_id is not None:
             self.store._message_ids.add(event.message_id)
@@ -231,7 +260,7 @@ class _Inbox(_Queue):
             items = tuple(
                 replace(item, envelope=_copy(item.envelope))
                 for n in range(lane.done_seq + 1, last + 1)
-                for item in [self.store._events[self.store._by_lane[(*key, n)]][0]]
+                for item in [self.store._events[self.store._by_lane[(*key, n)]].item]
             )
             session = self.store._sessions.get(key)
             claimed.append(InboxLane(*key, token, items, session, lane.window, lane.attempts))
@@ -306,11 +335,13 @@ class _Inbox(_Queue):
             if send.idempotency_key in store._send_keys:
                 continue
             store._send_keys.add(send.idempotency_key)
-            seq = len(store._send_keys)
+            store._last_send += 1
+            seq = store._last_send
             status = HELD if send.held else PENDING
             store._sends[seq] = _Send(
                 seq,
                 (send.phone_number_id, send.wa_id),
+                send.idempotency_key,
                 send.idempotency_key,
                 send.type,
                 send.payload,
@@ -324,8 +355,8 @@ class _Inbox(_Queue):
         for status_record in statuses:
             rank = STATUS_RANK.get(status_record.status, 0)
             known = store._statuses.get(status_record.message_id)
-            if known is None or rank > known[1]:
-                store._statuses[status_record.message_id] = (status_record.status, rank)
+            if known is None or rank > known.rank:
+                store._statuses[status_record.message_id] = _Status(status_record.status, rank, now)
         # refused first: the user's message releases them
         store._refuse(outcome.refused, now, remember=True)
         if outcome.release_held:
@@ -483,12 +514,16 @@ class _Inspection:
                 s.attempts,
                 s.provider_message_id,
                 s.error,
-                self.store._statuses.get(s.provider_message_id or "", (None, 0))[0],
+                self._delivery_status(s.provider_message_id),
                 s.instead_of,
             )
             for s in sorted(self.store._sends.values(), key=lambda s: s.seq)
             if wa_id is None or s.key[1] == wa_id
         ]
+
+    def _delivery_status(self, message_id: str | None) -> str | None:
+        found = self.store._statuses.get(message_id or "")
+        return None if found is None else found.status
 
     async def event_status(self, event_id: str) -> tuple[str, str | None] | None:
         """An event's status and error."""
@@ -496,6 +531,66 @@ class _Inspection:
         if seq is None:
             return None
         return self.store._results.get(seq, (PENDING, None))
+
+    async def counts(self) -> Counts:
+        """Events, sends and delivery statuses kept."""
+        store = self.store
+        return Counts(len(store._events), len(store._sends), len(store._statuses))
+
+
+class _Retention:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    async def prune(self, before: float, limit: int) -> int:
+        """Deletes up to `limit` finished events, sends and statuses older than `before`."""
+        self.store._check_open()
+        return (
+            self._events(before, limit) + self._sends(before, limit) + self._statuses(before, limit)
+        )
+
+    def _events(self, before: float, limit: int) -> int:
+        store = self.store
+        old = list(islice(self._finished_events(before), limit))
+        for stored in old:
+            item = stored.item
+            del store._events[item.seq]
+            del store._event_ids[item.event_id]
+            if stored.message_id is not None:
+                store._message_ids.discard(stored.message_id)
+            del store._by_lane[(item.phone_number_id, item.wa_id, item.lane_seq)]
+            store._results.pop(item.seq, None)
+        return len(old)
+
+    def _finished_events(self, before: float) -> Iterator[_Event]:
+        """Events stored before `before` whose lane's done position passed them, by seq."""
+        for stored in self.store._events.values():
+            item = stored.item
+            lane = self.store._lanes[(item.phone_number_id, item.wa_id)]
+            if stored.received_at < before and item.lane_seq <= lane.done_seq:
+                yield stored
+
+    def _sends(self, before: float, limit: int) -> int:
+        store = self.store
+        finished = (
+            row
+            for row in store._sends.values()
+            if row.status in (SENT, FAILED)
+            and row.finished_at is not None
+            and row.finished_at < before
+        )
+        old = list(islice(finished, limit))
+        for row in old:
+            del store._sends[row.seq]
+            store._send_keys.discard(row.queued_key)
+        return len(old)
+
+    def _statuses(self, before: float, limit: int) -> int:
+        statuses = self.store._statuses
+        old = list(islice((m for m, found in statuses.items() if found.updated_at < before), limit))
+        for message_id in old:
+            del statuses[message_id]
+        return len(old)
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,6 +624,7 @@ def _apply(send: _Send, result: SendOutcome, now: float) -> None:
         return
     send.status, send.attempts, send.error = result.status, result.attempts, result.error
     send.provider_message_id, send.media_id = result.provider_message_id, result.media_id
+    send.finished_at = now if result.status in (SENT, FAILED) else None
     if result.retry_in is not None:
         send.next_attempt_at = now + result.retry_in
 
@@ -542,12 +638,14 @@ def _fall_back(send: _Send, now: float, error: str | None) -> None:
     send.idempotency_key += "-fb"
     send.when_closed, send.fallback, send.status, send.attempts = "fail", None, PENDING, 0
     send.next_attempt_at, send.provider_message_id, send.error = now, None, error
+    send.finished_at = None
 
 
 def _hold(send: _Send, error: str | None) -> None:
     """The row waits for the user to write, under a new key."""
     send.status, send.provider_message_id, send.error = HELD, None, error
     send.idempotency_key += "-held"
+    send.finished_at = None
 
 
 _REFUSED_ERROR = "the provider reported the 24-hour window closed (131047)"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import astuple
 
 import pytest
 
@@ -30,6 +31,7 @@ from botkit.store.base import (
     PENDING,
     SENT,
     Backlog,
+    Counts,
     EventResult,
     InboxLane,
     LaneOutcome,
@@ -54,6 +56,8 @@ BEN = "5491140000002"
 CAL = "5491140000003"
 LEASE = 60.0
 T0 = 1_779_199_200.0  # a user's message timestamp (provider clock)
+HOUR = 3600.0
+KEEP = 6 * HOUR  # the shortest retention botkit allows (botkit.config.MIN_RETENTION)
 
 
 def event(event_id: str, wa_id: str = ANA, message_id: str | None = None) -> NewEvent:
@@ -170,6 +174,22 @@ async def record_status(
 
 async def by_key(store: Store) -> dict[str, object]:
     return {record.idempotency_key: record for record in await store.inspect.outbox()}
+
+
+async def send_all(store: Store) -> None:
+    """Claims every due send and records it sent, as `wamid.<its key>`."""
+    for lane in await store.outbox.claim("O", 100, LEASE):
+        results = [SendOutcome(s.seq, SENT, 1, f"wamid.{s.idempotency_key}") for s in lane.sends]
+        assert await record(store, lane, *results)
+
+
+async def prune_old(store: Store, clock: ManualClock, limit: int = 100) -> int:
+    """Prunes what finished more than KEEP ago, batch after batch until one deletes nothing,
+    as the janitor does; how many went."""
+    pruned = 0
+    while deleted := await store.retention.prune(clock.now() - KEEP, limit):
+        pruned += deleted
+    return pruned
 
 
 @pytest.mark.anyio
@@ -999,6 +1019,150 @@ class StoreContract:
         assert await complete(store, lane)
         await asyncio.wait_for(store.inbox.wait_for_work(30), 5)  # woken by the completion
         assert ids(await store.inbox.claim("A", 1, LEASE)) == [["a2"]]
+
+    # -- retention ----------------------------------------------------------------------------
+
+    async def test_pruning_forgets_finished_work_older_than_before_and_keeps_the_young(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await store.inbox.add([event("a1", message_id="wamid.a1")])
+        await run_lane(store, session=session(ANA, "confirming"), sends=(send("k1"),))
+        await send_all(store)
+        await record_status(store, "wamid.k1", "delivered", 1)
+        await store.inbox.add([event("b1", BEN)])
+        [failing] = await store.inbox.claim("B", 1, LEASE)
+        assert await store.inbox.complete([done(failing, FAILED)]) == [True]
+        clock.advance(KEEP + 1)
+        await store.inbox.add([event("c1", CAL)])
+        await run_lane(store, CAL, sends=(send("k2", CAL),))
+        await send_all(store)
+        await record_status(store, "wamid.k2", "read", 2, CAL)
+        assert await store.inspect.counts() == Counts(events=5, sends=2, statuses=2)
+
+        # a1, b1 and k1's status event; k1; k1's status
+        assert await store.retention.prune(clock.now() - KEEP, 100) == 3 + 1 + 1
+        assert await store.retention.prune(clock.now() - KEEP, 100) == 0
+        assert await store.inspect.counts() == Counts(events=2, sends=1, statuses=1)
+        assert await store.inspect.event_status("a1") is None
+        assert await store.inspect.event_status("b1") is None
+        assert await store.inspect.event_status("c1") == (DONE, None)
+        [kept] = await store.inspect.outbox()
+        assert (kept.idempotency_key, kept.delivery_status) == ("k2", "read")
+        # lanes, sessions and numbering go on as before: nothing pruned is numbered again
+        await store.inbox.add([event("a2"), event("a3")])
+        [lane] = await store.inbox.claim("A", 10, LEASE)
+        assert [item.event_id for item in lane.events] == ["a2", "a3"]
+        assert lane.session == session(ANA, "confirming")
+        assert await complete(store, lane, sends=(send("k3"),))
+        assert await store.inspect.event_status("c1") == (DONE, None)
+        assert [r.idempotency_key for r in await store.inspect.outbox()] == ["k2", "k3"]
+
+    async def test_pruning_keeps_pending_held_and_claimed_work_however_old(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await queue_sends(store, send("h1", CAL, when_closed=HOLD))
+        [out] = await store.outbox.claim("O", 10, LEASE)
+        hold = SendOutcome(out.sends[0].seq, HELD, 0, error="closed", fall_back=HOLD)
+        assert await record(store, out, hold)
+        await queue_sends(store, send("p1", BEN))  # never claimed: pending
+        await store.inbox.add([event("a1")])
+        await run_lane(store)
+        await store.inbox.add([event("a2"), event("b1", BEN), event("c1", CAL)])
+        running = {lane.wa_id: lane for lane in await store.inbox.claim("R", 10, 100 * KEEP)}
+        await store.inbox.release("R", [(PN, ANA), (PN, CAL)])
+        clock.advance(KEEP + 1)
+
+        assert await prune_old(store, clock, limit=2) == 3  # a1 and both carriers only
+        assert await store.inspect.event_status("a1") is None
+        for pending in ("a2", "b1", "c1"):
+            assert await store.inspect.event_status(pending) == (PENDING, None)
+        assert {r.idempotency_key: r.status for r in await store.inspect.outbox()} == {
+            "h1-held": HELD,
+            "p1": PENDING,
+        }
+        assert await complete(store, running[BEN])  # its claim still holds its events
+        assert ids(await store.inbox.claim("S", 10, LEASE)) == [["a2"], ["c1"]]
+        assert await store.inspect.backlog() == Backlog(2, 1)
+
+    async def test_pruning_takes_at_most_limit_of_each_kind_oldest_first(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await store.inbox.add([event(f"a{n}") for n in range(1, 6)])
+        statuses = tuple(StatusRecord(f"wamid.x{n}", "read", n) for n in range(3))
+        await run_lane(store, sends=(send("k1"), send("k2"), send("k3")), statuses=statuses)
+        await send_all(store)
+        clock.advance(KEEP + 1)
+        before = clock.now() - KEEP
+        assert await store.retention.prune(before, 2) == 2 + 2 + 2
+        assert [await store.inspect.event_status(f"a{n}") for n in range(1, 6)] == [
+            None,
+            None,
+            *[(DONE, None)] * 3,
+        ]
+        assert await store.inspect.counts() == Counts(events=3, sends=1, statuses=1)
+        assert await store.retention.prune(before, 2) == 2 + 1 + 1
+        assert await store.retention.prune(before, 2) == 1
+        assert await store.retention.prune(before, 2) == 0
+        assert await store.inspect.counts() == Counts()
+
+    async def test_a_redelivery_younger_than_the_retention_is_still_a_duplicate(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await store.inbox.add([event("a1", message_id="wamid.a1")])
+        await run_lane(store)
+        clock.advance(KEEP - 1)
+        assert await prune_old(store, clock) == 0
+        assert await store.inbox.add([event("a1", message_id="wamid.a1")]) == [False]
+        assert await store.inbox.add([event("a1-meta", message_id="wamid.a1")]) == [False]
+        clock.advance(2)
+        assert await prune_old(store, clock) == 1
+        # older than the retention, both keys are forgotten: the provider stopped retrying
+        again = [event("a1"), event("a1-meta", message_id="wamid.a1")]
+        assert await store.inbox.add(again) == [True, True]
+
+    async def test_pruning_never_moves_a_lanes_position_back(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        """A 403 closes the window as of the latest event stored, even once that event has
+        been pruned: the user's message before it must not reopen the window."""
+        await store.inbox.add([event("a1")])
+        [lane] = await store.inbox.claim("A", 1, LEASE)
+        opened = Window(T0, lane.events[0].lane_seq, None)
+        assert await complete(store, lane, window=opened, sends=(send("k1"),))
+        clock.advance(KEEP + 1)  # the send waited (the outbox was down) while a1 got old
+        assert await prune_old(store, clock) == 1
+        [out] = await store.outbox.claim("O", 10, LEASE)
+        assert out.position >= lane.events[0].lane_seq
+        refused = SendOutcome(out.sends[0].seq, FAILED, 1, error="403", window_closed=True)
+        assert await record(store, out, refused)
+        assert (await store.sessions.get(PN, ANA)).window.refused
+
+    async def test_pruning_under_steady_traffic_keeps_the_store_bounded(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        """Every hour each user writes, gets a reply and its delivery status; after each hour
+        the store prunes in small batches. It keeps the last KEEP of work, and no more."""
+        users = (ANA, BEN, CAL)
+        largest = Counts()
+        for hour in range(48):
+            await store.inbox.add([event(f"{u}-{hour}", u, f"wamid.{u}.{hour}") for u in users])
+            for lane in await store.inbox.claim("W", 10, LEASE):
+                assert await complete(
+                    store, lane, sends=(send(f"r{hour}-{lane.wa_id}", lane.wa_id),)
+                )
+            await send_all(store)
+            for u in users:
+                await record_status(store, f"wamid.r{hour}-{u}", "delivered", hour, u)
+            clock.advance(HOUR)
+            await prune_old(store, clock, limit=4)
+            counts = await store.inspect.counts()
+            largest = Counts(*map(max, astuple(largest), astuple(counts)))
+        kept_hours = int(KEEP / HOUR)  # those younger than KEEP: hours h-5 to h
+        per_hour = Counts(events=2 * len(users), sends=len(users), statuses=len(users))
+        bound = Counts(*(kept_hours * n for n in astuple(per_hour)))
+        assert largest == bound  # 48 hours of traffic, 6 hours kept
+        assert await store.inspect.counts() == bound
+        assert await store.inspect.backlog() == Backlog(0, 0)
 
     # -- media ids ----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from botkit import codec
 from botkit.exceptions import StoreError
 from botkit.store.base import (
     Backlog,
+    Counts,
     InboxLane,
     LaneKey,
     LaneOutcome,
@@ -37,6 +38,7 @@ from botkit.store.batch import GroupCommit
 from botkit.store.signal import Signal
 from botkit.store.sqlite import inbox as inbox_sql
 from botkit.store.sqlite import outbox as outbox_sql
+from botkit.store.sqlite import retention as retention_sql
 from botkit.store.sqlite.connection import INBOX, MAIN, Connection, apart, transaction
 from botkit.store.sqlite.schema import attach, migrate
 from botkit.types import Clock, SystemClock
@@ -84,6 +86,7 @@ class SqliteStore:
         self.sessions = _Sessions(self)
         self.media = _Media(self)
         self.inspect = _Inspection(self)
+        self.retention = _Retention(self)
 
     async def __aenter__(self) -> SqliteStore:
         await self.open()
@@ -422,6 +425,30 @@ class _Inspection:
             ).fetchone()
         )
         return (found[0], found[1]) if found else None
+
+    async def counts(self) -> Counts:
+        """Events, sends and delivery statuses kept (counted: a scan of each table)."""
+        found = await self.store.run(
+            lambda db: db.execute(
+                "SELECT (SELECT count(*) FROM incoming.inbox), (SELECT count(*) FROM main.outbox),"
+                " (SELECT count(*) FROM main.message_status)"
+            ).fetchone()
+        )
+        return Counts(int(found[0]), int(found[1]), int(found[2]))
+
+
+class _Retention:
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    async def prune(self, before: float, limit: int) -> int:
+        """Deletes up to `limit` finished events, sends and statuses older than `before`,
+        each kind in transactions of its own (other work on the connection runs between)."""
+        self.store._check_worker()  # only the worker writes the main file
+        deleted = 0
+        for kind in (retention_sql.events, retention_sql.sends, retention_sql.statuses):
+            deleted += await self.store.run(partial(kind, before, limit))
+        return deleted
 
 
 __all__ = ["SqliteStore", "sqlite_path"]

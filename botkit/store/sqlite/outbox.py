@@ -81,7 +81,10 @@ def claim(
     lanes = db.execute(_CLAIM, (token, now + lease, now, now, limit)).fetchall()
     if not lanes:
         return [], []
-    (position,) = db.execute("SELECT coalesce(max(seq), 0) FROM incoming.inbox").fetchone()
+    # the latest seq the inbox numbered: its row may be pruned, its position stays
+    (position,) = db.execute(
+        "SELECT coalesce(max(seq), 0) FROM incoming.sqlite_sequence WHERE name = 'inbox'"
+    ).fetchone()
     return [(*row, position) for row in lanes], many(
         _SENDS, [(row[0], row[1]) for row in lanes], db
     )

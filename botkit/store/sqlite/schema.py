@@ -17,6 +17,10 @@ at a time (`suspect_until`), so that an event that kills the worker is charged a
 at or below its lane's `done_seq` is done; `event_results` keeps the others' outcomes (failed,
 ignored) with their errors. `refusals` keeps the provider's "window closed" statuses (131047)
 for messages whose send is not recorded yet, to apply when it is.
+
+Finished events, sends and delivery statuses are deleted once older than the retention
+(retention.py; the indexes `outbox_finished` and `message_status_updated` find them). The
+inbox's AUTOINCREMENT numbers are never reused, so positions outlive the rows they name.
 """
 
 from __future__ import annotations
@@ -113,6 +117,7 @@ CREATE INDEX IF NOT EXISTS outbox_pending_lane ON outbox (phone_number_id, wa_id
 CREATE INDEX IF NOT EXISTS outbox_held ON outbox (phone_number_id, wa_id)
     WHERE status = 'held';
 CREATE INDEX IF NOT EXISTS outbox_provider_id ON outbox (provider_message_id);
+CREATE INDEX IF NOT EXISTS outbox_finished ON outbox (sent_at) WHERE status IN ('sent', 'failed');
 CREATE TABLE IF NOT EXISTS refusals (
     message_id TEXT PRIMARY KEY,
     refused_at REAL NOT NULL
@@ -132,6 +137,7 @@ CREATE TABLE IF NOT EXISTS message_status (
     errors TEXT,
     updated_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS message_status_updated ON message_status (updated_at);
 """
 
 
