@@ -24,6 +24,7 @@ import bots.clinic
 from botkit.config import Settings
 from botkit.exceptions import BotkitError
 from botkit.runtime.bot import Bot
+from botkit.runtime.worker import worker_command
 from botkit.tools.cli import build_app, load_bot, main
 
 ROOT = Path(__file__).resolve().parents[2]  # /work/main: where `bots` can be imported from
@@ -84,6 +85,44 @@ def test_run_with_a_bot_that_cannot_be_imported_is_a_clear_error(
     err = capsys.readouterr().err
     assert err.startswith("botkit: error: ")
     assert "'nope'" in err or "'nope.module'" in err
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_run_no_workers_with_the_built_in_fake_is_refused_and_says_what_to_set(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "bots.clinic", "--no-workers"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("botkit: error: --no-workers")
+    assert "GOSENDAPI_API_KEY" in err and "botkit fake-api" in err
+    assert "Traceback" not in err
+
+
+def test_run_takes_either_workers_or_no_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "bots.clinic", "--workers", "inline", "--no-workers"])
+    assert caught.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_worker_without_a_provider_key_says_what_to_set(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["worker", "bots.clinic"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("botkit: error: botkit worker sends replies to GoSendAPI")
+    assert "GOSENDAPI_BASE_URL" in err
+
+
+def test_the_worker_child_is_woken_through_stdin_and_the_option_is_hidden(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert worker_command("bots.clinic")[-1] == "--wakeups-from-stdin"
+    with pytest.raises(SystemExit):
+        main(["worker", "--help"])
+    out = capsys.readouterr().out
+    assert "SIGTERM" in out and "stdin" not in out
 
 
 def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
