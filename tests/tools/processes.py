@@ -1,8 +1,8 @@
 """Real botkit processes for black-box tests: `botkit fake-api`, `botkit run`, `botkit worker`.
 
 A `Deployment` starts them from the project root with one environment (GOSENDAPI_* and
-BOTKIT_* from the test only, never from the machine's), waits until each is ready, stops
-them with SIGTERM (then SIGKILL), and kills whatever is left at the end of its block; a test
+BOTKIT_* from the test only, never from the machine's), waits until each is ready, and at
+the end of its block stops whatever still runs (SIGTERM, then SIGKILL after 30 s); a wait
 that fails shows every process's output. `post_text` signs and posts a user's message as
 GoSendAPI does, to any web process; `FakeAPI.messages()` reads what the fake recorded.
 
@@ -14,7 +14,7 @@ PostgreSQL is the same calls with `BOTKIT_DATABASE=postgresql://...` in `provide
         deployment.env.update(provider_env(fake, "postgresql://.../botkit_test"))
         webs = [deployment.web("tests.tools.echo_bot") for _ in range(2)]
         workers = [deployment.worker("tests.tools.echo_bot") for _ in range(2)]
-        post_text(webs[0].url, JUAN, 1, "hola")
+        post_text(webs[0].url, JUAN, "hola")
         deployment.wait_until(lambda: len(fake.messages()) == 1, what="the reply")
 """
 
@@ -77,7 +77,7 @@ class Process:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
-    url: str | None = None
+    url: str = ""  # for those that serve HTTP
 
     @property
     def alive(self) -> bool:
@@ -101,7 +101,8 @@ class Process:
             pytest.fail(f"{self.name} did not exit within {within} s:\n{self.output()}")
 
     def stop(self, within: float = STOP_WITHIN) -> int:
-        """SIGTERM, then its exit code; killed (and pytest fails) if it does not stop in time."""
+        """SIGTERM, then its exit code; pytest fails if it does not stop in time (and the
+        deployment kills it)."""
         self.signal(signal.SIGTERM)
         return self.wait(within)
 
@@ -191,10 +192,17 @@ class Deployment:
         self.wait_until(lambda: _answers(f"{fake.url}/_fake/stats"), what="up", process=process)
         return fake
 
-    def web(self, target: str, *args: str, env: Mapping[str, str] | None = None) -> Process:
-        """`botkit run --no-workers TARGET` (a web replica) on a free port, ready (/healthz)."""
+    def web(
+        self,
+        target: str,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        workers: bool = False,
+    ) -> Process:
+        """`botkit run --no-workers TARGET` (a web replica) on a free port, ready (/healthz);
+        with `workers`, `botkit run TARGET` (web and workers)."""
         port = free_port()
-        argv = ["run", target, "--no-workers", "--port", str(port), "--log-level", "warning"]
+        argv = ["run", target, "--port", str(port), *([] if workers else ["--no-workers"])]
         process = self.start(self._name("web"), [*argv, *args], env=env)
         process.url = f"http://127.0.0.1:{port}"
         self.wait_until(lambda: _answers(f"{process.url}/healthz"), what="up", process=process)

@@ -15,7 +15,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .processes import Deployment, FakeAPI, Process, post_text, provider_env, texts_by_user
+from .processes import (
+    Deployment,
+    FakeAPI,
+    Process,
+    post_event,
+    post_text,
+    provider_env,
+    text_event,
+    texts_by_user,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +47,6 @@ def fake_and_web(deployment: Deployment, tmp_path: Path) -> tuple[FakeAPI, Proce
 
 def post_messages(web: Process, numbers: range) -> None:
     """Each user sends each number, in order (users interleaved); every one acknowledged."""
-    assert web.url is not None
     with httpx.Client(timeout=10.0) as client:
         for number in numbers:
             for user in USERS:
@@ -58,20 +66,27 @@ def pending(web: Process) -> dict[str, int]:
     return found
 
 
-def test_a_web_replica_stores_and_a_separate_worker_replies_once_to_each_event(
+def test_web_replicas_store_and_a_separate_worker_replies_once_to_each_event(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     fake, web = fake_and_web(deployment, tmp_path)
+    other = deployment.web(BOT)  # a second web replica on the same file
     worker = deployment.worker(BOT)  # its stdin is closed: it must not take that for a stop
 
-    post_messages(web, range(1, 5))
+    post_messages(web, range(1, 3))
+    post_messages(other, range(3, 5))
+    again = text_event(USERS[0], "5")
+    assert post_event(web.url, again).json() == {"accepted": 1, "duplicates": 0}
+    assert post_event(other.url, again).json() == {"accepted": 0, "duplicates": 1}
 
-    total = len(USERS) * 4
+    total = len(USERS) * 4 + 1
     deployment.wait_until(lambda: len(fake.messages()) >= total, what="every reply", process=worker)
     deployment.wait_until(lambda: pending(web) == {"events": 0, "sends": 0}, what="nothing left")
-    assert texts_by_user(fake.messages()) == expected(range(1, 5))
+    replies = expected(range(1, 5))
+    replies[USERS[0]].append("echo 5")
+    assert texts_by_user(fake.messages()) == replies
     assert worker.stop() == 0
-    assert "Traceback" not in worker.output() + web.output()
+    assert "Traceback" not in worker.output() + web.output() + other.output()
 
 
 def test_a_worker_stopped_under_load_finishes_its_turns_and_the_next_one_sends_the_rest(
