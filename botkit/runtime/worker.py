@@ -96,10 +96,8 @@ class WorkerProcess:
 
 def worker_command(target: str, log_level: str = "info") -> list[str]:
     """The command line of the child that runs `target`'s workers, woken through its stdin."""
-    return [
-        *(sys.executable, "-m", "botkit.tools.cli", "worker", target),
-        *("--log-level", log_level, "--wakeups-from-stdin"),
-    ]
+    cli = [sys.executable, "-m", "botkit.tools.cli"]
+    return [*cli, "worker", target, "--log-level", log_level, "--wakeups-from-stdin"]
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -138,6 +136,9 @@ async def read_wakeups(on_wake: Callable[[], None]) -> None:
     """In the child: calls `on_wake()` for each wake-up on stdin; returns when stdin closes."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while await reader.read(4096):
-        on_wake()
+    pipe, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        while await reader.read(4096):
+            on_wake()
+    finally:
+        pipe.close()

@@ -128,3 +128,20 @@ def test_a_second_worker_on_the_same_sqlite_file_exits_2_saying_why(
     assert first.alive
     first.signal(signal.SIGINT)  # Ctrl-C: a graceful stop too
     assert first.wait() == 0
+
+
+def test_botkit_run_replies_through_its_worker_child_which_stops_with_it(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    fake = deployment.fake_api()
+    deployment.env.update(provider_env(fake, str(tmp_path / "bot.db")))
+    web = deployment.web(BOT, workers=True)  # web and a worker child, woken through a pipe
+
+    post_messages(web, range(1, 3))
+
+    total = len(USERS) * 2
+    deployment.wait_until(lambda: len(fake.messages()) >= total, what="every reply", process=web)
+    assert texts_by_user(fake.messages()) == expected(range(1, 3))
+    web.stop()
+    assert "stopping the workers" in web.output()  # the child stopped gracefully, then exited:
+    assert deployment.worker(BOT).stop() == 0  # its lock on the file is free
