@@ -28,7 +28,9 @@ from botkit.exceptions import (
     WindowClosedError,
 )
 from botkit.runtime.bot import Bot
+from botkit.runtime.ingest import Ingest
 from botkit.runtime.runtime import Runtime
+from botkit.runtime.workers import Workers
 from botkit.wire.events import (
     ButtonTap,
     ContactsInput,
@@ -94,6 +96,7 @@ __all__ = [
     "Image",
     "ImageParam",
     "InboundMessage",
+    "Ingest",
     "List",
     "Location",
     "LocationInput",
@@ -134,6 +137,7 @@ __all__ = [
     "Window",
     "WindowClosedError",
     "WindowView",
+    "Workers",
     "on",
 ]
 

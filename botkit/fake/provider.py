@@ -707,15 +707,20 @@ def serve(
     webhook_url: str | None = None,
     webhook_secret: str | None = None,
     rate_per_number: int | None = None,
+    enforce_window: bool = True,
 ) -> None:
     """Runs the fake under uvicorn until interrupted.
 
     With `rate_per_number`, it answers 429 past that many messages in a rolling second for
-    one phone_number_id.
+    one phone_number_id; with `enforce_window=False`, it sends free-form messages whatever
+    the 24-hour window.
     """
     import uvicorn  # only a running server needs it; tests drive the app in process
 
     fake = FakeGoSendAPI(
-        webhook_url=webhook_url, webhook_secret=webhook_secret, rate_per_number=rate_per_number
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        rate_per_number=rate_per_number,
+        enforce_window=enforce_window,
     )
     uvicorn.run(fake.app, host=host, port=port, log_level="info")

@@ -42,7 +42,7 @@ class Bot:
         """
         if self.runtime is None:
             raise BotkitError(f"{self.name} is not running: start it (botkit run, Simulator) first")
-        return await self.runtime.trigger(
+        return await self.runtime.ingest.trigger(
             wa_id, name, data or {}, phone_number_id=phone_number_id, key=key
         )
 

@@ -1,10 +1,17 @@
-"""Ingest: what arrives (webhook events, trigger requests) as the inbox stores it."""
+"""Ingest: what arrives (webhook events, trigger requests), stored durably in the inbox.
+
+`Ingest` is the part of a running bot that a web replica needs: it checks triggers, stores
+events (acknowledging comes after) and wakes whoever processes them. It runs no handler and
+sends nothing; the workers (workers.py) do, here or in another process.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from botkit.conversation.dsl import ConversationSpec
 from botkit.exceptions import TriggerError
-from botkit.store.base import NewEvent
+from botkit.store.base import NewEvent, Store
 from botkit.types import JSONObject
 from botkit.wire.events import Event, InboundMessage, StatusUpdate
 from botkit.wire.phone import PhoneNumberError, to_wa_id
@@ -66,3 +73,54 @@ def trigger_event(
     return TriggerEvent.create(
         wa_id=user, phone_number_id=phone_number_id, name=name, data=data, key=key
     )
+
+
+class Ingest:
+    """Stores events and triggers durably in a store's inbox, then wakes the workers.
+
+    `phone_number_id` is the number a trigger sends from when its request names none; `wake`
+    tells workers in another process that there is work (the worker child's pipe). Workers in
+    this process need no wake: the store's own notify reaches them.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        spec: ConversationSpec,
+        *,
+        phone_number_id: str | None = None,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.spec = spec
+        self.phone_number_id = phone_number_id
+        self.wake = wake
+
+    async def accept(self, events: Sequence[Event | TriggerEvent]) -> list[bool]:
+        """Stores events durably (True per new one, False per duplicate); the workers wake."""
+        flags = await self.store.inbox.add([new_event(event) for event in events])
+        if any(flags) and self.wake is not None:
+            self.wake()
+        return flags
+
+    async def trigger(
+        self,
+        wa_id: str,
+        name: str,
+        data: JSONObject,
+        *,
+        phone_number_id: str | None = None,
+        key: str | None = None,
+    ) -> str:
+        """Checks and stores a trigger like an inbound event; returns its event id.
+
+        TriggerError (status 404) for a trigger no conversation declares, (400) for missing
+        data keys, a number that is not a phone number, or no phone_number_id to send from.
+        """
+        number = phone_number_id or self.phone_number_id
+        event = trigger_event(self.spec, wa_id, name, data, number, key)
+        await self.accept([event])
+        return event.event_id
+
+
+__all__ = ["Ingest", "new_event", "trigger_event"]

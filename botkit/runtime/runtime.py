@@ -1,33 +1,36 @@
-"""A running bot: its store, what it ingests, and its workers (here, or in a worker process)."""
+"""What one process runs of a bot: its store, opened once, its ingest, and its workers if here.
+
+A process of a deployed bot plays one of these parts, all composed here:
+
+- `botkit run`: ingest here (the web app), workers in a child process (`worker_process`), or
+  here against the built-in fake provider;
+- `botkit run --no-workers`: ingest only (`workers=False`), a web replica whose events a
+  `botkit worker` elsewhere processes;
+- `botkit worker`: the workers (and an ingest, for `bot.trigger` from a handler), no web app;
+- the simulator and the dev server: both, in one process.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 
 from botkit.config import Settings
 from botkit.runtime.bot import Bot
-from botkit.runtime.ingest import new_event, trigger_event
+from botkit.runtime.ingest import Ingest
 from botkit.runtime.worker import WorkerProcess
 from botkit.runtime.workers import Workers
 from botkit.store import Store, open_store
-from botkit.types import Clock, JSONObject, SystemClock
-from botkit.wire.events import Event
-from botkit.wire.trigger import TriggerEvent
-
-log = logging.getLogger(__name__)
+from botkit.types import Clock, SystemClock
 
 
 class Runtime:
-    """A running bot: the store, and the dispatcher and outbox in this process or in a child.
+    """A running bot in this process: the store, its `ingest`, and its `workers` if they run here.
 
-    With `worker_process` (`botkit run` with a real provider) this process only ingests, and
-    the child runs the workers; else they run here (`workers=False`: neither, a web replica
-    that only acknowledges).
+    Workers run here unless `workers=False` (they run elsewhere: `botkit worker`) or a
+    `worker_process` runs them in a child, which `ingest` then wakes.
     """
 
     def __init__(
@@ -45,11 +48,17 @@ class Runtime:
         self.bot = bot
         self.settings = settings
         self.clock = clock or SystemClock()
-        runs_workers = workers and worker_process is None
-        self.store = store or open_store(settings.database, clock=self.clock, worker=runs_workers)
+        here = workers and worker_process is None
+        self.store = store or open_store(settings.database, clock=self.clock, worker=here)
         self.worker_process = worker_process
+        self.ingest = Ingest(
+            self.store,
+            bot.conversation.spec,
+            phone_number_id=settings.phone_number_id,
+            wake=worker_process.wake if worker_process is not None else None,
+        )
         self.workers: Workers | None = None
-        if runs_workers:
+        if here:
             self.workers = Workers(
                 self.store,
                 bot.conversation,
@@ -61,7 +70,8 @@ class Runtime:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Runtime]:
-        """Opens the store and runs the workers (here, or the worker process) for the block."""
+        """Opens the store and runs the workers (here, or the worker process) for the block;
+        at its end the workers finish what is in flight, then the store closes."""
         await self.store.open()
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -77,62 +87,9 @@ class Runtime:
         finally:
             await self.store.aclose()
 
-    async def accept(self, events: Sequence[Event | TriggerEvent]) -> list[bool]:
-        """Stores events durably (True per new one, False per duplicate); the workers wake."""
-        flags = await self.store.inbox.add([new_event(event) for event in events])
-        if any(flags) and self.worker_process is not None:
-            self.worker_process.wake()
-        return flags
-
-    async def trigger(
-        self,
-        wa_id: str,
-        name: str,
-        data: JSONObject,
-        *,
-        phone_number_id: str | None = None,
-        key: str | None = None,
-    ) -> str:
-        """Checks and stores a trigger like an inbound event; returns its event id.
-
-        TriggerError (status 404) for a trigger no conversation declares, (400) for missing
-        data keys, a number that is not a phone number, or no phone_number_id to send from.
-        """
-        number = phone_number_id or self.settings.phone_number_id
-        spec = self.bot.conversation.spec
-        event = trigger_event(spec, wa_id, name, data, number, key)
-        await self.accept([event])
-        return event.event_id
-
     async def settle(self, *, within: float = 10.0, autojump: Clock | None = None) -> None:
-        """Waits until every stored event is processed and every due send attempted (tests).
-
-        With `autojump` (a ManualClock), sends waiting for a retry are made due by moving
-        that clock forward, so tests need not sleep through backoff.
-        """
-        workers = self.workers
-        if workers is None:
+        """Waits until this process's workers have processed and sent everything (tests); see
+        `Workers.settle`."""
+        if self.workers is None:
             raise RuntimeError("settle() needs the workers in this process")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while loop.time() < deadline:
-            backlog = await self.store.inspect.backlog()
-            if not backlog.events and not backlog.sends and not workers.busy:
-                return
-            if not backlog.events and backlog.sends and not workers.outbox.busy:
-                await self._jump(autojump)
-            workers.dispatcher.wake()
-            workers.outbox.wake()
-            await asyncio.sleep(0.002)
-        backlog = await self.store.inspect.backlog()
-        raise TimeoutError(
-            f"not settled after {within}s: {backlog.events} events and {backlog.sends} sends pending"
-        )
-
-    async def _jump(self, clock: Clock | None) -> None:
-        advance = getattr(clock, "advance", None)
-        if advance is None:
-            return
-        due = await self.store.outbox.next_due()
-        if due is not None and due > 0:
-            advance(due)
+        await self.workers.settle(within=within, autojump=autojump)

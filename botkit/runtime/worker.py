@@ -1,9 +1,11 @@
-"""The worker process: the web server's child that runs the dispatcher and outbox, on the other core.
+"""The worker process: `botkit worker`, on its own or as the child of `botkit run`.
 
-`botkit run` acknowledges webhooks in the uvicorn process and processes them in this child, so
-handlers and sends never compete with acknowledgements for the GIL (bench/webhook.py). The
-child reads its wake-ups from stdin and exits when stdin closes, so it never outlives its
-parent. The store is the only thing the two share.
+`botkit run` acknowledges webhooks in the uvicorn process and processes them in a child
+(`WorkerProcess`), so handlers and sends never compete with acknowledgements for the GIL
+(bench/webhook.py). That child reads its wake-ups from stdin and exits when stdin closes, so
+it never outlives its parent. Run on its own, `botkit worker` reads no stdin: the store wakes
+it (or it polls), and it stops at SIGTERM or SIGINT. Either way the store is the only thing
+it shares with the web processes.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +95,50 @@ class WorkerProcess:
 
 
 def worker_command(target: str, log_level: str = "info") -> list[str]:
-    """The command line of the child that runs `target`'s workers."""
-    return [sys.executable, "-m", "botkit.tools.cli", "worker", target, "--log-level", log_level]
+    """The command line of the child that runs `target`'s workers, woken through its stdin."""
+    cli = [sys.executable, "-m", "botkit.tools.cli"]
+    return [*cli, "worker", target, "--log-level", log_level, "--wakeups-from-stdin"]
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[asyncio.Event]:
+    """An event that SIGTERM or SIGINT sets, for the block; after it the signals act as usual
+    again, so that a second one, during a graceful stop, stops the process at once."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for number in STOP_SIGNALS:
+        loop.add_signal_handler(number, stop.set)
+    try:
+        yield stop
+    finally:
+        for number in STOP_SIGNALS:
+            loop.remove_signal_handler(number)
+
+
+async def until_stopped(stop: asyncio.Event, *, wakeups: Callable[[], None] | None = None) -> None:
+    """In a worker process: returns when `stop` is set; with `wakeups` (the child of `botkit
+    run`), calls it for each wake-up on stdin, and returns also when stdin closes."""
+    if wakeups is None:
+        await stop.wait()
+        return
+    async with asyncio.TaskGroup() as group:
+        stopped = group.create_task(stop.wait())
+        reading = group.create_task(read_wakeups(wakeups))
+        await asyncio.wait([stopped, reading], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        reading.cancel()
 
 
 async def read_wakeups(on_wake: Callable[[], None]) -> None:
     """In the child: calls `on_wake()` for each wake-up on stdin; returns when stdin closes."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while await reader.read(4096):
-        on_wake()
+    pipe, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        while await reader.read(4096):
+            on_wake()
+    finally:
+        pipe.close()

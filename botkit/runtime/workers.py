@@ -1,5 +1,9 @@
 """The workers of a bot: the dispatcher and the outbox, with the sender they share, and the
-janitor that prunes what they finished."""
+janitor that prunes what they finished.
+
+They process what the store holds, whoever stored it: this process's ingest, or web replicas
+elsewhere (`botkit worker`, `botkit run`'s worker child).
+"""
 
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ class Workers:
         transport: httpx.AsyncBaseTransport | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
+        self.store = store
         self.sender = Sender(
             base_url=settings.base_url,
             api_key=settings.api_key or "gsk_test_botkit_fake",
@@ -69,3 +74,33 @@ class Workers:
                     self.janitor.stop()
         finally:
             await self.sender.aclose()
+
+    async def settle(self, *, within: float = 10.0, autojump: Clock | None = None) -> None:
+        """Waits until every stored event is processed and every due send attempted (tests).
+
+        With `autojump` (a ManualClock), sends waiting for a retry are made due by moving
+        that clock forward, so tests need not sleep through backoff.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while loop.time() < deadline:
+            backlog = await self.store.inspect.backlog()
+            if not backlog.events and not backlog.sends and not self.busy:
+                return
+            if not backlog.events and backlog.sends and not self.outbox.busy:
+                await self._jump(autojump)
+            self.dispatcher.wake()
+            self.outbox.wake()
+            await asyncio.sleep(0.002)
+        backlog = await self.store.inspect.backlog()
+        raise TimeoutError(
+            f"not settled after {within}s: {backlog.events} events and {backlog.sends} sends pending"
+        )
+
+    async def _jump(self, clock: Clock | None) -> None:
+        advance = getattr(clock, "advance", None)
+        if advance is None:
+            return
+        due = await self.store.outbox.next_due()
+        if due is not None and due > 0:
+            advance(due)

@@ -1,4 +1,10 @@
-"""The `botkit` command: run a bot as a webhook service, or run the fake GoSendAPI."""
+"""The `botkit` command: serve a bot's webhook, run its workers, or run the fake GoSendAPI.
+
+A deployed bot is processes of two kinds sharing one store: web processes (`botkit run`) that
+verify, store and acknowledge webhooks, and workers (`botkit worker`) that run the handlers
+and send the replies. `botkit run` starts its own worker child; `botkit run --no-workers` is a
+web replica only, for as many as needed beside separately started `botkit worker`s.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ from botkit.exceptions import BotkitError
 from botkit.fake.provider import FakeGoSendAPI, serve
 from botkit.runtime.bot import Bot, load_bot
 from botkit.runtime.runtime import Runtime
-from botkit.runtime.worker import WorkerProcess, read_wakeups, worker_command
+from botkit.runtime.worker import WorkerProcess, stop_signals, until_stopped, worker_command
 from botkit.tools import check, graph
 from botkit.web.app import create_app
 
@@ -33,19 +39,40 @@ log = logging.getLogger("botkit")
 
 FAKE_MOUNT = "/provider"
 LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
+# What to set when a separate worker needs a provider: a fake GoSendAPI will do.
+PROVIDER_VARIABLES = (
+    "GOSENDAPI_API_KEY and GOSENDAPI_WEBHOOK_SECRET (and, for a fake GoSendAPI served by "
+    "`botkit fake-api --port 8001`, GOSENDAPI_BASE_URL=http://127.0.0.1:8001/v1)"
+)
 
 
 def build_app(
-    bot: Bot, settings: Settings, *, target: str | None = None, log_level: str = "info"
+    bot: Bot,
+    settings: Settings,
+    *,
+    target: str | None = None,
+    log_level: str = "info",
+    workers: bool = True,
 ) -> Starlette:
     """The service for `bot`: against GoSendAPI, or against the built-in fake when no key is set.
 
     With a `target` (the bot's import path) and a real provider, the workers run in a child
-    process; against the in-process fake they run inline.
+    process; against the in-process fake they run inline. With `workers=False` they run
+    nowhere here: the app verifies, stores and acknowledges, and a `botkit worker` elsewhere
+    processes (refused against the built-in fake, which only this process could reach).
     """
     if not settings.uses_fake_provider:
+        if not workers:
+            return create_app(Runtime(bot, settings, workers=False))
         process = WorkerProcess(worker_command(target, log_level)) if target else None
         return create_app(Runtime(bot, settings, worker_process=process))
+    if not workers:
+        raise BotkitError(
+            "--no-workers serves a web replica whose events a separate `botkit worker` "
+            "processes, but no GOSENDAPI_API_KEY is set: the built-in fake provider lives "
+            f"inside this process, where no other process could send to it. Set "
+            f"{PROVIDER_VARIABLES}, or leave out --no-workers"
+        )
     fake = FakeGoSendAPI(
         webhook_url="http://bot/webhook", webhook_secret=settings.webhook_secrets[0]
     )
@@ -71,8 +98,16 @@ def _run(args: argparse.Namespace) -> int:
     settings = Settings.from_env(require_provider=args.require_provider)
     bot = load_bot(args.target)
     target = args.target if args.workers == "process" else None
-    app = build_app(bot, settings, target=target, log_level=args.log_level)
+    workers = args.workers != "none"
+    app = build_app(bot, settings, target=target, log_level=args.log_level, workers=workers)
     where = f"http://{args.host}:{args.port}"
+    if not workers:
+        print(
+            f"botkit: {bot.name} on {where}, acknowledging only (--no-workers): "
+            f"`botkit worker {args.target}` on the same database runs the handlers and sends",
+            file=sys.stderr,
+            flush=True,
+        )
     if settings.uses_fake_provider:
         secret = (
             "the development secret"
@@ -113,15 +148,35 @@ def _collect_less() -> None:
 def _worker(args: argparse.Namespace) -> int:
     _share_the_gil()
     settings = Settings.from_env()
-    runtime = Runtime(load_bot(args.target), settings)
+    if settings.uses_fake_provider:
+        raise BotkitError(
+            "botkit worker sends replies to GoSendAPI, and no GOSENDAPI_API_KEY is set (the "
+            f"built-in fake provider runs inside `botkit run` only): set {PROVIDER_VARIABLES}"
+        )
+    bot = load_bot(args.target)
+    runtime = Runtime(bot, settings)
     _collect_less()
+    wakeups = runtime.store.inbox.notify if args.wakeups_from_stdin else None
 
     async def work() -> None:
         async with runtime.running():
-            await read_wakeups(runtime.store.inbox.notify)
+            with stop_signals() as stop:
+                if wakeups is None:  # on its own (`botkit run`'s child is stopped by its parent)
+                    print(
+                        f"botkit: {bot.name}'s workers are running; SIGTERM or Ctrl-C stops "
+                        "them (what is in flight is finished first)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                await until_stopped(stop, wakeups=wakeups)
+            log.info("stopping the workers: finishing what is in flight")
 
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(work())
+        try:
+            runner.run(work())
+        except KeyboardInterrupt:  # a second Ctrl-C, during the graceful stop
+            print("botkit: stopped at once; unfinished work runs again", file=sys.stderr)
+            return 130
     return 0
 
 
@@ -221,15 +276,40 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _fake_api(args: argparse.Namespace) -> int:
-    serve(args.host, args.port, rate_per_number=args.rate_per_number)
+    serve(
+        args.host,
+        args.port,
+        rate_per_number=args.rate_per_number,
+        enforce_window=not args.no_window_check,
+    )
     return 0
+
+
+RUN_DESCRIPTION = """\
+Serves a bot's webhook: verifies each event's signature, stores it durably, acknowledges it.
+By default a child process (`botkit worker`, supervised, restarted if it dies) runs the
+handlers and sends the replies; against the built-in fake provider (no GOSENDAPI_API_KEY) they
+run in this process. With --no-workers this process is a web replica only, and separately
+started `botkit worker`s on the same database process what it stores. Configured from the
+environment (GOSENDAPI_*, BOTKIT_*; see the README)."""
+
+WORKER_DESCRIPTION = """\
+Runs a bot's workers (dispatcher, outbox, sender) on the database of BOTKIT_DATABASE: they
+process what web processes (`botkit run --no-workers`) store, and send the replies to
+GoSendAPI (GOSENDAPI_API_KEY required). SIGTERM or Ctrl-C stops it gracefully: it finishes
+what is in flight, gives its claims back and exits 0; a second signal stops it at once. A
+SQLite database takes one worker process; a second one exits 2."""
 
 
 def parser() -> argparse.ArgumentParser:
     """The command line."""
     top = argparse.ArgumentParser(prog="botkit", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="serve a bot's webhook (configured from the environment)")
+    run = commands.add_parser(
+        "run",
+        help="serve a bot's webhook (configured from the environment)",
+        description=RUN_DESCRIPTION,
+    )
     run.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
@@ -239,16 +319,30 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fail unless GOSENDAPI_API_KEY and GOSENDAPI_WEBHOOK_SECRET are set (no fake provider)",
     )
-    run.add_argument(
+    placement = run.add_mutually_exclusive_group()
+    placement.add_argument(
         "--workers",
         choices=["process", "inline"],
-        default="process",
         help="run handlers and sends in a child process (default; inline against the fake provider)",
     )
-    run.set_defaults(func=_run)
-    worker = commands.add_parser("worker", help="(started by `botkit run`) a bot's workers")
-    worker.add_argument("target", metavar="MODULE[:ATTR]")
+    placement.add_argument(
+        "--no-workers",
+        dest="workers",
+        action="store_const",
+        const="none",
+        help="a web replica: verify, store and acknowledge only; `botkit worker` processes "
+        "(needs GOSENDAPI_API_KEY)",
+    )
+    run.set_defaults(func=_run, workers="process")
+    worker = commands.add_parser(
+        "worker",
+        help="run a bot's workers (handlers and sends) until SIGTERM or Ctrl-C",
+        description=WORKER_DESCRIPTION,
+    )
+    worker.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
     worker.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    # `botkit run`'s child: woken through its stdin, gone when its parent closes it
+    worker.add_argument("--wakeups-from-stdin", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(func=_worker)
     draw = commands.add_parser("graph", help="draw a bot's state diagram from its declarations")
     draw.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
@@ -287,6 +381,12 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="answer 429 past N messages in any rolling second for one phone_number_id",
+    )
+    fake.add_argument(
+        "--no-window-check",
+        action="store_true",
+        help="accept free-form messages whatever the 24-hour window (for webhooks posted straight "
+        "to the bot, which the fake never sees open a window)",
     )
     fake.set_defaults(func=_fake_api)
     return top

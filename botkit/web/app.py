@@ -38,7 +38,8 @@ class WebhookApp(Starlette):
 
 
 def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None) -> WebhookApp:
-    """The webhook service of a runtime; its lifespan opens the store and runs the workers."""
+    """The webhook service of a runtime (its ingest, over HTTP); its lifespan opens the store
+    and runs the workers the runtime runs (none for a web replica: `botkit run --no-workers`)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -58,11 +59,11 @@ def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None)
             {"status": "ok", "provider": provider, "pending": {"events": inbox, "sends": outbox}},
         )
 
-    webhook = WebhookEndpoint(runtime)
+    webhook = WebhookEndpoint(runtime.ingest, runtime.settings)
     routes: list[BaseRoute] = [
         Route("/webhook", webhook, methods=["POST"]),  # what a mounted app (root_path) uses
         Route("/healthz", healthz, methods=["GET"]),
-        *trigger_routes(runtime),
+        *trigger_routes(runtime.ingest, runtime.settings),
         *(extra_routes or []),
     ]
     return WebhookApp(webhook, routes=routes, lifespan=lifespan)

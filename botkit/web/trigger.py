@@ -9,8 +9,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from botkit import codec
+from botkit.config import Settings
 from botkit.exceptions import StoreError, TriggerError
-from botkit.runtime.runtime import Runtime
+from botkit.runtime.ingest import Ingest
 from botkit.types import JSON
 
 MAX_TRIGGER_BYTES = 64 * 1024
@@ -28,9 +29,9 @@ def _error(status: int, error: str, detail: str) -> Response:
 class TriggerEndpoint:
     """Bearer-token protected; 202 once the trigger is stored; 404 when no token is configured."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        token = runtime.settings.api_token
+    def __init__(self, ingest: Ingest, settings: Settings) -> None:
+        self.ingest = ingest
+        token = settings.api_token
         self.token = token.encode() if token else None
 
     async def handle(self, request: Request) -> Response:
@@ -44,7 +45,7 @@ class TriggerEndpoint:
             return _error(413, "payload_too_large", f"the body exceeds {MAX_TRIGGER_BYTES} bytes")
         try:
             name, data, number = _read(body)
-            event_id = await self.runtime.trigger(
+            event_id = await self.ingest.trigger(
                 request.path_params["wa_id"],
                 name,
                 data,
@@ -87,7 +88,7 @@ def _read(body: bytes) -> tuple[str, dict[str, JSON], str | None]:
     return name, data, number
 
 
-def trigger_routes(runtime: Runtime) -> list[Route]:
+def trigger_routes(ingest: Ingest, settings: Settings) -> list[Route]:
     """The routes of the trigger API."""
-    endpoint = TriggerEndpoint(runtime)
+    endpoint = TriggerEndpoint(ingest, settings)
     return [Route("/conversations/{wa_id}/trigger", endpoint.handle, methods=["POST"])]

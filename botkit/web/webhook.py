@@ -8,8 +8,9 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from botkit import codec
+from botkit.config import Settings
 from botkit.exceptions import PayloadError, StoreError
-from botkit.runtime.runtime import Runtime
+from botkit.runtime.ingest import Ingest
 from botkit.types import JSONObject
 from botkit.wire.events import parse_body
 from botkit.wire.signing import SIGNATURE_HEADER, verify
@@ -53,10 +54,10 @@ class WebhookEndpoint:
     objects, bench/webhook.py): 413 if too big, 401 if unsigned, 400 if unreadable, else stored
     then 200."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.secrets = runtime.settings.webhook_secrets
-        self.limit = runtime.settings.max_body_bytes
+    def __init__(self, ingest: Ingest, settings: Settings) -> None:
+        self.ingest = ingest
+        self.secrets = settings.webhook_secrets
+        self.limit = settings.max_body_bytes
         self._signature_header = SIGNATURE_HEADER.lower().encode("latin-1")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -95,7 +96,7 @@ class WebhookEndpoint:
         except PayloadError as exc:
             return _error(400, "invalid_payload", str(exc))
         try:
-            flags = await self.runtime.accept(events)
+            flags = await self.ingest.accept(events)
         except StoreError as exc:
             log.error("could not store a webhook body, answering 503 so it is retried: %s", exc)
             return _error(503, "store_unavailable", "the event could not be stored; retry later")

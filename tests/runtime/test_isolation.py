@@ -393,7 +393,7 @@ async def test_a_403_recorded_while_a_trigger_runs_is_not_erased_by_its_commit(
     async with running(Bot(Blocking), tmp_path / "race.db", fake, transport=gate) as runtime:
         await fake.receive(wa_id=ANA, message=text("hola"), phone_number_id=PNID)
         await asyncio.wait_for(gate.waiting.wait(), GUARD)  # Ana's reply is on its way
-        await runtime.trigger(ANA, "slow", {})
+        await runtime.ingest.trigger(ANA, "slow", {})
         # the trigger's handler runs with the window open...
         await asyncio.wait_for(Blocking.started.wait(), GUARD)
         fake.fail_next(403)
@@ -405,7 +405,7 @@ async def test_a_403_recorded_while_a_trigger_runs_is_not_erased_by_its_commit(
         Blocking.release.set()  # its commit carries the window as it was when it started
         await runtime.settle(within=5)
         assert (await runtime.store.sessions.get(PNID, ANA)).window.refused
-        event_id = await runtime.trigger(ANA, "ping", {})
+        event_id = await runtime.ingest.trigger(ANA, "ping", {})
         await runtime.settle(within=5)
         status, error = await runtime.store.inspect.event_status(event_id) or ("", "")
         assert status == "failed" and error is not None and "WindowClosedError" in error

@@ -23,8 +23,8 @@ from botkit.store.base import (
     Session,
     Store,
 )
-from botkit.store.sqlite import SqliteStore, sqlite_path
 from botkit.store.batch import GroupCommit
+from botkit.store.sqlite import SqliteStore, sqlite_path
 from botkit.store.sqlite.connection import apart
 from botkit.types import ManualClock
 from botkit.wire.window import Window

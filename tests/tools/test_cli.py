@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +20,11 @@ import bots.clinic
 from botkit.config import Settings
 from botkit.exceptions import BotkitError
 from botkit.runtime.bot import Bot
+from botkit.runtime.worker import worker_command
 from botkit.tools.cli import build_app, load_bot, main
 
-ROOT = Path(__file__).resolve().parents[2]  # /work/main: where `bots` can be imported from
+from .processes import Deployment
+
 JUAN = "5491140123456"
 SERVICE_ROWS = ["general", "specialist", "lab"]
 INBOUND = {"wa_id": JUAN, "name": "Juan", "text": "hola"}
@@ -84,6 +82,44 @@ def test_run_with_a_bot_that_cannot_be_imported_is_a_clear_error(
     err = capsys.readouterr().err
     assert err.startswith("botkit: error: ")
     assert "'nope'" in err or "'nope.module'" in err
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_run_no_workers_with_the_built_in_fake_is_refused_and_says_what_to_set(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", "bots.clinic", "--no-workers"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("botkit: error: --no-workers")
+    assert "GOSENDAPI_API_KEY" in err and "botkit fake-api" in err
+    assert "Traceback" not in err
+
+
+def test_run_takes_either_workers_or_no_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "bots.clinic", "--workers", "inline", "--no-workers"])
+    assert caught.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_worker_without_a_provider_key_says_what_to_set(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["worker", "bots.clinic"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("botkit: error: botkit worker sends replies to GoSendAPI")
+    assert "GOSENDAPI_BASE_URL" in err
+
+
+def test_the_worker_child_is_woken_through_stdin_and_the_option_is_hidden(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert worker_command("bots.clinic")[-1] == "--wakeups-from-stdin"
+    with pytest.raises(SystemExit):
+        main(["worker", "--help"])
+    out = capsys.readouterr().out
+    assert "SIGTERM" in out and "stdin" not in out
 
 
 def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -159,76 +195,22 @@ async def test_without_a_key_the_app_answers_a_user_through_the_built_in_fake(
 # --- the newcomer's path, for real ----------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-def botkit_run(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """`python -m botkit.tools.cli run bots.clinic --port PORT` with no key; (base URL, log file)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOSENDAPI_", "BOTKIT_"))}
-    env["BOTKIT_DATABASE"] = str(tmp_path / "run.db")
-    log = tmp_path / "botkit.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "botkit.tools.cli", "run", "bots.clinic", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield f"http://127.0.0.1:{port}", log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def poll(check: Any, *, within: float, what: str, log: Path) -> Any:
-    """Calls `check` until it returns something truthy, for at most `within` seconds."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            found = check()
-        except httpx.TransportError:
-            found = None
-        if found:
-            return found
-        time.sleep(0.05)
-    pytest.fail(f"{what} within {within} s; the server said:\n{log.read_text(errors='replace')}")
-
-
 @pytest.mark.slow
-def test_botkit_run_answers_a_newcomers_hola_with_the_clinic_list(
-    botkit_run: tuple[str, Path],
-) -> None:
-    base, log = botkit_run
-    with httpx.Client(base_url=base, timeout=5.0) as client:
+def test_botkit_run_answers_a_newcomers_hola_with_the_clinic_list(tmp_path: Path) -> None:
+    with Deployment(tmp_path, {"BOTKIT_DATABASE": str(tmp_path / "run.db")}) as deployment:
+        web = deployment.web("bots.clinic", workers=True)  # no GOSENDAPI_* set: the built-in fake
+        with httpx.Client(base_url=web.url, timeout=5.0) as client:
+            assert client.get("/healthz").json()["provider"] == "fake"
 
-        def healthy() -> dict[str, Any] | None:
-            response = client.get("/healthz")
-            return response.json() if response.status_code == 200 else None
+            answer = client.post("/provider/_fake/inbound", json=INBOUND)
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == {"accepted": 1, "duplicates": 0}
 
-        health = poll(healthy, within=15.0, what="GET /healthz did not answer 200", log=log)
-        assert health["provider"] == "fake"
+            def the_list() -> list[dict[str, Any]]:
+                sent = client.get("/provider/_fake/messages").json()
+                return [m for m in sent if list_rows(m) == SERVICE_ROWS]
 
-        answer = client.post("/provider/_fake/inbound", json=INBOUND)
-        assert answer.status_code == 200, answer.text
-        assert answer.json() == {"accepted": 1, "duplicates": 0}
-
-        def the_list() -> list[dict[str, Any]]:
-            sent = client.get("/provider/_fake/messages").json()
-            return [m for m in sent if list_rows(m) == SERVICE_ROWS]
-
-        [reply] = poll(the_list, within=10.0, what="the clinic's list did not arrive", log=log)
+            [reply] = deployment.wait_until(the_list, what="the clinic's list", process=web)
     assert reply["to"] == JUAN
     assert reply["phone_number_id"] == "555123456789"
-    assert "built-in fake GoSendAPI" in log.read_text(errors="replace")
+    assert "built-in fake GoSendAPI" in web.output()

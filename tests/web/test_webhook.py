@@ -686,7 +686,7 @@ async def test_an_unexpected_error_while_storing_is_a_500_in_json(tmp_path: Path
         async def broken(events: Any) -> list[bool]:
             raise RuntimeError("a bug, not a store outage")
 
-        rig.runtime.accept = broken  # type: ignore[method-assign]
+        rig.runtime.ingest.accept = broken  # type: ignore[method-assign]
         body = encode(received("evt_bug", "wamid.bug", {"type": "text", "text": {"body": "hola"}}))
         response = await rig.post(body)
     assert response.status_code == 500
