@@ -24,6 +24,7 @@ from botkit.store.base import (
     Store,
 )
 from botkit.store.batch import GroupCommit
+from botkit.store.postgres import PostgresStore
 from botkit.store.sqlite import SqliteStore, sqlite_path
 from botkit.store.sqlite.connection import apart
 from botkit.types import ManualClock
@@ -298,9 +299,10 @@ def test_open_store_gives_a_sqlite_store_for_a_path_or_sqlite_url(tmp_path: Path
 
 
 @pytest.mark.parametrize("url", ["postgresql://u@db/botkit", "postgres://u@db/botkit"])
-def test_open_store_refuses_postgresql_for_now(url: str) -> None:
-    with pytest.raises(StoreError, match="PostgreSQL"):
-        open_store(url)
+def test_open_store_gives_postgresql_for_its_urls(url: str) -> None:
+    store = open_store(url, pool_size=3)
+    assert isinstance(store, PostgresStore)
+    assert (store.url, store.pool_size) == (url, 3)
 
 
 def test_open_store_refuses_an_unknown_scheme() -> None:

@@ -35,6 +35,7 @@ from botkit.exceptions import StoreError
 from botkit.store.base import (
     PENDING,
     Backlog,
+    Counts,
     InboxLane,
     LaneKey,
     LaneOutcome,
@@ -126,6 +127,7 @@ class PostgresStore:
         self.media = _Media(self)
         self.inspect = _Inspection(self)
         self.pacing = _Pacing(self)
+        self.retention = _Retention(self)
 
     async def __aenter__(self) -> PostgresStore:
         await self.open()
@@ -511,6 +513,57 @@ class _Pacing:
         return max(0.0, float(wait))
 
 
+# Each kind oldest first, through an index, a short transaction of its own; rows another
+# process is deleting are skipped, so that replicas pruning at once never wait for each other.
+_PRUNE_EVENTS = """
+WITH gone AS (
+    DELETE FROM inbox WHERE seq IN (
+        SELECT i.seq FROM inbox i JOIN lanes l
+            ON l.phone_number_id = i.phone_number_id AND l.wa_id = i.wa_id
+        WHERE i.received_at < $1 AND i.seq <= l.done_seq
+        ORDER BY i.received_at LIMIT $2 FOR UPDATE OF i SKIP LOCKED
+    ) RETURNING seq
+), results AS (
+    DELETE FROM event_results r USING gone WHERE r.seq = gone.seq
+)
+SELECT count(*) FROM gone
+"""
+_PRUNE_SENDS = """
+WITH gone AS (
+    DELETE FROM outbox WHERE seq IN (
+        SELECT seq FROM outbox WHERE status IN ('sent', 'failed') AND sent_at < $1
+        ORDER BY sent_at LIMIT $2 FOR UPDATE SKIP LOCKED
+    ) RETURNING 1
+) SELECT count(*) FROM gone
+"""
+_PRUNE_STATUSES = """
+WITH gone AS (
+    DELETE FROM message_status WHERE message_id IN (
+        SELECT message_id FROM message_status WHERE updated_at < $1
+        ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED
+    ) RETURNING 1
+) SELECT count(*) FROM gone
+"""
+
+
+class _Retention:
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    async def prune(self, before: float, limit: int) -> int:
+        """Deletes up to `limit` finished events, sends and statuses older than `before`."""
+        if limit < 1:
+            raise ValueError(f"prune needs a limit of at least 1, not {limit}")
+        deleted = 0
+        for statement in (_PRUNE_EVENTS, _PRUNE_SENDS, _PRUNE_STATUSES):
+            deleted += await self._delete(statement, before, limit)
+        return deleted
+
+    async def _delete(self, statement: str, before: float, limit: int) -> int:
+        found = await self.store.run(lambda db: db.fetchval(statement, before, limit))
+        return int(found)
+
+
 class _Inspection:
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
@@ -538,6 +591,17 @@ class _Inspection:
             )
         )
         return [OutboxRecord(r[0], r[1], r[2], r[3], r[4], codec.loads(r[5]), *r[6:]) for r in rows]
+
+    async def counts(self) -> Counts:
+        """Events, sends and delivery statuses kept (counted: a scan of each table)."""
+        row = await self.store.run(
+            lambda db: db.fetchrow(
+                "SELECT (SELECT count(*) FROM inbox), (SELECT count(*) FROM outbox),"
+                " (SELECT count(*) FROM message_status)"
+            )
+        )
+        assert row is not None
+        return Counts(int(row[0]), int(row[1]), int(row[2]))
 
     async def event_status(self, event_id: str) -> tuple[str, str | None] | None:
         """An inbox event's status and error."""

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     received_at double precision NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inbox_lane ON inbox (phone_number_id, wa_id, seq);
+CREATE INDEX IF NOT EXISTS inbox_received ON inbox (received_at);
 CREATE TABLE IF NOT EXISTS lanes (
     phone_number_id text NOT NULL,
     wa_id text NOT NULL,
@@ -107,6 +108,7 @@ CREATE INDEX IF NOT EXISTS outbox_pending_lane ON outbox (phone_number_id, wa_id
 CREATE INDEX IF NOT EXISTS outbox_held ON outbox (phone_number_id, wa_id) WHERE status = 'held';
 CREATE INDEX IF NOT EXISTS outbox_provider_id ON outbox (provider_message_id)
     WHERE provider_message_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_finished ON outbox (sent_at) WHERE status IN ('sent', 'failed');
 CREATE TABLE IF NOT EXISTS refusals (
     message_id text PRIMARY KEY,
     refused_at double precision NOT NULL
@@ -126,6 +128,7 @@ CREATE TABLE IF NOT EXISTS message_status (
     errors text,
     updated_at double precision NOT NULL
 );
+CREATE INDEX IF NOT EXISTS message_status_updated ON message_status (updated_at);
 """
 # Step 2: send pacing shared by every process (the provider's limits are per number and per
 # key, not per process). Unlogged: a slot taken is not worth a WAL write, and a crash that
