@@ -18,6 +18,7 @@ DEFAULT_RATE_PER_NUMBER = 80.0  # messages/s per sending number: GoSendAPI's sta
 DEFAULT_RATE_PER_KEY = 100.0  # requests/s per API key: GoSendAPI's standard limit
 DEFAULT_MEDIA_MAX_AGE_DAYS = 29  # the provider keeps uploaded media 30 days (WhatsApp's rule)
 DAY = 24 * 3600.0
+DEFAULT_DATABASE_POOL = 10  # connections per process to a PostgreSQL database
 HOUR = 3600.0
 # The provider retries a webhook it got no 2xx for 0 s, 1 min, 5 min, 30 min and 2 h after the
 # attempt before: its last redelivery comes 2.6 hours after the first delivery.
@@ -48,6 +49,7 @@ class Settings:
     rate_per_number_overrides: tuple[tuple[str, float], ...] = ()
     rate_per_key: float = DEFAULT_RATE_PER_KEY
     media_max_age: float = DEFAULT_MEDIA_MAX_AGE_DAYS * DAY
+    database_pool: int = DEFAULT_DATABASE_POOL
     retention: float = DEFAULT_RETENTION_DAYS * DAY  # seconds finished work is kept
 
     @property
@@ -87,6 +89,7 @@ class Settings:
         if not base_url.startswith(("http://", "https://")):
             problems.append(f"GOSENDAPI_BASE_URL must be an http(s) URL, not {base_url!r}")
         concurrency = _int(env, "BOTKIT_SEND_CONCURRENCY", 16, problems)
+        pool = _int(env, "BOTKIT_DATABASE_POOL", DEFAULT_DATABASE_POOL, problems)
         per_number = _rate(env, "BOTKIT_RATE_PER_NUMBER", DEFAULT_RATE_PER_NUMBER, problems)
         overrides = _overrides(env.get("BOTKIT_RATE_PER_NUMBER_OVERRIDES", ""), problems)
         per_key = _rate(env, "BOTKIT_RATE_PER_KEY", DEFAULT_RATE_PER_KEY, problems)
@@ -102,6 +105,7 @@ class Settings:
             database=env.get("BOTKIT_DATABASE", "").strip() or DEFAULT_DATABASE,
             api_token=_optional(env, "BOTKIT_API_TOKEN"),
             send_concurrency=concurrency,
+            database_pool=pool,
             rate_per_number=per_number,
             rate_per_number_overrides=overrides,
             rate_per_key=per_key,

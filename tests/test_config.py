@@ -42,6 +42,7 @@ def test_an_empty_environment_runs_against_the_fake_provider() -> None:
     assert settings.api_token is None
     assert settings.max_body_bytes == MAX_BODY_BYTES == 1024 * 1024
     assert settings.send_concurrency == 16
+    assert settings.database_pool == 10
 
 
 def test_a_full_environment_is_read() -> None:
@@ -53,6 +54,7 @@ def test_a_full_environment_is_read() -> None:
         "BOTKIT_DATABASE": "sqlite:////var/lib/botkit/bot.db",
         "BOTKIT_API_TOKEN": "tok_1",
         "BOTKIT_SEND_CONCURRENCY": "4",
+        "BOTKIT_DATABASE_POOL": "3",
     }
     settings = Settings.from_env(env, require_provider=True)
     assert not settings.uses_fake_provider
@@ -63,6 +65,7 @@ def test_a_full_environment_is_read() -> None:
     assert settings.database == "sqlite:////var/lib/botkit/bot.db"
     assert settings.api_token == "tok_1"
     assert settings.send_concurrency == 4
+    assert settings.database_pool == 3
 
 
 def test_a_live_key_is_accepted() -> None:
@@ -297,3 +300,9 @@ def test_a_retention_must_be_a_number_of_days(value: str) -> None:
 def test_a_retention_problem_is_listed_with_the_others() -> None:
     problems = problems_of({"BOTKIT_SEND_CONCURRENCY": "0", "BOTKIT_RETENTION_DAYS": "0.1"})
     assert [p.split()[0] for p in problems] == ["BOTKIT_SEND_CONCURRENCY", "BOTKIT_RETENTION_DAYS"]
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many", "1.5"])
+def test_a_database_pool_that_is_not_a_positive_whole_number_is_refused(value: str) -> None:
+    [problem] = problems_of({"BOTKIT_DATABASE_POOL": value})
+    assert problem == f"BOTKIT_DATABASE_POOL must be a positive whole number, not {value!r}"

@@ -49,7 +49,9 @@ class Runtime:
         self.settings = settings
         self.clock = clock or SystemClock()
         here = workers and worker_process is None
-        self.store = store or open_store(settings.database, clock=self.clock, worker=here)
+        self.store = store or open_store(
+            settings.database, clock=self.clock, worker=here, pool_size=settings.database_pool
+        )
         self.worker_process = worker_process
         self.ingest = Ingest(
             self.store,

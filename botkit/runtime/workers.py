@@ -20,7 +20,7 @@ from botkit.provider.sender import Sender
 from botkit.runtime.dispatch import Dispatcher
 from botkit.runtime.janitor import Janitor
 from botkit.runtime.outbox import Outbox
-from botkit.store.base import Store
+from botkit.store.base import PacedStore, Pacing, Store
 from botkit.types import Clock, SystemClock
 
 
@@ -46,7 +46,9 @@ class Workers:
             concurrency=settings.send_concurrency,
             # Buckets wait in real time: under a ManualClock (simulator, tests) they would only
             # make tests sleep, so pacing is for the system clock.
-            limiter=rate_limiter(settings) if isinstance(clock, SystemClock) else None,
+            limiter=rate_limiter(settings, _pacing(store))
+            if isinstance(clock, SystemClock)
+            else None,
         )
         self.dispatcher = Dispatcher(store, conversation(), clock, on_error=on_error)
         self.outbox = Outbox(store, self.sender, clock, media_max_age=settings.media_max_age)
@@ -104,3 +106,9 @@ class Workers:
         due = await self.store.outbox.next_due()
         if due is not None and due > 0:
             advance(due)
+
+
+def _pacing(store: Store) -> Pacing | None:
+    """The store's send slots when several processes share it (the provider's limits are the
+    deployment's, not each process's); else each process paces alone."""
+    return store.pacing if isinstance(store, PacedStore) else None

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from botkit.config import DEFAULT_DATABASE_POOL
 from botkit.exceptions import StoreError
 from botkit.store.base import Store
 from botkit.store.memory import MemoryStore
 from botkit.store.sqlite import SqliteStore, sqlite_path
 from botkit.types import Clock
-
-DEFAULT_POOL_SIZE = 10  # connections per process to a PostgreSQL database
 
 
 def open_store(
@@ -16,7 +15,7 @@ def open_store(
     *,
     clock: Clock | None = None,
     worker: bool = False,
-    pool_size: int = DEFAULT_POOL_SIZE,
+    pool_size: int = DEFAULT_DATABASE_POOL,
 ) -> Store:
     """The store named by a BOTKIT_DATABASE value (not yet opened).
 

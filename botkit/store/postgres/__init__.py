@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from botkit import codec
+from botkit.config import DEFAULT_DATABASE_POOL
 from botkit.exceptions import StoreError
 from botkit.store.base import (
     PENDING,
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Work = Callable[[asyncpg.Connection], Awaitable[T]]
 
-DEFAULT_POOL_SIZE = 10
+
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection
 ACQUIRE_TIMEOUT = 10.0  # seconds to wait for a free connection of the pool
 RETRIES = 5  # of a transaction that lost a deadlock or a serialization conflict
@@ -108,7 +109,7 @@ class PostgresStore:
         url: str,
         *,
         clock: Clock | None = None,
-        pool_size: int = DEFAULT_POOL_SIZE,
+        pool_size: int = DEFAULT_DATABASE_POOL,
         listen: bool = True,
     ) -> None:
         if pool_size < 1:
