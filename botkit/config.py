@@ -19,6 +19,10 @@ DEFAULT_RATE_PER_KEY = 100.0  # requests/s per API key: GoSendAPI's standard lim
 DEFAULT_MEDIA_MAX_AGE_DAYS = 29  # the provider keeps uploaded media 30 days (WhatsApp's rule)
 DAY = 24 * 3600.0
 DEFAULT_DATABASE_POOL = 10  # connections per process to a PostgreSQL database
+# A claim lasts this long unless renewed (every third of it): how long the work of a worker
+# that died waits before another takes it over.
+DEFAULT_LEASE_SECONDS = 60
+MIN_LEASE_SECONDS = 3
 HOUR = 3600.0
 # The provider retries a webhook it got no 2xx for 0 s, 1 min, 5 min, 30 min and 2 h after the
 # attempt before: its last redelivery comes 2.6 hours after the first delivery.
@@ -50,6 +54,7 @@ class Settings:
     rate_per_key: float = DEFAULT_RATE_PER_KEY
     media_max_age: float = DEFAULT_MEDIA_MAX_AGE_DAYS * DAY
     database_pool: int = DEFAULT_DATABASE_POOL
+    lease: float = DEFAULT_LEASE_SECONDS  # seconds a worker's claim lasts unless renewed
     retention: float = DEFAULT_RETENTION_DAYS * DAY  # seconds finished work is kept
 
     @property
@@ -90,6 +95,12 @@ class Settings:
             problems.append(f"GOSENDAPI_BASE_URL must be an http(s) URL, not {base_url!r}")
         concurrency = _int(env, "BOTKIT_SEND_CONCURRENCY", 16, problems)
         pool = _int(env, "BOTKIT_DATABASE_POOL", DEFAULT_DATABASE_POOL, problems)
+        lease = _int(env, "BOTKIT_LEASE_SECONDS", DEFAULT_LEASE_SECONDS, problems)
+        if lease < MIN_LEASE_SECONDS:
+            problems.append(
+                f"BOTKIT_LEASE_SECONDS must be at least {MIN_LEASE_SECONDS} (claims are renewed "
+                f"every third of it), not {lease}"
+            )
         per_number = _rate(env, "BOTKIT_RATE_PER_NUMBER", DEFAULT_RATE_PER_NUMBER, problems)
         overrides = _overrides(env.get("BOTKIT_RATE_PER_NUMBER_OVERRIDES", ""), problems)
         per_key = _rate(env, "BOTKIT_RATE_PER_KEY", DEFAULT_RATE_PER_KEY, problems)
@@ -106,6 +117,7 @@ class Settings:
             api_token=_optional(env, "BOTKIT_API_TOKEN"),
             send_concurrency=concurrency,
             database_pool=pool,
+            lease=float(lease),
             rate_per_number=per_number,
             rate_per_number_overrides=overrides,
             rate_per_key=per_key,

@@ -65,7 +65,7 @@ async def empty(url: str) -> None:
 
 
 @pytest.fixture
-async def postgres_url(postgres_database: str) -> str:
+def postgres_url(postgres_database: str) -> str:
     """The test run's database, emptied for this test."""
-    await empty(postgres_database)
+    asyncio.run(empty(postgres_database))
     return postgres_database

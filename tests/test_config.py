@@ -306,3 +306,10 @@ def test_a_retention_problem_is_listed_with_the_others() -> None:
 def test_a_database_pool_that_is_not_a_positive_whole_number_is_refused(value: str) -> None:
     [problem] = problems_of({"BOTKIT_DATABASE_POOL": value})
     assert problem == f"BOTKIT_DATABASE_POOL must be a positive whole number, not {value!r}"
+
+
+def test_the_lease_is_read_and_a_short_one_refused() -> None:
+    assert Settings.from_env({}).lease == 60.0
+    assert Settings.from_env({"BOTKIT_LEASE_SECONDS": "5"}).lease == 5.0
+    [problem] = problems_of({"BOTKIT_LEASE_SECONDS": "2"})
+    assert problem.startswith("BOTKIT_LEASE_SECONDS must be at least 3")

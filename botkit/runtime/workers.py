@@ -50,8 +50,12 @@ class Workers:
             if isinstance(clock, SystemClock)
             else None,
         )
-        self.dispatcher = Dispatcher(store, conversation(), clock, on_error=on_error)
-        self.outbox = Outbox(store, self.sender, clock, media_max_age=settings.media_max_age)
+        self.dispatcher = Dispatcher(
+            store, conversation(), clock, on_error=on_error, lease=settings.lease
+        )
+        self.outbox = Outbox(
+            store, self.sender, clock, media_max_age=settings.media_max_age, lease=settings.lease
+        )
         self.janitor = Janitor(store, clock, retention=settings.retention)
 
     @property

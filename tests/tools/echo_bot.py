@@ -5,10 +5,12 @@ turns in flight."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 from botkit import Bot, Context, Conversation, State, Text, on
 
-HANDLER_SECONDS = 0.02
+# a test may slow it down, to have turns in flight when it stops or kills a process
+HANDLER_SECONDS = float(os.environ.get("BOTKIT_TEST_ECHO_SECONDS", "0.02"))
 
 
 class Echo(Conversation):

@@ -20,6 +20,7 @@ PostgreSQL is the same calls with `BOTKIT_DATABASE=postgresql://...` in `provide
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -110,6 +111,15 @@ class Process:
         """Stops it at once, whatever it was doing."""
         if self.alive:
             self.popen.kill()
+        self.popen.wait(timeout=STOP_WITHIN)
+
+    def kill_all(self) -> None:
+        """SIGKILLs it and every process it started (`botkit run`'s worker child), at once:
+        a machine lost, not a process stopped."""
+        family = [*_descendants(self.popen.pid), self.popen.pid]
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.popen.wait(timeout=STOP_WITHIN)
 
 
@@ -249,6 +259,27 @@ class Deployment:
 
     def _name(self, kind: str) -> str:
         return f"{kind}-{sum(p.name.startswith(kind) for p in self.processes) + 1}"
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def _answers(url: str) -> bool:

@@ -1,0 +1,78 @@
+"""Three replicas on one PostgreSQL database, for real: each `botkit run` (web process and
+worker child) on a machine of its own, webhooks round-robin across them, one replica lost
+(SIGKILL of the web process and its worker at once) mid-load and started again.
+
+Black-box, as tests/tools/test_processes.py: the bot (tests/tools/echo_bot.py) answers
+"echo N" to the text "N"; the fake provider records what it accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .processes import Deployment, Process, post_event, provider_env, text_event, texts_by_user
+
+pytestmark = pytest.mark.slow
+
+BOT = "tests.tools.echo_bot"
+USERS = [f"54911500000{n:02d}" for n in range(20)]
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    with Deployment(tmp_path) as started:
+        yield started
+
+
+def deliver(replicas: list[Process], turn: int, envelope: dict[str, object]) -> None:
+    """Posts to the replica whose turn it is; as the provider does, again to the next one
+    while a replica is gone or answers 5xx, until one acknowledges."""
+    for attempt in range(3 * len(replicas)):
+        replica = replicas[(turn + attempt) % len(replicas)]
+        try:
+            answer = post_event(replica.url, envelope)
+        except httpx.TransportError:
+            continue
+        if answer.status_code == 200:
+            return
+        assert answer.status_code >= 500, answer.text
+    pytest.fail("no replica acknowledged an event")
+
+
+def post_round(replicas: list[Process], numbers: range) -> None:
+    """Every user sends `numbers` in order, users at once (a thread each), each user's
+    events round-robin across the replicas."""
+
+    def one_user(index: int) -> None:
+        for number in numbers:
+            deliver(replicas, index + number, text_event(USERS[index], str(number)))
+
+    with ThreadPoolExecutor(len(USERS)) as pool:
+        list(pool.map(one_user, range(len(USERS))))
+
+
+def test_a_replica_killed_mid_load_loses_no_reply_doubles_none_and_keeps_each_users_order(
+    deployment: Deployment, postgres_url: str
+) -> None:
+    fake = deployment.fake_api()
+    deployment.env.update(provider_env(fake, postgres_url))
+    deployment.env["BOTKIT_TEST_ECHO_SECONDS"] = "0.1"  # turns in flight when it is killed
+    deployment.env["BOTKIT_LEASE_SECONDS"] = "5"  # the dead replica's claims end soon
+    replicas = [deployment.web(BOT, workers=True) for _ in range(3)]
+    post_round(replicas, range(1, 5))
+    pending = httpx.get(f"{replicas[0].url}/healthz", timeout=5).json()["pending"]
+    assert pending["events"] > 0  # mid-load: events stored and not yet processed
+    replicas[1].kill_all()  # a machine lost: its web process and its worker at once
+    post_round(replicas, range(5, 9))  # its share goes to the others (as redeliveries do)
+    replicas[1] = deployment.web(BOT, workers=True)  # ... and it comes back
+    post_round(replicas, range(9, 13))
+    total = len(USERS) * 12
+    deployment.wait_until(lambda: len(fake.messages()) >= total, what="every reply", within=120)
+    expected = {user: [f"echo {n}" for n in range(1, 13)] for user in USERS}
+    assert texts_by_user(fake.messages()) == expected
+    assert len(fake.messages()) == total  # none twice, under any key
