@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from botkit.exceptions import StoreError
 from botkit.store.base import LaneKey, LaneQueue
 
 log = logging.getLogger(__name__)
@@ -160,9 +161,12 @@ class LaneWorker(Generic[L, R]):
         started = self._monotonic()
         try:
             lanes = await self.queue.claim(token, limit, self.lease)
-        except Exception:
+        except Exception as exc:
             self._failures += 1
-            log.exception("%s: could not claim work; trying again", self.name)
+            if isinstance(exc, StoreError):  # the database is down: a line, not a traceback
+                log.warning("%s: could not claim work (%s); trying again", self.name, exc)
+            else:
+                log.exception("%s: could not claim work; trying again", self.name)
             await asyncio.sleep(self._backoff(self._failures))
             return 0
         finally:

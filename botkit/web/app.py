@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from botkit.exceptions import StoreError
 from botkit.runtime.runtime import Runtime
 from botkit.types import JSONObject
 from botkit.web.trigger import json_response, trigger_routes
@@ -47,7 +48,10 @@ def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None)
             yield
 
     async def healthz(request: Request) -> Response:
-        backlog = await runtime.store.inspect.backlog()
+        try:
+            backlog = await runtime.store.inspect.backlog()
+        except StoreError as exc:  # the database is down: webhooks get 503 too, and are retried
+            return json_response(503, {"status": "store unavailable", "detail": str(exc)})
         inbox, outbox = backlog.events, backlog.sends
         provider = "fake" if runtime.settings.uses_fake_provider else "gosendapi"
         worker = runtime.worker_process
