@@ -31,6 +31,8 @@ from botkit.store.base import LaneKey, LaneQueue
 
 log = logging.getLogger(__name__)
 
+CONTENDED = 0.02  # seconds to wait after a claim that found nothing although work was due
+
 
 class _Lane(Protocol):
     @property
@@ -232,8 +234,10 @@ class LaneWorker(Generic[L, R]):
             log.exception("%s: could not read when work is due", self.name)
             due = None
         timeout = self.poll if due is None else min(self.poll, due)
-        if claimed == 0:  # nothing came although something was due: never spin
-            timeout = max(timeout, 0.001)
+        if claimed == 0:  # something is due, yet none came: another claimer holds it for the
+            # moment (with several processes, a row it is locking). Waiting a little, not
+            # spinning: a notice of new work still ends the wait at once.
+            timeout = max(timeout, CONTENDED)
         if timeout > 0:
             await self.queue.wait_for_work(timeout)
 

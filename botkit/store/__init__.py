@@ -34,7 +34,8 @@ def open_store(
                 f"BOTKIT_DATABASE names PostgreSQL, which needs asyncpg ({exc}): "
                 "pip install 'botkit[postgres]'"
             ) from None
-        return PostgresStore(url, clock=clock, pool_size=pool_size)
+        # only a process that claims work listens for other processes' wake-ups
+        return PostgresStore(url, clock=clock, pool_size=pool_size, listen=worker)
     if "://" in url and not url.startswith("sqlite://"):
         raise StoreError(
             f"BOTKIT_DATABASE {url!r}: unknown scheme (use a file path, sqlite:/// or postgresql://)"

@@ -1,9 +1,10 @@
 """The PostgreSQL store: one database shared by any number of botkit processes, on any number
 of machines, with the guarantees one process has.
 
-`PostgresStore(url)` opens a bounded pool of connections (`pool_size`) and one more that
-listens: an acknowledgement, a completion that leaves a lane with events, or new sends, notify
-(LISTEN/NOTIFY) every process's workers, which otherwise poll. Every operation is one
+`PostgresStore(url)` opens a bounded pool of connections (`pool_size`) and, in a process that
+runs workers (`listen`), one more that listens: an acknowledgement notifies (LISTEN/NOTIFY)
+every process's workers, which otherwise poll. What a worker's own commits make claimable
+wakes its own loops only. Every operation is one
 transaction, correct when any number of processes run it at once (inbox.py and outbox.py say
 why); one that loses a deadlock or a serialization conflict is run again.
 
@@ -151,6 +152,7 @@ class PostgresStore:
                 max_inactive_connection_lifetime=60.0,
                 # the workers' transactions; an acknowledgement turns it on for its own
                 server_settings={"synchronous_commit": "off"},
+                reset=_reset,
             )
         except Exception as exc:
             raise StoreError(_cannot_connect(self.url, exc)) from exc
@@ -248,7 +250,6 @@ class PostgresStore:
         """Holds a connection that LISTENs for wake-ups; connects again when it is lost."""
         channels = {
             functions.INBOX_CHANNEL: self.inbox.notify,
-            functions.OUTBOX_CHANNEL: self.outbox.notify,
         }
         while True:
             lost = asyncio.Event()
@@ -276,6 +277,13 @@ class PostgresStore:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(db.close(), timeout=1.0)
             await asyncio.sleep(LISTEN_RETRY)
+
+
+async def _reset(db: asyncpg.Connection) -> None:
+    """A connection given back to the pool: only a transaction left open is undone (asyncpg's
+    default reset costs a round trip per use, for session state this store never leaves)."""
+    if db.is_in_transaction():
+        await db.execute("ROLLBACK")
 
 
 def _waker(wake: Callable[[], None]) -> Callable[..., None]:

@@ -5,8 +5,12 @@ They are the statements of inbox.py and outbox.py, run in order inside PL/pgSQL,
 a new snapshot for each statement (READ COMMITTED), so what those modules say about locks
 and snapshots holds here statement by statement. The names carry a version (`_v1`): a new
 botkit that changes one adds a new name, and processes of the older version still running
-during a rolling deploy keep theirs. They are (re)created at every start-up, under the
-migration lock.
+during a rolling deploy keep theirs. They are created by a schema step, under the migration
+lock.
+
+They notify no other process: completions and records come from a process that runs both
+the dispatcher and the outbox, whose own loops the store wakes (a NOTIFY would wake every
+worker of the deployment for each lane, and serialize the commits that send it).
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from botkit.store.base import LANE_ITEMS
 from botkit.wire.window import WINDOW_SECONDS
 
 INBOX_CHANNEL = "botkit_inbox"
-OUTBOX_CHANNEL = "botkit_outbox"
 
 _REFUSED_ERROR = "the provider reported the 24-hour window closed (131047)"
 REFUSALS_KEPT = 7 * 24 * 60 * 60.0
@@ -225,12 +228,6 @@ BEGIN
         ON CONFLICT (phone_number_id, wa_id) DO UPDATE
         SET send_due = coalesce(s.send_due, excluded.send_due);
     END IF;
-    IF moved_p IS NOT NULL OR queued THEN
-        PERFORM pg_notify('{OUTBOX_CHANNEL}', '');
-    END IF;
-    IF waiting THEN
-        PERFORM pg_notify('{INBOX_CHANNEL}', '');
-    END IF;
     RETURN 1 + CASE WHEN waiting THEN 2 ELSE 0 END
         + CASE WHEN moved_p IS NOT NULL OR queued THEN 4 ELSE 0 END;
 END
@@ -355,7 +352,6 @@ BEGIN
             PERFORM botkit_refresh_due_v1(others_p, others_w);
         END IF;
     END IF;
-    PERFORM pg_notify('{OUTBOX_CHANNEL}', '');
     RETURN true;
 END
 $fn$;

@@ -52,7 +52,7 @@ from botkit.store.base import (
     Session,
     failed_outcome,
 )
-from botkit.store.postgres.functions import INBOX_CHANNEL, OUTBOX_CHANNEL
+from botkit.store.postgres.functions import INBOX_CHANNEL
 from botkit.wire.window import Window
 
 
@@ -198,24 +198,23 @@ async def release(
     """Frees `token`'s claims (all, or those on `keys`); `refund` uncounts an event attempt."""
     attempts = ", attempts = greatest(attempts - 1, 0)" if refund and table == "lanes" else ""
     update = f"UPDATE {table} SET {prefix}_token = NULL, {prefix}_until = NULL{attempts} WHERE "
-    channel = INBOX_CHANNEL if table == "lanes" else OUTBOX_CHANNEL
-    async with db.transaction():
-        if keys is None:
-            await db.execute(update + _owned(table, prefix, False), token)
-        elif keys:
-            await db.execute(
-                update + _owned(table, prefix, True),
-                token,
-                [k[0] for k in keys],
-                [k[1] for k in keys],
-            )
-        await db.execute("SELECT pg_notify($1, '')", channel)
+    if keys is None:
+        await db.execute(update + _owned(table, prefix, False), token)
+    elif keys:
+        await db.execute(
+            update + _owned(table, prefix, True), token, [k[0] for k in keys], [k[1] for k in keys]
+        )
 
 
 async def next_due(db: asyncpg.Connection, now: float) -> float | None:
     """Seconds until a lane with events can be claimed: 0 now, None when no event waits."""
+    # a lane free now is found at once (the oldest lanes, claimed, come first in the index);
+    # only when every waiting lane is claimed (as many as the workers run) is a minimum taken
     free_at = await db.fetchval(
-        "SELECT min(coalesce(event_until, 0)) FROM lanes WHERE next_seq IS NOT NULL"
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM lanes WHERE next_seq IS NOT NULL"
+        " AND (event_until IS NULL OR event_until <= $1)) THEN $1"
+        " ELSE (SELECT min(event_until) FROM lanes WHERE next_seq IS NOT NULL) END",
+        now,
     )
     return None if free_at is None else max(0.0, float(free_at) - now)
 
