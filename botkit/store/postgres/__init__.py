@@ -60,6 +60,8 @@ from botkit.wire.window import Window
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 - an item of a group commit
+R = TypeVar("R")
 Work = Callable[[asyncpg.Connection], Awaitable[T]]
 
 
@@ -123,6 +125,14 @@ class PostgresStore:
         self.schema_found: int | None = None  # the schema version open() found (0: none)
         self._listener: asyncio.Task[None] | None = None
         self._adds = GroupCommit("botkit-pg-inbox-writer", self._write_adds, batch=1024)
+        # the workers' commits, a statement per group (not latency-bound: they linger 2 ms)
+        self._completions = GroupCommit(
+            "botkit-pg-completions", self._write_completions, batch=256, linger=0.002
+        )
+        self._records = GroupCommit(
+            "botkit-pg-records", self._write_records, batch=256, linger=0.002
+        )
+        self._writers = (self._adds, self._completions, self._records)
         self.inbox = _Inbox(self)
         self.outbox = _Outbox(self)
         self.sessions = _Sessions(self)
@@ -171,7 +181,8 @@ class PostgresStore:
         except BaseException:
             await self.aclose()
             raise
-        self._adds.start()
+        for writer in self._writers:
+            writer.start()
         if self.listen:
             ready = asyncio.get_running_loop().create_future()
             self._listener = asyncio.create_task(self._listen(ready), name="botkit-pg-listen")
@@ -180,7 +191,8 @@ class PostgresStore:
     async def aclose(self) -> None:
         """Writes the adds queued, stops listening, then closes the pool (waiting for what
         runs); twice is harmless."""
-        await self._adds.aclose()
+        for writer in self._writers:
+            await writer.aclose()
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()
@@ -236,6 +248,40 @@ class PostgresStore:
         for arrival in arrivals:
             results.append(flags[start : start + len(arrival.events)])
             start += len(arrival.events)
+        return results
+
+    async def _write_completions(
+        self, completions: Sequence[inbox_sql.Completion]
+    ) -> list[inbox_sql.Completed | BaseException]:
+        now = self.clock.now()
+        return await self._grouped(
+            completions, lambda items: lambda db: inbox_sql.complete(db, items, now)
+        )
+
+    async def _write_records(
+        self, outcomes: Sequence[SendLaneOutcome]
+    ) -> list[bool | BaseException]:
+        now = self.clock.now()
+        return await self._grouped(
+            outcomes, lambda items: lambda db: outbox_sql.record(db, items, now)
+        )
+
+    async def _grouped(
+        self, items: Sequence[I], work: Callable[[Sequence[I]], Work[list[R]]]
+    ) -> list[R | BaseException]:
+        """`work` for the whole group, in one statement; if the database refuses it, each item
+        apart, so that one it cannot take fails alone."""
+        try:
+            return list(await self.run(work(items)))
+        except StoreError as exc:
+            if len(items) == 1 or isinstance(exc.__cause__, _UNAVAILABLE):
+                return [exc] * len(items)
+        results: list[R | BaseException] = []
+        for item in items:
+            try:
+                results += await self.run(work([item]))
+            except StoreError as exc:
+                results.append(exc)
         return results
 
     async def _write_apart(self, arrival: _Arrival, now: float) -> list[bool] | BaseException:
@@ -370,24 +416,19 @@ class _Inbox(_Queue):
         return await self.store.run(lambda db: inbox_sql.next_due(db, now))
 
     async def complete(self, outcomes: Sequence[LaneOutcome]) -> list[bool]:
-        """Commits each outcome in a transaction of its own; False where the claim was lost."""
+        """Commits each outcome (group commit); False where the claim was lost."""
         now = self._now()
-        results = await asyncio.gather(
-            *(self._complete(inbox_sql.Completion.of(o, now), now) for o in outcomes),
-            return_exceptions=True,
+        writer = self.store._completions
+        done: list[inbox_sql.Completed] = list(
+            await asyncio.gather(
+                *(writer.submit(inbox_sql.Completion.of(outcome, now)) for outcome in outcomes)
+            )
         )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        done: list[inbox_sql.Completed] = list(results)  # type: ignore[arg-type]
         if any(c.waiting for c in done):
             self.notify()
         if any(c.sends_due for c in done):
             self.store.outbox.notify()
         return [c.written for c in done]
-
-    async def _complete(self, completion: inbox_sql.Completion, now: float) -> inbox_sql.Completed:
-        return await self.store.run(lambda db: inbox_sql.complete(db, completion, now))
 
 
 class _Outbox(_Queue):
@@ -418,15 +459,11 @@ class _Outbox(_Queue):
         return await self.store.run(lambda db: outbox_sql.next_due(db, now))
 
     async def record(self, outcomes: Sequence[SendLaneOutcome]) -> list[bool]:
-        """Records each lane's attempts in a transaction of its own; False where the claim
-        was lost."""
-        now = self._now()
-        written = [await self._record(outcome, now) for outcome in outcomes]
+        """Records each lane's attempts (group commit); False where the claim was lost."""
+        writer = self.store._records
+        written = list(await asyncio.gather(*(writer.submit(outcome) for outcome in outcomes)))
         self.notify()
         return written
-
-    async def _record(self, outcome: SendLaneOutcome, now: float) -> bool:
-        return await self.store.run(lambda db: outbox_sql.record(db, outcome, now))
 
 
 class _Sessions:

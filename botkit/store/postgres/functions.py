@@ -141,95 +141,119 @@ BEGIN
 END
 $fn$;
 
--- Writes a lane's outcome if _token still holds the lane; returns NULL when it does not
--- (nothing written), else 1 + 2 (the lane still has events) + 4 (sends are due or moved).
+-- Writes the outcomes of several lanes (a group commit), each if its token still holds its
+-- lane. Lane k's values are at index k of the lane arrays; results, sends, statuses and
+-- refusals name their lane's index. Returns a row per lane written: its index, and 1 + 2 (the
+-- lane still has events) + 4 (sends are due or moved). Lanes not returned were not written.
 CREATE OR REPLACE FUNCTION botkit_complete_v1(
-    _p text, _w text, _token text, _done bigint, _n integer,
-    _last_in float8, _in_seq bigint, _closed bigint, _attempts integer, _now float8,
-    _r_seqs bigint[], _r_statuses text[], _r_errors text[],
-    _conversation text, _state text, _data text, _version text,
-    _s_keys text[], _s_types text[], _s_payloads text[], _s_causes text[], _s_statuses text[],
-    _s_when text[], _s_fallbacks text[], _s_instead text[],
-    _m_ids text[], _m_statuses text[], _m_ranks integer[], _m_times bigint[], _m_errors text[],
-    _refused text[], _release_held boolean
-) RETURNS integer LANGUAGE plpgsql AS $fn$
+    _p text[], _w text[], _token text[], _done bigint[], _n integer[],
+    _last_in float8[], _in_seq bigint[], _closed bigint[], _attempts integer[],
+    _release_held boolean[], _conversation text[], _state text[], _data text[],
+    _version text[],
+    _r_lane integer[], _r_seq bigint[], _r_status text[], _r_error text[],
+    _s_lane integer[], _s_key text[], _s_type text[], _s_payload text[], _s_cause text[],
+    _s_status text[], _s_when text[], _s_fallback text[], _s_instead text[],
+    _m_lane integer[], _m_id text[], _m_status text[], _m_rank integer[], _m_time bigint[],
+    _m_error text[],
+    _x_lane integer[], _x_id text[],
+    _now float8
+) RETURNS TABLE (lane integer, flags integer) LANGUAGE plpgsql AS $fn$
 DECLARE
-    waiting boolean;
-    queued boolean := false;
+    owned integer[]; waiting boolean[];
+    queued integer[];
     moved_p text[]; moved_w text[];
-    released integer := 0;
 BEGIN
-    UPDATE lanes AS l SET done_seq = greatest(l.done_seq, _done), pending = l.pending - _n,
-        attempts = 0, event_token = NULL, event_until = NULL,
-        next_seq = CASE WHEN l.last_seq > greatest(l.done_seq, _done) THEN coalesce(
-            (SELECT min(i.seq) FROM inbox i WHERE i.phone_number_id = l.phone_number_id
-             AND i.wa_id = l.wa_id AND i.seq > greatest(l.done_seq, _done)), l.last_seq) END,
-        last_inbound_at = greatest(l.last_inbound_at, _last_in),
-        inbound_seq = greatest(l.inbound_seq, _in_seq),
-        closed_seq = greatest(l.closed_seq, _closed)
-    WHERE l.phone_number_id = _p AND l.wa_id = _w AND l.event_token = _token
-    RETURNING l.next_seq IS NOT NULL INTO waiting;
-    IF NOT FOUND THEN
-        RETURN NULL;
+    -- the batch's lanes, locked in key order
+    PERFORM 1 FROM lanes l WHERE (l.phone_number_id, l.wa_id) IN (SELECT * FROM unnest(_p, _w))
+        ORDER BY l.phone_number_id, l.wa_id FOR UPDATE;
+    WITH v AS (
+        SELECT * FROM unnest(_p, _w, _token, _done, _n, _last_in, _in_seq, _closed)
+            WITH ORDINALITY AS v(p, w, token, done, n, last_in, in_seq, closed, k)
+    ), u AS (
+        UPDATE lanes AS l SET done_seq = greatest(l.done_seq, v.done),
+            pending = l.pending - v.n, attempts = 0, event_token = NULL, event_until = NULL,
+            next_seq = CASE WHEN l.last_seq > greatest(l.done_seq, v.done) THEN coalesce(
+                (SELECT min(i.seq) FROM inbox i WHERE i.phone_number_id = l.phone_number_id
+                 AND i.wa_id = l.wa_id AND i.seq > greatest(l.done_seq, v.done)),
+                l.last_seq) END,
+            last_inbound_at = greatest(l.last_inbound_at, v.last_in),
+            inbound_seq = greatest(l.inbound_seq, v.in_seq),
+            closed_seq = greatest(l.closed_seq, v.closed)
+        FROM v WHERE l.phone_number_id = v.p AND l.wa_id = v.w AND l.event_token = v.token
+        RETURNING v.k::integer AS k, l.next_seq IS NOT NULL AS waiting
+    )
+    SELECT array_agg(u.k ORDER BY u.k), array_agg(u.waiting ORDER BY u.k)
+    INTO owned, waiting FROM u;
+    IF owned IS NULL THEN
+        RETURN;
     END IF;
-    IF cardinality(_r_seqs) > 0 THEN
-        INSERT INTO event_results (seq, status, error, attempts, processed_at)
-        SELECT r.seq, r.status, r.error, _attempts, _now
-        FROM unnest(_r_seqs, _r_statuses, _r_errors) AS r(seq, status, error)
-        ON CONFLICT (seq) DO UPDATE SET status = excluded.status, error = excluded.error,
-            attempts = excluded.attempts, processed_at = excluded.processed_at;
-    END IF;
-    IF _conversation IS NOT NULL THEN
-        INSERT INTO sessions (phone_number_id, wa_id, conversation, state, data, version,
-            updated_at)
-        VALUES (_p, _w, _conversation, _state, _data, _version, _now)
-        ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET conversation = excluded.conversation,
-            state = excluded.state, data = excluded.data, version = excluded.version,
-            updated_at = excluded.updated_at;
-    END IF;
-    IF cardinality(_s_keys) > 0 THEN
-        INSERT INTO outbox (phone_number_id, wa_id, idempotency_key, type, payload, cause,
-            status, when_closed, fallback, instead_of, next_attempt_at, created_at)
-        SELECT _p, _w, v.k, v.t, v.payload, v.cause, v.status, v.when_closed, v.fallback,
-            v.instead_of, _now, _now
-        FROM unnest(_s_keys, _s_types, _s_payloads, _s_causes, _s_statuses, _s_when,
-            _s_fallbacks, _s_instead) WITH ORDINALITY
-            AS v(k, t, payload, cause, status, when_closed, fallback, instead_of, n)
-        ORDER BY v.n
-        ON CONFLICT (idempotency_key) DO NOTHING;
-        queued := 'pending' = ANY(_s_statuses);
-    END IF;
-    IF cardinality(_m_ids) > 0 THEN
-        INSERT INTO message_status (message_id, status, rank, timestamp, errors, updated_at)
-        SELECT m.id, m.status, m.rank, m.at, m.errors, _now
-        FROM unnest(_m_ids, _m_statuses, _m_ranks, _m_times, _m_errors)
-            AS m(id, status, rank, at, errors)
-        ON CONFLICT (message_id) DO UPDATE SET status = excluded.status, rank = excluded.rank,
-            timestamp = excluded.timestamp, errors = excluded.errors,
-            updated_at = excluded.updated_at
-        WHERE excluded.rank > message_status.rank;
-    END IF;
+    INSERT INTO event_results (seq, status, error, attempts, processed_at)
+    SELECT r.seq, r.status, r.error, _attempts[r.lane], _now
+    FROM unnest(_r_lane, _r_seq, _r_status, _r_error) AS r(lane, seq, status, error)
+    WHERE r.lane = ANY(owned)
+    ON CONFLICT (seq) DO UPDATE SET status = excluded.status, error = excluded.error,
+        attempts = excluded.attempts, processed_at = excluded.processed_at;
+    INSERT INTO sessions (phone_number_id, wa_id, conversation, state, data, version, updated_at)
+    SELECT _p[k], _w[k], _conversation[k], _state[k], _data[k], _version[k], _now
+    FROM unnest(owned) AS k WHERE _conversation[k] IS NOT NULL ORDER BY _p[k], _w[k]
+    ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET conversation = excluded.conversation,
+        state = excluded.state, data = excluded.data, version = excluded.version,
+        updated_at = excluded.updated_at;
+    INSERT INTO outbox (phone_number_id, wa_id, idempotency_key, type, payload, cause,
+        status, when_closed, fallback, instead_of, next_attempt_at, created_at)
+    SELECT _p[v.lane], _w[v.lane], v.k, v.t, v.payload, v.cause, v.status, v.when_closed,
+        v.fallback, v.instead_of, _now, _now
+    FROM unnest(_s_lane, _s_key, _s_type, _s_payload, _s_cause, _s_status, _s_when,
+        _s_fallback, _s_instead) WITH ORDINALITY
+        AS v(lane, k, t, payload, cause, status, when_closed, fallback, instead_of, n)
+    WHERE v.lane = ANY(owned)
+    ORDER BY v.n
+    ON CONFLICT (idempotency_key) DO NOTHING;
+    SELECT array_agg(DISTINCT v.lane) INTO queued
+    FROM unnest(_s_lane, _s_status) AS v(lane, status)
+    WHERE v.status = 'pending' AND v.lane = ANY(owned);
+    -- a status applied in order replaces only a lower rank: the first of the highest wins
+    INSERT INTO message_status (message_id, status, rank, timestamp, errors, updated_at)
+    SELECT DISTINCT ON (m.id) m.id, m.status, m.rank, m.at, m.error, _now
+    FROM unnest(_m_lane, _m_id, _m_status, _m_rank, _m_time, _m_error) WITH ORDINALITY
+        AS m(lane, id, status, rank, at, error, n)
+    WHERE m.lane = ANY(owned)
+    ORDER BY m.id, m.rank DESC, m.n
+    ON CONFLICT (message_id) DO UPDATE SET status = excluded.status, rank = excluded.rank,
+        timestamp = excluded.timestamp, errors = excluded.errors,
+        updated_at = excluded.updated_at
+    WHERE excluded.rank > message_status.rank;
     -- refused first: a message of the user's in the same turn releases them
     SELECT array_agg(r.p), array_agg(r.w) INTO moved_p, moved_w
-    FROM (SELECT DISTINCT x.p, x.w FROM botkit_refuse_v1(_refused, _now, true) x) r;
-    IF _release_held THEN  -- the user wrote: sends held for that go out
-        UPDATE outbox SET status = 'pending', next_attempt_at = _now
-        WHERE status = 'held' AND phone_number_id = _p AND wa_id = _w;
-        GET DIAGNOSTICS released = ROW_COUNT;
-    END IF;
-    IF moved_p IS NOT NULL OR released > 0 THEN
-        SELECT array_agg(x.p), array_agg(x.w) INTO moved_p, moved_w FROM (
-            SELECT DISTINCT * FROM unnest(coalesce(moved_p, '{{}}'), coalesce(moved_w, '{{}}'))
-            UNION SELECT _p, _w WHERE released > 0 OR queued
-        ) AS x(p, w);
-        PERFORM botkit_refresh_due_v1(moved_p, moved_w);
-    ELSIF queued THEN
-        INSERT INTO send_lanes AS s (phone_number_id, wa_id, send_due) VALUES (_p, _w, _now)
+    FROM (SELECT DISTINCT x.p, x.w FROM botkit_refuse_v1(
+        ARRAY(SELECT x.id FROM unnest(_x_lane, _x_id) AS x(lane, id) WHERE x.lane = ANY(owned)),
+        _now, true) AS x) AS r;
+    -- the user wrote: sends held for that go out
+    WITH released AS (
+        UPDATE outbox AS o SET status = 'pending', next_attempt_at = _now
+        FROM unnest(owned) AS k
+        WHERE _release_held[k] AND o.status = 'held' AND o.phone_number_id = _p[k]
+            AND o.wa_id = _w[k]
+        RETURNING o.phone_number_id AS p, o.wa_id AS w
+    ), every AS (
+        SELECT * FROM unnest(coalesce(moved_p, '{{}}'), coalesce(moved_w, '{{}}')) AS m(p, w)
+        UNION SELECT * FROM released
+    )
+    SELECT array_agg(e.p), array_agg(e.w) INTO moved_p, moved_w FROM every e;
+    IF moved_p IS NOT NULL THEN  -- moved lanes, and queued ones among them, from the rows
+        PERFORM botkit_refresh_due_v1(
+            array_cat(moved_p, ARRAY(SELECT _p[k] FROM unnest(queued) AS k)),
+            array_cat(moved_w, ARRAY(SELECT _w[k] FROM unnest(queued) AS k)));
+    ELSIF queued IS NOT NULL THEN  -- due now, unless a lane's first send waits already
+        INSERT INTO send_lanes AS s (phone_number_id, wa_id, send_due)
+        SELECT _p[k], _w[k], _now FROM unnest(queued) AS k ORDER BY _p[k], _w[k]
         ON CONFLICT (phone_number_id, wa_id) DO UPDATE
         SET send_due = coalesce(s.send_due, excluded.send_due);
     END IF;
-    RETURN 1 + CASE WHEN waiting THEN 2 ELSE 0 END
-        + CASE WHEN moved_p IS NOT NULL OR queued THEN 4 ELSE 0 END;
+    RETURN QUERY
+    SELECT o.k, 1 + CASE WHEN o.waiting THEN 2 ELSE 0 END
+        + CASE WHEN moved_p IS NOT NULL OR o.k = ANY(coalesce(queued, '{{}}')) THEN 4 ELSE 0 END
+    FROM unnest(owned, waiting) AS o(k, waiting);
 END
 $fn$;
 
@@ -277,82 +301,96 @@ BEGIN
 END
 $fn$;
 
--- Records a lane's delivery attempts if _token still holds its sends and frees the lane;
--- false when the claim was lost (nothing written). _fall_back per result: NULL, 'fallback'
--- or 'hold'.
+-- Records the delivery attempts of several lanes (a group commit), each if its token still
+-- holds the lane's sends, and frees those lanes. Lane k's values are at index k of the lane
+-- arrays; each result names its lane's index, and _fall_back per result is NULL, 'fallback'
+-- or 'hold'. Returns the indexes of the lanes written (the others' claims were lost).
 CREATE OR REPLACE FUNCTION botkit_record_v1(
-    _p text, _w text, _token text, _position bigint, _closed boolean, _now float8,
-    _seqs bigint[], _statuses text[], _attempts integer[], _ids text[], _errors text[],
-    _retry_in float8[], _media text[], _fall_back text[]
-) RETURNS boolean LANGUAGE plpgsql AS $fn$
+    _p text[], _w text[], _token text[], _position bigint[], _closed boolean[], _now float8,
+    _lane integer[], _seqs bigint[], _statuses text[], _attempts integer[], _ids text[],
+    _errors text[], _retry_in float8[], _media text[], _fall_back text[]
+) RETURNS TABLE (lane integer) LANGUAGE plpgsql AS $fn$
 DECLARE
-    moved_p text[]; moved_w text[];
+    owned integer[];
     late text[];
-    others_p text[]; others_w text[];
+    moved_p text[]; moved_w text[];
 BEGIN
-    IF _closed THEN  -- lanes first: the lock order
-        UPDATE lanes SET closed_seq = greatest(closed_seq, _position)
-        WHERE phone_number_id = _p AND wa_id = _w
-            AND EXISTS (SELECT 1 FROM send_lanes s WHERE s.phone_number_id = _p
-                AND s.wa_id = _w AND s.send_token = _token);
-    END IF;
-    PERFORM 1 FROM send_lanes WHERE phone_number_id = _p AND wa_id = _w
-        AND send_token = _token FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN false;
+    -- a 403 closes the window as of the claim (lanes first: the lock order)
+    PERFORM 1 FROM lanes l WHERE (l.phone_number_id, l.wa_id) IN (
+        SELECT v.p, v.w FROM unnest(_p, _w, _closed) AS v(p, w, closed) WHERE v.closed)
+        ORDER BY l.phone_number_id, l.wa_id FOR UPDATE;
+    UPDATE lanes AS l SET closed_seq = greatest(l.closed_seq, v.position)
+    FROM unnest(_p, _w, _token, _position, _closed) AS v(p, w, token, position, closed)
+    WHERE v.closed AND l.phone_number_id = v.p AND l.wa_id = v.w
+        AND EXISTS (SELECT 1 FROM send_lanes s WHERE s.phone_number_id = v.p
+            AND s.wa_id = v.w AND s.send_token = v.token);
+    -- the lanes whose sends each token still holds, locked in key order
+    SELECT array_agg(x.k) INTO owned FROM (
+        SELECT v.k::integer AS k FROM send_lanes s
+        JOIN unnest(_p, _w, _token) WITH ORDINALITY AS v(p, w, token, k)
+            ON s.phone_number_id = v.p AND s.wa_id = v.w AND s.send_token = v.token
+        ORDER BY s.phone_number_id, s.wa_id FOR UPDATE OF s
+    ) AS x;
+    IF owned IS NULL THEN
+        RETURN;
     END IF;
     UPDATE outbox AS o SET status = v.status, attempts = v.attempts,
         provider_message_id = v.id, error = v.error,
         next_attempt_at = CASE WHEN v.retry_in IS NULL THEN o.next_attempt_at
             ELSE _now + v.retry_in END,
         sent_at = CASE WHEN v.status IN ('sent', 'failed') THEN _now END, media_id = v.media
-    FROM unnest(_seqs, _statuses, _attempts, _ids, _errors, _retry_in, _media, _fall_back)
-        AS v(seq, status, attempts, id, error, retry_in, media, fall_back)
-    WHERE v.fall_back IS NULL AND o.seq = v.seq AND o.phone_number_id = _p AND o.wa_id = _w;
+    FROM unnest(_lane, _seqs, _statuses, _attempts, _ids, _errors, _retry_in, _media,
+        _fall_back) AS v(lane, seq, status, attempts, id, error, retry_in, media, fall_back)
+    WHERE v.fall_back IS NULL AND v.lane = ANY(owned) AND o.seq = v.seq
+        AND o.phone_number_id = _p[v.lane] AND o.wa_id = _w[v.lane];
     UPDATE outbox AS o SET instead_of = o.type, type = o.fallback::json ->> 'type',
         payload = (o.fallback::json -> 'payload')::text,
         idempotency_key = o.idempotency_key || '-fb', when_closed = 'fail', fallback = NULL,
         status = 'pending', attempts = 0, next_attempt_at = _now, provider_message_id = NULL,
         error = v.error, sent_at = NULL
-    FROM unnest(_seqs, _errors, _fall_back) AS v(seq, error, fall_back)
-    WHERE v.fall_back = 'fallback' AND o.seq = v.seq AND o.phone_number_id = _p
-        AND o.wa_id = _w;
+    FROM unnest(_lane, _seqs, _errors, _fall_back) AS v(lane, seq, error, fall_back)
+    WHERE v.fall_back = 'fallback' AND v.lane = ANY(owned) AND o.seq = v.seq
+        AND o.phone_number_id = _p[v.lane] AND o.wa_id = _w[v.lane];
     UPDATE outbox AS o SET status = 'held', idempotency_key = o.idempotency_key || '-held',
         provider_message_id = NULL, error = v.error, sent_at = NULL
-    FROM unnest(_seqs, _errors, _fall_back) AS v(seq, error, fall_back)
-    WHERE v.fall_back = 'hold' AND o.seq = v.seq AND o.phone_number_id = _p
-        AND o.wa_id = _w;
+    FROM unnest(_lane, _seqs, _errors, _fall_back) AS v(lane, seq, error, fall_back)
+    WHERE v.fall_back = 'hold' AND v.lane = ANY(owned) AND o.seq = v.seq
+        AND o.phone_number_id = _p[v.lane] AND o.wa_id = _w[v.lane];
     -- refusals stored before their send's result: applied now
     WITH gone AS (
-        DELETE FROM refusals WHERE message_id = ANY(_ids) RETURNING message_id
+        DELETE FROM refusals WHERE message_id IN (
+            SELECT v.id FROM unnest(_lane, _ids) AS v(lane, id)
+            WHERE v.lane = ANY(owned) AND v.id IS NOT NULL)
+        RETURNING message_id
     ) SELECT array_agg(message_id) INTO late FROM gone;
     IF late IS NOT NULL THEN
         SELECT array_agg(r.p), array_agg(r.w) INTO moved_p, moved_w
-        FROM (SELECT DISTINCT x.p, x.w FROM botkit_refuse_v1(late, _now, false) x) r;
+        FROM (SELECT DISTINCT x.p, x.w FROM botkit_refuse_v1(late, _now, false) AS x) AS r;
     END IF;
-    IF moved_p IS NOT NULL OR 'hold' = ANY(_fall_back) THEN
-        -- held sends of these lanes go out if the window is open now
-        UPDATE outbox AS o SET status = 'pending', next_attempt_at = _now FROM lanes l
-        WHERE o.status = 'held' AND l.phone_number_id = o.phone_number_id
-            AND l.wa_id = o.wa_id
-            AND (o.phone_number_id, o.wa_id) IN (
-                SELECT * FROM unnest(coalesce(moved_p, '{{}}'), coalesce(moved_w, '{{}}'))
-                UNION SELECT _p, _w)
-            AND l.last_inbound_at + {WINDOW_SECONDS} > _now
-            AND (l.closed_seq IS NULL OR l.closed_seq < l.inbound_seq);
-    END IF;
-    UPDATE send_lanes SET send_token = NULL, send_until = NULL,
-        send_due = (SELECT o.next_attempt_at FROM outbox o WHERE o.phone_number_id = _p
-            AND o.wa_id = _w AND o.status = 'pending' ORDER BY o.seq LIMIT 1)
-    WHERE phone_number_id = _p AND wa_id = _w;
-    IF moved_p IS NOT NULL THEN
-        SELECT array_agg(x.p), array_agg(x.w) INTO others_p, others_w
-        FROM unnest(moved_p, moved_w) AS x(p, w) WHERE (x.p, x.w) <> (_p, _w);
-        IF others_p IS NOT NULL THEN
-            PERFORM botkit_refresh_due_v1(others_p, others_w);
+    -- held sends go out if the window is open now: of the lanes moved, and of those that
+    -- held a send on a window read at claim time (the user may have written since)
+    UPDATE outbox AS o SET status = 'pending', next_attempt_at = _now FROM lanes l
+    WHERE o.status = 'held' AND l.phone_number_id = o.phone_number_id AND l.wa_id = o.wa_id
+        AND (o.phone_number_id, o.wa_id) IN (
+            SELECT * FROM unnest(coalesce(moved_p, '{{}}'), coalesce(moved_w, '{{}}'))
+            UNION SELECT _p[v.lane], _w[v.lane] FROM unnest(_lane, _fall_back) AS v(lane, f)
+                WHERE v.f = 'hold' AND v.lane = ANY(owned))
+        AND l.last_inbound_at + {WINDOW_SECONDS} > _now
+        AND (l.closed_seq IS NULL OR l.closed_seq < l.inbound_seq);
+    UPDATE send_lanes AS s SET send_token = NULL, send_until = NULL,
+        send_due = (SELECT o.next_attempt_at FROM outbox o
+            WHERE o.phone_number_id = s.phone_number_id AND o.wa_id = s.wa_id
+            AND o.status = 'pending' ORDER BY o.seq LIMIT 1)
+    FROM unnest(owned) AS k WHERE s.phone_number_id = _p[k] AND s.wa_id = _w[k];
+    IF moved_p IS NOT NULL THEN  -- the other lanes whose sends moved
+        SELECT array_agg(m.p), array_agg(m.w) INTO moved_p, moved_w
+        FROM unnest(moved_p, moved_w) AS m(p, w)
+        WHERE (m.p, m.w) NOT IN (SELECT _p[k], _w[k] FROM unnest(owned) AS k);
+        IF moved_p IS NOT NULL THEN
+            PERFORM botkit_refresh_due_v1(moved_p, moved_w);
         END IF;
     END IF;
-    RETURN true;
+    RETURN QUERY SELECT unnest(owned);
 END
 $fn$;
 """

@@ -248,26 +248,27 @@ class Completion:
         if session is not None:
             row = (session.conversation, session.state, codec.dumps_str(session.data),
                    session.version)  # fmt: skip
-        sends = [  # a turn's sends go to its own user
+        for send in outcome.sends:
+            if (send.phone_number_id, send.wa_id) != outcome.key:
+                raise ValueError("a turn's sends go to its own user's lane")
+        sends = [
             (send.idempotency_key, send.type, codec.dumps_str(send.payload), send.cause,
              HELD if send.held else PENDING, send.when_closed,
              None if send.fallback is None else codec.dumps_str(send.fallback), send.instead_of)
             for send in outcome.sends
         ]  # fmt: skip
-        for send in outcome.sends:
-            if (send.phone_number_id, send.wa_id) != outcome.key:
-                raise ValueError("a turn's sends go to its own user's lane")
-        for send_row in sends:  # text columns: no NUL (PostgreSQL refuses it)
-            for value in send_row:
-                if isinstance(value, str) and "\x00" in value:
-                    raise ValueError("a NUL character cannot be stored")
         # applied in order, a status replaces only a lower rank: the first of the highest wins
         latest: dict[str, tuple[Any, ...]] = {}
         for s in outcome.statuses:
             rank = STATUS_RANK.get(s.status, 0)
             if s.message_id not in latest or rank > latest[s.message_id][2]:
                 latest[s.message_id] = (s.message_id, s.status, rank, s.timestamp, s.errors)
-        return cls(outcome, row, sends, list(latest.values()))
+        statuses = list(latest.values())
+        for values in (row or (), *sends, *statuses, outcome.refused):
+            for value in values:  # text columns: PostgreSQL refuses a NUL character
+                if isinstance(value, str) and "\x00" in value:
+                    raise ValueError("a NUL character cannot be stored")
+        return cls(outcome, row, sends, statuses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,32 +280,45 @@ class Completed:
     sends_due: bool = False  # sends were queued or moved
 
 
-async def complete(db: asyncpg.Connection, completion: Completion, now: float) -> Completed:
-    """Writes `completion` if its token still holds its lane (botkit_complete_v1, one
-    statement; the next event's fallback is the lane row's own `last_seq`, since the
-    subquery that finds it may see an older snapshot than the row it updates)."""
-    outcome = completion.outcome
-    window = outcome.window or Window()
-    done = max((result.lane_seq for result in outcome.results), default=0)
-    results = [r for r in outcome.results if r.status != DONE]
-    session = completion.session or (None, None, None, None)
-    sends = _columns(completion.sends, 8)
-    statuses = _columns(completion.statuses, 5)
-    found = await db.fetchval(
-        _COMPLETE,
-        *outcome.key, outcome.token, done, len(outcome.results),
-        window.last_inbound_at, window.inbound_seq, window.closed_seq, outcome.attempts, now,
-        [r.seq for r in results], [r.status for r in results], [r.error for r in results],
-        *session, *sends, *statuses, list(outcome.refused), outcome.release_held,
-    )  # fmt: skip
-    if found is None:
-        return Completed(False)
-    return Completed(True, bool(found & 2), bool(found & 4))
+async def complete(
+    db: asyncpg.Connection, completions: Sequence[Completion], now: float
+) -> list[Completed]:
+    """Writes each completion whose token still holds its lane (botkit_complete_v1: one
+    statement for the whole group; the next event's fallback is the lane row's own `last_seq`,
+    since the subquery that finds it may see an older snapshot than the row it updates)."""
+    lanes: list[list[Any]] = [[] for _ in range(14)]
+    results: list[list[Any]] = [[] for _ in range(4)]
+    sends: list[list[Any]] = [[] for _ in range(9)]
+    statuses: list[list[Any]] = [[] for _ in range(6)]
+    refused: list[list[Any]] = [[], []]
+    for k, completion in enumerate(completions, start=1):
+        outcome = completion.outcome
+        window = outcome.window or Window()
+        done = max((result.lane_seq for result in outcome.results), default=0)
+        session = completion.session or (None, None, None, None)
+        row = (*outcome.key, outcome.token, done, len(outcome.results), window.last_inbound_at,
+               window.inbound_seq, window.closed_seq, outcome.attempts, outcome.release_held,
+               *session)  # fmt: skip
+        _append(lanes, [row])
+        _append(
+            results, [(k, r.seq, r.status, r.error) for r in outcome.results if r.status != DONE]
+        )
+        _append(sends, [(k, *send) for send in completion.sends])
+        _append(statuses, [(k, *status) for status in completion.statuses])
+        _append(refused, [(k, message_id) for message_id in outcome.refused])
+    rows = await db.fetch(_COMPLETE, *lanes, *results, *sends, *statuses, *refused, now)
+    flags = {row[0]: row[1] for row in rows}
+    return [
+        Completed(k in flags, bool(flags.get(k, 0) & 2), bool(flags.get(k, 0) & 4))
+        for k in range(1, len(completions) + 1)
+    ]
 
 
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as `width` columns (arrays for the function)."""
-    return [[row[n] for row in rows] for n in range(width)]
+def _append(columns: list[list[Any]], rows: Sequence[Sequence[Any]]) -> None:
+    """Rows added to `columns` (arrays for a function), one value to each."""
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
 
 
-_COMPLETE = "SELECT botkit_complete_v1(" + ", ".join(f"${n}" for n in range(1, 33)) + ")"
+_COMPLETE = "SELECT * FROM botkit_complete_v1(" + ", ".join(f"${n}" for n in range(1, 37)) + ")"

@@ -14,6 +14,9 @@ Lock order, everywhere: `lanes`, then `send_lanes`, then `outbox` rows.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import asyncpg
 
 from botkit import codec
@@ -68,23 +71,31 @@ async def next_due(db: asyncpg.Connection, now: float) -> float | None:
     return None if due is None else max(0.0, float(due) - now)
 
 
-_RECORD = "SELECT botkit_record_v1(" + ", ".join(f"${n}" for n in range(1, 15)) + ")"
+_RECORD = "SELECT * FROM botkit_record_v1(" + ", ".join(f"${n}" for n in range(1, 16)) + ")"
 
 
-async def record(db: asyncpg.Connection, outcome: SendLaneOutcome, now: float) -> bool:
-    """Writes the lane's attempts if its token still holds it, and frees the lane (one
-    statement); False when the claim was lost (nothing written)."""
-    results = outcome.results
-    written = await db.fetchval(
-        _RECORD,
-        *outcome.key, outcome.token, outcome.position,
-        any(r.window_closed for r in results), now,
-        [r.seq for r in results], [r.status for r in results], [r.attempts for r in results],
-        [r.provider_message_id for r in results], [r.error for r in results],
-        [r.retry_in for r in results], [r.media_id for r in results],
-        [r.fall_back for r in results],
-    )  # fmt: skip
-    return bool(written)
+async def record(
+    db: asyncpg.Connection, outcomes: Sequence[SendLaneOutcome], now: float
+) -> list[bool]:
+    """Writes each lane's attempts whose token still holds it, and frees those lanes (one
+    statement for the group); per outcome, False when the claim was lost (nothing written)."""
+    lanes = [
+        (*o.key, o.token, o.position, any(r.window_closed for r in o.results)) for o in outcomes
+    ]
+    results = [
+        (k, r.seq, r.status, r.attempts, r.provider_message_id, r.error, r.retry_in,
+         r.media_id, r.fall_back)
+        for k, o in enumerate(outcomes, start=1)
+        for r in o.results
+    ]  # fmt: skip
+    rows = await db.fetch(_RECORD, *_columns(lanes, 5), now, *_columns(results, 9))
+    written = {row[0] for row in rows}
+    return [k in written for k in range(1, len(outcomes) + 1)]
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as `width` columns (arrays for a function)."""
+    return [[row[n] for row in rows] for n in range(width)]
 
 
 __all__ = ["claim", "next_due", "record"]
