@@ -67,7 +67,7 @@ class LaneWorker(Generic[L, R]):
         batch: int = 256,
         lease: float = 60.0,
         poll: float = 1.0,
-        gather: float = 0.005,
+        gather: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
@@ -78,7 +78,8 @@ class LaneWorker(Generic[L, R]):
         self.batch = batch
         self.lease = lease
         self.poll = poll
-        self.gather = gather
+        # at most one claim every `gather` seconds: a claim's cost, as its store says
+        self.gather = queue.claim_interval if gather is None else gather
         self._monotonic = monotonic
         self._claims: dict[str, _Claim] = {}
         self._running: set[LaneKey] = set()

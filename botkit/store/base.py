@@ -328,6 +328,13 @@ L = TypeVar("L")
 class LaneQueue(Protocol[L]):
     """Work kept in lanes, claimed a lane at a time: the part Inbox and Outbox share."""
 
+    @property
+    def claim_interval(self) -> float:
+        """The least time between two claims of one worker loop, in seconds: what a claim
+        costs the store, and the other workers sharing it (claims made while work keeps
+        coming are gathered into fewer, larger ones)."""
+        ...
+
     async def claim(self, token: str, limit: int, lease: float) -> list[L]:
         """Claims up to `limit` lanes with work due, oldest first, for `lease` seconds.
 

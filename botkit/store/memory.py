@@ -190,6 +190,10 @@ class MemoryStore:
 class _Queue(Signal):
     """The claim bookkeeping the inbox and the outbox share."""
 
+    claim_interval = (
+        0.005  # a claim is a few dict lookups; 5 ms still gathers a busy worker's claims
+    )
+
     def __init__(self, store: MemoryStore) -> None:
         super().__init__()
         self.store = store

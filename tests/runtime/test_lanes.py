@@ -238,6 +238,8 @@ async def test_run_once_releases_a_lane_whose_work_raises(store: MemoryStore) ->
 class FailingRenewals:
     """The inbox, except that renewing a claim always fails (the store is unreachable)."""
 
+    claim_interval = 0.005
+
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
         self.renewals = 0

@@ -160,8 +160,19 @@ class PostgresStore:
                 max_size=self.pool_size,
                 timeout=CONNECT_TIMEOUT,
                 max_inactive_connection_lifetime=60.0,
-                # the workers' transactions; an acknowledgement turns it on for its own
-                server_settings={"synchronous_commit": "off"},
+                server_settings={
+                    # the workers' transactions; an acknowledgement turns it on for its own
+                    "synchronous_commit": "off",
+                    # Every statement of this store finds rows by key or through an index. A
+                    # plan cached while a table was small (a new deployment's first minute)
+                    # would scan it whole at every call as it grows (bench/webhook.py, pg3:
+                    # most of the server's time): never choose a table scan where an index
+                    # serves.
+                    "enable_seqscan": "off",
+                    # ... and a table scan left (no index) costs so much to the planner that
+                    # it would compile the statement (JIT, 100 ms): never worth it here
+                    "jit": "off",
+                },
                 reset=_reset,
             )
         except Exception as exc:
@@ -369,6 +380,11 @@ class _Arrival:
 
 
 class _Queue(Signal):
+    # a claim is a round trip and a transaction on the server every worker shares: at most 50
+    # a second per loop (bench/webhook.py pg3: a claim every 5 ms, mostly of one lane, cost
+    # the server a third of its time)
+    claim_interval = 0.02
+
     def __init__(self, store: PostgresStore) -> None:
         super().__init__()
         self.store = store
@@ -618,7 +634,10 @@ class _Inspection:
         """Events not completed, sends pending."""
         row = await self.store.run(
             lambda db: db.fetchrow(
-                "SELECT (SELECT coalesce(sum(pending), 0) FROM lanes WHERE next_seq IS NOT NULL),"
+                # lanes with events, free or claimed, through their indexes: as many as wait
+                "SELECT (SELECT coalesce(sum(pending), 0) FROM lanes WHERE next_seq IS NOT NULL"
+                " AND event_token IS NULL) + (SELECT coalesce(sum(pending), 0) FROM lanes"
+                " WHERE event_token IS NOT NULL AND next_seq IS NOT NULL),"
                 " (SELECT count(*) FROM outbox WHERE status = 'pending')"
             )
         )

@@ -24,6 +24,44 @@ _REFUSED_ERROR = "the provider reported the 24-hour window closed (131047)"
 REFUSALS_KEPT = 7 * 24 * 60 * 60.0
 
 FUNCTIONS = f"""
+-- Stores events (acknowledged once this returns: the commit waits for the disk, where the
+-- pool's default, for the workers' transactions, is not to). The lanes written to are locked
+-- first, in key order (_locks, sorted), so that a lane's events commit in seq order; then the
+-- events not seen before (by event id or message id) are inserted in the order given.
+-- Returns the event ids stored.
+CREATE OR REPLACE FUNCTION botkit_add_v1(
+    _locks bigint[], _event_ids text[], _message_ids text[], _kinds text[], _ps text[],
+    _ws text[], _envelopes text[], _now float8
+) RETURNS SETOF text LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'on', true);
+    PERFORM pg_advisory_xact_lock(k) FROM unnest(_locks) AS k(k);
+    RETURN QUERY
+    WITH v AS (
+        SELECT * FROM unnest(_event_ids, _message_ids, _kinds, _ps, _ws, _envelopes)
+            WITH ORDINALITY AS v(event_id, message_id, kind, p, w, envelope, n)
+    ), ins AS (
+        INSERT INTO inbox (event_id, message_id, kind, phone_number_id, wa_id, envelope,
+            received_at)
+        SELECT v.event_id, v.message_id, v.kind, v.p, v.w, v.envelope, _now FROM v ORDER BY v.n
+        ON CONFLICT DO NOTHING
+        RETURNING inbox.seq, inbox.event_id, inbox.phone_number_id, inbox.wa_id
+    ), lanes_up AS (
+        INSERT INTO lanes AS l (phone_number_id, wa_id, last_seq, next_seq, pending)
+        SELECT i.phone_number_id, i.wa_id, max(i.seq), min(i.seq), count(*) FROM ins i
+        GROUP BY i.phone_number_id, i.wa_id ORDER BY i.phone_number_id, i.wa_id
+        ON CONFLICT (phone_number_id, wa_id) DO UPDATE
+        SET last_seq = greatest(l.last_seq, excluded.last_seq),
+            next_seq = coalesce(l.next_seq, excluded.next_seq),
+            pending = l.pending + excluded.pending
+    )
+    SELECT i.event_id FROM ins i;
+    IF FOUND THEN
+        PERFORM pg_notify('{INBOX_CHANNEL}', '');
+    END IF;
+END
+$fn$;
+
 -- Sends refused by a failed status (131047) fall back or wait held; with _remember, a refusal
 -- of a message no send has yet is kept. Returns the lanes whose sends changed.
 CREATE OR REPLACE FUNCTION botkit_refuse_v1(_ids text[], _now float8, _remember boolean)
@@ -95,11 +133,21 @@ DECLARE
     ps text[]; ws text[]; dones bigint[]; counts integer[]; firsts bigint[];
     tries integer[]; last_ins float8[]; in_seqs bigint[]; closeds bigint[];
 BEGIN
-    WITH c AS (
-        SELECT l.phone_number_id, l.wa_id FROM lanes l
-        WHERE l.next_seq IS NOT NULL AND (l.event_until IS NULL OR l.event_until <= _now)
+    -- free lanes (index lanes_free), and lanes whose claim ran out (lanes_claimed), oldest
+    -- first; more may be locked than claimed: the rest are let go at the end of the call
+    WITH free AS (
+        SELECT l.phone_number_id, l.wa_id, l.next_seq FROM lanes l
+        WHERE l.next_seq IS NOT NULL AND l.event_token IS NULL
         ORDER BY l.next_seq LIMIT _limit
         FOR UPDATE SKIP LOCKED
+    ), lapsed AS (
+        SELECT l.phone_number_id, l.wa_id, l.next_seq FROM lanes l
+        WHERE l.event_token IS NOT NULL AND l.event_until <= _now AND l.next_seq IS NOT NULL
+        ORDER BY l.event_until LIMIT _limit
+        FOR UPDATE SKIP LOCKED
+    ), c AS (
+        SELECT * FROM (SELECT * FROM free UNION ALL SELECT * FROM lapsed) AS x
+        ORDER BY x.next_seq LIMIT _limit
     ), claimed AS (
         UPDATE lanes AS l SET event_token = _token, event_until = _until,
             attempts = l.attempts + 1,
@@ -270,12 +318,21 @@ CREATE OR REPLACE FUNCTION botkit_claim_sends_v1(
 DECLARE
     ps text[]; ws text[];
 BEGIN
-    WITH c AS (
-        SELECT s.phone_number_id, s.wa_id FROM send_lanes s
-        WHERE s.send_due IS NOT NULL AND s.send_due <= _now
-            AND (s.send_until IS NULL OR s.send_until <= _now)
+    -- due and free (index send_lanes_free), and due with a claim that ran out
+    -- (send_lanes_claimed), earliest first
+    WITH free AS (
+        SELECT s.phone_number_id, s.wa_id, s.send_due FROM send_lanes s
+        WHERE s.send_due IS NOT NULL AND s.send_due <= _now AND s.send_token IS NULL
         ORDER BY s.send_due, s.phone_number_id, s.wa_id LIMIT _limit
         FOR UPDATE SKIP LOCKED
+    ), lapsed AS (
+        SELECT s.phone_number_id, s.wa_id, s.send_due FROM send_lanes s
+        WHERE s.send_token IS NOT NULL AND s.send_until <= _now AND s.send_due <= _now
+        ORDER BY s.send_until LIMIT _limit
+        FOR UPDATE SKIP LOCKED
+    ), c AS (
+        SELECT * FROM (SELECT * FROM free UNION ALL SELECT * FROM lapsed) AS x
+        ORDER BY x.send_due, x.phone_number_id, x.wa_id LIMIT _limit
     ), claimed AS (
         UPDATE send_lanes AS s SET send_token = _token, send_until = _until
         FROM c WHERE s.phone_number_id = c.phone_number_id AND s.wa_id = c.wa_id

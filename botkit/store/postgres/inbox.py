@@ -52,7 +52,6 @@ from botkit.store.base import (
     Session,
     failed_outcome,
 )
-from botkit.store.postgres.functions import INBOX_CHANNEL
 from botkit.wire.window import Window
 
 
@@ -64,49 +63,23 @@ def lane_lock(key: LaneKey) -> int:
 
 # -- add ----------------------------------------------------------------------------------------
 
-# unnest keeps the array's order: the caller sorts the keys
-_LOCK_LANES = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k(k)"
-_ADD = f"""
-WITH v AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-        WITH ORDINALITY AS v(event_id, message_id, kind, phone_number_id, wa_id, envelope, n)
-), ins AS (
-    INSERT INTO inbox (event_id, message_id, kind, phone_number_id, wa_id, envelope, received_at)
-    SELECT event_id, message_id, kind, phone_number_id, wa_id, envelope, $7 FROM v ORDER BY n
-    ON CONFLICT DO NOTHING
-    RETURNING seq, event_id, phone_number_id, wa_id
-), lanes_up AS (
-    INSERT INTO lanes AS l (phone_number_id, wa_id, last_seq, next_seq, pending)
-    SELECT phone_number_id, wa_id, max(seq), min(seq), count(*) FROM ins
-    GROUP BY phone_number_id, wa_id ORDER BY phone_number_id, wa_id
-    ON CONFLICT (phone_number_id, wa_id) DO UPDATE
-    SET last_seq = greatest(l.last_seq, excluded.last_seq),
-        next_seq = coalesce(l.next_seq, excluded.next_seq),
-        pending = l.pending + excluded.pending
-)
-SELECT ins.event_id FROM ins, (SELECT pg_notify('{INBOX_CHANNEL}', '')) AS wake
-"""
-
 
 async def add(
     db: asyncpg.Connection, events: Sequence[NewEvent], envelopes: Sequence[str], now: float
 ) -> list[bool]:
-    """Stores events (one transaction); per event, True if new."""
-    locks = sorted({lane_lock((e.phone_number_id, e.wa_id)) for e in events})
-    columns = (
+    """Stores events (botkit_add_v1: one statement, its own transaction, flushed to disk
+    before it returns); per event, True if new."""
+    rows = await db.fetch(
+        "SELECT * FROM botkit_add_v1($1, $2, $3, $4, $5, $6, $7, $8)",
+        sorted({lane_lock((e.phone_number_id, e.wa_id)) for e in events}),
         [e.event_id for e in events],
         [e.message_id for e in events],
         [e.kind for e in events],
         [e.phone_number_id for e in events],
         [e.wa_id for e in events],
         list(envelopes),
+        now,
     )
-    async with db.transaction():
-        # acknowledged once stored: this commit waits for the disk (the pool's default
-        # is not to, for the workers' transactions, which are redone if lost)
-        await db.execute("SET LOCAL synchronous_commit = on")
-        await db.execute(_LOCK_LANES, locks)
-        rows = await db.fetch(_ADD, *columns, now)
     inserted = {row[0] for row in rows}
     flags = []
     for e in events:
@@ -208,12 +181,13 @@ async def release(
 
 async def next_due(db: asyncpg.Connection, now: float) -> float | None:
     """Seconds until a lane with events can be claimed: 0 now, None when no event waits."""
-    # a lane free now is found at once (the oldest lanes, claimed, come first in the index);
-    # only when every waiting lane is claimed (as many as the workers run) is a minimum taken
+    # a free lane with events is found at once (index lanes_free); else the earliest end of a
+    # claim on a lane with events (index lanes_claimed: as many as the workers run)
     free_at = await db.fetchval(
         "SELECT CASE WHEN EXISTS (SELECT 1 FROM lanes WHERE next_seq IS NOT NULL"
-        " AND (event_until IS NULL OR event_until <= $1)) THEN $1"
-        " ELSE (SELECT min(event_until) FROM lanes WHERE next_seq IS NOT NULL) END",
+        " AND event_token IS NULL) THEN $1"
+        " ELSE (SELECT min(event_until) FROM lanes WHERE event_token IS NOT NULL"
+        " AND next_seq IS NOT NULL) END",
         now,
     )
     return None if free_at is None else max(0.0, float(free_at) - now)

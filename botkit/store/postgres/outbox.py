@@ -59,14 +59,12 @@ async def claim(
 
 async def next_due(db: asyncpg.Connection, now: float) -> float | None:
     """Seconds until a lane's first send can be claimed (its claim over and its time come)."""
-    # a lane due and free now is found through the index on send_due; only when none is
-    # are the claimed and the later ones looked at
+    # the earliest due free lane (index send_lanes_free), or the earliest a claimed one can go
+    # (its claim's end, or its due time; index send_lanes_claimed)
     due = await db.fetchval(
-        "SELECT CASE WHEN EXISTS (SELECT 1 FROM send_lanes WHERE send_due <= $1"
-        " AND (send_until IS NULL OR send_until <= $1)) THEN $1"
-        " ELSE (SELECT min(greatest(send_due, coalesce(send_until, 0))) FROM send_lanes"
-        " WHERE send_due IS NOT NULL) END",
-        now,
+        "SELECT least((SELECT min(send_due) FROM send_lanes WHERE send_due IS NOT NULL"
+        " AND send_token IS NULL), (SELECT min(greatest(send_due, send_until)) FROM send_lanes"
+        " WHERE send_token IS NOT NULL AND send_due IS NOT NULL))"
     )
     return None if due is None else max(0.0, float(due) - now)
 

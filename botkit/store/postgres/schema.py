@@ -51,9 +51,11 @@ CREATE TABLE IF NOT EXISTS lanes (
     closed_seq bigint,
     PRIMARY KEY (phone_number_id, wa_id)
 );
-CREATE INDEX IF NOT EXISTS lanes_waiting ON lanes (next_seq) WHERE next_seq IS NOT NULL;
-CREATE INDEX IF NOT EXISTS lanes_event_token ON lanes (event_token)
-    WHERE event_token IS NOT NULL;
+-- lanes with events and no claim, oldest first: a claim takes them from the head, where
+-- claimed lanes would otherwise pile up; claims (whose leases may run out) apart
+CREATE INDEX IF NOT EXISTS lanes_free ON lanes (next_seq)
+    WHERE next_seq IS NOT NULL AND event_token IS NULL;
+CREATE INDEX IF NOT EXISTS lanes_claimed ON lanes (event_until) WHERE event_token IS NOT NULL;
 CREATE TABLE IF NOT EXISTS send_lanes (
     phone_number_id text NOT NULL,
     wa_id text NOT NULL,
@@ -62,9 +64,9 @@ CREATE TABLE IF NOT EXISTS send_lanes (
     send_until double precision,
     PRIMARY KEY (phone_number_id, wa_id)
 );
-CREATE INDEX IF NOT EXISTS send_lanes_due ON send_lanes (send_due, phone_number_id, wa_id)
-    WHERE send_due IS NOT NULL;
-CREATE INDEX IF NOT EXISTS send_lanes_token ON send_lanes (send_token)
+CREATE INDEX IF NOT EXISTS send_lanes_free ON send_lanes (send_due, phone_number_id, wa_id)
+    WHERE send_due IS NOT NULL AND send_token IS NULL;
+CREATE INDEX IF NOT EXISTS send_lanes_claimed ON send_lanes (send_until)
     WHERE send_token IS NOT NULL;
 CREATE TABLE IF NOT EXISTS event_results (
     seq bigint PRIMARY KEY,

@@ -212,6 +212,8 @@ def _free_claims(db: sqlite3.Connection) -> None:
 
 
 class _Inbox(Signal):
+    claim_interval = 0.005  # a claim is a transaction on the one writer: gathered when busy
+
     def __init__(self, store: SqliteStore) -> None:
         super().__init__()
         self.store = store
@@ -266,6 +268,8 @@ class _Inbox(Signal):
 
 
 class _Outbox(Signal):
+    claim_interval = 0.005  # a claim is a transaction on the one writer: gathered when busy
+
     def __init__(self, store: SqliteStore) -> None:
         super().__init__()
         self.store = store
