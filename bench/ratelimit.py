@@ -1,6 +1,6 @@
 """Rate-limit benchmark: 2,000 replies to 2,000 users through a provider that enforces 80/s.
 
-Run:  .venv/bin/python bench/ratelimit.py [--users 2000] [--rate 80] [--pace N]
+Run:  .venv/bin/python bench/ratelimit.py [--users 2000] [--rate 80] [--pace N] [--replicas 3]
 
 Starts the fake provider in sink mode with `--rate-per-number` (more than that many messages
 in any rolling second from one phone_number_id answers 429) and the clinic bot with
@@ -11,6 +11,11 @@ list). Prints the time from the first webhook to the last reply accepted by the 
 from the first to the last reply at the provider (target: users / rate, 25 s ± 5 % for 2,000
 at 80/s), messages/s, the provider's 429s (target 0) and whether every reply arrived
 exactly once.
+
+With `--replicas N`, N `botkit run` processes (each with its worker) share one PostgreSQL
+database (BENCH_POSTGRES or the local server; a new database, dropped at the end), the
+webhooks go round-robin across them, and the 80/s must hold for the N workers together:
+their sends are paced through the database.
 """
 
 from __future__ import annotations
@@ -18,11 +23,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 from envelopes import received
 from processes import free_port, start, stop, wait_ready
@@ -34,6 +42,7 @@ from botkit.wire.idempotency import idempotency_key  # noqa: E402
 from botkit.wire.signing import sign  # noqa: E402
 
 SECRET = "whsec_bench"
+POSTGRES = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 POSTERS = 16  # webhooks in flight at once
 
 
@@ -48,24 +57,40 @@ def events(users: range) -> list[tuple[str, bytes]]:
     return made
 
 
-async def post_all(port: int, bodies: list[bytes]) -> None:
-    """POSTs every event to the bot's webhook, POSTERS at a time; each must be acknowledged."""
-    queue = list(reversed(bodies))
+async def post_all(ports: list[int], bodies: list[bytes]) -> None:
+    """POSTs every event to the bots' webhooks (round-robin), POSTERS at a time; each must be
+    acknowledged."""
+    queue = list(reversed(list(enumerate(bodies))))
     limits = httpx.Limits(max_connections=POSTERS)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
+    async with httpx.AsyncClient(limits=limits) as client:
 
         async def poster() -> None:
             while queue:
-                body = queue.pop()
+                n, body = queue.pop()
                 headers = {
                     "Content-Type": "application/json",
                     "X-GoSendAPI-Signature": sign(SECRET, body),
                 }
-                response = await client.post("/webhook", content=body, headers=headers)
+                url = f"http://127.0.0.1:{ports[n % len(ports)]}/webhook"
+                response = await client.post(url, content=body, headers=headers)
                 if response.status_code != 200:
                     raise SystemExit(f"the webhook answered {response.status_code}")
 
         await asyncio.gather(*(poster() for _ in range(POSTERS)))
+
+
+def admin(*statements: str) -> None:
+    """Statements on the PostgreSQL server (creating and dropping the benchmark's database)."""
+
+    async def run() -> None:
+        db = await asyncpg.connect(POSTGRES)
+        try:
+            for statement in statements:
+                await db.execute(statement)
+        finally:
+            await db.close()
+
+    asyncio.run(run())
 
 
 def wait_replies(sink: str, count: int, timeout: float) -> float:
@@ -89,17 +114,20 @@ def wait_drained(bot: str, timeout: float = 30.0) -> None:
     raise SystemExit("the bot did not drain its backlog in time")
 
 
-def warm_up(bot_port: int, sink: str, bot: str, user: int) -> None:
-    """One user's round trip before the clock starts (connections, caches), then a clean sink."""
-    asyncio.run(post_all(bot_port, [body for _, body in events(range(user, user + 1))]))
-    wait_replies(sink, 1, timeout=30)
+def warm_up(ports: list[int], sink: str, bot: str, user: int) -> None:
+    """A round trip through each replica before the clock starts (connections, caches), then
+    a clean sink."""
+    made = events(range(user, user + len(ports)))
+    asyncio.run(post_all(ports, [body for _, body in made]))
+    wait_replies(sink, len(ports), timeout=30)
     wait_drained(bot)
     httpx.post(f"{sink}/_fake/reset", timeout=10)
 
 
 def run(args: argparse.Namespace, folder: Path) -> dict[str, object]:
-    sink_port, bot_port = free_port(), free_port()
-    sink_url, bot_url = f"http://127.0.0.1:{sink_port}", f"http://127.0.0.1:{bot_port}"
+    sink_port = free_port()
+    ports = [free_port() for _ in range(args.replicas)]
+    sink_url, bot_url = f"http://127.0.0.1:{sink_port}", f"http://127.0.0.1:{ports[0]}"
     log = folder / "servers.log"
     cli = [sys.executable, "-m", "botkit.tools.cli"]
     sink = start(
@@ -114,26 +142,36 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, object]:
         {},
         log,
     )
+    database = str(folder / "bench.db")
+    pg_name = None
+    if args.replicas > 1:
+        pg_name = f"botkit_bench_rl_{os.getpid()}"
+        admin(f"DROP DATABASE IF EXISTS {pg_name}", f"CREATE DATABASE {pg_name}")
+        database = urlunsplit(urlsplit(POSTGRES)._replace(path=f"/{pg_name}"))
     bot_env = {
         "GOSENDAPI_API_KEY": "gsk_test_bench",
         "GOSENDAPI_BASE_URL": f"{sink_url}/v1",
         "GOSENDAPI_WEBHOOK_SECRET": SECRET,
-        "BOTKIT_DATABASE": str(folder / "bench.db"),
+        "BOTKIT_DATABASE": database,
     }
     if args.pace is not None:  # unset: the bot paces at its default, the standard tier
         bot_env["BOTKIT_RATE_PER_NUMBER"] = args.pace
-    bot = start(
-        [*cli, "run", "bots.clinic", "--port", str(bot_port), "--log-level", "warning"],
-        bot_env,
-        log,
-    )
+    bots = [
+        start(
+            [*cli, "run", "bots.clinic", "--port", str(port), "--log-level", "warning"],
+            bot_env,
+            log,
+        )
+        for port in ports
+    ]
     made = events(range(args.users))
     try:
         wait_ready(f"{sink_url}/_fake/stats")
-        wait_ready(f"{bot_url}/healthz")
-        warm_up(bot_port, sink_url, bot_url, args.users)
+        for port in ports:
+            wait_ready(f"http://127.0.0.1:{port}/healthz", timeout=60)
+        warm_up(ports, sink_url, bot_url, args.users)
         started = time.monotonic()
-        asyncio.run(post_all(bot_port, [body for _, body in made]))
+        asyncio.run(post_all(ports, [body for _, body in made]))
         acknowledged = time.monotonic()
         finished = wait_replies(sink_url, args.users, timeout=args.users / args.rate * 3 + 30)
         wait_drained(bot_url)
@@ -143,12 +181,16 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, object]:
         print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
         raise
     finally:
-        stop(bot)
+        for bot in bots:
+            stop(bot)
         stop(sink)
+        if pg_name:
+            admin(f"DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")
     expected = {idempotency_key(event_id, 0) for event_id, _ in made}
     return {
         "users": args.users,
         "rate": args.rate,
+        "replicas": args.replicas,
         "seconds": finished - started,
         "acknowledged_s": acknowledged - started,
         "provider_span_s": stats["last_message_at"] - stats["first_message_at"],
@@ -172,7 +214,12 @@ def report(result: dict[str, object]) -> None:
         and result["missing"] == 0
         and result["unexpected"] == 0
     )
-    print(f"{users} replies to {users} users; the provider answers 429 past {rate:g}/s a number")
+    replicas = int(result["replicas"])  # type: ignore[call-overload]
+    where = f"{replicas} replicas on PostgreSQL" if replicas > 1 else "one process on SQLite"
+    print(
+        f"{users} replies to {users} users ({where}); the provider answers 429 past "
+        f"{rate:g}/s a number"
+    )
     print(
         f"total time        : {seconds:6.2f} s  first webhook -> last reply accepted "
         f"(target {target:.2f} s ± 5 %: {_within(seconds, target)}); "
@@ -204,6 +251,12 @@ def main() -> None:
         "--pace",
         default=None,
         help="BOTKIT_RATE_PER_NUMBER for the bot (default: unset, botkit's 80; 0: no pacing)",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="botkit run processes (more than 1: on one PostgreSQL database)",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="botkit-bench-") as tmp:

@@ -111,14 +111,23 @@ class SharedBucket:
     """`rate` slots a second shared by every process of a deployment, through the store.
 
     Each acquisition reserves the next slot (GCRA, by the database's clock) and sleeps until
-    it. A store that cannot be reached raises RateLimitedError: the message waits a second,
-    as after a 429, without counting an attempt.
+    it. A caller that wakes more than half an interval after its slot (a stalled process) lets it
+    go and reserves another: sent late, its message would reach the provider in the same
+    rolling second as the slots after it, of this process and the others (bench/ratelimit.py
+    --replicas 3 saw 429s that way). A store that cannot be reached raises RateLimitedError:
+    the message waits a second, as after a 429, without counting an attempt.
     """
 
-    __slots__ = ("_interval", "_pacing", "_sleep", "key", "rate")
+    __slots__ = ("_interval", "_monotonic", "_pacing", "_sleep", "key", "rate")
 
     def __init__(
-        self, pacing: Pacing, key: str, rate: float, *, sleep: Sleep = asyncio.sleep
+        self,
+        pacing: Pacing,
+        key: str,
+        rate: float,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        monotonic: Monotonic = time.monotonic,
     ) -> None:
         if not (math.isfinite(rate) and rate > 0):
             raise ValueError(f"a shared bucket needs a positive rate, not {rate!r}")
@@ -127,18 +136,24 @@ class SharedBucket:
         self._interval = 1.0 / self.rate
         self._pacing = pacing
         self._sleep = sleep
+        self._monotonic = monotonic
 
     async def acquire(self) -> None:
-        """Reserves the bucket's next slot and waits for it."""
-        try:
-            wait = await self._pacing.reserve(self.key, self._interval)
-        except StoreError as exc:
-            raise RateLimitedError(
-                f"the deployment's send pacing is unavailable ({exc}); trying again",
-                retry_after=1.0,
-            ) from exc
-        if wait > RESOLUTION:
+        """Reserves the bucket's next slot and waits for it (again, if it woke too late)."""
+        while True:
+            try:
+                wait = await self._pacing.reserve(self.key, self._interval)
+            except StoreError as exc:
+                raise RateLimitedError(
+                    f"the deployment's send pacing is unavailable ({exc}); trying again",
+                    retry_after=1.0,
+                ) from exc
+            if wait <= RESOLUTION:
+                return
+            slot = self._monotonic() + wait
             await self._sleep(wait)
+            if self._monotonic() - slot <= LATE_FORGIVEN * self._interval:
+                return
 
 
 class RateLimiter:
@@ -210,7 +225,9 @@ class RateLimiter:
             return None
         paced = rate * (1 - self.headroom)
         if self._pacing is not None:
-            return SharedBucket(self._pacing, name, paced, sleep=self._sleep)
+            return SharedBucket(
+                self._pacing, name, paced, sleep=self._sleep, monotonic=self._monotonic
+            )
         return TokenBucket(paced, monotonic=self._monotonic, sleep=self._sleep)
 
 

@@ -554,14 +554,15 @@ class _Media:
         )
 
 
-# GCRA in one statement, by the database's clock (the one clock every process shares): the
-# bucket's next slot moves `interval` on, from now if it had passed.
+# GCRA in one statement: the bucket's next slot moves `interval` on, from now if it had passed.
+# Times are the store's clock (the machines' clocks, kept in step by NTP, as for leases): the
+# caller sleeps until its slot by the same clock, whatever the round trip took (timed by the
+# database's clock, a slow answer made every wait late by its own delay, and slots of several
+# processes bunched up at the provider).
 _RESERVE = """
-INSERT INTO rate_buckets AS b (key, next_at)
-VALUES ($1, extract(epoch FROM clock_timestamp()) + $2)
-ON CONFLICT (key) DO UPDATE
-SET next_at = greatest(b.next_at, extract(epoch FROM clock_timestamp())) + $2
-RETURNING next_at - $2 - extract(epoch FROM clock_timestamp())
+INSERT INTO rate_buckets AS b (key, next_at) VALUES ($1::text, $3::float8 + $2::float8)
+ON CONFLICT (key) DO UPDATE SET next_at = greatest(b.next_at, $3::float8) + $2::float8
+RETURNING next_at - $2::float8
 """
 
 
@@ -571,8 +572,9 @@ class _Pacing:
 
     async def reserve(self, bucket: str, interval: float) -> float:
         """Takes the bucket's next slot; seconds until it."""
-        wait: float = await self.store.run(lambda db: db.fetchval(_RESERVE, bucket, interval))
-        return max(0.0, float(wait))
+        now = self.store.clock.now()
+        slot: float = await self.store.run(lambda db: db.fetchval(_RESERVE, bucket, interval, now))
+        return max(0.0, float(slot) - self.store.clock.now())
 
 
 # Each kind oldest first, through an index, a short transaction of its own; rows another
