@@ -11,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY botkit ./botkit
-RUN pip install .
+# with the postgres extra (asyncpg): BOTKIT_DATABASE may name a PostgreSQL database
+RUN pip install ".[postgres]"
 COPY bots ./bots
 
 RUN useradd --system --uid 10001 --home-dir /app botkit \
@@ -24,5 +25,6 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
     CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8000\")}/healthz', timeout=2)"
 
 # Configured from the environment: GOSENDAPI_API_KEY, GOSENDAPI_WEBHOOK_SECRET (required here),
-# GOSENDAPI_PHONE_NUMBER_ID, GOSENDAPI_BASE_URL, BOTKIT_DATABASE, BOTKIT_API_TOKEN.
+# GOSENDAPI_PHONE_NUMBER_ID, GOSENDAPI_BASE_URL, BOTKIT_DATABASE (a file in /data, or
+# postgresql://... for several replicas), BOTKIT_DATABASE_POOL, BOTKIT_API_TOKEN.
 CMD ["sh", "-c", "exec botkit run \"$BOTKIT_BOT\" --host 0.0.0.0 --port \"$PORT\" --require-provider"]

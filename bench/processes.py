@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+# the PostgreSQL server of the benchmarks' databases (each run makes its own, and drops it)
+POSTGRES = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def free_port() -> int:
@@ -47,3 +52,22 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+def with_database(name: str) -> str:
+    """The URL of database `name` on the benchmarks' PostgreSQL server."""
+    return urlunsplit(urlsplit(POSTGRES)._replace(path=f"/{name}"))
+
+
+def admin(*statements: str) -> None:
+    """Runs statements on the benchmarks' PostgreSQL server (creating, dropping databases)."""
+
+    async def run() -> None:
+        db = await asyncpg.connect(POSTGRES)
+        try:
+            for statement in statements:
+                await db.execute(statement)
+        finally:
+            await db.close()
+
+    asyncio.run(run())

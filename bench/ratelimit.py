@@ -28,12 +28,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 from envelopes import received
-from processes import free_port, start, stop, wait_ready
+from processes import admin, free_port, start, stop, wait_ready, with_database
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,7 +40,6 @@ from botkit.wire.idempotency import idempotency_key  # noqa: E402
 from botkit.wire.signing import sign  # noqa: E402
 
 SECRET = "whsec_bench"
-POSTGRES = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 POSTERS = 16  # webhooks in flight at once
 
 
@@ -77,20 +74,6 @@ async def post_all(ports: list[int], bodies: list[bytes]) -> None:
                     raise SystemExit(f"the webhook answered {response.status_code}")
 
         await asyncio.gather(*(poster() for _ in range(POSTERS)))
-
-
-def admin(*statements: str) -> None:
-    """Statements on the PostgreSQL server (creating and dropping the benchmark's database)."""
-
-    async def run() -> None:
-        db = await asyncpg.connect(POSTGRES)
-        try:
-            for statement in statements:
-                await db.execute(statement)
-        finally:
-            await db.close()
-
-    asyncio.run(run())
 
 
 def wait_replies(sink: str, count: int, timeout: float) -> float:
@@ -147,7 +130,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, object]:
     if args.replicas > 1:
         pg_name = f"botkit_bench_rl_{os.getpid()}"
         admin(f"DROP DATABASE IF EXISTS {pg_name}", f"CREATE DATABASE {pg_name}")
-        database = urlunsplit(urlsplit(POSTGRES)._replace(path=f"/{pg_name}"))
+        database = with_database(pg_name)
     bot_env = {
         "GOSENDAPI_API_KEY": "gsk_test_bench",
         "GOSENDAPI_BASE_URL": f"{sink_url}/v1",

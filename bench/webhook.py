@@ -29,13 +29,12 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 import isolation
 from envelopes import PHONE_NUMBER_ID, received
-from processes import free_port, start, stop, wait_ready
+from processes import admin, free_port, start, stop, wait_ready, with_database
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -61,9 +60,6 @@ STEPS = (
         },
     },
 )
-
-
-POSTGRES = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def write_events(
@@ -177,7 +173,7 @@ def clinic(
     if store.startswith("pg"):
         pg_name = f"botkit_bench_{os.getpid()}_{store}"
         admin(f"DROP DATABASE IF EXISTS {pg_name}", f"CREATE DATABASE {pg_name}")
-        database = with_database(POSTGRES, pg_name)
+        database = with_database(pg_name)
     sink = start(
         [sys.executable, str(ROOT / "bench" / "sink.py"), "--port", str(sink_port)],
         {},
@@ -237,23 +233,6 @@ def run_wrks(
     summed["p99_us"] = max(r["p99_us"] for r in results)
     summed["max_us"] = max(r["max_us"] for r in results)
     return summed
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def admin(*statements: str) -> None:
-    async def run() -> None:
-        db = await asyncpg.connect(POSTGRES)
-        try:
-            for statement in statements:
-                await db.execute(statement)
-        finally:
-            await db.close()
-
-    asyncio.run(run())
 
 
 def verify_pg(url: str, keys: dict[str, int]) -> dict[str, object]:

@@ -25,7 +25,7 @@ Every backend passes tests/store/contract.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -320,6 +320,19 @@ def failed_outcome(outcome: LaneOutcome, error: str) -> LaneOutcome:
         release_held=outcome.release_held,
         attempts=outcome.attempts,
     )
+
+
+E = TypeVar("E")
+
+
+def encoded(outcome: LaneOutcome, encode: Callable[[LaneOutcome], E]) -> E:
+    """`encode(outcome)` (a backend's rows for it); an outcome with a value that cannot be
+    stored (TypeError, ValueError) is encoded as its events' failure instead, so that it fails
+    its own lane only."""
+    try:
+        return encode(outcome)
+    except (TypeError, ValueError) as exc:
+        return encode(failed_outcome(outcome, f"the outcome could not be stored: {exc}"))
 
 
 L = TypeVar("L")

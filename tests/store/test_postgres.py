@@ -15,13 +15,39 @@ import asyncpg
 import pytest
 
 from botkit.exceptions import StoreError
-from botkit.store.base import Store
+from botkit.store.base import (
+    FALL_BACK,
+    HELD,
+    HOLD,
+    PENDING,
+    SENT,
+    LaneOutcome,
+    SendLaneOutcome,
+    SendOutcome,
+    Store,
+)
 from botkit.store.postgres import LISTEN_RETRY, PostgresStore, schema
+from botkit.store.postgres import inbox as inbox_sql
+from botkit.store.postgres import outbox as outbox_sql
 from botkit.types import ManualClock
+from botkit.wire.window import Window
 from tests.tcp_proxy import TcpProxy
 
 from . import pg_hammer
-from .contract import BEN, LEASE, StoreContract, StoreFactory, event, ids
+from .contract import (
+    BEN,
+    LEASE,
+    T0,
+    TEMPLATE,
+    StoreContract,
+    StoreFactory,
+    done,
+    event,
+    ids,
+    keys,
+    run_lane,
+    send,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,17 +105,17 @@ async def test_claimers_in_several_processes_never_share_a_user_nor_reorder_one(
     by_user: dict[str, list[asyncpg.Record]] = {}
     for row in rows:
         by_user.setdefault(row["wa_id"], []).append(row)
-    for wa_id, done in by_user.items():
+    for wa_id, finished in by_user.items():
         # one claim at a time: each interval ends before the next one starts
-        runs = sorted({(r["started_at"], r["ended_at"]) for r in done})
+        runs = sorted({(r["started_at"], r["ended_at"]) for r in finished})
         for (_, ended), (started, _) in itertools.pairwise(runs):
             assert ended < started, f"{wa_id}: two claims in flight at once"
         # in the order stored (seq), and each adder's events in the order it added them
-        assert [r["seq"] for r in done] == sorted(r["seq"] for r in done), wa_id
+        assert [r["seq"] for r in finished] == sorted(r["seq"] for r in finished), wa_id
         for adder in ("p0", "p1"):
             mine = [
                 int(r["event_id"].rsplit("-", 1)[1])
-                for r in done
+                for r in finished
                 if r["event_id"].startswith(adder)
             ]
             assert mine == list(range(per_user)), (wa_id, adder)
@@ -255,3 +281,70 @@ async def test_a_database_that_goes_away_fails_calls_then_serves_again_losing_no
             await asyncio.wait_for(waiting, 5)
     finally:
         await proxy.aclose()
+
+
+# -- a record and a completion of one user at the same moment (two processes) --------------------
+
+
+async def _interleaved(
+    store: PostgresStore, record: SendLaneOutcome, completion: LaneOutcome, now: float
+) -> None:
+    """`record` written by one connection in a transaction left open while another writes
+    `completion` (as two processes would), then committed."""
+    pool = store._pool
+    assert pool is not None
+    async with pool.acquire() as first, pool.acquire() as second:
+        transaction = first.transaction()
+        await transaction.start()
+        assert await outbox_sql.record(first, [record], now) == [True]
+        later = asyncio.create_task(
+            inbox_sql.complete(second, [inbox_sql.Completion.of(completion, now)], now)
+        )
+        await asyncio.sleep(0.3)  # the completion runs meanwhile, as far as it can
+        await transaction.commit()
+        [done] = await later
+        assert done.written
+
+
+@pytest.mark.anyio
+async def test_a_refusal_completed_while_its_send_is_being_recorded_is_not_lost(
+    postgres_url: str, clock: ManualClock
+) -> None:
+    """The failed status (131047) of a message is processed while another process records
+    that it sent it: whichever commits first, the send falls back to its template."""
+    async with PostgresStore(postgres_url, clock=clock, listen=False) as store:
+        await store.inbox.add([event("a1")])
+        policy = {"when_closed": FALL_BACK, "fallback": TEMPLATE}
+        await run_lane(store, window=Window(T0, 1, None), sends=(send("k1", **policy),))
+        [out] = await store.outbox.claim("O", 10, LEASE)
+        await store.inbox.add([event("st1")])
+        [lane] = await store.inbox.claim("H", 10, LEASE)
+        sent = SendOutcome(out.sends[0].seq, SENT, 1, "wamid.k1")
+        recorded = SendLaneOutcome(*out.key, out.token, (sent,), out.position)
+        refusal = done(lane, refused=("wamid.k1",), window=Window(T0, 1, 2))
+        await _interleaved(store, recorded, refusal, clock.now())
+        [row] = await store.inspect.outbox()
+        assert (row.idempotency_key, row.type, row.status) == ("k1-fb", "template", PENDING)
+
+
+@pytest.mark.anyio
+async def test_a_send_held_while_the_user_writes_goes_out(
+    postgres_url: str, clock: ManualClock
+) -> None:
+    """The outbox holds a send on the closed window it read at its claim while another process
+    completes the user's new message: whichever commits first, the send goes out."""
+    async with PostgresStore(postgres_url, clock=clock, listen=False) as store:
+        long_ago = clock.now() - 90_000
+        await store.inbox.add([event("a1")])
+        held = send("k1", when_closed=HOLD)
+        await run_lane(store, window=Window(long_ago, 1, None), sends=(held,))
+        [out] = await store.outbox.claim("O", 10, LEASE)
+        await store.inbox.add([event("a2")])
+        [lane] = await store.inbox.claim("A", 1, LEASE)
+        wrote = lane.window.with_inbound(lane.events[0].lane_seq, clock.now() - 5)
+        hold = SendOutcome(out.sends[0].seq, HELD, 0, error="closed", fall_back=HOLD)
+        recorded = SendLaneOutcome(*out.key, out.token, (hold,), out.position)
+        await _interleaved(
+            store, recorded, done(lane, window=wrote, release_held=True), clock.now()
+        )
+        assert keys(await store.outbox.claim("O2", 10, LEASE)) == [["k1-held"]]

@@ -69,6 +69,8 @@ CONNECT_TIMEOUT = 5.0  # seconds to open a connection
 ACQUIRE_TIMEOUT = 10.0  # seconds to wait for a free connection of the pool
 RETRIES = 5  # of a transaction that lost a deadlock or a serialization conflict
 LISTEN_RETRY = 1.0  # seconds between attempts to listen again after losing the connection
+LISTEN_CHECK = 30.0  # seconds between checks that the listening connection still answers
+COMMAND_TIMEOUT = 30.0  # seconds a statement may take
 
 # Errors that say the database cannot be reached now (down, restarting, network), as opposed
 # to a statement it refused.
@@ -124,7 +126,9 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self.schema_found: int | None = None  # the schema version open() found (0: none)
         self._listener: asyncio.Task[None] | None = None
-        self._adds = GroupCommit("botkit-pg-inbox-writer", self._write_adds, batch=1024)
+        # (256: each event's lane takes an advisory lock, from a table the server sizes at
+        # max_locks_per_transaction x max_connections, 6,400 by default)
+        self._adds = GroupCommit("botkit-pg-inbox-writer", self._write_adds, batch=256)
         # the workers' commits, a statement per group (not latency-bound: they linger 2 ms)
         self._completions = GroupCommit(
             "botkit-pg-completions", self._write_completions, batch=256, linger=0.002
@@ -160,6 +164,9 @@ class PostgresStore:
                 max_size=self.pool_size,
                 timeout=CONNECT_TIMEOUT,
                 max_inactive_connection_lifetime=60.0,
+                # a statement that takes longer (a connection half-open after a failover: no
+                # reset ever comes) fails as unavailable instead of holding its writer
+                command_timeout=COMMAND_TIMEOUT,
                 server_settings={
                     # the workers' transactions; an acknowledgement turns it on for its own
                     "synchronous_commit": "off",
@@ -321,7 +328,11 @@ class PostgresStore:
                         wake()
                 else:
                     ready.set_result(None)
-                await lost.wait()
+                while not lost.is_set():  # a connection gone silent is never "lost" by itself
+                    try:
+                        await asyncio.wait_for(lost.wait(), timeout=LISTEN_CHECK)
+                    except TimeoutError:
+                        await db.fetchval("SELECT 1", timeout=CONNECT_TIMEOUT)
                 log.warning("lost the connection that listens for wake-ups; reconnecting")
             except asyncio.CancelledError:
                 raise

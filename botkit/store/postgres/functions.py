@@ -72,6 +72,17 @@ BEGIN
     IF _ids IS NULL OR cardinality(_ids) = 0 THEN
         RETURN;
     END IF;
+    -- kept only when no send has the id yet (before the updates below clear it)
+    IF _remember THEN
+        INSERT INTO refusals (message_id, refused_at)
+        SELECT m, _now FROM unnest(_ids) AS m(m)
+        WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.provider_message_id = m)
+        ON CONFLICT (message_id) DO NOTHING;
+        GET DIAGNOSTICS kept = ROW_COUNT;
+        IF kept > 0 THEN
+            DELETE FROM refusals WHERE refused_at < _now - {REFUSALS_KEPT};
+        END IF;
+    END IF;
     FOR p, w IN
         UPDATE outbox AS o SET instead_of = o.type, type = o.fallback::json ->> 'type',
             payload = (o.fallback::json -> 'payload')::text,
@@ -91,16 +102,6 @@ BEGIN
     LOOP
         RETURN NEXT;
     END LOOP;
-    IF _remember THEN
-        INSERT INTO refusals (message_id, refused_at)
-        SELECT m, _now FROM unnest(_ids) AS m(m)
-        WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.provider_message_id = m)
-        ON CONFLICT (message_id) DO NOTHING;
-        GET DIAGNOSTICS kept = ROW_COUNT;
-        IF kept > 0 THEN
-            DELETE FROM refusals WHERE refused_at < _now - {REFUSALS_KEPT};
-        END IF;
-    END IF;
 END
 $fn$;
 
@@ -110,7 +111,7 @@ CREATE OR REPLACE FUNCTION botkit_refresh_due_v1(_ps text[], _ws text[])
 RETURNS void LANGUAGE plpgsql AS $fn$
 BEGIN
     INSERT INTO send_lanes (phone_number_id, wa_id)
-    SELECT * FROM unnest(_ps, _ws) ON CONFLICT DO NOTHING;
+    SELECT * FROM unnest(_ps, _ws) AS v(p, w) ORDER BY v.p, v.w ON CONFLICT DO NOTHING;
     PERFORM 1 FROM send_lanes s WHERE (s.phone_number_id, s.wa_id) IN
         (SELECT * FROM unnest(_ps, _ws)) ORDER BY s.phone_number_id, s.wa_id FOR UPDATE;
     UPDATE send_lanes AS s SET send_due = (SELECT o.next_attempt_at FROM outbox o
@@ -372,15 +373,12 @@ DECLARE
     late text[];
     moved_p text[]; moved_w text[];
 BEGIN
-    -- a 403 closes the window as of the claim (lanes first: the lock order)
-    PERFORM 1 FROM lanes l WHERE (l.phone_number_id, l.wa_id) IN (
-        SELECT v.p, v.w FROM unnest(_p, _w, _closed) AS v(p, w, closed) WHERE v.closed)
+    -- the batch's lanes first (the lock order: lanes, send_lanes, outbox rows), in key order:
+    -- a completion of the same user (a status that refuses one of these sends, a message that
+    -- releases held ones, a window that opens) runs wholly before or after this record, and
+    -- each sees what the other wrote
+    PERFORM 1 FROM lanes l WHERE (l.phone_number_id, l.wa_id) IN (SELECT * FROM unnest(_p, _w))
         ORDER BY l.phone_number_id, l.wa_id FOR UPDATE;
-    UPDATE lanes AS l SET closed_seq = greatest(l.closed_seq, v.position)
-    FROM unnest(_p, _w, _token, _position, _closed) AS v(p, w, token, position, closed)
-    WHERE v.closed AND l.phone_number_id = v.p AND l.wa_id = v.w
-        AND EXISTS (SELECT 1 FROM send_lanes s WHERE s.phone_number_id = v.p
-            AND s.wa_id = v.w AND s.send_token = v.token);
     -- the lanes whose sends each token still holds, locked in key order
     SELECT array_agg(x.k) INTO owned FROM (
         SELECT v.k::integer AS k FROM send_lanes s
@@ -391,6 +389,10 @@ BEGIN
     IF owned IS NULL THEN
         RETURN;
     END IF;
+    -- a 403 closes the window as of the claim
+    UPDATE lanes AS l SET closed_seq = greatest(l.closed_seq, _position[k])
+    FROM unnest(owned) AS k
+    WHERE _closed[k] AND l.phone_number_id = _p[k] AND l.wa_id = _w[k];
     UPDATE outbox AS o SET status = v.status, attempts = v.attempts,
         provider_message_id = v.id, error = v.error,
         next_attempt_at = CASE WHEN v.retry_in IS NULL THEN o.next_attempt_at

@@ -50,7 +50,7 @@ from botkit.store.base import (
     LaneOutcome,
     NewEvent,
     Session,
-    failed_outcome,
+    encoded,
 )
 from botkit.wire.window import Window
 
@@ -209,11 +209,7 @@ class Completion:
     @classmethod
     def of(cls, outcome: LaneOutcome, now: float) -> Completion:
         """Encodes `outcome`; one that cannot be encoded is stored as its events' failure."""
-        try:
-            return cls._encode(outcome, now)
-        except (TypeError, ValueError) as exc:
-            failed = failed_outcome(outcome, f"the outcome could not be stored: {exc}")
-            return cls._encode(failed, now)
+        return encoded(outcome, lambda each: cls._encode(each, now))
 
     @classmethod
     def _encode(cls, outcome: LaneOutcome, now: float) -> Completion:

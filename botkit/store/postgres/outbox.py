@@ -3,11 +3,14 @@
 A lane's first pending send decides when the lane is due (`send_lanes.send_due`): a send
 waiting for a retry holds back the sends after it, so that a user's replies leave in order.
 Claims take `send_lanes` rows with `FOR UPDATE SKIP LOCKED` (see inbox.py for why that hands
-a lane to one claimer). A lane's due time is computed only while its `send_lanes` row is
-locked, by a statement that starts after the lock was taken, so it sees every change
-committed to the lane's sends before it (a statement's snapshot is taken when it starts).
-What changes outbox rows when the window closed (fall back, hold, a refusal from a status)
-is in functions.py, with the claim and the record, each one round trip.
+a lane to one claimer), and never wait for an acknowledgement or a claim of events. A lane's
+due time is computed only while its `send_lanes` row is locked, by a statement that starts
+after the lock was taken, so it sees every change committed to the lane's sends before it (a
+statement's snapshot is taken when it starts). A record locks its users' `lanes` rows first:
+a completion of the same user (a status refusing a send being recorded, a message releasing
+a send being held) then runs wholly before or after it. What changes outbox rows when the
+window closed (fall back, hold, a refusal from a status) is in functions.py, with the claim
+and the record, each one round trip.
 
 Lock order, everywhere: `lanes`, then `send_lanes`, then `outbox` rows.
 """

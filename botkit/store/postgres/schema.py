@@ -7,7 +7,7 @@ keeps how far its events are done (`done_seq`), its latest and next event, how m
 the claim on its events and the user's 24-hour window; the outbox side of a lane
 (`send_lanes`: when its first pending send is due, the claim on its sends) has a row of its
 own, so that claiming sends never waits for, nor holds up, an acknowledgement or a claim of
-events. `rate_buckets` paces sends for the whole deployment (ratelimit.py).
+events (recording them does lock the lane's row: outbox.py). `rate_buckets` paces sends for the whole deployment (ratelimit.py).
 
 Migrations are numbered steps, run under an advisory lock: when several replicas start at
 once, one migrates and the others wait, then find the work done.

@@ -25,7 +25,7 @@ from botkit.store.base import (
     LaneOutcome,
     NewEvent,
     Session,
-    failed_outcome,
+    encoded,
 )
 from botkit.store.sqlite.outbox import REFRESH_SEND_DUE, refuse
 from botkit.store.sqlite.sql import many, marks
@@ -254,11 +254,7 @@ class Completion:
     @classmethod
     def of(cls, outcome: LaneOutcome, now: float) -> Completion:
         """Encodes `outcome`; one that cannot be encoded is stored as its events' failure."""
-        try:
-            return cls._encode(outcome, now)
-        except (TypeError, ValueError) as exc:
-            failed = failed_outcome(outcome, f"the outcome could not be stored: {exc}")
-            return cls._encode(failed, now)
+        return encoded(outcome, lambda each: cls._encode(each, now))
 
     @classmethod
     def _encode(cls, outcome: LaneOutcome, now: float) -> Completion:
