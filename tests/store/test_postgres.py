@@ -41,6 +41,7 @@ from .contract import (
     TEMPLATE,
     StoreContract,
     StoreFactory,
+    complete,
     done,
     event,
     ids,
@@ -119,6 +120,46 @@ async def test_claimers_in_several_processes_never_share_a_user_nor_reorder_one(
                 if r["event_id"].startswith(adder)
             ]
             assert mine == list(range(per_user)), (wa_id, adder)
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_senders_in_several_processes_never_share_a_user_nor_reorder_their_sends(
+    postgres_url: str,
+) -> None:
+    """Three processes claim outbox lanes of 200 users with four sends each, recording a few
+    of a lane's sends at a time: no user ever has two claims in flight, and each user's sends
+    are recorded in the order they were queued, each once."""
+    users, per_user = 200, 4
+    async with PostgresStore(postgres_url, listen=False) as store:
+        await store.run(lambda db: db.execute(pg_hammer.LOG))
+        people = [f"54911{user:08d}" for user in range(users)]
+        await store.inbox.add([event(f"e-{wa_id}", wa_id) for wa_id in people])
+        for lane in await store.inbox.claim("Q", users, LEASE):
+            sends = tuple(send(f"k-{lane.wa_id}-{n}", lane.wa_id) for n in range(per_user))
+            assert await complete(store, lane, sends=sends)
+    total = str(users * per_user)
+    senders = [_start(postgres_url, "send", f"s{n}", total) for n in range(3)]
+    for process in senders:
+        _, err = await asyncio.to_thread(process.communicate, timeout=120)
+        assert process.returncode == 0, err.decode()[-2000:]
+    db = await asyncpg.connect(postgres_url)
+    try:
+        rows = await db.fetch("SELECT * FROM hammer_log ORDER BY ended_at, seq")
+    finally:
+        await db.close()
+    assert all(row["written"] for row in rows)
+    assert sorted(row["event_id"] for row in rows) == sorted(
+        f"k-{wa_id}-{n}" for wa_id in people for n in range(per_user)
+    )
+    by_user: dict[str, list[asyncpg.Record]] = {}
+    for row in rows:
+        by_user.setdefault(row["wa_id"], []).append(row)
+    for wa_id, recorded in by_user.items():
+        runs = sorted({(r["started_at"], r["ended_at"]) for r in recorded})
+        for (_, ended), (started, _) in itertools.pairwise(runs):
+            assert ended < started, f"{wa_id}: two claims in flight at once"
+        assert [r["event_id"] for r in recorded] == [f"k-{wa_id}-{n}" for n in range(per_user)]
 
 
 # -- pacing shared by processes ------------------------------------------------------------------

@@ -76,3 +76,29 @@ def test_a_replica_killed_mid_load_loses_no_reply_doubles_none_and_keeps_each_us
     expected = {user: [f"echo {n}" for n in range(1, 13)] for user in USERS}
     assert texts_by_user(fake.messages()) == expected
     assert len(fake.messages()) == total  # none twice, under any key
+
+
+def test_web_replicas_and_separate_workers_scale_apart_on_one_database(
+    deployment: Deployment, postgres_url: str
+) -> None:
+    """Two web replicas that only acknowledge and two `botkit worker`s on other "machines":
+    the workers learn of each event from the database (no pipe from a parent), and a third
+    worker replaces one stopped (SIGTERM) mid-load; every event gets one reply, in order."""
+    fake = deployment.fake_api()
+    deployment.env.update(provider_env(fake, postgres_url))
+    deployment.env["BOTKIT_TEST_ECHO_SECONDS"] = "0.05"
+    webs = [deployment.web(BOT) for _ in range(2)]
+    workers = [deployment.worker(BOT) for _ in range(2)]
+    post_round(webs, range(1, 5))
+    assert workers[0].stop() == 0  # mid-load: it finishes its turns and exits
+    post_round(webs, range(5, 9))
+    workers.append(deployment.worker(BOT))
+    post_round(webs, range(9, 13))
+    total = len(USERS) * 12
+    deployment.wait_until(lambda: len(fake.messages()) >= total, what="every reply", within=120)
+    expected = {user: [f"echo {n}" for n in range(1, 13)] for user in USERS}
+    assert texts_by_user(fake.messages()) == expected
+    assert len(fake.messages()) == total
+    for worker in workers[1:]:
+        assert worker.stop() == 0
+    assert "Traceback" not in "".join(p.output() for p in [*webs, *workers])
