@@ -138,7 +138,8 @@ class SqliteStore:
             os.close(descriptor)
             raise StoreError(
                 f"another process already runs botkit's workers on {self.path}: a SQLite store is "
-                "single-node (stop the other botkit, or give each replica its own database)"
+                "single-node: one worker process per file (stop the other, or use PostgreSQL for several: "
+                "BOTKIT_DATABASE=postgresql://...)"
             ) from None
         self._worker_lock = descriptor
 
