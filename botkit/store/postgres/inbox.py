@@ -182,12 +182,12 @@ async def release(
 async def next_due(db: asyncpg.Connection, now: float) -> float | None:
     """Seconds until a lane with events can be claimed: 0 now, None when no event waits."""
     # a free lane with events is found at once (index lanes_free); else the earliest end of a
-    # claim on a lane with events (index lanes_claimed: as many as the workers run)
+    # claim (index lanes_claimed, its first entry; a lane released earlier wakes the workers)
     free_at = await db.fetchval(
         "SELECT CASE WHEN EXISTS (SELECT 1 FROM lanes WHERE next_seq IS NOT NULL"
         " AND event_token IS NULL) THEN $1"
-        " ELSE (SELECT min(event_until) FROM lanes WHERE event_token IS NOT NULL"
-        " AND next_seq IS NOT NULL) END",
+        " ELSE (SELECT event_until FROM lanes WHERE event_token IS NOT NULL"
+        " AND next_seq IS NOT NULL ORDER BY event_until LIMIT 1) END",
         now,
     )
     return None if free_at is None else max(0.0, float(free_at) - now)

@@ -62,12 +62,13 @@ async def claim(
 
 async def next_due(db: asyncpg.Connection, now: float) -> float | None:
     """Seconds until a lane's first send can be claimed (its claim over and its time come)."""
-    # the earliest due free lane (index send_lanes_free), or the earliest a claimed one can go
-    # (its claim's end, or its due time; index send_lanes_claimed)
+    # the earliest due free lane (index send_lanes_free), or the earliest end of a claim
+    # (index send_lanes_claimed, its first entry: a claimed lane's sends are due when its claim
+    # ends at the latest, and a lane released earlier wakes the workers itself)
     due = await db.fetchval(
-        "SELECT least((SELECT min(send_due) FROM send_lanes WHERE send_due IS NOT NULL"
-        " AND send_token IS NULL), (SELECT min(greatest(send_due, send_until)) FROM send_lanes"
-        " WHERE send_token IS NOT NULL AND send_due IS NOT NULL))"
+        "SELECT least((SELECT send_due FROM send_lanes WHERE send_due IS NOT NULL"
+        " AND send_token IS NULL ORDER BY send_due LIMIT 1), (SELECT send_until FROM send_lanes"
+        " WHERE send_token IS NOT NULL ORDER BY send_until LIMIT 1))"
     )
     return None if due is None else max(0.0, float(due) - now)
 
