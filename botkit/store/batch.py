@@ -1,6 +1,7 @@
 """Group commit: writes submitted at once share one transaction; each caller gets its own result.
 
-A writer that is not latency-bound may `linger` a moment for company before writing.
+A writer may `linger` a moment for company before writing, when writes come often and fewer
+than `company` are waiting (a group that small would cost a transaction for little).
 
 A writer task takes what is queued (up to `batch` items), writes it in one call, and answers
 each item's caller with that item's result or error: one item that cannot be written fails
@@ -38,11 +39,13 @@ class GroupCommit(Generic[I, R]):
         batch: int = 512,
         queue: int = 4096,
         linger: float = 0.0,
+        company: int | None = None,
     ) -> None:
         self.name = name
         self._write = write
         self._batch = batch
         self._linger = linger  # seconds a write waits for company, when writes come often
+        self._company = batch // 4 if company is None else company  # ... and fewer wait
         self._last_write = float("-inf")
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue)
         self._task: asyncio.Task[None] | None = None
@@ -81,7 +84,7 @@ class GroupCommit(Generic[I, R]):
     async def _run(self) -> None:
         while True:
             first = await self._queue.get()
-            if self._busy() and self._queue.qsize() < self._batch // 4:
+            if self._busy() and self._queue.qsize() < self._company:
                 await asyncio.sleep(self._linger)
             batch, stop = self._take(first)
             if batch:
