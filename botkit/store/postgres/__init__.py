@@ -126,11 +126,11 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self.schema_found: int | None = None  # the schema version open() found (0: none)
         self._listener: asyncio.Task[None] | None = None
-        # (256: each event's lane takes an advisory lock, from a table the server sizes at
-        # max_locks_per_transaction x max_connections, 6,400 by default)
         # An add waits for the disk (a few ms a commit): when webhooks come often and only a
-        # few wait, 2 ms more gathers a larger group (bench/webhook.py pg3: each replica's
-        # groups were of one or two events, and acknowledged 1,560/s; 2,300-2,700/s lingering)
+        # few wait, 2 ms more gathers a larger group (three replicas on this machine: groups
+        # of one or two events, 1,560 acknowledged/s; lingering, 2,150-2,350/s). At most 256:
+        # each event's lane takes an advisory lock, from a table the server sizes at
+        # max_locks_per_transaction x max_connections (6,400 by default).
         self._adds = GroupCommit(
             "botkit-pg-inbox-writer", self._write_adds, batch=256, linger=0.002, company=8
         )
