@@ -32,6 +32,7 @@ from botkit.fake.provider import FakeGoSendAPI, serve
 from botkit.runtime.bot import Bot, load_bot
 from botkit.runtime.runtime import Runtime
 from botkit.runtime.worker import WorkerProcess, stop_signals, until_stopped, worker_command
+from botkit.store import open_store
 from botkit.tools import check, graph
 from botkit.web.app import create_app
 
@@ -100,6 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     target = args.target if args.workers == "process" else None
     workers = args.workers != "none"
     app = build_app(bot, settings, target=target, log_level=args.log_level, workers=workers)
+    _open_store_once(settings)
     where = f"http://{args.host}:{args.port}"
     if not workers:
         print(
@@ -130,6 +132,19 @@ def _run(args: argparse.Namespace) -> int:
         app, host=args.host, port=args.port, log_level=args.log_level, limit_concurrency=1024
     )
     return 0
+
+
+def _open_store_once(settings: Settings) -> None:
+    """Opens the store and closes it, before the server starts: a database that cannot be used
+    stops `botkit run` with one line (not the server's traceback), and its schema is created or
+    migrated before the web process and its worker both open it."""
+
+    async def open_and_close() -> None:
+        store = open_store(settings.database, pool_size=1)
+        await store.open()
+        await store.aclose()
+
+    asyncio.run(open_and_close())
 
 
 def _collect_less() -> None:

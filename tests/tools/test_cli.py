@@ -214,3 +214,17 @@ def test_botkit_run_answers_a_newcomers_hola_with_the_clinic_list(tmp_path: Path
     assert reply["to"] == JUAN
     assert reply["phone_number_id"] == "555123456789"
     assert "built-in fake GoSendAPI" in web.output()
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_run_with_a_database_that_cannot_be_reached_says_so_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GOSENDAPI_API_KEY", "gsk_test_1")
+    monkeypatch.setenv("GOSENDAPI_WEBHOOK_SECRET", "whsec_1")
+    monkeypatch.setenv("BOTKIT_DATABASE", "postgresql://bot:s3cret@127.0.0.1:1/botkit")
+    assert main(["run", "bots.clinic"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("botkit: error: cannot connect to PostgreSQL at ")
+    assert "postgresql://bot:***@127.0.0.1:1/botkit" in err and "s3cret" not in err
+    assert "Traceback" not in err and err.count("\n") == 1
