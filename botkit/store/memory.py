@@ -46,6 +46,20 @@ from botkit.wire.window import Window
 
 
 @dataclass(slots=True)
+class _Hold:
+    """A claim on one side of a lane (its events, or its sends): whose, and until when."""
+
+    token: str | None = None
+    until: float | None = None
+
+    def take(self, token: str, until: float) -> None:
+        self.token, self.until = token, until
+
+    def free(self) -> None:
+        self.token = self.until = None
+
+
+@dataclass(slots=True)
 class _Lane:
     """One user's bookkeeping: inbox progress and attempts, both claims, window."""
 
@@ -53,10 +67,8 @@ class _Lane:
     done_seq: int = 0
     attempts: int = 0
     suspect_until: int = 0  # after a claim that never completed: events run one at a time
-    event_token: str | None = None
-    event_until: float | None = None
-    send_token: str | None = None
-    send_until: float | None = None
+    events: _Hold = field(default_factory=_Hold)
+    sends: _Hold = field(default_factory=_Hold)
     window: Window = field(default_factory=Window)
 
 
@@ -201,8 +213,42 @@ class _Queue(Signal):
     def _now(self) -> float:
         return self.store.clock.now()
 
+    counts_attempts = False  # whether a claim counts an attempt (the inbox's: see release)
+
+    def _hold(self, lane: _Lane) -> _Hold:
+        """The claim this queue takes on a lane."""
+        raise NotImplementedError
+
+    async def renew(self, token: str, keys: Sequence[LaneKey], lease: float) -> list[LaneKey]:
+        """Extends the claims `token` still holds."""
+        until = self._now() + lease
+        renewed = []
+        for key in keys:
+            lane = self.store._lanes.get(key)
+            if lane is not None and self._hold(lane).token == token:
+                self._hold(lane).until = until
+                renewed.append(key)
+        return renewed
+
+    async def release(
+        self, token: str, keys: Sequence[LaneKey] | None = None, *, refund: bool = False
+    ) -> None:
+        """Frees the lanes `token` holds; `refund` uncounts an inbox claim's attempt (an
+        outbox claim counts none)."""
+        for key, lane in self.store._lanes.items():
+            if self._hold(lane).token == token and (keys is None or key in keys):
+                self._hold(lane).free()
+                if refund and self.counts_attempts:
+                    lane.attempts = max(0, lane.attempts - 1)
+        self.notify()
+
 
 class _Inbox(_Queue):
+    counts_attempts = True
+
+    def _hold(self, lane: _Lane) -> _Hold:
+        return lane.events
+
     def _waiting(self) -> list[tuple[int, LaneKey]]:
         """Lanes with events to run, by the global seq of their next event."""
         found = []
@@ -253,9 +299,9 @@ class _Inbox(_Queue):
             if len(claimed) >= limit:
                 break
             lane = self.store._lanes[key]
-            if lane.event_until is not None and lane.event_until > now:
+            if lane.events.until is not None and lane.events.until > now:
                 continue
-            lane.event_token, lane.event_until = token, now + lease
+            lane.events.take(token, now + lease)
             if lane.attempts > 0 and lane.done_seq >= lane.suspect_until:  # a batch died
                 lane.suspect_until = min(lane.last_seq, lane.done_seq + LANE_ITEMS)
             lane.attempts += 1
@@ -270,33 +316,11 @@ class _Inbox(_Queue):
             claimed.append(InboxLane(*key, token, items, session, lane.window, lane.attempts))
         return claimed
 
-    async def renew(self, token: str, keys: Sequence[LaneKey], lease: float) -> list[LaneKey]:
-        """Extends the claims `token` still holds."""
-        until = self._now() + lease
-        renewed = []
-        for key in keys:
-            lane = self.store._lanes.get(key)
-            if lane is not None and lane.event_token == token:
-                lane.event_until = until
-                renewed.append(key)
-        return renewed
-
-    async def release(
-        self, token: str, keys: Sequence[LaneKey] | None = None, *, refund: bool = False
-    ) -> None:
-        """Frees the lanes `token` holds."""
-        for key, lane in self.store._lanes.items():
-            if lane.event_token == token and (keys is None or key in keys):
-                lane.event_token = lane.event_until = None
-                if refund:
-                    lane.attempts = max(0, lane.attempts - 1)
-        self.notify()
-
     async def next_due(self) -> float | None:
         """0 when a lane can be claimed now; else until the first lease ends."""
         now = self._now()
         waits = [
-            max(0.0, (lane.event_until or now) - now)
+            max(0.0, (lane.events.until or now) - now)
             for _, key in self._waiting()
             for lane in [self.store._lanes[key]]
         ]
@@ -309,14 +333,14 @@ class _Inbox(_Queue):
 
     def _complete(self, outcome: LaneOutcome) -> bool:
         lane = self.store._lanes.get(outcome.key)
-        if lane is None or lane.event_token != outcome.token:
+        if lane is None or lane.events.token != outcome.token:
             return False
         try:
             parts = _encoded(outcome)
         except (TypeError, ValueError) as exc:
             outcome = failed_outcome(outcome, f"the outcome could not be stored: {exc}")
             parts = _encoded(outcome)
-        lane.event_token = lane.event_until = None
+        lane.events.free()
         lane.attempts = 0
         for result in outcome.results:
             self.store._results[result.seq] = (result.status, result.error)
@@ -371,13 +395,16 @@ class _Inbox(_Queue):
 
 
 class _Outbox(_Queue):
+    def _hold(self, lane: _Lane) -> _Hold:
+        return lane.sends
+
     def _due(self) -> list[tuple[float, LaneKey]]:
         """Lanes by when their first pending send is due (including their claim's end)."""
         found = []
         for key, lane in self.store._lanes.items():
             head = self.store._head(key)
             if head is not None:
-                found.append((max(head.next_attempt_at, lane.send_until or 0.0), key))
+                found.append((max(head.next_attempt_at, lane.sends.until or 0.0), key))
         return sorted(found)
 
     async def claim(self, token: str, limit: int, lease: float) -> list[OutboxLane]:
@@ -389,7 +416,7 @@ class _Outbox(_Queue):
             if len(claimed) >= limit or due > now:
                 break
             lane = self.store._lanes[key]
-            lane.send_token, lane.send_until = token, now + lease
+            lane.sends.take(token, now + lease)
             pending = sorted(
                 (s for s in self.store._sends.values() if s.key == key and s.status == PENDING),
                 key=lambda s: s.seq,
@@ -410,26 +437,6 @@ class _Outbox(_Queue):
             claimed.append(OutboxLane(*key, token, items, lane.window, lane.last_seq))
         return claimed
 
-    async def renew(self, token: str, keys: Sequence[LaneKey], lease: float) -> list[LaneKey]:
-        """Extends the claims `token` still holds."""
-        until = self._now() + lease
-        renewed = []
-        for key in keys:
-            lane = self.store._lanes.get(key)
-            if lane is not None and lane.send_token == token:
-                lane.send_until = until
-                renewed.append(key)
-        return renewed
-
-    async def release(
-        self, token: str, keys: Sequence[LaneKey] | None = None, *, refund: bool = False
-    ) -> None:
-        """Frees the lanes `token` holds (an outbox claim counts no attempt: nothing to refund)."""
-        for key, lane in self.store._lanes.items():
-            if lane.send_token == token and (keys is None or key in keys):
-                lane.send_token = lane.send_until = None
-        self.notify()
-
     async def next_due(self) -> float | None:
         """Seconds until the earliest lane's first send can be claimed."""
         due = self._due()
@@ -442,10 +449,10 @@ class _Outbox(_Queue):
 
     def _record(self, outcome: SendLaneOutcome) -> bool:
         lane = self.store._lanes.get(outcome.key)
-        if lane is None or lane.send_token != outcome.token:
+        if lane is None or lane.sends.token != outcome.token:
             return False
         now = self._now()
-        lane.send_token = lane.send_until = None
+        lane.sends.free()
         for result in outcome.results:
             send = self.store._sends.get(result.seq)
             if send is None or send.key != outcome.key:
