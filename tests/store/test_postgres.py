@@ -339,7 +339,7 @@ async def _interleaved(
         await transaction.start()
         assert await outbox_sql.record(first, [record], now) == [True]
         later = asyncio.create_task(
-            inbox_sql.complete(second, [inbox_sql.Completion.of(completion, now)], now)
+            inbox_sql.complete(second, [inbox_sql.Completion.of(completion)], now)
         )
         await asyncio.sleep(0.3)  # the completion runs meanwhile, as far as it can
         await transaction.commit()

@@ -449,11 +449,10 @@ class _Inbox(_Queue):
 
     async def complete(self, outcomes: Sequence[LaneOutcome]) -> list[bool]:
         """Commits each outcome (group commit); False where the claim was lost."""
-        now = self._now()
         writer = self.store._completions
         done: list[inbox_sql.Completed] = list(
             await asyncio.gather(
-                *(writer.submit(inbox_sql.Completion.of(outcome, now)) for outcome in outcomes)
+                *(writer.submit(inbox_sql.Completion.of(outcome)) for outcome in outcomes)
             )
         )
         if any(c.waiting for c in done):

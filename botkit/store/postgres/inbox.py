@@ -207,12 +207,12 @@ class Completion:
     statuses: list[tuple[Any, ...]]
 
     @classmethod
-    def of(cls, outcome: LaneOutcome, now: float) -> Completion:
+    def of(cls, outcome: LaneOutcome) -> Completion:
         """Encodes `outcome`; one that cannot be encoded is stored as its events' failure."""
-        return encoded(outcome, lambda each: cls._encode(each, now))
+        return encoded(outcome, cls._encode)
 
     @classmethod
-    def _encode(cls, outcome: LaneOutcome, now: float) -> Completion:
+    def _encode(cls, outcome: LaneOutcome) -> Completion:
         session = outcome.session
         row = None
         if session is not None:
@@ -256,27 +256,30 @@ async def complete(
     """Writes each completion whose token still holds its lane (botkit_complete_v1: one
     statement for the whole group; the next event's fallback is the lane row's own `last_seq`,
     since the subquery that finds it may see an older snapshot than the row it updates)."""
-    lanes: list[list[Any]] = [[] for _ in range(14)]
-    results: list[list[Any]] = [[] for _ in range(4)]
-    sends: list[list[Any]] = [[] for _ in range(9)]
-    statuses: list[list[Any]] = [[] for _ in range(6)]
-    refused: list[list[Any]] = [[], []]
+    lanes, results, sends, statuses, refused = [], [], [], [], []
     for k, completion in enumerate(completions, start=1):
         outcome = completion.outcome
         window = outcome.window or Window()
         done = max((result.lane_seq for result in outcome.results), default=0)
         session = completion.session or (None, None, None, None)
-        row = (*outcome.key, outcome.token, done, len(outcome.results), window.last_inbound_at,
-               window.inbound_seq, window.closed_seq, outcome.attempts, outcome.release_held,
-               *session)  # fmt: skip
-        _append(lanes, [row])
-        _append(
-            results, [(k, r.seq, r.status, r.error) for r in outcome.results if r.status != DONE]
-        )
-        _append(sends, [(k, *send) for send in completion.sends])
-        _append(statuses, [(k, *status) for status in completion.statuses])
-        _append(refused, [(k, message_id) for message_id in outcome.refused])
-    rows = await db.fetch(_COMPLETE, *lanes, *results, *sends, *statuses, *refused, now)
+        lanes.append(
+            (*outcome.key, outcome.token, done, len(outcome.results), window.last_inbound_at,
+             window.inbound_seq, window.closed_seq, outcome.attempts, outcome.release_held,
+             *session)
+        )  # fmt: skip
+        results += [(k, r.seq, r.status, r.error) for r in outcome.results if r.status != DONE]
+        sends += [(k, *send) for send in completion.sends]
+        statuses += [(k, *status) for status in completion.statuses]
+        refused += [(k, message_id) for message_id in outcome.refused]
+    rows = await db.fetch(
+        _COMPLETE,
+        *columns(lanes, 14),
+        *columns(results, 4),
+        *columns(sends, 9),
+        *columns(statuses, 6),
+        *columns(refused, 2),
+        now,
+    )
     flags = {row[0]: row[1] for row in rows}
     return [
         Completed(k in flags, bool(flags.get(k, 0) & 2), bool(flags.get(k, 0) & 4))
@@ -284,11 +287,9 @@ async def complete(
     ]
 
 
-def _append(columns: list[list[Any]], rows: Sequence[Sequence[Any]]) -> None:
-    """Rows added to `columns` (arrays for a function), one value to each."""
-    for row in rows:
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
+def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as `width` columns: the arrays a server-side function takes (a row each index)."""
+    return [[row[n] for row in rows] for n in range(width)]
 
 
 _COMPLETE = "SELECT * FROM botkit_complete_v1(" + ", ".join(f"${n}" for n in range(1, 37)) + ")"

@@ -18,7 +18,6 @@ Lock order, everywhere: `lanes`, then `send_lanes`, then `outbox` rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import asyncpg
 
@@ -29,6 +28,7 @@ from botkit.store.base import (
     OutboxLane,
     SendLaneOutcome,
 )
+from botkit.store.postgres.inbox import columns
 from botkit.wire.window import Window
 
 
@@ -90,14 +90,9 @@ async def record(
         for k, o in enumerate(outcomes, start=1)
         for r in o.results
     ]  # fmt: skip
-    rows = await db.fetch(_RECORD, *_columns(lanes, 5), now, *_columns(results, 9))
+    rows = await db.fetch(_RECORD, *columns(lanes, 5), now, *columns(results, 9))
     written = {row[0] for row in rows}
     return [k in written for k in range(1, len(outcomes) + 1)]
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as `width` columns (arrays for a function)."""
-    return [[row[n] for row in rows] for n in range(width)]
 
 
 __all__ = ["claim", "next_due", "record"]
