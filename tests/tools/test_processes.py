@@ -9,7 +9,6 @@ signed webhooks to the web process, and read what the fake provider accepted. Th
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,12 +29,6 @@ pytestmark = pytest.mark.slow
 
 BOT = "tests.tools.echo_bot"
 USERS = [f"54911400000{n:02d}" for n in range(5)]
-
-
-@pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    with Deployment(tmp_path) as started:
-        yield started
 
 
 def fake_and_web(deployment: Deployment, tmp_path: Path) -> tuple[FakeAPI, Process]:

@@ -8,25 +8,24 @@ Black-box, as tests/tools/test_processes.py: the bot (tests/tools/echo_bot.py) a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
 
-from .processes import Deployment, Process, post_event, provider_env, text_event, texts_by_user
+from .processes import (
+    Deployment,
+    Process,
+    post_event,
+    provider_env,
+    text_event,
+    texts_by_user,
+)
 
 pytestmark = pytest.mark.slow
 
 BOT = "tests.tools.echo_bot"
 USERS = [f"54911500000{n:02d}" for n in range(20)]
-
-
-@pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    with Deployment(tmp_path) as started:
-        yield started
 
 
 def deliver(replicas: list[Process], turn: int, envelope: dict[str, object]) -> None:
