@@ -26,7 +26,7 @@ from botkit.store.base import (
     SendOutcome,
     Store,
 )
-from botkit.store.postgres import LISTEN_RETRY, PostgresStore, schema
+from botkit.store.postgres import LISTEN_RETRY, PostgresStore, redacted, schema
 from botkit.store.postgres import inbox as inbox_sql
 from botkit.store.postgres import outbox as outbox_sql
 from botkit.types import ManualClock
@@ -389,3 +389,22 @@ async def test_a_send_held_while_the_user_writes_goes_out(
             store, recorded, done(lane, window=wrote, release_held=True), clock.now()
         )
         assert keys(await store.outbox.claim("O2", 10, LEASE)) == [["k1-held"]]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://bot:s3cret@db:5432/botkit", "postgresql://bot:***@db:5432/botkit"),
+        ("postgresql://bot:s3cret@db:notaport/botkit", "postgresql://bot:***@db:notaport/botkit"),
+        ("postgresql://bot:p@ss@db/botkit", "postgresql://bot:***@db/botkit"),
+        ("postgresql://bot@db/botkit", "postgresql://bot@db/botkit"),
+    ],
+)
+def test_a_url_is_shown_without_its_password_even_when_malformed(url: str, shown: str) -> None:
+    assert redacted(url) == shown
+
+
+@pytest.mark.anyio
+async def test_a_malformed_url_is_a_clear_error_naming_it() -> None:
+    with pytest.raises(StoreError, match=r"postgresql://bot:\*\*\*@127.0.0.1:notaport/db"):
+        await PostgresStore("postgresql://bot:s3cret@127.0.0.1:notaport/db").open()

@@ -90,15 +90,13 @@ _CONFLICTS: tuple[type[BaseException], ...] = (
 
 
 def redacted(url: str) -> str:
-    """`url` without its password (for messages and logs)."""
+    """`url` without its password (for messages and logs), whatever else is wrong with it."""
     parts = urlsplit(url)
-    if parts.password is None:
+    credentials, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in credentials:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit(parts._replace(netloc=user + host))
+    user = credentials.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def is_postgres_url(url: str) -> bool:
