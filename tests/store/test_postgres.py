@@ -26,7 +26,7 @@ from botkit.store.base import (
     SendOutcome,
     Store,
 )
-from botkit.store.postgres import LISTEN_RETRY, PostgresStore, redacted, schema
+from botkit.store.postgres import LISTEN_RETRY, PostgresStore, functions, redacted, schema
 from botkit.store.postgres import inbox as inbox_sql
 from botkit.store.postgres import outbox as outbox_sql
 from botkit.types import ManualClock
@@ -287,6 +287,75 @@ async def test_a_user_who_may_not_create_tables_is_told_what_to_grant(postgres_u
     finally:
         await admin.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
         await admin.close()
+
+
+# -- wake-ups across processes -------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_acknowledgements_wake_other_processes_after_they_commit_in_few_notices(
+    postgres_url: str,
+) -> None:
+    heard: list[str] = []
+    spy = await asyncpg.connect(postgres_url)
+    try:
+        async with (
+            PostgresStore(postgres_url) as worker,
+            PostgresStore(postgres_url, listen=False) as web,
+        ):
+            await spy.add_listener(functions.INBOX_CHANNEL, lambda *args: heard.append(args[2]))
+            # the add itself notifies no one: its commit waits for the disk, and a transaction
+            # that notifies holds the database's one notify lock until its commit is flushed
+            added = await web.run(
+                lambda db: inbox_sql.add(db, [event("direct", "5491100000001")], ["{}"], T0)
+            )
+            assert added == [True]
+            await asyncio.sleep(0.3)
+            assert heard == []
+            await worker.inbox.wait_for_work(0.01)  # (the wake-up of listening's start)
+            waiting = asyncio.create_task(worker.inbox.wait_for_work(30))
+            await asyncio.sleep(0.05)
+            users = [f"54911{n:08d}" for n in range(200)]
+            flags = await asyncio.gather(
+                *(web.inbox.add([event(f"e{n}", user)]) for n, user in enumerate(users))
+            )
+            assert flags == [[True]] * len(users)
+            await asyncio.wait_for(waiting, 5)  # the other process's workers woke
+            await asyncio.sleep(0.3)
+            # coalesced: a notice on its way stands for every add committed meanwhile
+            assert 1 <= web.notices.sent == len(heard) < len(users) // 4
+    finally:
+        await spy.close()
+
+
+@pytest.mark.anyio
+async def test_a_notice_owed_when_the_store_closes_is_still_sent(postgres_url: str) -> None:
+    heard: list[str] = []
+    spy = await asyncpg.connect(postgres_url)
+    try:
+        async with PostgresStore(postgres_url, listen=False) as web:
+            await spy.add_listener(functions.INBOX_CHANNEL, lambda *args: heard.append(args[2]))
+            assert await web.inbox.add([event("last")]) == [True]
+        await asyncio.sleep(0.3)
+        assert len(heard) >= 1
+        # the add of the version before (still called by its processes during a rolling
+        # deploy) is kept, and still notifies
+        older = await spy.fetch(
+            "SELECT * FROM botkit_add_v1($1, $2, $3, $4, $5, $6, $7, $8)",
+            [1],
+            ["v1"],
+            [None],
+            ["message"],
+            ["555"],
+            ["5491100000002"],
+            ["{}"],
+            T0,
+        )
+        assert [row[0] for row in older] == ["v1"]
+        await asyncio.sleep(0.3)
+        assert len(heard) >= 2
+    finally:
+        await spy.close()
 
 
 # -- a database that goes away -------------------------------------------------------------------

@@ -2,9 +2,9 @@
 of machines, with the guarantees one process has.
 
 `PostgresStore(url)` opens a bounded pool of connections (`pool_size`) and, in a process that
-runs workers (`listen`), one more that listens: an acknowledgement notifies (LISTEN/NOTIFY)
-every process's workers, which otherwise poll. What a worker's own commits make claimable
-wakes its own loops only. Every operation is one
+runs workers (`listen`), one more that listens: acknowledgements notify (LISTEN/NOTIFY, after
+they commit: notices.py) every process's workers, which otherwise poll. What a worker's own
+commits make claimable wakes its own loops only. Every operation is one
 transaction, correct when any number of processes run it at once (inbox.py and outbox.py say
 why); one that loses a deadlock or a serialization conflict is run again.
 
@@ -52,6 +52,7 @@ from botkit.store.batch import GroupCommit
 from botkit.store.postgres import functions
 from botkit.store.postgres import inbox as inbox_sql
 from botkit.store.postgres import outbox as outbox_sql
+from botkit.store.postgres.notices import Notices
 from botkit.store.postgres.schema import migrate
 from botkit.store.signal import Signal
 from botkit.types import Clock, SystemClock
@@ -140,6 +141,7 @@ class PostgresStore:
             "botkit-pg-records", self._write_records, batch=256, linger=0.002, company=8
         )
         self._writers = (self._adds, self._completions, self._records)
+        self.notices = Notices(self.run, functions.INBOX_CHANNEL)
         self.inbox = _Inbox(self)
         self.outbox = _Outbox(self)
         self.sessions = _Sessions(self)
@@ -204,6 +206,7 @@ class PostgresStore:
             raise
         for writer in self._writers:
             writer.start()
+        self.notices.start()
         if self.listen:
             ready = asyncio.get_running_loop().create_future()
             self._listener = asyncio.create_task(self._listen(ready), name="botkit-pg-listen")
@@ -214,6 +217,7 @@ class PostgresStore:
         runs); twice is harmless."""
         for writer in self._writers:
             await writer.aclose()
+        await self.notices.aclose()
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()
@@ -416,7 +420,8 @@ class _Inbox(_Queue):
             raise StoreError(f"an event cannot be stored: {exc}") from exc
         flags: list[bool] = await self.store._adds.submit(_Arrival(events, envelopes))
         if any(flags):
-            self.notify()
+            self.store.notices.request()  # other processes' workers
+            self.notify()  # this process's
         return flags
 
     async def claim(self, token: str, limit: int, lease: float) -> list[InboxLane]:

@@ -23,13 +23,27 @@ INBOX_CHANNEL = "botkit_inbox"
 _REFUSED_ERROR = "the provider reported the 24-hour window closed (131047)"
 REFUSALS_KEPT = 7 * 24 * 60 * 60.0
 
-FUNCTIONS = f"""
+
+def _add_function(name: str, *, notify: bool) -> str:
+    """The SQL of an add function. v1 notified the workers inside its transaction, which
+    therefore held PostgreSQL's one lock for notifying transactions through its wait for the
+    disk: the acknowledgements of every replica committed one at a time (bench/webhook.py pg3:
+    most adds waiting on `Lock: object`). v2 does not; the store notifies after it commits."""
+    notice = (
+        f"""    IF FOUND THEN
+        PERFORM pg_notify('{INBOX_CHANNEL}', '');
+    END IF;
+"""
+        if notify
+        else ""
+    )
+    return f"""
 -- Stores events (acknowledged once this returns: the commit waits for the disk, where the
 -- pool's default, for the workers' transactions, is not to). The lanes written to are locked
 -- first, in key order (_locks, sorted), so that a lane's events commit in seq order; then the
 -- events not seen before (by event id or message id) are inserted in the order given.
 -- Returns the event ids stored.
-CREATE OR REPLACE FUNCTION botkit_add_v1(
+CREATE OR REPLACE FUNCTION {name}(
     _locks bigint[], _event_ids text[], _message_ids text[], _kinds text[], _ps text[],
     _ws text[], _envelopes text[], _now float8
 ) RETURNS SETOF text LANGUAGE plpgsql AS $fn$
@@ -56,12 +70,13 @@ BEGIN
             pending = l.pending + excluded.pending
     )
     SELECT i.event_id FROM ins i;
-    IF FOUND THEN
-        PERFORM pg_notify('{INBOX_CHANNEL}', '');
-    END IF;
-END
+{notice}END
 $fn$;
+"""
 
+
+FUNCTIONS = f"""
+{_add_function("botkit_add_v1", notify=True)}
 -- Sends refused by a failed status (131047) fall back or wait held; with _remember, a refusal
 -- of a message no send has yet is kept. Returns the lanes whose sends changed.
 CREATE OR REPLACE FUNCTION botkit_refuse_v1(_ids text[], _now float8, _remember boolean)
@@ -453,3 +468,7 @@ BEGIN
 END
 $fn$;
 """
+
+# schema step 4: the add without the notice in its transaction (v1 stays for processes of
+# the version before, during a rolling deploy)
+ADD_V2 = _add_function("botkit_add_v2", notify=False)

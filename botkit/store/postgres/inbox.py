@@ -67,10 +67,10 @@ def lane_lock(key: LaneKey) -> int:
 async def add(
     db: asyncpg.Connection, events: Sequence[NewEvent], envelopes: Sequence[str], now: float
 ) -> list[bool]:
-    """Stores events (botkit_add_v1: one statement, its own transaction, flushed to disk
-    before it returns); per event, True if new."""
+    """Stores events (botkit_add_v2: one statement, its own transaction, flushed to disk
+    before it returns; it notifies no one: see Notices); per event, True if new."""
     rows = await db.fetch(
-        "SELECT * FROM botkit_add_v1($1, $2, $3, $4, $5, $6, $7, $8)",
+        "SELECT * FROM botkit_add_v2($1, $2, $3, $4, $5, $6, $7, $8)",
         sorted({lane_lock((e.phone_number_id, e.wa_id)) for e in events}),
         [e.event_id for e in events],
         [e.message_id for e in events],
