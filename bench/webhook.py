@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -173,6 +174,9 @@ def clinic(
     if store.startswith("pg"):
         pg_name = f"botkit_bench_{os.getpid()}_{store}"
         admin(f"DROP DATABASE IF EXISTS {pg_name}", f"CREATE DATABASE {pg_name}")
+        # the server's count of each function's calls (a superuser's setting)
+        with contextlib.suppress(asyncpg.PostgresError):
+            admin(f"ALTER DATABASE {pg_name} SET track_functions = 'pl'")
         database = with_database(pg_name)
     sink = start(
         [sys.executable, str(ROOT / "bench" / "sink.py"), "--port", str(sink_port)],
@@ -250,12 +254,22 @@ def verify_pg(url: str, keys: dict[str, int]) -> dict[str, object]:
             outbox = await db.fetchrow(
                 "SELECT count(*), count(*) FILTER (WHERE status = 'sent') FROM outbox"
             )
-            return events, not_done, (outbox[0], outbox[1])
+            # the botkit processes have ended: their connections' statistics reach the server
+            # as those end (after the clients have gone)
+            await asyncio.sleep(2.0)
+            calls = await db.fetch(
+                "SELECT funcname, calls FROM pg_stat_user_functions ORDER BY funcname"
+            )
+            commits = await db.fetchval(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            )
+            server = {r["funcname"]: int(r["calls"]) for r in calls} | {"commits": int(commits)}
+            return events, not_done, (outbox[0], outbox[1]), server
         finally:
             await db.close()
 
-    events, not_done, outbox = asyncio.run(read())
-    return replies(events, not_done, outbox, keys)
+    events, not_done, outbox, server = asyncio.run(read())
+    return {**replies(events, not_done, outbox, keys), "server_calls": server}
 
 
 def wait_drained(port: int, started: float, timeout: float = 300.0) -> float:
@@ -392,6 +406,13 @@ def report(
         print(
             f"{'  exactly one reply per event':<32}: {b['exactly_one_reply_each']}  (events {b['events']}, provider keys {b['provider_keys']}, missing {b['missing_replies']}, extra {b['extra_replies']}, sent twice {b['keys_sent_twice']}, not done {b['not_done']})"
         )
+        server = b.get("server_calls")
+        if isinstance(server, dict) and b["events"]:
+            per = ", ".join(
+                f"{name.removeprefix('botkit_')} {calls / int(b['events']):.2f}"  # type: ignore[call-overload]
+                for name, calls in sorted(server.items())
+            )
+            print(f"{'  server calls per event':<32}: {per}")
         if int(b["requests"]) > total:  # type: ignore[call-overload]
             # (a) may replay freely: it only verifies and parses
             print(
