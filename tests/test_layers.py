@@ -58,6 +58,7 @@ OWNERS: dict[str, frozenset[str]] = {
         {
             "botkit.store.postgres",
             "botkit.store.postgres.inbox",
+            "botkit.store.postgres.notices",
             "botkit.store.postgres.outbox",
             "botkit.store.postgres.schema",
         }
