@@ -8,10 +8,44 @@ import orjson
 
 DecodeError = orjson.JSONDecodeError
 
+# The deepest JSON botkit accepts from outside (webhook and trigger bodies): far deeper than
+# anything the provider sends (about ten levels), and, with the few levels an inbox envelope
+# adds around a body's parts, still within what orjson can encode again (254 levels), so that
+# a body accepted can always be stored.
+MAX_DEPTH = 64
 
-def loads(data: bytes | str) -> Any:
-    """Parses JSON; raises DecodeError (a ValueError) on malformed input."""
-    return orjson.loads(data)
+
+class NestingError(ValueError):
+    """A JSON document nested deeper than allowed."""
+
+
+def loads(data: bytes | str, *, max_depth: int | None = None) -> Any:
+    """Parses JSON; raises DecodeError (a ValueError) on malformed input, and NestingError
+    when given a `max_depth` the document exceeds (containers inside containers)."""
+    value = orjson.loads(data)
+    if max_depth is not None and _deeper_than(value, max_depth):
+        raise NestingError(f"the JSON nests deeper than {max_depth} levels")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` has containers nested more than `limit` deep (iterative: any depth)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            children = item.values()
+        elif kind is list:
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, depth + 1))
+    return False
 
 
 def dumps(value: Any) -> bytes:

@@ -30,7 +30,7 @@ PACKAGE = ROOT / "botkit"
 # or a top-level module (botkit.types). Units of one layer do not import each other, except
 # the leaves, which are the top of the botkit package itself.
 LAYERS: list[tuple[str, frozenset[str]]] = [
-    ("leaves", frozenset({"types", "exceptions", "config", "codec"})),
+    ("leaves", frozenset({"types", "exceptions", "config", "codec", "logsafe"})),
     ("wire", frozenset({"wire"})),
     # the decorator DSL and what a handler gets; beside it, where a bot's state is kept
     ("conversation and store", frozenset({"conversation", "store"})),

@@ -11,9 +11,11 @@ from collections.abc import Callable, Sequence
 
 from botkit.conversation.dsl import ConversationSpec
 from botkit.exceptions import TriggerError
+from botkit.logsafe import shown
 from botkit.store.base import NewEvent, Store
 from botkit.types import JSONObject
 from botkit.wire.events import Event, InboundMessage, StatusUpdate
+from botkit.wire.ids import PHONE_NUMBER_ID_DIGITS, is_ascii_digits
 from botkit.wire.phone import PhoneNumberError, to_wa_id
 from botkit.wire.trigger import TriggerEvent
 
@@ -57,14 +59,24 @@ def trigger_event(
     required = spec.triggers.get(name)
     if required is None:
         declared = ", ".join(sorted(spec.triggers)) or "none"
-        raise TriggerError(f"no trigger {name!r} is declared (declared: {declared})", status=404)
+        raise TriggerError(
+            f"no trigger {shown(name)} is declared (declared: {declared})", status=404
+        )
     missing = [k for k in required if k not in data]
     if missing:
-        raise TriggerError(f"trigger {name!r} needs data {', '.join(repr(k) for k in missing)}")
-    if not phone_number_id or not phone_number_id.isdigit():
+        raise TriggerError(
+            f"trigger {shown(name)} needs data {', '.join(repr(k) for k in missing)}"
+        )
+    if not phone_number_id:
         raise TriggerError(
             "no phone_number_id to send from: give one in the request or set "
             "GOSENDAPI_PHONE_NUMBER_ID"
+        )
+    if not is_ascii_digits(phone_number_id, *PHONE_NUMBER_ID_DIGITS):
+        low, high = PHONE_NUMBER_ID_DIGITS
+        raise TriggerError(
+            f"phone_number_id {shown(phone_number_id)} is not a Meta phone number id "
+            f"({low} to {high} ASCII digits)"
         )
     try:
         user = to_wa_id(wa_id)

@@ -21,6 +21,7 @@ from typing import Any
 from botkit import codec
 from botkit.conversation.context import Context, Event, Hold, Queued, WindowView
 from botkit.conversation.dsl import Conversation
+from botkit.logsafe import cut, shown
 from botkit.store.base import (
     DONE,
     FAIL,
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 # tolerate a few restarts while still ending a poison event that kills the process.
 MAX_ATTEMPTS = 10
 HANDLER_TIMEOUT = 30.0
+ERROR_KEPT = 2000  # characters of a failed event's error kept in the store
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +130,7 @@ async def _run_event(
     try:
         event = _read(item)
     except ValueError as exc:
-        return result(FAILED, f"stored envelope unreadable: {exc}")
+        return result(FAILED, cut(f"stored envelope unreadable: {exc}", ERROR_KEPT))
     if isinstance(event, OtherEvent):
         return result(IGNORED)
     _learn(event, item, progress)
@@ -148,12 +150,14 @@ async def _run_event(
         if not deadline.expired():  # the handler's own TimeoutError (a client of its): its bug
             return _failed(spec.name, item, progress, exc, result)
         error = f"the handler took more than {limit:g}s and was cancelled"
-        log.error("%s: event %s: %s", spec.name, item.event_id, error)
+        log.error("%s: event %s: %s", spec.name, shown(item.event_id), error)
         return result(FAILED, error)
     except asyncio.CancelledError:
         if _being_cancelled():
             raise
-        log.error("%s: event %s: the handler raised CancelledError", spec.name, item.event_id)
+        log.error(
+            "%s: event %s: the handler raised CancelledError", spec.name, shown(item.event_id)
+        )
         return result(FAILED, "the handler raised CancelledError")
     except Exception as exc:  # the handler's bug or refusal: the event fails, state unchanged
         return _failed(spec.name, item, progress, exc, result)
@@ -175,9 +179,9 @@ def _failed(
     result: Callable[[str, str | None], None],
 ) -> None:
     """The handler raised: its event fails with the error, and the error is reported."""
-    log.error("%s: handler failed on event %s", name, item.event_id, exc_info=exc)
+    log.error("%s: handler failed on event %s", name, shown(item.event_id), exc_info=exc)
     progress.errors[item.event_id] = exc
-    result(FAILED, f"{type(exc).__name__}: {exc}")
+    result(FAILED, cut(f"{type(exc).__name__}: {exc}", ERROR_KEPT))
 
 
 def _learn(event: Event, item: InboxItem, progress: _Progress) -> None:

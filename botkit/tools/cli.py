@@ -29,6 +29,7 @@ from botkit.config import DEV_WEBHOOK_SECRET, Settings
 from botkit.conversation.dsl import Conversation
 from botkit.exceptions import BotkitError
 from botkit.fake.provider import FakeGoSendAPI, serve
+from botkit.logsafe import SafeFormatter
 from botkit.runtime.bot import Bot, load_bot
 from botkit.runtime.runtime import Runtime
 from botkit.runtime.worker import WorkerProcess, stop_signals, until_stopped, worker_command
@@ -411,7 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `botkit` command."""
     args = parser().parse_args(argv)
     level = str(getattr(args, "log_level", "info")).upper()
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()  # every line escaped and bounded (botkit/logsafe.py)
+    handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     sys.path.insert(0, ".")
     try:

@@ -13,6 +13,8 @@ from botkit.config import Settings
 from botkit.exceptions import StoreError, TriggerError
 from botkit.runtime.ingest import Ingest
 from botkit.types import JSON
+from botkit.web.body import TooLarge, read_limited
+from botkit.wire.ids import PHONE_NUMBER_ID_DIGITS, is_ascii_digits
 
 MAX_TRIGGER_BYTES = 64 * 1024
 
@@ -40,8 +42,9 @@ class TriggerEndpoint:
             return _error(404, "not_found", "the trigger API is off: set BOTKIT_API_TOKEN")
         if not self._authorized(request.headers.get("authorization", "")):
             return _error(401, "unauthorized", "send Authorization: Bearer <BOTKIT_API_TOKEN>")
-        body = await request.body()
-        if len(body) > MAX_TRIGGER_BYTES:
+        try:  # streamed under the limit, as the webhook's: never more than it in memory
+            body = await read_limited(request.scope, request.receive, MAX_TRIGGER_BYTES)
+        except TooLarge:
             return _error(413, "payload_too_large", f"the body exceeds {MAX_TRIGGER_BYTES} bytes")
         try:
             name, data, number = _read(body)
@@ -69,9 +72,11 @@ class TriggerEndpoint:
 def _read(body: bytes) -> tuple[str, dict[str, JSON], str | None]:
     """The trigger name, its data and the optional phone_number_id; TriggerError names what is wrong."""
     try:
-        payload = codec.loads(body)
+        payload = codec.loads(body, max_depth=codec.MAX_DEPTH)
     except codec.DecodeError as exc:
         raise TriggerError(f"the body is not JSON: {exc}") from exc
+    except codec.NestingError as exc:
+        raise TriggerError(str(exc)) from exc
     if not isinstance(payload, dict):
         raise TriggerError('the body must be a JSON object: {"trigger": NAME, "data": {...}}')
     name, data, number = (
@@ -83,8 +88,14 @@ def _read(body: bytes) -> tuple[str, dict[str, JSON], str | None]:
         raise TriggerError('"trigger" must be the name of a declared trigger (a string)')
     if not isinstance(data, dict):
         raise TriggerError('"data" must be a JSON object')
-    if number is not None and not (isinstance(number, str) and number.isdigit()):
-        raise TriggerError('"phone_number_id" must be the numeric Meta id, as a string')
+    if number is not None and not (
+        isinstance(number, str) and is_ascii_digits(number, *PHONE_NUMBER_ID_DIGITS)
+    ):
+        low, high = PHONE_NUMBER_ID_DIGITS
+        raise TriggerError(
+            f'"phone_number_id" must be the numeric Meta id, as a string of {low} to {high} '
+            "ASCII digits"
+        )
     return name, data, number
 
 

@@ -12,34 +12,11 @@ from botkit.config import Settings
 from botkit.exceptions import PayloadError, StoreError
 from botkit.runtime.ingest import Ingest
 from botkit.types import JSONObject
+from botkit.web.body import TooLarge, read_limited
 from botkit.wire.events import parse_body
 from botkit.wire.signing import SIGNATURE_HEADER, verify
 
 log = logging.getLogger(__name__)
-
-
-class _TooLarge(Exception):
-    """The body passed the limit."""
-
-
-async def _read_limited(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The body, or _TooLarge as soon as it exceeds `limit` bytes (never buffers more)."""
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise _TooLarge
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # http.disconnect: the client went away
-            raise ClientDisconnect
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _header(scope: Scope, wanted: bytes) -> str | None:
@@ -83,8 +60,8 @@ class WebhookEndpoint:
 
     async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, JSONObject]:
         try:
-            body = await _read_limited(scope, receive, self.limit)
-        except _TooLarge:
+            body = await read_limited(scope, receive, self.limit)
+        except TooLarge:
             return _error(413, "payload_too_large", f"the body exceeds {self.limit} bytes")
         signature = _header(scope, self._signature_header)
         if not signature:

@@ -758,9 +758,11 @@ def _parse_meta(body: JSONObject) -> list[Event]:
 def _decode(body: bytes | str) -> JSONObject:
     """The JSON object in a body; malformed JSON is an error that says where."""
     try:
-        document = codec.loads(body)
+        document = codec.loads(body, max_depth=codec.MAX_DEPTH)
     except codec.DecodeError as exc:
         raise PayloadError(f"malformed JSON: {exc}") from exc
+    except codec.NestingError as exc:  # it could not be stored (nor is it the provider's)
+        raise PayloadError(str(exc)) from exc
     if not isinstance(document, dict):
         raise PayloadError(f"expected a JSON object at the top level, got {_describe(document)}")
     return document

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import phonenumbers
 
+from botkit.logsafe import shown
+
 _ALLOWED = frozenset(" +()-.\uff0b")  # and any script's digits, which phonenumbers reads
 
 
@@ -23,15 +25,17 @@ def to_wa_id(raw: str) -> str:
     stray = sorted({char for char in text if not char.isdigit() and char not in _ALLOWED})
     if stray:  # phonenumbers would drop a letter typed for a digit and give someone else's number
         raise PhoneNumberError(
-            f"{raw!r} has characters a phone number does not: {''.join(stray)!r}"
+            f"{shown(raw)} has characters a phone number does not: {shown(''.join(stray))}"
         )
     candidate = text if text.startswith("+") else "+" + text.lstrip("(")
     try:
         number = phonenumbers.parse(candidate, None)
     except phonenumbers.NumberParseException as exc:
-        raise PhoneNumberError(f"{raw!r} is not a phone number with a country code: {exc}") from exc
+        raise PhoneNumberError(
+            f"{shown(raw)} is not a phone number with a country code: {exc}"
+        ) from exc
     if not phonenumbers.is_possible_number(number):
-        raise PhoneNumberError(f"{raw!r} is not a possible phone number")
+        raise PhoneNumberError(f"{shown(raw)} is not a possible phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).lstrip("+")
 
 

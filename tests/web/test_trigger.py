@@ -251,6 +251,20 @@ BAD_BODIES: dict[str, tuple[bytes | None, Any, str]] = {
         {**REMIND, "phone_number_id": "+1 555 000 1111"},
         "phone_number_id",
     ),
+    # str.isdigit() says yes to these; the provider does not
+    "phone-number-id-arabic-indic-digits": (
+        None,
+        {**REMIND, "phone_number_id": "\u0665" * 12},
+        "ASCII digits",
+    ),
+    "phone-number-id-superscripts": (None, {**REMIND, "phone_number_id": "²³"}, "ASCII digits"),
+    "phone-number-id-too-long": (None, {**REMIND, "phone_number_id": "5" * 21}, "ASCII digits"),
+    # parsed, but nested deeper than can be stored: refused now, not 503 at every retry
+    "data-nested-300-levels": (
+        ("{" + '"trigger": "remind", "data": ' + '{"a": ' * 300 + "1" + "}" * 301).encode(),
+        None,
+        "deeper than 64 levels",
+    ),
 }
 
 
@@ -306,6 +320,39 @@ async def test_a_body_over_64_kib_is_refused(api: httpx.AsyncClient) -> None:
     data = {**REMIND["data"], "padding": "x" * (64 * 1024)}  # type: ignore[dict-item]
     response = await api.post(URL, json={"trigger": "remind", "data": data}, headers=AUTH)
     assert response.status_code == 413
+
+
+async def test_a_huge_body_is_refused_as_it_streams_never_read_whole(
+    sim: Simulator, api: httpx.AsyncClient
+) -> None:
+    sent = 0
+
+    async def twenty_mib() -> AsyncIterator[bytes]:  # no Content-Length: chunked
+        nonlocal sent
+        for _ in range(320):
+            sent += 1
+            yield b"x" * 65536
+
+    response = await api.post(URL, content=twenty_mib(), headers=AUTH)
+    assert response.status_code == 413
+    assert sent <= 3  # read up to the limit, not the 20 MiB
+    assert await trigger_events(sim) == []
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_reading(
+    api: httpx.AsyncClient,
+) -> None:
+    read = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal read
+        read += 1
+        yield b"{}"
+
+    headers = {**AUTH, "Content-Length": str(20 * 1024 * 1024)}
+    response = await api.post(URL, content=body(), headers=headers)
+    assert response.status_code == 413
+    assert read == 0
 
 
 # --- disabled -------------------------------------------------------------------------------

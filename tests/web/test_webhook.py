@@ -433,6 +433,64 @@ async def test_an_absurd_timestamp_is_400_not_a_server_error(tmp_path: Path) -> 
         assert response.status_code == 400
 
 
+def nested(levels: int) -> Any:
+    """A JSON value `levels` containers deep."""
+    value: Any = 1
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+NESTED_300: dict[str, Any] = {
+    # parsed (the JSON parser reads 1,024 levels), but deeper than can be stored again
+    "message-text": received("evt_deep", "wamid.in.deep", {"type": "text", "text": nested(300)}),
+    # an unknown type without an id: its id is a hash of the envelope, which was a 500
+    "unknown-type-without-id": {"type": "whatsapp.other.thing", "data": nested(300)},
+    "meta-body": meta_body({"from": JUAN, "id": "wamid.deep", "type": "text", "text": nested(300)}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NESTED_300))
+async def test_a_body_nested_deeper_than_can_be_stored_is_400_not_503(
+    tmp_path: Path, case: str
+) -> None:
+    async with running(tmp_path) as rig:
+        response = await rig.post(encode(NESTED_300[case]))
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_payload"
+        assert "deeper than 64 levels" in response.json()["detail"]
+        assert await rig.nothing_stored()
+
+
+async def test_deep_bodies_among_valid_ones_fail_alone_and_no_neighbour_gets_503(
+    tmp_path: Path,
+) -> None:
+    """30 bodies nested 300 levels among 300 valid events of 300 users, all at once: once,
+    129 of the valid ones got 503 (their group commit failed with the deep ones)."""
+    users = [f"54911{n:08d}" for n in range(300)]
+    valid = []
+    for n, user in enumerate(users):
+        envelope = received(
+            f"evt_ok{n}", f"wamid.in.ok{n}", {"type": "text", "text": {"body": "hola"}}
+        )
+        envelope["data"]["message"]["from"] = user
+        envelope["data"]["contact"] = {"wa_id": user}
+        valid.append(encode(envelope))
+    deep = [
+        encode(received(f"evt_deep{n}", f"wamid.deep{n}", {"type": "text", "text": nested(300)}))
+        for n in range(30)
+    ]
+    bodies = valid[:]
+    for n, body in enumerate(deep):
+        bodies.insert(n * 10, body)
+    async with running(tmp_path, workers=False) as rig:
+        responses = await asyncio.gather(*(rig.post(body) for body in bodies))
+        statuses = [r.status_code for r in responses]
+        assert statuses.count(400) == len(deep)
+        assert statuses.count(200) == len(valid)
+        assert [await rig.status(f"evt_ok{n}") for n in range(len(users))] == ["pending"] * 300
+
+
 async def test_one_unprocessable_event_does_not_hold_up_another_users_reply(
     tmp_path: Path,
 ) -> None:
