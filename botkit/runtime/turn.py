@@ -133,7 +133,16 @@ async def _run_event(
         return result(FAILED, cut(f"stored envelope unreadable: {exc}", ERROR_KEPT))
     if isinstance(event, OtherEvent):
         return result(IGNORED)
-    _learn(event, item, progress)
+    try:
+        _learn(event, item, progress)
+    except Exception as exc:  # a value the store cannot keep: this event fails, not the lane
+        log.error(
+            "%s: event %s cannot be recorded: %s",
+            type(conversation).spec.name,
+            shown(item.event_id),
+            exc,
+        )
+        return result(FAILED, cut(f"cannot be recorded: {type(exc).__name__}: {exc}", ERROR_KEPT))
     if gave_up is not None:  # claimed too often without finishing: it may kill the worker
         return result(FAILED, f"gave up after {gave_up} attempts")
     spec = type(conversation).spec

@@ -343,6 +343,7 @@ def _opt_numeric_id(parent: JSONObject, key: str, path: str) -> str | None:
 
 
 MAX_TIMESTAMP = 10**11  # year 5138: anything later is not a message's send time
+MAX_ERROR_CODE = 2**31 - 1  # Meta's error codes are 32-bit (131047, 130429...)
 
 
 def _integer(value: JSON) -> int | None:
@@ -605,8 +606,8 @@ def _opt_code(error: JSONObject, path: str) -> int | None:
     """An error's numeric `code` (a number or a string of digits), None when absent."""
     given = error.get("code")
     code = None if given is None else _integer(given)
-    if given is not None and code is None:
-        raise _wrong("an integer", given, _at(path, "code"))
+    if given is not None and (code is None or not 0 <= code <= MAX_ERROR_CODE):
+        raise _wrong(f"an integer from 0 to {MAX_ERROR_CODE}", given, _at(path, "code"))
     return code
 
 

@@ -214,7 +214,9 @@ def _check_unique(owner: str, keyed: Iterable[tuple[str, str]], what: str) -> No
     seen: dict[str, str] = {}
     for path, value in keyed:
         if value in seen:
-            raise _error(owner, path, f"duplicate {what} {value!r} (also at {seen[value]})")
+            raise _error(
+                owner, path, f"duplicate {what} {_shown(str(value))} (also at {seen[value]})"
+            )
         seen[value] = path
 
 
@@ -963,13 +965,13 @@ def request_body(message: Message, *, to: str, phone_number_id: str) -> JSONObje
     if message.type not in MESSAGE_TYPES:
         raise _error("request_body", "type", f"unknown message type {message.type!r}")
     if not isinstance(to, str) or not _E164_DIGITS.fullmatch(to):
-        detail = f"expected E.164 digits without '+', spaces or dashes (5491140123456), got {to!r}"
+        detail = f"expected E.164 digits without '+', spaces or dashes (5491140123456), got {_shown(str(to))}"
         raise _error("request_body", "to", detail)
     if not isinstance(phone_number_id, str) or not _DIGITS.fullmatch(phone_number_id):
         raise _error(
             "request_body",
             "phone_number_id",
-            f"expected Meta's numeric id, got {phone_number_id!r}",
+            f"expected Meta's numeric id, got {_shown(str(phone_number_id))}",
         )
     body = message.payload()
     wire: JSON = body["contacts"] if message.type == "contacts" else body
