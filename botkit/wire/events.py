@@ -843,9 +843,20 @@ def _decode(body: bytes | str) -> JSONObject:
     return document
 
 
+def _check_storable(document: JSONObject) -> None:
+    """A body nested deeper than JSON can be encoded (orjson decodes 1024 levels and encodes
+    254) would be acknowledged, then fail to be stored: a 503, retried for days. Every event's
+    envelope sits less deep than its item does in the body, so a body that encodes stores."""
+    try:
+        codec.dumps(document)
+    except TypeError as exc:  # orjson's JSONEncodeError: "Recursion limit reached"
+        raise PayloadError(f"the body cannot be stored: {exc} (nested too deep)") from exc
+
+
 def parse_body(body: bytes | str | JSONObject) -> list[Event]:
     """A webhook body -> its events: one for an envelope, one per message and status for Meta's."""
     document = body if isinstance(body, dict) else _decode(body)
+    _check_storable(document)
     if "type" in document and "data" in document:
         return [parse_envelope(document)]
     if "object" in document and "entry" in document:

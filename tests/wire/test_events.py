@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -796,3 +797,104 @@ def test_a_contact_card_that_is_not_an_object_is_unsupported() -> None:
     result = input_of({"type": "contacts", "contacts": ["Ana"]})
     assert isinstance(result, UnsupportedInput)
     assert result.reason.startswith("data.message.contacts[0]: expected an object")
+
+
+# --- the cost of a body is linear in its size --------------------------------------------
+
+
+def contacts_body(messages: int, contacts_each: int) -> bytes:
+    """The shape of issue 10: each message's contact last among many (the old scan's worst)."""
+    total = messages * contacts_each
+    people = [{"profile": {"name": "A"}, "wa_id": str(5491100000000 + i)} for i in range(total)]
+    items = [
+        {"from": str(5491100000000 + total - 1 - i), "id": f"wamid.{i}", "timestamp": "1"}
+        | {"type": "text", "text": {"body": "x"}}
+        for i in range(messages)
+    ]
+    value = {"metadata": {"phone_number_id": BUSINESS}, "contacts": people, "messages": items}
+    body = {"object": "whatsapp_business_account", "entry": [{"changes": [{"value": value}]}]}
+    return codec.dumps(body)
+
+
+def calls_to_parse(body: bytes) -> int:
+    """How many Python function calls `parse_body` makes on `body`: its work, not its time."""
+    calls = 0
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        calls += event == "call"
+
+    sys.setprofile(count)
+    try:
+        parse_body(body)
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_parsing_work_is_linear_in_messages_and_contacts() -> None:
+    """Doubling both the messages and the contacts doubles the work (the old scan: x4)."""
+    small, large = contacts_body(50, 20), contacts_body(100, 20)
+    small_calls, large_calls = calls_to_parse(small), calls_to_parse(large)
+    assert len(large) / len(small) == pytest.approx(2, rel=0.05)
+    assert large_calls / small_calls == pytest.approx(2, rel=0.05)
+    for event, i in zip(parse_body(large), range(100), strict=True):
+        assert isinstance(event, InboundMessage)
+        assert event.contact == Contact(str(5491100000000 + 1999 - i), "A", None)
+
+
+def test_a_large_contact_goes_into_each_envelope_as_its_wa_id_only(fixtures_dir: Path) -> None:
+    """A contact is copied into the envelope of every message from its user; cut when large,
+    so that storing a body's events costs at most a constant times the body's size."""
+    body = load(fixtures_dir, "meta_native.json")
+    contact = body["entry"][0]["changes"][0]["value"]["contacts"][0]
+    contact["profile"]["name"] = "J" * 600
+    text = parse_body(body)[0]
+    assert isinstance(text, InboundMessage)
+    assert text.contact == Contact(wa_id="5491140123456", name=None, user_id=None)
+    data: Any = text.envelope["data"]
+    assert data["contact"] == {"wa_id": "5491140123456"}
+
+
+def test_a_body_nested_too_deep_to_be_stored_is_refused() -> None:
+    """orjson decodes 1024 levels and encodes 254: acknowledged, such a body could not be
+    stored (a 503, retried for days)."""
+    deep = b"[" * 300 + b"]" * 300
+    with pytest.raises(PayloadError, match="cannot be stored"):
+        parse_body(b'{"type": "whatsapp.future", "data": {"x": ' + deep + b"}}")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"field": "account_update", "value": {"phone_number": "15550001111", "event": "X"}},
+        {"field": "message_template_status_update", "value": {"event": "APPROVED"}},
+        {
+            "field": "calls",
+            "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"phone_number_id": BUSINESS},
+                "contacts": [{"wa_id": "5491140123456"}],
+                "calls": [{"id": "wacid.1", "from": "5491140123456", "event": "connect"}],
+            },
+        },
+        {"field": "messages", "value": {"metadata": {}, "errors": [{"code": 131000}]}},
+        {"field": "user_preferences", "value": {"user_preferences": [{"wa_id": "x"}]}},
+    ],
+)
+def test_other_changes_in_a_meta_body_are_not_refused(
+    fixtures_dir: Path, change: dict[str, Any]
+) -> None:
+    body = load(fixtures_dir, "meta_native.json")
+    body["entry"][0]["changes"].append(change)
+    body["entry"].append({"id": "2", "changes": [change]})
+    assert len(parse_body(codec.dumps(body))) == 3
+
+
+def test_contacts_that_match_no_message_are_not_read(fixtures_dir: Path) -> None:
+    body = load(fixtures_dir, "meta_native.json")
+    contacts = body["entry"][0]["changes"][0]["value"]["contacts"]
+    contacts[:0] = ["odd", {"wa_id": 5}, {"profile": "x"}, {"wa_id": "x", "profile": 3}]
+    text = parse_body(codec.dumps(body))[0]
+    assert isinstance(text, InboundMessage)
+    assert text.contact.name == "Juan"
