@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from starlette.requests import ClientDisconnect
@@ -13,10 +14,22 @@ from botkit.exceptions import PayloadError, StoreError
 from botkit.runtime.ingest import Ingest
 from botkit.types import JSONObject
 from botkit.web.body import TooLarge, read_limited
-from botkit.wire.events import parse_body
+from botkit.wire.events import Event, parse_body
 from botkit.wire.signing import SIGNATURE_HEADER, verify
 
 log = logging.getLogger(__name__)
+
+# Parsing costs up to ~0.4 ms a KB (bench/parse.py: many tiny Meta messages): a body above
+# this size is parsed in a thread, where the GIL lets the event loop in every 5 ms, so that
+# one large body cannot hold /healthz and every other webhook for hundreds of milliseconds.
+OFF_LOOP_BYTES = 8 * 1024
+
+
+async def _parse(body: bytes) -> list[Event]:
+    """The body's events: parsed on the loop when small (most are ~1 KB), else in a thread."""
+    if len(body) <= OFF_LOOP_BYTES:
+        return parse_body(body)
+    return await asyncio.to_thread(parse_body, body)
 
 
 def _header(scope: Scope, wanted: bytes) -> str | None:
@@ -69,7 +82,7 @@ class WebhookEndpoint:
         if not verify(self.secrets, body, signature):
             return _error(401, "invalid_signature", f"{SIGNATURE_HEADER} does not match the body")
         try:
-            events = parse_body(body)
+            events = await _parse(body)
         except PayloadError as exc:
             return _error(400, "invalid_payload", str(exc))
         try:

@@ -17,6 +17,7 @@ from typing import TypeAlias
 from botkit import codec
 from botkit.exceptions import PayloadError
 from botkit.types import JSON, JSONObject
+from botkit.wire.ids import check_phone_number_id, check_wa_id
 
 __all__ = [
     "MEDIA_KINDS",
@@ -27,6 +28,7 @@ __all__ = [
     "MESSAGE_SENT",
     "META_OBJECT",
     "STATUS_EVENTS",
+    "UNKNOWN_TYPE",
     "ButtonTap",
     "Contact",
     "ContactsInput",
@@ -64,6 +66,8 @@ META_OBJECT = "whatsapp_business_account"
 """The `object` of a Meta-native webhook body."""
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 """The message types read as `MediaInput`."""
+UNKNOWN_TYPE = "unknown"
+"""The `UnsupportedInput.type` of a message whose `type` is missing or not a string."""
 
 _STATUS_PREFIX = "whatsapp.message."
 _META_ID_PREFIX = "meta:"
@@ -145,15 +149,32 @@ class ContactsInput:
 
 
 @dataclass(frozen=True, slots=True)
-class UnsupportedInput:
-    """A kind of message botkit does not read; `raw` is the whole message item.
+class StatusError:
+    """One of Meta's errors: on a failed status (e.g. code 131047: the window is closed), or
+    on a message Meta could not read (e.g. code 131051: message type unknown)."""
 
-    `type` is the message type (``reaction``, ``order``, Meta's ``unsupported``...), or
-    ``interactive.<subtype>`` for an interactive reply other than a button or a list row.
+    code: int | None
+    title: str | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnsupportedInput:
+    """A message botkit cannot read; `raw` is the whole message item, `reason` says why.
+
+    `type` is the message type (``reaction``, ``order``, Meta's ``unsupported``...),
+    ``interactive.<subtype>`` for an interactive reply other than a button or a list row, or
+    `UNKNOWN_TYPE` when the message names no type. A message of a known type whose content
+    is missing or malformed (an ``interactive`` without its ``interactive`` object, which Meta
+    sends when something went wrong on its side) is unsupported too: refusing the body would
+    make the provider retry it for days, and the user would get no answer. `errors` are the
+    errors Meta attached to the message, those that could be read (all of them are in `raw`).
     """
 
     type: str
     raw: JSONObject
+    reason: str = ""
+    errors: tuple[StatusError, ...] = ()
 
 
 Input: TypeAlias = (
@@ -195,15 +216,6 @@ class InboundMessage:
     def wa_id(self) -> str:
         """The user's WhatsApp id (phone digits)."""
         return self.contact.wa_id
-
-
-@dataclass(frozen=True, slots=True)
-class StatusError:
-    """One of Meta's errors on a failed status (e.g. code 131047: the window is closed)."""
-
-    code: int | None
-    title: str | None
-    message: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,7 +438,8 @@ def _interactive(message: JSONObject, path: str) -> Input:
     subtype = _interactive_type(interactive, where)
     parser = _REPLY_PARSERS.get(subtype)
     if parser is None:
-        return UnsupportedInput(type=f"interactive.{subtype}", raw=message)
+        reason = f"botkit does not read interactive replies of type {subtype!r}"
+        return _unsupported(f"interactive.{subtype}", message, path, reason)
     return parser(_object(interactive, subtype, where), _at(where, subtype))
 
 
@@ -495,10 +508,42 @@ _INPUT_PARSERS: dict[str, _InputParser] = {
 
 
 def _input(message: JSONObject, path: str) -> Input:
-    """The message's input; a type botkit does not know keeps the whole item."""
-    kind = _ident(message, "type", path)
+    """The message's input. A type botkit does not know, or a known type whose content is
+    missing or malformed, is unsupported: never an error, so one odd message cannot make
+    the provider retry a whole body (and every other message in it)."""
+    kind = message.get("type")
+    if not isinstance(kind, str) or not kind.strip():
+        reason = f"{_at(path, 'type')}: expected the message type, got {_describe(kind)}"
+        return _unsupported(UNKNOWN_TYPE, message, path, reason)
     parser = _INPUT_PARSERS.get(kind)
-    return UnsupportedInput(type=kind, raw=message) if parser is None else parser(message, path)
+    if parser is None:
+        return _unsupported(kind, message, path, f"botkit does not read messages of type {kind!r}")
+    try:
+        return parser(message, path)
+    except PayloadError as exc:
+        return _unsupported(kind, message, path, str(exc))
+
+
+def _unsupported(kind: str, message: JSONObject, path: str, reason: str) -> UnsupportedInput:
+    """An unsupported input, with the errors Meta attached to the message."""
+    return UnsupportedInput(
+        type=kind, raw=message, reason=reason, errors=_message_errors(message, path)
+    )
+
+
+def _message_errors(message: JSONObject, path: str) -> tuple[StatusError, ...]:
+    """The readable items of a message's `errors` (the others stay in the raw message)."""
+    given = message.get("errors")
+    if not isinstance(given, list):
+        return ()
+    where = _at(path, "errors")
+    found: list[StatusError] = []
+    for i, raw in enumerate(given):
+        try:
+            found.append(_status_error(raw, _at(where, i)))
+        except PayloadError:
+            continue
+    return tuple(found)
 
 
 # --- envelopes ---------------------------------------------------------------------------
@@ -523,7 +568,7 @@ def _phone_number_id(envelope: JSONObject, data: JSONObject) -> str | None:
     for parent, path in ((envelope, ""), (data, "data"), (metadata, "data.metadata")):
         found = _opt_numeric_id(parent, "phone_number_id", path)
         if found is not None:
-            return found
+            return check_phone_number_id(found, _at(path, "phone_number_id"))
     return None
 
 
@@ -543,8 +588,9 @@ def _contact(raw: JSONObject, path: str, sender: str) -> Contact:
     """A contact object (`wa_id`, `profile.name`, `user_id`); `wa_id` defaults to the sender."""
     profile = _opt_object(raw, "profile", path)
     name = None if profile is None else _opt_string(profile, "name", _at(path, "profile"))
+    wa_id = _opt_ident(raw, "wa_id", path)
     return Contact(
-        wa_id=_opt_ident(raw, "wa_id", path) or sender,
+        wa_id=sender if wa_id is None else check_wa_id(wa_id, _at(path, "wa_id")),
         name=name,
         user_id=_opt_string(raw, "user_id", path),
     )
@@ -553,7 +599,7 @@ def _contact(raw: JSONObject, path: str, sender: str) -> Contact:
 def _received(envelope: JSONObject, data: JSONObject, where: _Where) -> InboundMessage:
     """A message.received envelope; the contact defaults to the sender, with no name."""
     message = _object(data, "message", "data")
-    sender = _ident(message, "from", where.message)
+    sender = _sender(message, where.message)
     message_id = _ident(message, "id", where.message)
     raw_contact = _opt_object(data, "contact", "data")
     contact = Contact(sender, None, None)
@@ -569,6 +615,11 @@ def _received(envelope: JSONObject, data: JSONObject, where: _Where) -> InboundM
         input=_input(message, where.message),
         envelope=envelope,
     )
+
+
+def _sender(message: JSONObject, path: str) -> str:
+    """`from`: the user who wrote, whose lane the message goes to and whom replies go to."""
+    return check_wa_id(_ident(message, "from", path), _at(path, "from"))
 
 
 def _context_id(message: JSONObject, path: str) -> str | None:
@@ -623,7 +674,7 @@ def _status(envelope: JSONObject, data: JSONObject, kind: str, path: str) -> Sta
         message_id=status_id,
         status=status,
         timestamp=_timestamp(item, "timestamp", path),
-        recipient_id=_ident(item, "recipient_id", path),
+        recipient_id=check_wa_id(_ident(item, "recipient_id", path), _at(path, "recipient_id")),
         errors=tuple(_status_error(e, _at(_at(path, "errors"), i)) for i, e in enumerate(errors)),
         envelope=envelope,
     )
@@ -685,32 +736,52 @@ def _meta_envelope(event_id: str, kind: str, phone_number_id: str, data: JSONObj
     }
 
 
-def _find_contact(contacts: list[JSON], path: str, sender: str) -> tuple[JSONObject, str] | None:
-    """The contact whose `wa_id` is the sender, with its path."""
-    for i, raw in enumerate(contacts):
-        where = _at(path, i)
-        contact = _as_object(raw, where)
-        if _opt_ident(contact, "wa_id", where) == sender:
-            return contact, where
-    return None
+_CONTACT_BYTES = 512  # Meta's contacts are ~100 bytes; a bigger one is cut to its wa_id
 
 
-def _meta_message(raw: JSON, path: str, value: JSONObject, value_path: str) -> InboundMessage:
-    """One `messages[]` item, matched to its contact by `wa_id` == `from`."""
+@dataclass(frozen=True, slots=True)
+class _MetaValue:
+    """What every message of one change value shares, read once per value (not per message:
+    a body of many messages and many contacts once took minutes, each message scanning the
+    whole `contacts` list)."""
+
+    path: str
+    phone_number_id: str
+    contacts: dict[str, tuple[JSONObject, str]]
+
+
+def _contact_index(value: JSONObject, path: str) -> dict[str, tuple[JSONObject, str]]:
+    """The `contacts` of a change value by `wa_id` (the first of each), with their paths.
+
+    Contacts that cannot be matched to a message (not objects, no string `wa_id`) are left
+    out, not refused: a message without a contact reads as its sender. A contact goes into
+    the envelope of every message from its user, so a large one is cut to its `wa_id`: one
+    contact repeated in thousands of envelopes would multiply what a body costs to store.
+    """
+    given = value.get("contacts")
+    where = _at(path, "contacts")
+    index: dict[str, tuple[JSONObject, str]] = {}
+    for i, raw in enumerate(given if isinstance(given, list) else ()):
+        wa_id = raw.get("wa_id") if isinstance(raw, dict) else None
+        if isinstance(raw, dict) and isinstance(wa_id, str) and wa_id not in index:
+            small = len(codec.dumps(raw)) <= _CONTACT_BYTES
+            index[wa_id] = (raw if small else {"wa_id": wa_id}, _at(where, i))
+    return index
+
+
+def _meta_message(raw: JSON, path: str, value: _MetaValue) -> InboundMessage:
+    """One `messages[]` item, matched to its contact by `wa_id` == `from` (a dict lookup)."""
     message = _as_object(raw, path)
-    sender = _ident(message, "from", path)
+    sender = _sender(message, path)
     message_id = _ident(message, "id", path)
-    contacts = _opt_array(value, "contacts", value_path)
-    found = _find_contact(contacts, _at(value_path, "contacts"), sender)
-    fallback: JSONObject = {"wa_id": sender}
-    contact, contact_path = found if found is not None else (fallback, path)
+    contact, contact_path = value.contacts.get(sender) or ({"wa_id": sender}, path)
     data: JSONObject = {"contact": contact, "message": message}
-    phone_number_id = _meta_phone_number_id(value, value_path)
-    envelope = _meta_envelope(_META_ID_PREFIX + message_id, MESSAGE_RECEIVED, phone_number_id, data)
+    event_id = _META_ID_PREFIX + message_id
+    envelope = _meta_envelope(event_id, MESSAGE_RECEIVED, value.phone_number_id, data)
     return _received(envelope, data, _Where(message=path, contact=contact_path))
 
 
-def _meta_status(raw: JSON, path: str, value: JSONObject, value_path: str) -> StatusUpdate:
+def _meta_status(raw: JSON, path: str, value: _MetaValue) -> StatusUpdate:
     """One `statuses[]` item; its status names the event type."""
     item = _as_object(raw, path)
     status_id = _ident(item, "id", path)
@@ -718,30 +789,36 @@ def _meta_status(raw: JSON, path: str, value: JSONObject, value_path: str) -> St
     event_id = _META_ID_PREFIX + _status_key(status_id, status)
     kind = _STATUS_PREFIX + status
     data: JSONObject = {"status": item}
-    envelope = _meta_envelope(event_id, kind, _meta_phone_number_id(value, value_path), data)
+    envelope = _meta_envelope(event_id, kind, value.phone_number_id, data)
     return _status(envelope, data, kind, path)
 
 
 def _meta_phone_number_id(value: JSONObject, path: str) -> str:
     """`metadata.phone_number_id` of a change value."""
     metadata = _object(value, "metadata", path)
+    where = _at(path, "metadata.phone_number_id")
     found = _opt_numeric_id(metadata, "phone_number_id", _at(path, "metadata"))
     if found is None:
-        raise PayloadError("required field is missing", path=_at(path, "metadata.phone_number_id"))
-    return found
+        raise PayloadError("required field is missing", path=where)
+    return check_phone_number_id(found, where)
 
 
 def _meta_events(value: JSONObject, path: str) -> list[Event]:
-    """The messages, then the statuses, of one change value."""
+    """The messages, then the statuses, of one change value.
+
+    A value with neither (account updates, template statuses, calls...) gives no event and
+    needs no metadata: only messages and statuses are read.
+    """
     messages = _opt_array(value, "messages", path)
     statuses = _opt_array(value, "statuses", path)
+    if not messages and not statuses:
+        return []
+    shared = _MetaValue(path, _meta_phone_number_id(value, path), _contact_index(value, path))
     events: list[Event] = [
-        _meta_message(raw, _at(_at(path, "messages"), i), value, path)
-        for i, raw in enumerate(messages)
+        _meta_message(raw, _at(_at(path, "messages"), i), shared) for i, raw in enumerate(messages)
     ]
     events += [
-        _meta_status(raw, _at(_at(path, "statuses"), i), value, path)
-        for i, raw in enumerate(statuses)
+        _meta_status(raw, _at(_at(path, "statuses"), i), shared) for i, raw in enumerate(statuses)
     ]
     return events
 

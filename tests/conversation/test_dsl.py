@@ -412,6 +412,37 @@ async def test_each_input_reaches_its_handler(message: JSONObject, hit: str) -> 
     assert ctx.sent == []
 
 
+class Reader(Conversation):
+    home = State(initial=True)
+
+    @on.unsupported(states=[home])
+    def unknown(self, ctx: Context) -> None:
+        assert isinstance(ctx.input, UnsupportedInput)
+        codes: list[JSON] = [error.code for error in ctx.input.errors]
+        ctx.data.update(type=ctx.input.type, reason=ctx.input.reason, codes=codes)
+
+
+@pytest.mark.anyio
+async def test_a_message_meta_could_not_deliver_whole_reaches_on_unsupported_with_its_errors() -> (
+    None
+):
+    """An `interactive` without its object, as Meta sends when something failed on its side."""
+    errors: list[JSON] = [{"code": 131000, "title": "Something went wrong"}]
+    ctx = await run(Reader, {"type": "interactive", "errors": errors})
+    assert ctx.data == {
+        "type": "interactive",
+        "reason": "data.message.interactive: required field is missing",
+        "codes": [131000],
+    }
+
+
+@pytest.mark.anyio
+async def test_a_malformed_message_without_on_unsupported_gets_the_default_fallback() -> None:
+    ctx = await run(Router, {"type": "text", "text": {"body": 5}}, state="helpful")
+    assert ctx.data == {"hit": "fallback"}
+    assert ctx.state == "helpful"
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize(
     "message",

@@ -514,6 +514,120 @@ async def test_one_unprocessable_event_does_not_hold_up_another_users_reply(
         assert [row_ids(sent) for sent in rig.fake.messages_to(ana)] == [SERVICE_ROWS]
 
 
+# --- identifiers are checked at the edge -----------------------------------------------------
+
+
+def with_status(recipient: str) -> dict[str, Any]:
+    """A Meta body carrying one status about a message sent to `recipient`."""
+    body = meta_body()
+    status = {"id": "wamid.out.1", "status": "read", "timestamp": "1779199200"}
+    body["entry"][0]["changes"][0]["value"]["statuses"] = [{**status, "recipient_id": recipient}]
+    return body
+
+
+IDENTIFIERS = [
+    (
+        "phone_number_id",
+        {
+            **received("evt_a", "wamid.a", {"type": "text", "text": {"body": "x"}}),
+            "phone_number_id": "pn_1",
+        },
+    ),
+    (
+        "data.message.from",
+        received("evt_b", "wamid.b", {"type": "text", "text": {"body": "x"}, "from": "juan"}),
+    ),
+    (
+        "data.message.from",
+        received("evt_c", "wamid.c", {"type": "text", "text": {"body": "x"}, "from": "٥٤٩١١٤٠١٢٣"}),
+    ),
+    ("entry[0].changes[0].value.statuses[0].recipient_id", with_status("+5491140123456")),
+    (
+        "entry[0].changes[0].value.messages[0].from",
+        meta_body({"from": "1", "id": "wamid.d", "timestamp": "1779199200", "type": "text"}),
+    ),
+]
+
+
+@pytest.mark.parametrize(("field", "document"), IDENTIFIERS, ids=[f for f, _ in IDENTIFIERS])
+async def test_an_identifier_that_is_not_ascii_digits_is_400_naming_the_field(
+    tmp_path: Path, field: str, document: dict[str, Any]
+) -> None:
+    async with running(tmp_path) as rig:
+        response = await rig.post(encode(document))
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_payload"
+        assert response.json()["detail"].startswith(f"{field}: ")
+        assert "ASCII digits" in response.json()["detail"]
+        assert await rig.nothing_stored()
+
+
+async def test_a_meta_phone_number_id_that_is_not_digits_is_400(tmp_path: Path) -> None:
+    body = meta_body({"from": JUAN, "id": "wamid.e", "timestamp": "1779199200", "type": "text"})
+    body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "555-123"
+    async with running(tmp_path) as rig:
+        response = await rig.post(encode(body))
+        assert response.status_code == 400
+        field = "entry[0].changes[0].value.metadata.phone_number_id"
+        assert response.json()["detail"].startswith(f"{field}: ")
+
+
+# --- one odd message does not refuse the body -------------------------------------------------
+
+
+async def test_an_interactive_without_its_object_is_accepted_beside_the_rest(
+    tmp_path: Path, fixtures_dir: Path
+) -> None:
+    """A real Meta delivery that was once refused (400), and so retried by Meta for days."""
+    broken = {
+        "from": JUAN,
+        "id": "wamid.in.broken",
+        "timestamp": "1779199200",
+        "type": "interactive",
+        "errors": [{"code": 131000, "title": "Something went wrong"}],
+    }
+    text = {"from": JUAN, "id": "wamid.in.ok", "timestamp": "1779199200", "type": "text"}
+    body = meta_body(broken, {**text, "text": {"body": "hola"}})
+    async with running(tmp_path) as rig:
+        response = await rig.post(encode(body))
+        assert response.status_code == 200, response.text
+        assert response.json() == {"accepted": 2, "duplicates": 0}
+        await rig.runtime.settle()
+        assert await rig.status("meta:wamid.in.broken") == "done"
+        assert await rig.status("meta:wamid.in.ok") == "done"
+
+
+async def test_a_body_at_the_size_limit_of_the_worst_shape_is_accepted(tmp_path: Path) -> None:
+    """Issue 10's shape (each message's contact last among many), grown to the limit: it is
+    parsed off the event loop, in time linear in its size (bench/parse.py times it)."""
+    contacts = [{"profile": {"name": "A"}, "wa_id": str(5491100000000 + i)} for i in range(18500)]
+    body = meta_body()
+    value = body["entry"][0]["changes"][0]["value"]
+    value["contacts"] = contacts
+    value["messages"] = [
+        {"from": str(5491100018499 - i), "id": f"wamid.{i}", "timestamp": "1779199200"}
+        | {"type": "text", "text": {"body": "x"}}
+        for i in range(200)
+    ]
+    raw = encode(body)
+    assert MAX_BODY_BYTES - 100_000 < len(raw) <= MAX_BODY_BYTES
+    async with running(tmp_path, workers=False) as rig:
+        response = await rig.post(raw)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"accepted": 200, "duplicates": 0}
+
+
+async def test_a_body_nested_too_deep_to_store_is_400_not_503(tmp_path: Path) -> None:
+    envelope = received("evt_deep", "wamid.in.deep", {"type": "reaction"})
+    raw = encode(envelope).replace(
+        b'"reaction"}', b'"reaction", "x": ' + b"[" * 300 + b"]" * 300 + b"}"
+    )
+    async with running(tmp_path) as rig:
+        response = await rig.post(raw)
+        assert response.status_code == 400, response.text
+        assert "deeper than 64 levels" in response.json()["detail"]
+
+
 # --- unknown things --------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -328,7 +329,11 @@ def test_unknown_message_type_keeps_the_raw_item() -> None:
     envelope = received(reaction)
     event = parse_envelope(envelope)
     assert isinstance(event, InboundMessage)
-    assert event.input == UnsupportedInput(type="reaction", raw=envelope["data"]["message"])
+    assert event.input == UnsupportedInput(
+        type="reaction",
+        raw=envelope["data"]["message"],
+        reason="botkit does not read messages of type 'reaction'",
+    )
     assert isinstance(event.input, UnsupportedInput)
     assert event.input.raw["reaction"] == {"message_id": "wamid.out.1", "emoji": "👍"}
 
@@ -339,6 +344,7 @@ def test_metas_unsupported_type_is_unsupported_input() -> None:
     assert isinstance(result, UnsupportedInput)
     assert result.type == "unsupported"
     assert result.raw["errors"] == item["errors"]
+    assert result.errors == (StatusError(code=131051, title="Message type unknown", message=None),)
 
 
 def test_unknown_interactive_subtype_keeps_the_raw_item() -> None:
@@ -346,6 +352,7 @@ def test_unknown_interactive_subtype_keeps_the_raw_item() -> None:
     result = input_of({"type": "interactive", "interactive": interactive})
     assert isinstance(result, UnsupportedInput)
     assert result.type == "interactive.nfm_reply"
+    assert result.reason == "botkit does not read interactive replies of type 'nfm_reply'"
     assert result.raw["interactive"] == interactive
     assert result.raw["id"] == "wamid.x"
 
@@ -570,13 +577,6 @@ MISSING = [
     ("text.json", "data.message.from"),
     ("text.json", "data.message.id"),
     ("text.json", "data.message.timestamp"),
-    ("text.json", "data.message.type"),
-    ("text.json", "data.message.text"),
-    ("text.json", "data.message.text.body"),
-    ("button_reply.json", "data.message.interactive.button_reply.id"),
-    ("template_quick_reply.json", "data.message.button.payload"),
-    ("image.json", "data.message.image.id"),
-    ("location.json", "data.message.location.longitude"),
     ("status_delivered.json", "data.status"),
     ("status_delivered.json", "data.status.id"),
     ("status_delivered.json", "data.status.recipient_id"),
@@ -605,26 +605,31 @@ WRONG = [
         'Unix seconds (an integer or a string of digits), got string "yesterday"',
     ),
     ("text.json", "data.message.timestamp", True, "got boolean true"),
-    ("text.json", "data.message.text.body", 5, "expected a string, got number 5"),
     ("text.json", "data.message.from", "", "expected a non-empty string"),
-    ("text.json", "data.message.type", None, "expected a string, got null"),
     ("text.json", "data", [], "expected an object, got an array"),
     ("text.json", "type", 7, "expected a string, got number 7"),
     ("text.json", "id", 5, "expected a string, got number 5"),
     ("text.json", "data.contact", "Juan", 'expected an object, got string "Juan"'),
     ("text.json", "data.contact.profile.name", 1, "expected a string, got number 1"),
-    ("button_reply.json", "data.message.interactive.button_reply.id", 3, "got number 3"),
     ("button_reply.json", "data.message.context", "wamid.out.0001", "expected an object"),
-    ("image.json", "data.message.image.caption", ["x"], "expected a string, got an array"),
-    ("location.json", "data.message.location.latitude", "north", "a number from -90 to 90"),
-    ("location.json", "data.message.location.longitude", 200.5, "got number 200.5"),
-    ("location.json", "data.message.location.longitude", [1], "got an array"),
     ("status_delivered.json", "data.status.timestamp", "soon", "Unix seconds"),
     ("status_failed.json", "data.status.errors", {"code": 1}, "expected an array"),
     ("status_failed.json", "data.status.errors.0.code", "abc", "expected an integer"),
     ("meta_native.json", "object", "page", "expected 'whatsapp_business_account'"),
+    # identifiers: lane keys and send targets are ASCII digits of a plausible length
+    ("text.json", "phone_number_id", "pn-1", "a phone_number_id must be 6 to 20 ASCII digits"),
+    ("text.json", "phone_number_id", "5" * 21, "6 to 20 ASCII digits"),
+    ("text.json", "data.message.from", "+5491140123456", "7 to 15 ASCII digits"),
+    ("text.json", "data.message.from", "juan", "WhatsApp id (the user's number)"),
+    ("text.json", "data.message.from", "٥٤٩١١٤٠١٢٣٤٥٦", "7 to 15 ASCII digits"),
+    ("text.json", "data.message.from", "5" * 16, "7 to 15 ASCII digits"),
+    ("text.json", "data.contact.wa_id", "54 9 11 4012-3456", "7 to 15 ASCII digits"),
+    ("status_read.json", "phone_number_id", "¹²³⁴⁵⁶⁷", "6 to 20 ASCII digits"),
+    ("status_read.json", "data.status.recipient_id", "12", "7 to 15 ASCII digits"),
+    ("meta_native.json", "entry.0.changes.0.value.metadata.phone_number_id", "x1", "6 to 20"),
+    ("meta_native.json", "entry.0.changes.0.value.messages.1.from", "juan", "7 to 15"),
+    ("meta_native.json", "entry.0.changes.0.value.statuses.0.recipient_id", "x", "7 to 15"),
     ("meta_native.json", "entry", {}, "expected an array, got an object"),
-    ("meta_native.json", "entry.0.changes.0.value.messages.0.text.body", 5, "got number 5"),
     ("meta_native.json", "entry.0.changes.0.value.contacts.0.profile.name", 5, "a string"),
     ("meta_native.json", "entry.0.changes.0.value.statuses.0.timestamp", "x", "Unix seconds"),
 ]
@@ -642,6 +647,26 @@ def test_a_wrong_value_is_named(
     assert words in str(error)
 
 
+@pytest.mark.parametrize(
+    ("dotted", "value"),
+    [("data.phone_number_id", "abc"), ("data.metadata.phone_number_id", "12345678901234567890123")],
+)
+def test_a_phone_number_id_elsewhere_is_checked_where_it_is(
+    fixtures_dir: Path, dotted: str, value: str
+) -> None:
+    doc = without(load(fixtures_dir, "text.json"), "phone_number_id")
+    doc["data"]["metadata"] = {}
+    error = error_for(fixtures_dir, "text.json", with_value(doc, dotted, value))
+    assert error.path == dotted
+    assert "6 to 20 ASCII digits" in str(error)
+
+
+def test_an_unknown_envelope_type_with_an_odd_phone_number_id_is_still_accepted() -> None:
+    event = parse_envelope({"id": "e", "type": "whatsapp.x", "phone_number_id": "?", "data": {}})
+    assert isinstance(event, OtherEvent)
+    assert event.phone_number_id is None
+
+
 @pytest.mark.parametrize("name", ["text.json", "status_read.json"])
 def test_a_missing_phone_number_id_is_named(fixtures_dir: Path, name: str) -> None:
     error = error_for(fixtures_dir, name, without(load(fixtures_dir, name), "phone_number_id"))
@@ -650,10 +675,115 @@ def test_a_missing_phone_number_id_is_named(fixtures_dir: Path, name: str) -> No
     assert "data.metadata.phone_number_id" in str(error)
 
 
-def test_an_interactive_reply_of_no_known_kind_needs_a_type(fixtures_dir: Path) -> None:
-    doc = with_value(load(fixtures_dir, "button_reply.json"), "data.message.interactive", {})
-    error = error_for(fixtures_dir, "button_reply.json", doc)
-    assert error.path == "data.message.interactive.type"
+# --- a message of an unexpected shape is unsupported, not a refused body ------------------
+
+# (file, dotted path, value or MISSING, the message type, words of the reason)
+MISSING_VALUE = object()
+MALFORMED = [
+    ("text.json", "data.message.type", MISSING_VALUE, "unknown", "got null"),
+    ("text.json", "data.message.type", None, "unknown", "got null"),
+    ("text.json", "data.message.type", 7, "unknown", "got number 7"),
+    ("text.json", "data.message.type", " ", "unknown", 'got string " "'),
+    ("text.json", "data.message.text", MISSING_VALUE, "text", "required field is missing"),
+    ("text.json", "data.message.text.body", MISSING_VALUE, "text", "required field is missing"),
+    ("text.json", "data.message.text.body", 5, "text", "expected a string, got number 5"),
+    (
+        "button_reply.json",
+        "data.message.interactive",
+        MISSING_VALUE,
+        "interactive",
+        "required field is missing",
+    ),
+    ("button_reply.json", "data.message.interactive", {}, "interactive", "missing"),
+    ("button_reply.json", "data.message.interactive", "x", "interactive", "expected an object"),
+    (
+        "button_reply.json",
+        "data.message.interactive.button_reply.id",
+        MISSING_VALUE,
+        "interactive",
+        "required field is missing",
+    ),
+    ("button_reply.json", "data.message.interactive.button_reply.id", 3, "interactive", "number 3"),
+    (
+        "template_quick_reply.json",
+        "data.message.button.payload",
+        MISSING_VALUE,
+        "button",
+        "required field is missing",
+    ),
+    ("image.json", "data.message.image.id", MISSING_VALUE, "image", "required field is missing"),
+    ("image.json", "data.message.image.caption", ["x"], "image", "got an array"),
+    ("location.json", "data.message.location.latitude", "north", "location", "-90 to 90"),
+    ("location.json", "data.message.location.longitude", MISSING_VALUE, "location", "missing"),
+    ("location.json", "data.message.location.longitude", 200.5, "location", "got number 200.5"),
+    ("location.json", "data.message.location.longitude", [1], "location", "got an array"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "dotted", "value", "kind", "words"),
+    MALFORMED,
+    ids=[f"{c[0]}:{c[1]}={'MISSING' if c[2] is MISSING_VALUE else repr(c[2])}" for c in MALFORMED],
+)
+def test_a_message_of_a_known_type_with_malformed_content_is_unsupported(
+    fixtures_dir: Path, name: str, dotted: str, value: Any, kind: str, words: str
+) -> None:
+    original = load(fixtures_dir, name)
+    doc = (
+        without(original, dotted) if value is MISSING_VALUE else with_value(original, dotted, value)
+    )
+    event = message_of_doc(doc)
+    assert isinstance(event.input, UnsupportedInput)
+    assert event.input.type == kind
+    assert event.input.raw == doc["data"]["message"]
+    assert event.input.reason.startswith(bracketed(dotted).rsplit(".", 1)[0])
+    assert words in event.input.reason
+    # everything else about the message is still read: it reaches its user's conversation
+    assert (event.wa_id, event.message_id, event.phone_number_id) == (
+        "5491140123456",
+        original["data"]["message"]["id"],
+        BUSINESS,
+    )
+    assert parse_envelope(event.envelope) == event
+
+
+def test_an_interactive_message_without_its_object_keeps_metas_errors() -> None:
+    """What Meta sends when something went wrong on its side: the type, no content, errors."""
+    errors = [
+        {
+            "code": 131000,
+            "title": "Something went wrong",
+            "message": "Something went wrong",
+            "error_data": {"details": "Interactive message could not be processed"},
+        },
+        "not an error object",
+        {"code": "not a number"},
+    ]
+    result = input_of({"type": "interactive", "errors": errors})
+    assert isinstance(result, UnsupportedInput)
+    assert result.type == "interactive"
+    assert result.reason == "data.message.interactive: required field is missing"
+    assert result.errors == (
+        StatusError(code=131000, title="Something went wrong", message="Something went wrong"),
+    )
+    assert result.raw["errors"] == errors
+
+
+def test_a_meta_body_with_one_malformed_message_keeps_the_others(fixtures_dir: Path) -> None:
+    body = load(fixtures_dir, "meta_native.json")
+    messages = body["entry"][0]["changes"][0]["value"]["messages"]
+    del messages[1]["interactive"]
+    messages[0]["text"]["body"] = 5
+    text, tap, status = parse_body(codec.dumps(body))
+    assert isinstance(text, InboundMessage) and isinstance(tap, InboundMessage)
+    assert isinstance(text.input, UnsupportedInput)
+    assert text.input.reason == (
+        "entry[0].changes[0].value.messages[0].text.body: expected a string, got number 5"
+    )
+    assert isinstance(tap.input, UnsupportedInput)
+    assert tap.input.type == "interactive"
+    assert tap.context_id == "wamid.out.0001"
+    assert isinstance(status, StatusUpdate)
 
 
 def test_parse_envelope_rejects_a_missing_data() -> None:
@@ -663,7 +793,108 @@ def test_parse_envelope_rejects_a_missing_data() -> None:
     assert "missing" in str(caught.value)
 
 
-def test_contact_card_must_be_an_object() -> None:
-    with pytest.raises(PayloadError) as caught:
-        input_of({"type": "contacts", "contacts": ["Ana"]})
-    assert caught.value.path == "data.message.contacts[0]"
+def test_a_contact_card_that_is_not_an_object_is_unsupported() -> None:
+    result = input_of({"type": "contacts", "contacts": ["Ana"]})
+    assert isinstance(result, UnsupportedInput)
+    assert result.reason.startswith("data.message.contacts[0]: expected an object")
+
+
+# --- the cost of a body is linear in its size --------------------------------------------
+
+
+def contacts_body(messages: int, contacts_each: int) -> bytes:
+    """The shape of issue 10: each message's contact last among many (the old scan's worst)."""
+    total = messages * contacts_each
+    people = [{"profile": {"name": "A"}, "wa_id": str(5491100000000 + i)} for i in range(total)]
+    items = [
+        {"from": str(5491100000000 + total - 1 - i), "id": f"wamid.{i}", "timestamp": "1"}
+        | {"type": "text", "text": {"body": "x"}}
+        for i in range(messages)
+    ]
+    value = {"metadata": {"phone_number_id": BUSINESS}, "contacts": people, "messages": items}
+    body = {"object": "whatsapp_business_account", "entry": [{"changes": [{"value": value}]}]}
+    return codec.dumps(body)
+
+
+def calls_to_parse(body: bytes) -> int:
+    """How many Python function calls `parse_body` makes on `body`: its work, not its time."""
+    calls = 0
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        calls += event == "call"
+
+    sys.setprofile(count)
+    try:
+        parse_body(body)
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_parsing_work_is_linear_in_messages_and_contacts() -> None:
+    """Doubling both the messages and the contacts doubles the work (the old scan: x4)."""
+    small, large = contacts_body(50, 20), contacts_body(100, 20)
+    small_calls, large_calls = calls_to_parse(small), calls_to_parse(large)
+    assert len(large) / len(small) == pytest.approx(2, rel=0.05)
+    assert large_calls / small_calls == pytest.approx(2, rel=0.05)
+    for event, i in zip(parse_body(large), range(100), strict=True):
+        assert isinstance(event, InboundMessage)
+        assert event.contact == Contact(str(5491100000000 + 1999 - i), "A", None)
+
+
+def test_a_large_contact_goes_into_each_envelope_as_its_wa_id_only(fixtures_dir: Path) -> None:
+    """A contact is copied into the envelope of every message from its user; cut when large,
+    so that storing a body's events costs at most a constant times the body's size."""
+    body = load(fixtures_dir, "meta_native.json")
+    contact = body["entry"][0]["changes"][0]["value"]["contacts"][0]
+    contact["profile"]["name"] = "J" * 600
+    text = parse_body(body)[0]
+    assert isinstance(text, InboundMessage)
+    assert text.contact == Contact(wa_id="5491140123456", name=None, user_id=None)
+    data: Any = text.envelope["data"]
+    assert data["contact"] == {"wa_id": "5491140123456"}
+
+
+def test_a_body_nested_too_deep_to_be_stored_is_refused() -> None:
+    """orjson decodes 1024 levels and encodes 254: acknowledged, such a body could not be
+    stored (a 503, retried for days)."""
+    deep = b"[" * 300 + b"]" * 300
+    with pytest.raises(PayloadError, match="deeper than 64 levels"):
+        parse_body(b'{"type": "whatsapp.future", "data": {"x": ' + deep + b"}}")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"field": "account_update", "value": {"phone_number": "15550001111", "event": "X"}},
+        {"field": "message_template_status_update", "value": {"event": "APPROVED"}},
+        {
+            "field": "calls",
+            "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"phone_number_id": BUSINESS},
+                "contacts": [{"wa_id": "5491140123456"}],
+                "calls": [{"id": "wacid.1", "from": "5491140123456", "event": "connect"}],
+            },
+        },
+        {"field": "messages", "value": {"metadata": {}, "errors": [{"code": 131000}]}},
+        {"field": "user_preferences", "value": {"user_preferences": [{"wa_id": "x"}]}},
+    ],
+)
+def test_other_changes_in_a_meta_body_are_not_refused(
+    fixtures_dir: Path, change: dict[str, Any]
+) -> None:
+    body = load(fixtures_dir, "meta_native.json")
+    body["entry"][0]["changes"].append(change)
+    body["entry"].append({"id": "2", "changes": [change]})
+    assert len(parse_body(codec.dumps(body))) == 3
+
+
+def test_contacts_that_match_no_message_are_not_read(fixtures_dir: Path) -> None:
+    body = load(fixtures_dir, "meta_native.json")
+    contacts = body["entry"][0]["changes"][0]["value"]["contacts"]
+    contacts[:0] = ["odd", {"wa_id": 5}, {"profile": "x"}, {"wa_id": "x", "profile": 3}]
+    text = parse_body(codec.dumps(body))[0]
+    assert isinstance(text, InboundMessage)
+    assert text.contact.name == "Juan"
