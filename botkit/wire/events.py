@@ -333,6 +333,8 @@ def _ident(parent: JSONObject, key: str, path: str) -> str:
     value = _string(parent, key, path)
     if not value.strip():
         raise _wrong("a non-empty string", value, _at(path, key))
+    if len(value) > MAX_IDENT:  # it becomes a key of the store and a part of log lines
+        raise _wrong(f"at most {MAX_IDENT} characters", value, _at(path, key))
     return value
 
 
@@ -355,6 +357,7 @@ def _opt_numeric_id(parent: JSONObject, key: str, path: str) -> str | None:
 
 
 MAX_TIMESTAMP = 10**11  # year 5138: anything later is not a message's send time
+MAX_IDENT = 512  # characters of an id or a type name: Meta's wamids have about 60
 MAX_ERROR_CODE = 2**31 - 1  # Meta's error codes are 32-bit (131047, 130429...)
 
 
@@ -695,6 +698,8 @@ def _other_id(envelope: JSONObject) -> str:
     """The envelope `id`, else a hash of the envelope, so that a redelivery is still a duplicate."""
     given = envelope.get("id")
     if isinstance(given, str) and given.strip():
+        if len(given) > MAX_IDENT:
+            raise _wrong(f"at most {MAX_IDENT} characters", given, "id")
         return given
     if isinstance(given, int) and not isinstance(given, bool):
         return str(given)

@@ -864,3 +864,27 @@ async def test_an_unexpected_error_while_storing_is_a_500_in_json(tmp_path: Path
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"] == "internal_error"
+
+
+@pytest.mark.parametrize(
+    ("where", "path"),
+    [("envelope", "id"), ("message", "data.message.id"), ("type", "type")],
+)
+async def test_an_id_of_a_megabyte_is_400_naming_it_and_never_stored(
+    tmp_path: Path, where: str, path: str
+) -> None:
+    envelope = received("evt_long", "wamid.in.long", {"type": "text", "text": {"body": "hola"}})
+    huge = "i" * 1_000_000
+    if where == "envelope":
+        envelope["id"] = huge
+    elif where == "message":
+        envelope["data"]["message"]["id"] = huge
+    else:
+        envelope["type"] = huge
+    async with running(tmp_path) as rig:
+        response = await rig.post(encode(envelope))
+        assert response.status_code == 400, response.text[:300]
+        detail = response.json()["detail"]
+        assert detail.startswith(f"{path}: ") and "at most 512 characters" in detail
+        assert len(detail) < 300  # the value is not repeated back in full
+        assert await rig.nothing_stored()
