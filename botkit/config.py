@@ -32,6 +32,12 @@ REDELIVERY_HORIZON = sum(REDELIVERY_DELAYS)
 # twice the redelivery horizon, so that a late redelivery is still recognised as a duplicate.
 DEFAULT_RETENTION_DAYS = 7
 MIN_RETENTION = 6 * HOUR
+# The edge (botkit/web/server.py): a connection has this long to send a complete request head,
+# a request this long after its head to send its body; more connections than this close the
+# longest-idle ones.
+DEFAULT_HEADER_TIMEOUT = 5.0
+DEFAULT_BODY_TIMEOUT = 10.0
+DEFAULT_MAX_CONNECTIONS = 4096
 
 _DIGITS = re.compile(r"[0-9]{1,32}")
 _DECIMAL = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
@@ -56,6 +62,9 @@ class Settings:
     database_pool: int = DEFAULT_DATABASE_POOL
     lease: float = DEFAULT_LEASE_SECONDS  # seconds a worker's claim lasts unless renewed
     retention: float = DEFAULT_RETENTION_DAYS * DAY  # seconds finished work is kept
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT  # seconds for a complete request head
+    body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds for a body, from its head
+    max_connections: int = DEFAULT_MAX_CONNECTIONS  # open at once, idle ones closed past it
 
     @property
     def uses_fake_provider(self) -> bool:
@@ -106,6 +115,9 @@ class Settings:
         per_key = _rate(env, "BOTKIT_RATE_PER_KEY", DEFAULT_RATE_PER_KEY, problems)
         media_days = _int(env, "BOTKIT_MEDIA_MAX_AGE_DAYS", DEFAULT_MEDIA_MAX_AGE_DAYS, problems)
         retention = _retention(env, problems)
+        header_timeout = _seconds(env, "BOTKIT_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT, problems)
+        body_timeout = _seconds(env, "BOTKIT_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT, problems)
+        connections = _int(env, "BOTKIT_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, problems)
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -123,6 +135,9 @@ class Settings:
             rate_per_key=per_key,
             media_max_age=media_days * DAY,
             retention=retention,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_connections=connections,
         )
 
 
@@ -143,6 +158,19 @@ def _int(env: Mapping[str, str], name: str, default: int, problems: list[str]) -
         problems.append(f"{name} must be a positive whole number, not {raw!r}")
         return default
     return int(raw)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:
+    """A positive number of seconds, decimals allowed (0.5)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not _DECIMAL.fullmatch(raw) or float(raw) <= 0:
+        problems.append(
+            f"{name} must be a positive number of seconds, such as 5 or 0.5; not {raw!r}"
+        )
+        return default
+    return float(raw)
 
 
 def _rate(env: Mapping[str, str], name: str, default: float, problems: list[str]) -> float:

@@ -313,3 +313,33 @@ def test_the_lease_is_read_and_a_short_one_refused() -> None:
     assert Settings.from_env({"BOTKIT_LEASE_SECONDS": "5"}).lease == 5.0
     [problem] = problems_of({"BOTKIT_LEASE_SECONDS": "2"})
     assert problem.startswith("BOTKIT_LEASE_SECONDS must be at least 3")
+
+
+# --- the edge ------------------------------------------------------------------------------------
+
+
+def test_the_edge_defaults_to_five_seconds_for_a_head_and_ten_for_a_body() -> None:
+    settings = Settings.from_env({})
+    assert (settings.header_timeout, settings.body_timeout) == (5.0, 10.0)
+    assert settings.max_connections == 4096
+    assert Settings() == settings
+
+
+def test_the_edge_settings_are_read() -> None:
+    env = {
+        "BOTKIT_HEADER_TIMEOUT": "2.5",
+        "BOTKIT_BODY_TIMEOUT": "30",
+        "BOTKIT_MAX_CONNECTIONS": "20000",
+    }
+    settings = Settings.from_env(env)
+    assert (settings.header_timeout, settings.body_timeout) == (2.5, 30.0)
+    assert settings.max_connections == 20000
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf", "1e3"])
+def test_an_edge_timeout_must_be_a_positive_number_of_seconds(value: str) -> None:
+    problems = problems_of({"BOTKIT_HEADER_TIMEOUT": value, "BOTKIT_BODY_TIMEOUT": value})
+    assert problems == tuple(
+        f"{name} must be a positive number of seconds, such as 5 or 0.5; not {value!r}"
+        for name in ("BOTKIT_HEADER_TIMEOUT", "BOTKIT_BODY_TIMEOUT")
+    )

@@ -51,7 +51,7 @@ OWNERS: dict[str, frozenset[str]] = {
     "orjson": frozenset({"botkit.codec"}),
     "httptools": frozenset({"botkit.provider.transport"}),
     "certifi": frozenset({"botkit.provider.transport"}),
-    "uvicorn": frozenset({"botkit.tools.cli", "botkit.fake.provider"}),
+    "uvicorn": frozenset({"botkit.web.server", "botkit.fake.provider"}),
     "phonenumbers": frozenset({"botkit.wire.phone"}),
     # an extra (botkit[postgres]): only the PostgreSQL store, which open_store imports lazily
     "asyncpg": frozenset(

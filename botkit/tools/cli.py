@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -35,6 +34,7 @@ from botkit.runtime.runtime import Runtime
 from botkit.runtime.worker import WorkerProcess, stop_signals, until_stopped, worker_command
 from botkit.store import open_store
 from botkit.tools import check, graph
+from botkit.web import server
 from botkit.web.app import create_app
 
 log = logging.getLogger("botkit")
@@ -127,11 +127,7 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    # Bounded memory at the edge: past this many requests in flight uvicorn answers 503 (the
-    # provider retries), instead of buffering up to 1 MiB per waiting request.
-    uvicorn.run(
-        app, host=args.host, port=args.port, log_level=args.log_level, limit_concurrency=1024
-    )
+    server.serve(app, settings, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
@@ -266,8 +262,6 @@ def _chat(args: argparse.Namespace) -> int:
 
 def _dev(args: argparse.Namespace) -> int:
     # Imported here: only `botkit dev` needs the web simulator.
-    from types import FrameType
-
     from botkit.tools.devserver import DevBot, create_dev_app
 
     dev = DevBot(args.target, args.database)
@@ -280,14 +274,15 @@ def _dev(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
-
-    class DevServer(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            dev.end_streams()  # the pages' event streams would hold the stop otherwise
-            super().handle_exit(sig, frame)
-
-    DevServer(config).run()
+    # dev.end_streams at the stop signal: the pages' event streams would hold the stop otherwise
+    server.serve(
+        app,
+        Settings(),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        before_exit=dev.end_streams,
+    )
     return 0
 
 
