@@ -60,6 +60,13 @@ class _Parsed:
     document: object = None
     paused: bool = False  # the collector is paused for it (_pause_collector)
 
+    def __del__(self) -> None:
+        # never dismantled (the request was cancelled while its body was parsed): the
+        # collector must not stay paused for the rest of the process's life
+        if self.paused:
+            self.paused = False
+            _resume_collector()
+
     def dismantle(self) -> None:
         """Frees the events, then the document, a piece at a time: freeing a large structure
         in one go is one C call that holds the GIL until its last object is gone (tens of

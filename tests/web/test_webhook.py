@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import hmac
 import json
@@ -28,6 +29,7 @@ from botkit.fake.provider import FakeGoSendAPI, SentMessage
 from botkit.runtime.runtime import Runtime
 from botkit.store.base import Backlog
 from botkit.types import ManualClock
+from botkit.web import webhook
 from botkit.web.app import create_app
 
 pytestmark = pytest.mark.anyio
@@ -877,3 +879,25 @@ async def test_an_id_of_a_megabyte_is_400_naming_it_and_never_stored(
         assert detail.startswith(f"{path}: ") and "at most 512 characters" in detail
         assert len(detail) < 300  # the value is not repeated back in full
         assert await rig.nothing_stored()
+
+
+async def test_a_large_body_whose_request_is_cancelled_mid_parse_leaves_the_collector_on() -> None:
+    """A body over OFF_LOOP_BYTES is decoded with the garbage collector paused until it is
+    let go of; a request cancelled meanwhile must not leave it paused for good."""
+    body = encode(meta_body(*({"from": JUAN, "id": f"wamid.{n}", "timestamp": "1779199200",
+                               "type": "text", "text": {"body": "x"}} for n in range(2000))))  # fmt: skip
+    assert len(body) > webhook.OFF_LOOP_BYTES
+    parsing = asyncio.create_task(webhook._parse(body))
+    await asyncio.sleep(0)  # the thread has started
+    parsing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await parsing
+    for _ in range(200):  # the thread finishes; its result is dropped
+        await asyncio.sleep(0.01)
+        if gc.isenabled():
+            break
+    assert gc.isenabled()
+    parsed = await webhook._parse(body)  # and a body let go of as the endpoint does
+    assert not gc.isenabled()
+    await webhook._release(parsed)
+    assert gc.isenabled()
