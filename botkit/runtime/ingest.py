@@ -110,7 +110,12 @@ class Ingest:
 
     async def accept(self, events: Sequence[Event | TriggerEvent]) -> list[bool]:
         """Stores events durably (True per new one, False per duplicate); the workers wake."""
-        flags = await self.store.inbox.add([new_event(event) for event in events])
+        return await self.accept_rows([new_event(event) for event in events])
+
+    async def accept_rows(self, rows: Sequence[NewEvent]) -> list[bool]:
+        """`accept`, for events already made inbox rows (a large body's, by the process that
+        decoded it: botkit.web.decoder)."""
+        flags = await self.store.inbox.add(rows)
         if any(flags) and self.wake is not None:
             self.wake()
         return flags

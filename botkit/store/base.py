@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, runtime_checkable
 
+from botkit import codec
 from botkit.types import JSON, JSONObject
 from botkit.wire.window import Window
 
@@ -59,14 +60,17 @@ LANE_ITEMS = 32  # events or sends a claim takes from one lane at most
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event to add to the inbox; `message_id` is the inbound wamid, the second dedupe key."""
+    """An event to add to the inbox; `message_id` is the inbound wamid, the second dedupe key.
+
+    `envelope` is the event's JSON, or that JSON already encoded (a large webhook body's
+    events come encoded from the process that decoded it: botkit.web.decoder)."""
 
     event_id: str
     message_id: str | None
     kind: str
     phone_number_id: str
     wa_id: str
-    envelope: JSONObject
+    envelope: JSONObject | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +327,13 @@ def failed_outcome(outcome: LaneOutcome, error: str) -> LaneOutcome:
 
 
 E = TypeVar("E")
+
+
+def envelope_json(event: NewEvent) -> str:
+    """An event's envelope as the JSON text a store keeps (TypeError, ValueError when it
+    cannot be encoded)."""
+    envelope = event.envelope
+    return envelope if isinstance(envelope, str) else codec.dumps_str(envelope)
 
 
 def encoded(outcome: LaneOutcome, encode: Callable[[LaneOutcome], E]) -> E:

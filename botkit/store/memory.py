@@ -38,6 +38,7 @@ from botkit.store.base import (
     Session,
     StatusRecord,
     UserRecord,
+    envelope_json,
     failed_outcome,
 )
 from botkit.store.signal import Signal
@@ -262,7 +263,7 @@ class _Inbox(_Queue):
         """Stores events; duplicates (same event or message id) are reported False."""
         self.store._check_open()
         try:
-            envelopes = [codec.loads(codec.dumps(event.envelope)) for event in events]
+            envelopes = [codec.loads(envelope_json(event)) for event in events]
         except (TypeError, ValueError) as exc:
             raise StoreError(f"an event cannot be stored: {exc}") from exc
         flags = []

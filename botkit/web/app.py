@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -44,8 +45,11 @@ def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with runtime.running():
-            yield
+        try:
+            async with runtime.running():
+                yield
+        finally:
+            await asyncio.to_thread(webhook.decoder.close)
 
     async def healthz(request: Request) -> Response:
         try:

@@ -60,7 +60,8 @@ def test_a_replica_killed_mid_load_loses_no_reply_doubles_none_and_keeps_each_us
 ) -> None:
     fake = deployment.fake_api()
     deployment.env.update(provider_env(fake, postgres_url))
-    deployment.env["BOTKIT_TEST_ECHO_SECONDS"] = "0.1"  # turns in flight when it is killed
+    # turns in flight when it is killed: each event takes 0.5 s, longer than a round of posts
+    deployment.env["BOTKIT_TEST_ECHO_SECONDS"] = "0.5"
     deployment.env["BOTKIT_LEASE_SECONDS"] = "5"  # the dead replica's claims end soon
     replicas = [deployment.web(BOT, workers=True) for _ in range(3)]
     post_round(replicas, range(1, 5))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import hashlib
 import hmac
 import json
@@ -29,7 +28,7 @@ from botkit.fake.provider import FakeGoSendAPI, SentMessage
 from botkit.runtime.runtime import Runtime
 from botkit.store.base import Backlog
 from botkit.types import ManualClock
-from botkit.web import webhook
+from botkit.web import decoder
 from botkit.web.app import create_app
 
 pytestmark = pytest.mark.anyio
@@ -881,23 +880,71 @@ async def test_an_id_of_a_megabyte_is_400_naming_it_and_never_stored(
         assert await rig.nothing_stored()
 
 
-async def test_a_large_body_whose_request_is_cancelled_mid_parse_leaves_the_collector_on() -> None:
-    """A body over OFF_LOOP_BYTES is decoded with the garbage collector paused until it is
-    let go of; a request cancelled meanwhile must not leave it paused for good."""
-    body = encode(meta_body(*({"from": JUAN, "id": f"wamid.{n}", "timestamp": "1779199200",
-                               "type": "text", "text": {"body": "x"}} for n in range(2000))))  # fmt: skip
-    assert len(body) > webhook.OFF_LOOP_BYTES
-    parsing = asyncio.create_task(webhook._parse(body))
-    await asyncio.sleep(0)  # the thread has started
-    parsing.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await parsing
-    for _ in range(200):  # the thread finishes; its result is dropped
-        await asyncio.sleep(0.01)
-        if gc.isenabled():
-            break
-    assert gc.isenabled()
-    parsed = await webhook._parse(body)  # and a body let go of as the endpoint does
-    assert not gc.isenabled()
-    await webhook._release(parsed)
-    assert gc.isenabled()
+# --- large bodies: decoded in a child process ------------------------------------------------
+
+
+def large_meta_body(messages: int, *, broken: int | None = None, first: int = 0) -> dict[str, Any]:
+    """A Meta body of `messages` texts from distinct users (one malformed at `broken`)."""
+    items = []
+    for n in range(messages):
+        item: dict[str, Any] = {"from": f"54911{n:08d}", "id": f"wamid.big.{first + n}",
+                                "timestamp": "1779199200", "type": "text", "text": {"body": "x" * 40}}  # fmt: skip
+        if n == broken:
+            item["from"] = "not a number"
+        items.append(item)
+    return meta_body(*items)
+
+
+async def test_a_large_body_is_stored_as_the_same_rows_the_loop_would_store(tmp_path: Path) -> None:
+    from botkit.runtime.ingest import new_event
+    from botkit.store.base import envelope_json
+    from botkit.wire.events import parse_body
+
+    raw = encode(large_meta_body(800))
+    assert len(raw) > decoder.LARGE
+    async with running(tmp_path, workers=False) as rig:
+        response = await rig.post(raw)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"accepted": 800, "duplicates": 0}
+        assert (await rig.post(raw)).json() == {"accepted": 0, "duplicates": 800}
+        child = rig.app.webhook.decoder._child
+        assert child is not None and child.poll() is None  # decoded apart, by a child
+        expected = [new_event(event) for event in parse_body(raw)]
+        store = rig.runtime.store
+        rows = await store.run(  # type: ignore[attr-defined]
+            lambda db: db.execute(
+                "SELECT event_id, message_id, kind, phone_number_id, wa_id, envelope"
+                " FROM incoming.inbox ORDER BY seq"
+            ).fetchall()
+        )
+        assert [tuple(row) for row in rows] == [
+            (e.event_id, e.message_id, e.kind, e.phone_number_id, e.wa_id, envelope_json(e))
+            for e in expected
+        ]
+    assert child.wait(timeout=10) is not None  # ended with the app
+
+
+async def test_a_large_body_is_refused_with_the_same_400_as_a_small_one(tmp_path: Path) -> None:
+    small = encode(large_meta_body(3, broken=1))
+    large = encode(large_meta_body(800, broken=1))
+    async with running(tmp_path) as rig:
+        answers = [await rig.post(small), await rig.post(large)]
+        assert [a.status_code for a in answers] == [400, 400]
+        assert answers[0].json()["detail"] == answers[1].json()["detail"]
+        assert "messages[1].from" in answers[1].json()["detail"]
+        assert await rig.runtime.store.inspect.backlog() == Backlog(0, 0)
+
+
+async def test_a_decoder_process_that_died_gives_503_once_then_is_replaced(tmp_path: Path) -> None:
+    raw = encode(large_meta_body(800))
+    async with running(tmp_path, workers=False) as rig:
+        assert (await rig.post(encode(large_meta_body(800, first=5000)))).status_code == 200
+        child = rig.app.webhook.decoder._child
+        assert child is not None
+        child.kill()
+        child.wait()
+        answers = [await rig.post(raw) for _ in range(2)]
+        # the first may find it dead mid-answer (503, delivered again) or be replaced at once
+        assert answers[-1].status_code == 200, answers[-1].text
+        assert all(a.status_code in (200, 503) for a in answers)
+        assert sum(a.json().get("accepted", 0) for a in answers) == 800

@@ -47,6 +47,7 @@ from botkit.store.base import (
     SendLaneOutcome,
     Session,
     UserRecord,
+    envelope_json,
 )
 from botkit.store.batch import GroupCommit
 from botkit.store.postgres import functions
@@ -417,7 +418,7 @@ class _Inbox(_Queue):
     async def add(self, events: Sequence[NewEvent]) -> list[bool]:
         """Stores events durably (one transaction); True per new event."""
         try:
-            envelopes = [codec.dumps_str(event.envelope) for event in events]
+            envelopes = [envelope_json(event) for event in events]
         except (TypeError, ValueError) as exc:
             raise StoreError(f"an event cannot be stored: {exc}") from exc
         flags: list[bool] = await self.store._adds.submit(_Arrival(events, envelopes))

@@ -33,6 +33,7 @@ from botkit.store.base import (
     OutboxRecord,
     SendLaneOutcome,
     UserRecord,
+    envelope_json,
 )
 from botkit.store.batch import GroupCommit
 from botkit.store.signal import Signal
@@ -222,7 +223,7 @@ class _Inbox(Signal):
     async def add(self, events: Sequence[NewEvent]) -> list[bool]:
         """Stores events durably (group commit, synchronous=FULL); True per new event."""
         try:
-            envelopes = [codec.dumps_str(event.envelope) for event in events]
+            envelopes = [envelope_json(event) for event in events]
         except (TypeError, ValueError) as exc:
             raise StoreError(f"an event cannot be stored: {exc}") from exc
         arrival = inbox_sql.Arrival(events, envelopes, self.store.clock.now())
