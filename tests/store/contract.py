@@ -13,6 +13,7 @@ Time moves only with `clock.advance`: leases and retries are tested without slee
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import astuple
 
@@ -295,6 +296,18 @@ class StoreContract:
         assert results[1] == [True]
         assert await store.inspect.event_status("evt_1") is None  # nothing of that call
         assert await store.inspect.event_status("evt_2") == (PENDING, None)
+
+    async def test_an_envelope_given_encoded_comes_back_decoded(self, store: Store) -> None:
+        plain = event("evt_1", message_id="wamid.1")
+        encoded = NewEvent(
+            "evt_2", "wamid.2", "message", PN, ANA, json.dumps(event("evt_2").envelope)
+        )
+        assert await store.inbox.add([plain, encoded]) == [True, True]
+        [lane] = await store.inbox.claim("A", 10, LEASE)
+        assert [item.envelope for item in lane.events] == [
+            plain.envelope,
+            event("evt_2").envelope,
+        ]
 
     async def test_the_envelope_comes_back_as_stored(self, store: Store) -> None:
         added = event("evt_1", message_id="wamid.1")
