@@ -13,9 +13,10 @@ webhook answer 503. Here, as a payment provider's webhook endpoint does:
 - past `max_connections` open at once, the connection that has waited longest for a request
   head is closed, so that an idle flood makes room for a new delivery instead of refusing it
   (the cap stays under the process's open-file limit, which `serve` raises to its maximum);
-- only requests count against a limit, not connections: past MAX_REQUESTS_IN_FLIGHT being
-  answered at once, a request gets 503 (the provider retries), which bounds the bodies held
-  in memory.
+- only requests count against a limit, not connections, and only once their body has
+  arrived: past MAX_REQUESTS_IN_FLIGHT being answered at once, a request gets 503 (the
+  provider retries), which bounds the bodies held in memory; bodies still arriving hold at
+  most MAX_BUFFERED_BYTES together, so that slow senders hold no place (InFlightLimit).
 
 It relies on uvicorn's internals: EdgeProtocol extends HttpToolsProtocol through its parser
 callbacks (`on_headers_complete`, `on_message_complete`), `on_response_complete`, its
@@ -35,15 +36,16 @@ from types import FrameType
 from typing import Any, ClassVar
 
 import uvicorn
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from botkit.config import Settings
+from botkit.config import MAX_BODY_BYTES, Settings
 
 log = logging.getLogger(__name__)
 
 KEEP_ALIVE_SECONDS = 5.0  # an idle connection between two requests, then closed
 MAX_REQUESTS_IN_FLIGHT = 1024  # answered at once; more get 503
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024  # of bodies still arriving, all together; more: 503
 RESERVED_FILES = 256  # open files kept for the store, logs and the worker child, not sockets
 
 TIMEOUT_408 = (
@@ -161,25 +163,92 @@ def protocol_for(edge: Edge) -> type[EdgeProtocol]:
 
 
 class InFlightLimit:
-    """Answers 503 to a request beyond `limit` being answered at once (lifespan passes)."""
+    """Bounds the requests being answered and the bytes of bodies still arriving.
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_REQUESTS_IN_FLIGHT) -> None:
+    A request counts against `limit` only once its body has arrived whole: this wrapper reads
+    it first (at most `max_body` bytes; past that, the app reads on and answers its own 413),
+    so that connections sending their bodies slowly (a slow POST) take no place a real
+    delivery needs. What they hold is their bytes, which are few (all bodies still arriving
+    together at most `buffered`, else 503), and `body_timeout` ends them. The app then gets
+    the body in one message."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int = MAX_REQUESTS_IN_FLIGHT,
+        *,
+        max_body: int = MAX_BODY_BYTES,
+        buffered: int = MAX_BUFFERED_BYTES,
+    ) -> None:
         self.app = app
         self.limit = limit
-        self.in_flight = 0
+        self.max_body = max_body
+        self.max_buffered = buffered
+        self.in_flight = 0  # requests being answered (their bodies arrived)
+        self.buffered = 0  # bytes of bodies still arriving
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        read = await self._read(scope, receive, send)
+        if read is None:  # answered 503, or the client went away
             return
         if self.in_flight >= self.limit:
             await _busy(send)
             return
         self.in_flight += 1
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, _replay(*read, receive), send)
         finally:
             self.in_flight -= 1
+
+    async def _read(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[list[bytes], bool] | None:
+        """The body's chunks and whether they are all of it (not: past `max_body`, or
+        declared so, the rest left to the app); None once answered or disconnected."""
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                return [], False  # the app refuses it by its header, reading nothing
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":  # http.disconnect
+                    return None
+                chunk = message.get("body", b"")
+                if self.buffered + len(chunk) > self.max_buffered:
+                    await _busy(send)
+                    return None
+                self.buffered += len(chunk)
+                size += len(chunk)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks, True
+                if size > self.max_body:
+                    return chunks, False
+        finally:
+            self.buffered -= size
+
+
+def _replay(chunks: list[bytes], complete: bool, receive: Receive) -> Receive:
+    """A receive that gives the chunks read (in one message when complete), then the real
+    one's messages (the rest of the body, a disconnect)."""
+    pending: list[Message] = (
+        [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+        if complete
+        else [{"type": "http.request", "body": chunk, "more_body": True} for chunk in chunks]
+    )
+    pending.reverse()
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replayed
 
 
 async def _busy(send: Send) -> None:
@@ -231,7 +300,7 @@ def server_config(
     """uvicorn's configuration for `app` at the edge (the module's docstring says why)."""
     edge = Edge(settings, connection_cap(settings, open_files))
     return uvicorn.Config(
-        InFlightLimit(app),
+        InFlightLimit(app, max_body=settings.max_body_bytes),
         host=host,
         port=port,
         log_level=log_level,

@@ -1,8 +1,9 @@
-"""An attacker for black-box tests of the edge: idle and slowloris connections to a server.
+"""An attacker for black-box tests of the edge: idle, slowloris and slow-body connections.
 
 `Flood` runs in a thread of its own (an asyncio loop), so that a test can post webhooks with
 an ordinary client meanwhile. Each of its connections is one task that connects, then either
-sends nothing (idle) or drips a request head a byte a second and never ends it (slowloris),
+sends nothing (idle), drips a request head a byte a second and never ends it (slowloris),
+or sends a whole head and then drips its body a byte a second (a slow POST),
 and, when the server closes it (a read returns EOF), counts how long it lived and connects
 again: the flood holds its size for as long as it runs, as an attacker would.
 """
@@ -21,6 +22,12 @@ SLOW_HEAD = b"POST /webhook HTTP/1.1\r\nHost: botkit\r\nContent-Type: applicatio
     b"X-Padding: " + b"a" * 10_000
 )
 
+# A request whose head is whole and whose body comes a byte at a time.
+SLOW_BODY_HEAD = (
+    b"POST /webhook HTTP/1.1\r\nHost: botkit\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 100000\r\n\r\n"
+)
+
 
 def raise_open_files_limit(needed: int) -> None:
     """Raises this process's soft limit of open files to its hard limit (the flood's sockets
@@ -34,12 +41,14 @@ def raise_open_files_limit(needed: int) -> None:
 
 @dataclass
 class Flood:
-    """`idle` connections that send nothing and `slow` ones that drip a head, to host:port."""
+    """`idle` connections that send nothing, `slow` ones that drip a head, and `slow_bodies`
+    that drip a body, to host:port."""
 
     host: str
     port: int
     idle: int
     slow: int
+    slow_bodies: int = 0
     drip_every: float = 1.0
     lifetimes: list[float] = field(default_factory=list)  # seconds, of those the server closed
     open_now: int = 0  # connections established and not yet closed
@@ -80,14 +89,14 @@ class Flood:
 
     async def _all(self) -> None:
         assert self._stopping is not None
-        kinds = [False] * self.idle + [True] * self.slow
-        tasks = [asyncio.create_task(self._hold(slow)) for slow in kinds]
+        kinds = ["idle"] * self.idle + ["head"] * self.slow + ["body"] * self.slow_bodies
+        tasks = [asyncio.create_task(self._hold(kind)) for kind in kinds]
         await self._stopping.wait()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _hold(self, slow: bool) -> None:
+    async def _hold(self, kind: str) -> None:
         """One connection at a time, again and again, until the flood stops."""
         while True:
             try:
@@ -99,19 +108,26 @@ class Flood:
             opened = time.monotonic()
             self.open_now += 1
             try:
-                await self._until_closed(reader, writer, slow)
+                await self._until_closed(reader, writer, kind)
                 self.lifetimes.append(time.monotonic() - opened)
             finally:
                 self.open_now -= 1
                 writer.close()
 
     async def _until_closed(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, slow: bool
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, kind: str
     ) -> None:
         """Returns when the server closes the connection (EOF or reset)."""
         read = asyncio.create_task(_eof(reader))
         try:
-            for byte in SLOW_HEAD if slow else b"":
+            dripped = b""
+            if kind == "head":
+                dripped = SLOW_HEAD
+            elif kind == "body":
+                with contextlib.suppress(OSError):
+                    writer.write(SLOW_BODY_HEAD)
+                dripped = b"{" * 100_000
+            for byte in dripped:
                 done, _ = await asyncio.wait({read}, timeout=self.drip_every)
                 if done:
                     break

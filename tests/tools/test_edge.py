@@ -90,3 +90,29 @@ def test_webhooks_are_acknowledged_in_time_while_idle_and_slowloris_connections_
     assert max(flood.lifetimes) < DEFAULT_HEADER_TIMEOUT + LATE
     assert flood.refused == 0  # and every connection the attacker asked for was accepted
     assert "Traceback" not in web.output()
+
+
+SLOW_BODIES = 1_100  # more than the requests in flight (1,024) a process answers at once
+
+
+def test_webhooks_are_acknowledged_while_more_slow_bodies_arrive_than_requests_may_run(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """A slow POST: 1,100 connections each send a whole head, then their body a byte a
+    second. Counted as requests in flight, they took every place (1,024) for as long as the
+    body deadline let them, and deliveries got 503; a request counts once its body is in."""
+    raise_open_files_limit(SLOW_BODIES + 200)
+    fake = deployment.fake_api()
+    deployment.env.update(provider_env(fake, str(tmp_path / "bot.db")))
+    web = deployment.web(BOT)
+    port = int(web.url.rsplit(":", 1)[1])
+    with Flood("127.0.0.1", port, idle=0, slow=0, slow_bodies=SLOW_BODIES) as flood:
+        flood.wait_until_open(SLOW_BODIES)
+        time.sleep(0.5)  # their heads are read: each waits for its body
+        statuses, _ = post_webhooks(web.url, 3.0)
+        health = httpx.get(f"{web.url}/healthz", timeout=5.0)
+        still_open = flood.open_now
+    assert still_open >= SLOW_BODIES - 50  # the slow bodies were still arriving meanwhile
+    assert set(statuses) == {200}
+    assert health.status_code == 200
+    assert "Traceback" not in web.output()
