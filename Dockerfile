@@ -1,4 +1,6 @@
 # botkit webhook service. .ci/run repeats these steps in a venv (scripts/check-image), since CI has no Docker engine.
+# Your own bot: put its module in bots/ (and its own dependencies, if any, in requirements.txt),
+# then `docker build -t mybot .` and `docker run -e BOTKIT_BOT=bots.mybot ...` (README: Deploying).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -9,10 +11,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=8000
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# (requirements.tx[t]: your bot's own dependencies when the file exists, nothing otherwise)
+COPY pyproject.toml README.md constraints.txt requirements.tx[t] ./
 COPY botkit ./botkit
-# with the postgres extra (asyncpg): BOTKIT_DATABASE may name a PostgreSQL database
-RUN pip install ".[postgres]"
+# with the postgres extra (asyncpg): BOTKIT_DATABASE may name a PostgreSQL database; every
+# package at the version constraints.txt pins (the versions CI tested)
+RUN pip install -c constraints.txt ".[postgres]"
+# your bot's own dependencies, if it has any: a requirements.txt beside this file
+RUN if [ -f requirements.txt ]; then pip install -c constraints.txt -r requirements.txt; fi
 COPY bots ./bots
 
 RUN useradd --system --uid 10001 --home-dir /app botkit \
