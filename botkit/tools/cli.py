@@ -251,6 +251,15 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _new(args: argparse.Namespace) -> int:
+    from botkit.tools.scaffold import new_project
+
+    folder = new_project(args.name, Path(args.directory))
+    print(f"botkit new: {folder} is ready. Next:\n  cd {folder}\n  pytest            # its tests"
+          "\n  botkit run bot    # serve it (botkit dev bot: the web simulator)")  # fmt: skip
+    return 0
+
+
 def _chat(args: argparse.Namespace) -> int:
     from botkit.tools.chat import DEFAULT_NAME, DEFAULT_USER, chat
 
@@ -363,6 +372,12 @@ def parser() -> argparse.ArgumentParser:
     checker = commands.add_parser("check", help="find mistakes in a bot's declarations")
     checker.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
     checker.set_defaults(func=_check)
+    new = commands.add_parser(
+        "new", help="start a project of your own: a bot, its tests, a Dockerfile, a README"
+    )
+    new.add_argument("name", help="the project's folder and name, e.g. shop")
+    new.add_argument("--directory", default=".", help="where to create it (default: here)")
+    new.set_defaults(func=_new)
     chat = commands.add_parser(
         "chat", help="talk to a bot in the terminal (in-process: fake provider, no network)"
     )
