@@ -60,8 +60,10 @@ def test_a_replica_killed_mid_load_loses_no_reply_doubles_none_and_keeps_each_us
 ) -> None:
     fake = deployment.fake_api()
     deployment.env.update(provider_env(fake, postgres_url))
-    # turns in flight when it is killed: each event takes 0.5 s, longer than a round of posts
-    deployment.env["BOTKIT_TEST_ECHO_SECONDS"] = "0.5"
+    # turns in flight when it is killed: each event takes 2 s, so that a user's four events of
+    # a round outlast posting them even on a loaded machine (at 0.1 s, then 0.5 s, CI saw all
+    # of them done by the time it looked)
+    deployment.env["BOTKIT_TEST_ECHO_SECONDS"] = "2"
     deployment.env["BOTKIT_LEASE_SECONDS"] = "5"  # the dead replica's claims end soon
     replicas = [deployment.web(BOT, workers=True) for _ in range(3)]
     post_round(replicas, range(1, 5))
