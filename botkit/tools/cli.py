@@ -80,7 +80,8 @@ def build_app(
     )
     settings = dataclasses.replace(settings, base_url="http://provider/v1")
     runtime = Runtime(bot, settings, transport=httpx.ASGITransport(app=fake.app))
-    app = create_app(runtime, extra_routes=[Mount(FAKE_MOUNT, app=fake.app)])
+    about = "the built-in fake GoSendAPI: POST _fake/inbound (be a user), GET _fake/messages"
+    app = create_app(runtime, extra_routes=[Mount(FAKE_MOUNT, app=fake.app, name=about)])
     fake.webhook_transport = httpx.ASGITransport(app=app)
     return app
 

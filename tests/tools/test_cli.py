@@ -179,6 +179,8 @@ async def test_without_a_key_the_app_answers_a_user_through_the_built_in_fake(
     ):
         health = await client.get("/healthz")
         assert health.json()["provider"] == "fake"
+        endpoints = (await client.get("/")).json()["endpoints"]
+        assert "_fake/inbound" in endpoints["/provider/..."]
         answer = await client.post("/provider/_fake/inbound", json=INBOUND)
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"accepted": 1, "duplicates": 0}
