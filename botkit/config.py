@@ -81,6 +81,20 @@ class Settings:
             return DEV_PHONE_NUMBER_ID
         return self.phone_number_id
 
+    def warnings(self) -> tuple[str, ...]:
+        """What is accepted but looks wrong, for the start-up banner (never a secret's value)."""
+        odd = [
+            n for n, secret in enumerate(self.webhook_secrets, 1) if not secret.startswith("whsec_")
+        ]
+        if not odd:
+            return ()
+        which = "" if len(self.webhook_secrets) == 1 else f" (number {', '.join(map(str, odd))})"
+        return (
+            f"GOSENDAPI_WEBHOOK_SECRET{which} does not start with whsec_: GoSendAPI's webhook "
+            "secrets do; is it the API key or a secret from elsewhere? Webhooks signed with the "
+            "real secret will be refused with 401",
+        )
+
     @classmethod
     def from_env(
         cls, environ: Mapping[str, str] | None = None, *, require_provider: bool = False

@@ -55,6 +55,15 @@ def test_a_real_key_has_no_default_business_number() -> None:
     assert fake.sending_number == "15550001111"  # the fake with a number of your choice
 
 
+def test_a_webhook_secret_without_the_whsec_prefix_is_taken_with_a_warning() -> None:
+    assert Settings.from_env({"GOSENDAPI_WEBHOOK_SECRET": SECRET}).warnings() == ()
+    [warning] = Settings.from_env({"GOSENDAPI_WEBHOOK_SECRET": "gsk_test_oops"}).warnings()
+    assert warning.startswith("GOSENDAPI_WEBHOOK_SECRET does not start with whsec_")
+    assert "gsk_test_oops" not in warning  # never a secret's value
+    [rotating] = Settings.from_env({"GOSENDAPI_WEBHOOK_SECRET": "whsec_1,abc"}).warnings()
+    assert rotating.startswith("GOSENDAPI_WEBHOOK_SECRET (number 2) does not")
+
+
 def test_a_full_environment_is_read() -> None:
     env = {
         "GOSENDAPI_API_KEY": KEY,

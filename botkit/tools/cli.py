@@ -128,8 +128,40 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+    else:
+        print(provider_banner(bot.name, settings, where), file=sys.stderr, flush=True)
+    for warning in settings.warnings():
+        print(f"botkit: warning: {warning}", file=sys.stderr, flush=True)
     server.serve(app, settings, host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def provider_banner(name: str, settings: Settings, where: str) -> str:
+    """What `botkit run` prints at start against a real GoSendAPI: where it sends, from which
+    number, where the webhook is (never the key or the secret)."""
+    kind = "sandbox" if (settings.api_key or "").startswith("gsk_test_") else "live"
+    number = (
+        f"phone_number_id {settings.phone_number_id} (GOSENDAPI_PHONE_NUMBER_ID) for proactive "
+        "sends; replies from the number each event came to"
+        if settings.phone_number_id
+        else "replies from the number each event came to; proactive sends need "
+        "GOSENDAPI_PHONE_NUMBER_ID or a phone_number_id in the trigger"
+    )
+    triggers = (
+        f"POST {where}/conversations/{{wa_id}}/trigger (Bearer BOTKIT_API_TOKEN)"
+        if settings.api_token
+        else "off (BOTKIT_API_TOKEN is not set)"
+    )
+    secrets = len(settings.webhook_secrets)
+    database = "PostgreSQL" if "://" in settings.database else settings.database  # no password
+    return (
+        f"botkit: {name} on {where} with GoSendAPI at {settings.base_url} ({kind} key)\n"
+        f"  webhook:   POST {where}/webhook (set this URL in GoSendAPI; checked against "
+        f"{secrets} secret{'' if secrets == 1 else 's'} from GOSENDAPI_WEBHOOK_SECRET)\n"
+        f"  sends:     {number}\n"
+        f"  triggers:  {triggers}\n"
+        f"  database:  {database}"
+    )
 
 
 def _open_store_once(settings: Settings) -> None:
