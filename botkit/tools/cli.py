@@ -1,4 +1,5 @@
-"""The `botkit` command: serve a bot's webhook, run its workers, or run the fake GoSendAPI.
+"""The `botkit` command: try a bot (chat, dev), check and draw it, serve it (run, worker), fake
+the provider (fake-api).
 
 A deployed bot is processes of two kinds sharing one store: web processes (`botkit run`) that
 verify, store and acknowledge webhooks, and workers (`botkit worker`) that run the handlers
@@ -329,6 +330,14 @@ def _fake_api(args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = """\
+WhatsApp bots on GoSendAPI. Try a bot in the terminal (`botkit chat bots.clinic`) or in a web
+simulator (`botkit dev bots.clinic`); find mistakes in its declarations (`botkit check`) and draw
+its states (`botkit graph`); serve it (`botkit run`: the webhook and a worker child; for several
+replicas, `botkit run --no-workers` beside `botkit worker`s); serve a fake GoSendAPI on its own
+(`botkit fake-api`). Without GOSENDAPI_API_KEY, run answers through a built-in fake provider."""
+EPILOG = "`botkit COMMAND --help` for a command's options; README.md for the rest."
+
 RUN_DESCRIPTION = """\
 Serves a bot's webhook: verifies each event's signature, stores it durably, acknowledges it.
 By default a child process (`botkit worker`, supervised, restarted if it dies) runs the
@@ -347,11 +356,13 @@ SQLite database takes one worker process; a second one exits 2."""
 
 def parser() -> argparse.ArgumentParser:
     """The command line."""
-    top = argparse.ArgumentParser(prog="botkit", description=__doc__)
-    commands = top.add_subparsers(dest="command", required=True)
+    top = argparse.ArgumentParser(prog="botkit", description=DESCRIPTION, epilog=EPILOG)
+    commands = top.add_subparsers(
+        dest="command", required=True, title="commands", metavar="COMMAND"
+    )
     run = commands.add_parser(
         "run",
-        help="serve a bot's webhook (configured from the environment)",
+        help="serve a bot: its webhook and a worker child (configured from the environment)",
         description=RUN_DESCRIPTION,
     )
     run.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
@@ -397,7 +408,7 @@ def parser() -> argparse.ArgumentParser:
     checker.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
     checker.set_defaults(func=_check)
     chat = commands.add_parser(
-        "chat", help="talk to a bot in the terminal (in-process: fake provider, no network)"
+        "chat", help="talk to a bot in the terminal (fake provider, no network)"
     )
     chat.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
     chat.add_argument("--user", default=None, metavar="NUMBER", help="the user's phone number")

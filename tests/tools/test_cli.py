@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,21 @@ def test_the_worker_child_is_woken_through_stdin_and_the_option_is_hidden(
         main(["worker", "--help"])
     out = capsys.readouterr().out
     assert "SIGTERM" in out and "stdin" not in out
+
+
+def test_botkit_help_describes_every_command_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    commands = ["run", "worker", "graph", "check", "chat", "dev", "fake-api"]
+    listed = re.findall(r"^    (\S+) +\S.*$", out, flags=re.MULTILINE)
+    assert listed == commands  # each with its help on the same line, none wrapped
+    for name in commands:
+        assert f"`botkit {name}" in out  # the description says what each is for
+    assert "built-in fake provider" in out
 
 
 def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
