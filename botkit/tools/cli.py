@@ -249,6 +249,15 @@ def _graph(args: argparse.Namespace) -> int:
     spec = load_conversation(args.target).spec
     if args.format == "mermaid":
         return _write(graph.mermaid(spec).encode(), args.output)
+    if args.format == "png" and args.output is None and sys.stdout.isatty():
+        name = args.target.rpartition(".")[2].replace(":", "_")
+        print(
+            "botkit: error: a PNG is binary and stdout is a terminal: give --output FILE "
+            f"(botkit graph {args.target} --format png --output {name}.png) or redirect "
+            f"stdout (> {name}.png)",
+            file=sys.stderr,
+        )
+        return 2
     if shutil.which("dot") is None:
         print(
             f"botkit: error: --format {args.format} needs Graphviz's `dot`, which is not "
@@ -281,8 +290,14 @@ def _check(args: argparse.Namespace) -> int:
         print(problem)
     errors = sum(not problem.warning for problem in problems)
     warnings = len(problems) - errors
-    print(f"botkit check: {errors} errors, {warnings} warnings", file=sys.stderr)
+    print(
+        f"botkit check: {_count(errors, 'error')}, {_count(warnings, 'warning')}", file=sys.stderr
+    )
     return 1 if errors else 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _chat(args: argparse.Namespace) -> int:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,6 +105,29 @@ def test_botkit_graph_svg_without_graphviz_says_so(
     err = capsys.readouterr().err
     assert "Graphviz" in err and "apt-get install graphviz" in err
     assert "Mermaid output is available" in err
+
+
+def test_botkit_graph_png_refuses_to_write_binary_to_a_terminal() -> None:
+    main_fd, terminal = pty.openpty()
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-m", "botkit.tools.cli", "graph", "bots.pizza", "--format", "png"]
+    with os.fdopen(main_fd, "rb", buffering=0) as screen, os.fdopen(terminal, "wb") as slave:
+        done = subprocess.run(command, cwd=root, stdout=slave, stderr=subprocess.PIPE, timeout=60)
+        written = select.select([screen], [], [], 0)[0]  # before the terminal side closes
+    assert done.returncode == 2
+    assert written == []  # not a byte reached the terminal
+    err = done.stderr.decode()
+    assert "stdout is a terminal" in err
+    assert "--output pizza.png" in err and "> pizza.png" in err
+
+
+def test_botkit_graph_png_to_a_pipe_is_not_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # stops before running dot
+    assert main(["graph", "bots.clinic", "--format", "png"]) == 1
+    err = capsys.readouterr().err
+    assert "terminal" not in err and "Graphviz" in err
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
