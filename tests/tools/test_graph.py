@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import bots.clinic
+import bots.pizza
 from botkit.conversation.context import Context
 from botkit.conversation.dsl import Conversation, State, on
 from botkit.tools.cli import main
@@ -84,6 +85,16 @@ def test_dot_marks_the_start_final_states_and_dashed_fallbacks() -> None:
     assert '"done" [label="done", peripheries=2];' in text
     assert '"age" -> "age" [label="fallback: not_a_number", style=dashed];' in text
     assert r'"age" -> "photo" [label="text /^\\d+$/"];' in text
+
+
+def test_dot_draws_parallel_routes_as_one_arrow_and_wraps_long_labels() -> None:
+    text = dot(bots.pizza.bot.conversation.spec)
+    assert text.count('"confirming" -> "idle"') == 1  # two labels on one arrow, not stacked
+    assert '"confirming" -> "idle" [label="text \\"cancelar\\"\\nbutton cancel"];' in text
+    rows = "row muzzarella | napolitana\\nfugazzeta | cuatro_quesos\\ncalabresa | rucula"
+    assert f'"choosing" -> "sizing" [label="{rows}"];' in text
+    assert '"locating" -> "locating" [label="text (any)"];' in text  # solid and dashed apart
+    assert '"locating" -> "locating" [label="fallback: prompt again", style=dashed];' in text
 
 
 def test_botkit_graph_prints_mermaid(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
