@@ -12,6 +12,8 @@ from botkit.exceptions import ConfigError
 DEFAULT_BASE_URL = "https://cloud.gosendapi.com/v1"
 DEFAULT_DATABASE = "botkit.db"
 DEV_WEBHOOK_SECRET = "whsec_botkit_dev"
+# The business number of the built-in fake GoSendAPI (the number its events come to).
+DEV_PHONE_NUMBER_ID = "555123456789"
 API_KEY_PREFIXES = ("gsk_test_", "gsk_live_")
 MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_RATE_PER_NUMBER = 80.0  # messages/s per sending number: GoSendAPI's standard tier
@@ -70,6 +72,28 @@ class Settings:
     def uses_fake_provider(self) -> bool:
         """True when no provider key is configured: replies go to the built-in fake GoSendAPI."""
         return self.api_key is None
+
+    @property
+    def sending_number(self) -> str | None:
+        """The number a proactive send that names none goes out from: GOSENDAPI_PHONE_NUMBER_ID,
+        else, against the built-in fake provider, the fake's own business number."""
+        if self.phone_number_id is None and self.uses_fake_provider:
+            return DEV_PHONE_NUMBER_ID
+        return self.phone_number_id
+
+    def warnings(self) -> tuple[str, ...]:
+        """What is accepted but looks wrong, for the start-up banner (never a secret's value)."""
+        odd = [
+            n for n, secret in enumerate(self.webhook_secrets, 1) if not secret.startswith("whsec_")
+        ]
+        if not odd:
+            return ()
+        which = "" if len(self.webhook_secrets) == 1 else f" (number {', '.join(map(str, odd))})"
+        return (
+            f"GOSENDAPI_WEBHOOK_SECRET{which} does not start with whsec_: GoSendAPI's webhook "
+            "secrets do; is it the API key or a secret from elsewhere? Webhooks signed with the "
+            "real secret will be refused with 401",
+        )
 
     @classmethod
     def from_env(

@@ -13,6 +13,7 @@ from botkit.config import (
     DEFAULT_RATE_PER_KEY,
     DEFAULT_RATE_PER_NUMBER,
     DEFAULT_RETENTION_DAYS,
+    DEV_PHONE_NUMBER_ID,
     DEV_WEBHOOK_SECRET,
     MAX_BODY_BYTES,
     MIN_RETENTION,
@@ -20,6 +21,7 @@ from botkit.config import (
     Settings,
 )
 from botkit.exceptions import BotkitError, ConfigError
+from botkit.fake.rules import DEFAULT_PHONE_NUMBER_ID
 
 KEY = "gsk_test_0123456789abcdef"
 SECRET = "whsec_0123456789"
@@ -39,10 +41,27 @@ def test_an_empty_environment_runs_against_the_fake_provider() -> None:
     assert settings.database == DEFAULT_DATABASE == "botkit.db"
     assert settings.webhook_secrets == (DEV_WEBHOOK_SECRET,)
     assert settings.phone_number_id is None
+    assert settings.sending_number == DEV_PHONE_NUMBER_ID == DEFAULT_PHONE_NUMBER_ID
     assert settings.api_token is None
     assert settings.max_body_bytes == MAX_BODY_BYTES == 1024 * 1024
     assert settings.send_concurrency == 16
     assert settings.database_pool == 10
+
+
+def test_a_real_key_has_no_default_business_number() -> None:
+    settings = Settings.from_env({"GOSENDAPI_API_KEY": KEY, "GOSENDAPI_WEBHOOK_SECRET": SECRET})
+    assert settings.sending_number is None
+    fake = Settings.from_env({"GOSENDAPI_PHONE_NUMBER_ID": "15550001111"})
+    assert fake.sending_number == "15550001111"  # the fake with a number of your choice
+
+
+def test_a_webhook_secret_without_the_whsec_prefix_is_taken_with_a_warning() -> None:
+    assert Settings.from_env({"GOSENDAPI_WEBHOOK_SECRET": SECRET}).warnings() == ()
+    [warning] = Settings.from_env({"GOSENDAPI_WEBHOOK_SECRET": "gsk_test_oops"}).warnings()
+    assert warning.startswith("GOSENDAPI_WEBHOOK_SECRET does not start with whsec_")
+    assert "gsk_test_oops" not in warning  # never a secret's value
+    [rotating] = Settings.from_env({"GOSENDAPI_WEBHOOK_SECRET": "whsec_1,abc"}).warnings()
+    assert rotating.startswith("GOSENDAPI_WEBHOOK_SECRET (number 2) does not")
 
 
 def test_a_full_environment_is_read() -> None:

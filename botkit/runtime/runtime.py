@@ -56,7 +56,7 @@ class Runtime:
         self.ingest = Ingest(
             self.store,
             bot.conversation.spec,
-            phone_number_id=settings.phone_number_id,
+            phone_number_id=settings.sending_number,
             wake=worker_process.wake if worker_process is not None else None,
         )
         self.workers: Workers | None = None

@@ -17,14 +17,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
+from botkit.conversation.context import ContextInput
 from botkit.exceptions import BotkitError
 from botkit.runtime.bot import Bot
 from botkit.tools.simulator import SentView, Simulator, SimulatorError
 from botkit.types import JSON, JSONObject, ManualClock
+from botkit.wire.events import ButtonTap, QuickReplyTap, RowPick
 
 DEFAULT_USER = "5491140123456"
 DEFAULT_NAME = "Juan"
 INDENT = "     "
+_NOUNS = {"button": "the tap", "row": "the pick of row", "payload": "the quick reply"}
 MEDIA = ("image", "video", "audio", "document", "sticker")
 UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
 NUMBER = re.compile(r"\+?\d{6,15}")
@@ -255,12 +258,37 @@ class Chat:
         await self._choose(choice)
 
     async def _choose(self, choice: Choice) -> None:
+        state = self.user.state
+        handled = self._handles(state, choice)
         if choice.kind == "button":
             await self._step(self.user.taps(choice.id))
         elif choice.kind == "row":
             await self._step(self.user.picks(choice.id))
         else:
             await self._step(self.user.taps_payload(choice.id))
+        if not handled:  # the bot said nothing, or sent its prompt again: say why
+            taken = ", ".join(self._taps_taken(state)) or "none"
+            self.print(
+                f"{INDENT}· nothing handled {_NOUNS[choice.kind]} {choice.id!r} in state "
+                f"{state}; the taps it takes: {taken}"
+            )
+
+    def _handles(self, state: str, choice: Choice) -> bool:
+        """Whether a handler (or the state's fallback) takes this tap in `state`."""
+        tap: ContextInput
+        if choice.kind == "button":
+            tap = ButtonTap(choice.id, choice.id)
+        elif choice.kind == "row":
+            tap = RowPick(choice.id, choice.id, None)
+        else:
+            tap = QuickReplyTap(choice.id, choice.id)
+        return self.sim.bot.conversation.spec.find(state, tap) is not None
+
+    def _taps_taken(self, state: str) -> list[str]:
+        """The button ids, row ids and payloads (or patterns) `state` has handlers for."""
+        table = self.sim.bot.conversation.spec.tables[state]
+        taken = [key for kind, key in table.exact if kind in _NOUNS]
+        return taken + [pattern for _, pattern, _ in table.patterns]
 
     async def _location(self, rest: str) -> None:
         parts = rest.split(maxsplit=2)

@@ -1,4 +1,5 @@
-"""The `botkit` command: serve a bot's webhook, run its workers, or run the fake GoSendAPI.
+"""The `botkit` command: try a bot (chat, dev), check and draw it, serve it (run, worker), fake
+the provider (fake-api).
 
 A deployed bot is processes of two kinds sharing one store: web processes (`botkit run`) that
 verify, store and acknowledge webhooks, and workers (`botkit worker`) that run the handlers
@@ -80,7 +81,8 @@ def build_app(
     )
     settings = dataclasses.replace(settings, base_url="http://provider/v1")
     runtime = Runtime(bot, settings, transport=httpx.ASGITransport(app=fake.app))
-    app = create_app(runtime, extra_routes=[Mount(FAKE_MOUNT, app=fake.app)])
+    about = "the built-in fake GoSendAPI: POST _fake/inbound (be a user), GET _fake/messages"
+    app = create_app(runtime, extra_routes=[Mount(FAKE_MOUNT, app=fake.app, name=about)])
     fake.webhook_transport = httpx.ASGITransport(app=app)
     return app
 
@@ -127,8 +129,40 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+    else:
+        print(provider_banner(bot.name, settings, where), file=sys.stderr, flush=True)
+    for warning in settings.warnings():
+        print(f"botkit: warning: {warning}", file=sys.stderr, flush=True)
     server.serve(app, settings, host=args.host, port=args.port, log_level=args.log_level)
     return 0
+
+
+def provider_banner(name: str, settings: Settings, where: str) -> str:
+    """What `botkit run` prints at start against a real GoSendAPI: where it sends, from which
+    number, where the webhook is (never the key or the secret)."""
+    kind = "sandbox" if (settings.api_key or "").startswith("gsk_test_") else "live"
+    number = (
+        f"phone_number_id {settings.phone_number_id} (GOSENDAPI_PHONE_NUMBER_ID) for proactive "
+        "sends; replies from the number each event came to"
+        if settings.phone_number_id
+        else "replies from the number each event came to; proactive sends need "
+        "GOSENDAPI_PHONE_NUMBER_ID or a phone_number_id in the trigger"
+    )
+    triggers = (
+        f"POST {where}/conversations/{{wa_id}}/trigger (Bearer BOTKIT_API_TOKEN)"
+        if settings.api_token
+        else "off (BOTKIT_API_TOKEN is not set)"
+    )
+    secrets = len(settings.webhook_secrets)
+    database = "PostgreSQL" if "://" in settings.database else settings.database  # no password
+    return (
+        f"botkit: {name} on {where} with GoSendAPI at {settings.base_url} ({kind} key)\n"
+        f"  webhook:   POST {where}/webhook (set this URL in GoSendAPI; checked against "
+        f"{secrets} secret{'' if secrets == 1 else 's'} from GOSENDAPI_WEBHOOK_SECRET)\n"
+        f"  sends:     {number}\n"
+        f"  triggers:  {triggers}\n"
+        f"  database:  {database}"
+    )
 
 
 def _open_store_once(settings: Settings) -> None:
@@ -215,6 +249,15 @@ def _graph(args: argparse.Namespace) -> int:
     spec = load_conversation(args.target).spec
     if args.format == "mermaid":
         return _write(graph.mermaid(spec).encode(), args.output)
+    if args.format == "png" and args.output is None and sys.stdout.isatty():
+        name = args.target.rpartition(".")[2].replace(":", "_")
+        print(
+            "botkit: error: a PNG is binary and stdout is a terminal: give --output FILE "
+            f"(botkit graph {args.target} --format png --output {name}.png) or redirect "
+            f"stdout (> {name}.png)",
+            file=sys.stderr,
+        )
+        return 2
     if shutil.which("dot") is None:
         print(
             f"botkit: error: --format {args.format} needs Graphviz's `dot`, which is not "
@@ -247,7 +290,9 @@ def _check(args: argparse.Namespace) -> int:
         print(problem)
     errors = sum(not problem.warning for problem in problems)
     warnings = len(problems) - errors
-    print(f"botkit check: {errors} errors, {warnings} warnings", file=sys.stderr)
+    print(
+        f"botkit check: {_count(errors, 'error')}, {_count(warnings, 'warning')}", file=sys.stderr
+    )
     return 1 if errors else 0
 
 
@@ -258,6 +303,10 @@ def _new(args: argparse.Namespace) -> int:
     print(f"botkit new: {folder} is ready. Next:\n  cd {folder}\n  pytest            # its tests"
           "\n  botkit run bot    # serve it (botkit dev bot: the web simulator)")  # fmt: skip
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _chat(args: argparse.Namespace) -> int:
@@ -305,6 +354,14 @@ def _fake_api(args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = """\
+WhatsApp bots on GoSendAPI. Start a project of your own (`botkit new shop`). Try a bot in the terminal (`botkit chat bots.clinic`) or in a web
+simulator (`botkit dev bots.clinic`); find mistakes in its declarations (`botkit check`) and draw
+its states (`botkit graph`); serve it (`botkit run`: the webhook and a worker child; for several
+replicas, `botkit run --no-workers` beside `botkit worker`s); serve a fake GoSendAPI on its own
+(`botkit fake-api`). Without GOSENDAPI_API_KEY, run answers through a built-in fake provider."""
+EPILOG = "`botkit COMMAND --help` for a command's options; README.md for the rest."
+
 RUN_DESCRIPTION = """\
 Serves a bot's webhook: verifies each event's signature, stores it durably, acknowledges it.
 By default a child process (`botkit worker`, supervised, restarted if it dies) runs the
@@ -323,11 +380,13 @@ SQLite database takes one worker process; a second one exits 2."""
 
 def parser() -> argparse.ArgumentParser:
     """The command line."""
-    top = argparse.ArgumentParser(prog="botkit", description=__doc__)
-    commands = top.add_subparsers(dest="command", required=True)
+    top = argparse.ArgumentParser(prog="botkit", description=DESCRIPTION, epilog=EPILOG)
+    commands = top.add_subparsers(
+        dest="command", required=True, title="commands", metavar="COMMAND"
+    )
     run = commands.add_parser(
         "run",
-        help="serve a bot's webhook (configured from the environment)",
+        help="serve a bot: its webhook and a worker child (configured from the environment)",
         description=RUN_DESCRIPTION,
     )
     run.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
@@ -379,7 +438,7 @@ def parser() -> argparse.ArgumentParser:
     new.add_argument("--directory", default=".", help="where to create it (default: here)")
     new.set_defaults(func=_new)
     chat = commands.add_parser(
-        "chat", help="talk to a bot in the terminal (in-process: fake provider, no network)"
+        "chat", help="talk to a bot in the terminal (fake provider, no network)"
     )
     chat.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
     chat.add_argument("--user", default=None, metavar="NUMBER", help="the user's phone number")

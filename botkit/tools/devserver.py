@@ -36,6 +36,7 @@ from botkit.runtime.runtime import Runtime
 from botkit.tools.simulator import SentView
 from botkit.types import JSON, JSONObject, ManualClock
 from botkit.web.app import create_app
+from botkit.wire.window import Window
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class DevUser:
     timeline: list[JSON] = field(default_factory=list)
     exchanges: list[JSON] = field(default_factory=list)
     last_delivery: Delivery | None = None
+    refused_at: float | None = None  # when the provider last answered 403 to a send to them
 
 
 class DevBot:
@@ -352,15 +354,17 @@ class DevBot:
     async def _user_snapshot(self, user: DevUser) -> JSONObject:
         found = await self.runtime.store.sessions.get(self.phone_number_id, user.wa_id)
         session, window = found.session, found.window
+        now = self.clock.now()
         return {
             "wa_id": user.wa_id,
             "name": user.name,
             "state": session.state if session else self.bot.conversation.spec.initial,
             "data": dict(session.data) if session else {},
             "window": {
-                "open": window.is_open(self.clock.now()),
+                "open": window.is_open(now),
                 "closes_at": window.closes_at,
                 "refused": window.refused,
+                "closed_at": _closed_at(window, now, user.refused_at),
             },
             "timeline": user.timeline,
             "exchanges": user.exchanges[-30:],
@@ -397,6 +401,8 @@ class DevBot:
             body = _json_or_none(request.body)
             to = body.get("to") if isinstance(body, dict) else None
             if isinstance(to, str) and to in self.users:
+                if request.status == 403:
+                    self.users[to].refused_at = request.at
                 answer: JSONObject = {"status": request.status, "body": request.response}
                 payload: JSONObject = {
                     "idempotency_key": request.headers.get("idempotency-key"),
@@ -417,6 +423,15 @@ class DevBot:
 
     def _handler_failed(self, event_id: str, error: BaseException) -> None:
         self._errors.append(f"{type(error).__name__}: {error} (event {event_id})")
+
+
+def _closed_at(window: Window, now: float, refused_at: float | None) -> float | None:
+    """When a closed window closed: the provider's refusal, else 24 h after the last message."""
+    if window.is_open(now):
+        return None
+    if window.refused and refused_at is not None:
+        return refused_at
+    return window.closes_at
 
 
 def _exchange(at: float, direction: str, title: str, payload: JSON, answer: JSON) -> JSONObject:

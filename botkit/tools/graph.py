@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from botkit.conversation.dsl import MEDIA_KINDS, STATUSES, ConversationSpec, Route
 
 ANY = "_any_state"
+WRAP = 32  # characters on a line of a Graphviz edge label
 GOTO_NOTE = "moves made only with ctx.goto(...) are not declared and cannot be drawn"
 
 
@@ -78,6 +79,7 @@ def dot(spec: ConversationSpec) -> str:
         f"digraph {_dot_id(spec.name)} {{",
         f"  // {GOTO_NOTE}",
         "  rankdir=LR;",
+        "  nodesep=0.5; ranksep=0.9;",
         '  node [shape=box, style=rounded, fontname="Helvetica"];',
         '  edge [fontname="Helvetica", fontsize=10];',
         '  __start [shape=point, label=""];',
@@ -88,11 +90,31 @@ def dot(spec: ConversationSpec) -> str:
     if _any_used(spec):
         lines.append(f'  {ANY} [label="any state", style="rounded,dashed"];')
     lines.append(f"  __start -> {_dot_id(spec.initial)};")
-    for edge in edges(spec):
-        style = ", style=dashed" if edge.dashed else ""
-        source, dest = _dot_id(edge.source), _dot_id(edge.dest)
-        lines.append(f"  {source} -> {dest} [label={_dot_id(edge.label)}{style}];")
+    for (source, dest, dashed), labels in _parallel(edges(spec)).items():
+        style = ", style=dashed" if dashed else ""
+        label = "\\n".join(_dot_id(line)[1:-1] for text in labels for line in _wrapped(text))
+        lines.append(f'  {_dot_id(source)} -> {_dot_id(dest)} [label="{label}"{style}];')
     return "\n".join([*lines, "}"]) + "\n"
+
+
+def _parallel(found: list[Edge]) -> dict[tuple[str, str, bool], list[str]]:
+    """Edges between the same two states, in the same style, as one arrow with every label
+    (separate arrows drew their labels on top of each other)."""
+    grouped: dict[tuple[str, str, bool], list[str]] = {}
+    for edge in found:
+        grouped.setdefault((edge.source, edge.dest, edge.dashed), []).append(edge.label)
+    return grouped
+
+
+def _wrapped(label: str, width: int = WRAP) -> list[str]:
+    """A long label's alternatives (`a | b | c`) over several lines of about `width`."""
+    lines: list[str] = []
+    for part in label.split(" | "):
+        if lines and len(lines[-1]) + len(part) + 3 <= width:
+            lines[-1] += f" | {part}"
+        else:
+            lines.append(part)
+    return lines
 
 
 def _any_used(spec: ConversationSpec) -> str:

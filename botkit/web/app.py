@@ -1,4 +1,5 @@
-"""The service's Starlette app: POST /webhook on the hot path, GET /healthz, the trigger API."""
+"""The service's Starlette app: POST /webhook on the hot path, GET /healthz, the trigger API, and
+GET / saying what this service is."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from botkit.exceptions import StoreError
@@ -67,14 +68,38 @@ def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None)
             {"status": "ok", "provider": provider, "pending": {"events": inbox, "sends": outbox}},
         )
 
+    async def index(request: Request) -> Response:
+        return json_response(200, _about(runtime, extra_routes or []))
+
     webhook = WebhookEndpoint(runtime.ingest, runtime.settings)
     routes: list[BaseRoute] = [
+        Route("/", index, methods=["GET"]),
         Route("/webhook", webhook, methods=["POST"]),  # what a mounted app (root_path) uses
         Route("/healthz", healthz, methods=["GET"]),
         *trigger_routes(runtime.ingest, runtime.settings),
         *(extra_routes or []),
     ]
     return WebhookApp(webhook, routes=routes, lifespan=lifespan)
+
+
+def _about(runtime: Runtime, extra_routes: list[BaseRoute]) -> JSONObject:
+    """What a person who opens the service's root in a browser needs to know."""
+    endpoints: JSONObject = {
+        "POST /webhook": "GoSendAPI's events, signed with X-GoSendAPI-Signature",
+        "GET /healthz": "status, provider and pending work",
+    }
+    if runtime.settings.api_token is not None:
+        endpoints["POST /conversations/{wa_id}/trigger"] = (
+            "fires a declared trigger (Authorization: Bearer BOTKIT_API_TOKEN)"
+        )
+    for route in extra_routes:
+        if isinstance(route, Mount) and route.name:
+            endpoints[f"{route.path}/..."] = route.name
+    return {
+        "service": f"botkit: the WhatsApp bot {runtime.bot.name!r} on GoSendAPI",
+        "endpoints": endpoints,
+        "docs": "README.md of the botkit project; GoSendAPI: https://docs.gosendapi.com",
+    }
 
 
 __all__ = ["create_app"]

@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 import bots.clinic
+import bots.hello
 import bots.pizza
-from botkit import Bot, Context, Conversation, Image, Location, State, Text, on
+from botkit import Bot, Button, Buttons, Context, Conversation, Image, Location, State, Text, on
 from botkit.exceptions import BotkitError
-from botkit.tools.chat import converse, lines_reader, parse_duration, stdin_reader
+from botkit.tools.chat import Chat, converse, lines_reader, parse_duration, stdin_reader
+from botkit.tools.simulator import Simulator
 
 pytestmark = pytest.mark.anyio
 
@@ -68,6 +70,28 @@ class Cards(Conversation):
 CARDS = Bot(Cards)
 
 
+class Picky(Conversation):
+    """Its question offers a button that only another state takes."""
+
+    idle = State(initial=True)
+    asking = State(
+        prompt=Buttons("¿Seguimos?", [Button("yes", "Sí"), Button("no", "No"), Button("x", "X")])
+    )
+    done = State(prompt=Buttons("¿Otra vez?", [Button("again", "Otra")]))
+
+    @on.text(states=[idle], to=asking)
+    async def hello(self, ctx: Context) -> None:
+        pass
+
+    @on.button("yes", "no", states=[asking], to=done)
+    async def answered(self, ctx: Context) -> None:
+        pass
+
+    @on.button("again", "x", states=[done], to=asking)
+    async def again(self, ctx: Context) -> None:
+        pass
+
+
 # --- the clinic flow -----------------------------------------------------------------------
 
 
@@ -113,6 +137,23 @@ async def test_a_trigger_after_the_window_closed_arrives_as_a_template() -> None
 async def test_tap_accepts_a_quick_reply_payload() -> None:
     out = await talk("hola", "3", "/advance 25h", REMIND, "/tap confirm_yes_apt_42")
     assert "quedó confirmado" in out
+
+
+async def test_a_tap_no_handler_takes_says_so_and_which_taps_the_state_takes() -> None:
+    out = await talk("hola", "/tap x", bot=Bot(Picky))
+    assert "     · nothing handled the tap 'x' in state asking; the taps it takes: yes, no\n" in out
+    out = await talk("hola", "/tap yes", "/tap yes", bot=bots.hello.bot)
+    assert "     · nothing handled the tap 'yes' in state done; the taps it takes: none\n" in out
+
+
+async def test_a_tap_on_an_old_list_is_reported_beside_the_prompt_sent_again() -> None:
+    out = await talk("hola", "3", "/pick general", "/tap confirm_yes")
+    assert (
+        "     [2] Reprogramar (reschedule)\n"
+        "     · nothing handled the pick of row 'general' in state confirming; the taps it "
+        "takes: confirm_yes, reschedule, confirm_yes_apt_*\n"
+    ) in out
+    assert out.count("nothing handled") == 1  # a handled tap says nothing more
 
 
 # --- users and reset -----------------------------------------------------------------------
@@ -188,6 +229,15 @@ async def test_help_lists_every_command() -> None:
     out = await talk("/help")
     for command in ("/tap", "/pick", "/advance", "/trigger", "/state", "/user", "/reset", "/quit"):
         assert command in out
+
+
+def test_the_readme_lists_every_chat_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("Commands: `/tap ID`")
+    listed = readme[start : readme.index("\n\n", start)]
+    chat = Chat(Simulator(bots.clinic.bot), io.StringIO(), wa_id="5491140123456", name=None)
+    for command in [*chat.commands, "reset", "quit"]:
+        assert f"`/{command}" in listed, command
 
 
 # --- pieces ----------------------------------------------------------------------------------

@@ -230,4 +230,7 @@ def test_botkit_check_exits_1_with_one_line_per_problem(
 
 def test_botkit_check_exits_0_with_warnings_only(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "tests.tools.test_check:UnofferedHandler"]) == 0
-    assert capsys.readouterr().out.startswith("warning: ")
+    captured = capsys.readouterr()
+    assert captured.out.startswith("warning: ")
+    assert len(lines(UnofferedHandler)) == 1
+    assert "0 errors, 1 warning\n" in captured.err  # not "1 warnings"

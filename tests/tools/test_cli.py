@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from botkit.config import Settings
 from botkit.exceptions import BotkitError
 from botkit.runtime.bot import Bot
 from botkit.runtime.worker import worker_command
-from botkit.tools.cli import build_app, load_bot, main
+from botkit.tools.cli import build_app, load_bot, main, provider_banner
 
 from .processes import Deployment
 
@@ -122,6 +123,21 @@ def test_the_worker_child_is_woken_through_stdin_and_the_option_is_hidden(
     assert "SIGTERM" in out and "stdin" not in out
 
 
+def test_botkit_help_describes_every_command_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    commands = ["run", "worker", "graph", "check", "new", "chat", "dev", "fake-api"]
+    listed = re.findall(r"^    (\S+) +\S.*$", out, flags=re.MULTILINE)
+    assert listed == commands  # each with its help on the same line, none wrapped
+    for name in commands:
+        assert f"`botkit {name}" in out  # the description says what each is for
+    assert "built-in fake provider" in out
+
+
 def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["serve-everything"])
@@ -163,6 +179,39 @@ def test_load_bot_of_a_module_without_a_bot_asks_for_an_attribute() -> None:
         load_bot("botkit.config")
 
 
+# --- the start-up banner ------------------------------------------------------------------
+
+
+def test_the_banner_with_a_real_key_says_where_it_sends_from_which_number_and_the_webhook() -> None:
+    env = {
+        "GOSENDAPI_API_KEY": "gsk_live_0123456789",
+        "GOSENDAPI_WEBHOOK_SECRET": "whsec_a,whsec_b",
+        "GOSENDAPI_PHONE_NUMBER_ID": "15550001111",
+        "BOTKIT_DATABASE": "postgresql://bot:s3cret@db/bot",
+    }
+    banner = provider_banner("Clinic", Settings.from_env(env), "http://0.0.0.0:8000")
+    lines = banner.splitlines()
+    assert lines[0] == (
+        "botkit: Clinic on http://0.0.0.0:8000 with GoSendAPI at "
+        "https://cloud.gosendapi.com/v1 (live key)"
+    )
+    assert "POST http://0.0.0.0:8000/webhook" in lines[1] and "2 secrets" in lines[1]
+    assert "phone_number_id 15550001111" in lines[2]
+    assert "off (BOTKIT_API_TOKEN is not set)" in lines[3]
+    assert lines[4].endswith("PostgreSQL")
+    for secret in ("gsk_live_0123456789", "whsec_a", "s3cret"):
+        assert secret not in banner
+
+
+def test_the_banner_without_a_number_says_what_proactive_sends_need() -> None:
+    env = {"GOSENDAPI_API_KEY": "gsk_test_1", "GOSENDAPI_WEBHOOK_SECRET": "whsec_1"}
+    env["BOTKIT_API_TOKEN"] = "tok"
+    banner = provider_banner("Clinic", Settings.from_env(env), "http://127.0.0.1:8000")
+    assert "(sandbox key)" in banner
+    assert "proactive sends need GOSENDAPI_PHONE_NUMBER_ID" in banner
+    assert "POST http://127.0.0.1:8000/conversations/{wa_id}/trigger" in banner
+
+
 # --- the fake-provider app, in process ----------------------------------------------------
 
 
@@ -179,6 +228,8 @@ async def test_without_a_key_the_app_answers_a_user_through_the_built_in_fake(
     ):
         health = await client.get("/healthz")
         assert health.json()["provider"] == "fake"
+        endpoints = (await client.get("/")).json()["endpoints"]
+        assert "_fake/inbound" in endpoints["/provider/..."]
         answer = await client.post("/provider/_fake/inbound", json=INBOUND)
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"accepted": 1, "duplicates": 0}
@@ -214,6 +265,16 @@ def test_botkit_run_answers_a_newcomers_hola_with_the_clinic_list(tmp_path: Path
     assert reply["to"] == JUAN
     assert reply["phone_number_id"] == "555123456789"
     assert "built-in fake GoSendAPI" in web.output()
+
+
+@pytest.mark.slow
+def test_botkit_run_warns_at_start_about_a_webhook_secret_without_whsec(tmp_path: Path) -> None:
+    env = {"BOTKIT_DATABASE": str(tmp_path / "run.db"), "GOSENDAPI_WEBHOOK_SECRET": "gsk_oops"}
+    with Deployment(tmp_path, env) as deployment:
+        web = deployment.web("bots.clinic", workers=True)
+        output = web.output()
+    assert "botkit: warning: GOSENDAPI_WEBHOOK_SECRET does not start with whsec_" in output
+    assert "gsk_oops" not in output
 
 
 @pytest.mark.usefixtures("bare_env")

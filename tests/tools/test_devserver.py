@@ -88,7 +88,12 @@ async def test_the_state_names_the_bot_its_triggers_and_the_default_user(
     assert state["triggers"] == {"remind": ["name", "date", "time", "appointment_id"]}
     assert state["users"] == [{"wa_id": JUAN, "name": "Juan"}]
     assert state["user"]["state"] == "idle"
-    assert state["user"]["window"] == {"open": False, "closes_at": None, "refused": False}
+    assert state["user"]["window"] == {
+        "open": False,
+        "closes_at": None,
+        "refused": False,
+        "closed_at": None,
+    }
 
 
 async def test_text_list_pick_and_button_tap_book_an_appointment(
@@ -341,3 +346,35 @@ async def test_a_shared_location_goes_to_the_bot(client: httpx.AsyncClient) -> N
     assert message["location"] == {"latitude": -34.6, "longitude": -58.38}
     bad = await client.post(f"/api/users/{JUAN}/location", json={"latitude": "x"})
     assert bad.status_code == 400
+
+
+async def test_after_a_403_the_users_next_message_reopens_the_window(
+    client: httpx.AsyncClient,
+) -> None:
+    listed = last_bot(await post(client, f"/api/users/{JUAN}/say", {"text": "hola"}))
+    await post(client, "/api/provider/fail", {"status": 403})
+    await client.post("/api/clock/advance", json={"hours": 1})
+    state = await post(
+        client, f"/api/users/{JUAN}/pick", {"message_id": listed["message_id"], "id": "lab"}
+    )
+    window = state["user"]["window"]
+    assert (window["open"], window["refused"]) == (False, True)
+    assert window["closed_at"] == state["now"]  # when the provider refused, not in the future
+    for _ in range(2):
+        state = await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
+        statuses = [x["answer"]["status"] for x in state["user"]["exchanges"][-2:]]
+        assert statuses == [200, 200]  # the webhook event, then the bot's reply
+        assert state["user"]["window"]["open"] is True
+        assert state["user"]["window"]["closed_at"] is None
+    assert not [n for n in state["notes"] if "raised" in n["text"]]
+
+
+async def test_a_window_that_ran_out_closed_24_hours_after_the_last_message(
+    client: httpx.AsyncClient,
+) -> None:
+    state = await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
+    said_at = state["now"]
+    state = await post(client, "/api/clock/advance", {"hours": 25})
+    window = state["user"]["window"]
+    assert (window["open"], window["refused"]) == (False, False)
+    assert window["closed_at"] == window["closes_at"] == said_at + 24 * 3600

@@ -140,7 +140,7 @@ def test_the_clinic_flow_in_chromium(browser: Browser, tmp_path: Path) -> None:
         page.locator(".reply-button", has_text="Sí, confirmo").last.click()
         expect(page.locator(".from-bot").last).to_contain_text("quedó confirmado")
         expect(page.locator("#state")).to_have_text("confirmed")
-        expect(page.locator("#window")).to_contain_text("open until")
+        expect(page.locator("#window")).to_contain_text("open, closes at")
 
         page.get_by_role("button", name="+25 h").click()
         expect(page.locator("#window")).to_contain_text("closed")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import bots.clinic
+import bots.pizza
 from botkit.conversation.context import Context
 from botkit.conversation.dsl import Conversation, State, on
 from botkit.tools.cli import main
@@ -81,6 +87,16 @@ def test_dot_marks_the_start_final_states_and_dashed_fallbacks() -> None:
     assert r'"age" -> "photo" [label="text /^\\d+$/"];' in text
 
 
+def test_dot_draws_parallel_routes_as_one_arrow_and_wraps_long_labels() -> None:
+    text = dot(bots.pizza.bot.conversation.spec)
+    assert text.count('"confirming" -> "idle"') == 1  # two labels on one arrow, not stacked
+    assert '"confirming" -> "idle" [label="text \\"cancelar\\"\\nbutton cancel"];' in text
+    rows = "row muzzarella | napolitana\\nfugazzeta | cuatro_quesos\\ncalabresa | rucula"
+    assert f'"choosing" -> "sizing" [label="{rows}"];' in text
+    assert '"locating" -> "locating" [label="text (any)"];' in text  # solid and dashed apart
+    assert '"locating" -> "locating" [label="fallback: prompt again", style=dashed];' in text
+
+
 def test_botkit_graph_prints_mermaid(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
     assert main(["graph", "bots.clinic"]) == 0
     assert capsysbinary.readouterr().out.decode() == CLINIC
@@ -100,6 +116,29 @@ def test_botkit_graph_svg_without_graphviz_says_so(
     err = capsys.readouterr().err
     assert "Graphviz" in err and "apt-get install graphviz" in err
     assert "Mermaid output is available" in err
+
+
+def test_botkit_graph_png_refuses_to_write_binary_to_a_terminal() -> None:
+    main_fd, terminal = pty.openpty()
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-m", "botkit.tools.cli", "graph", "bots.pizza", "--format", "png"]
+    with os.fdopen(main_fd, "rb", buffering=0) as screen, os.fdopen(terminal, "wb") as slave:
+        done = subprocess.run(command, cwd=root, stdout=slave, stderr=subprocess.PIPE, timeout=60)
+        written = select.select([screen], [], [], 0)[0]  # before the terminal side closes
+    assert done.returncode == 2
+    assert written == []  # not a byte reached the terminal
+    err = done.stderr.decode()
+    assert "stdout is a terminal" in err
+    assert "--output pizza.png" in err and "> pizza.png" in err
+
+
+def test_botkit_graph_png_to_a_pipe_is_not_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # stops before running dot
+    assert main(["graph", "bots.clinic", "--format", "png"]) == 1
+    err = capsys.readouterr().err
+    assert "terminal" not in err and "Graphviz" in err
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")

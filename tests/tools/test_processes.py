@@ -131,6 +131,10 @@ def test_botkit_run_replies_through_its_worker_child_which_stops_with_it(
     web = deployment.web(BOT, workers=True)  # web and a worker child, woken through a pipe
 
     post_messages(web, range(1, 3))
+    banner = web.output()
+    assert f"with GoSendAPI at {fake.url}/v1 (sandbox key)" in banner
+    assert f"POST {web.url}/webhook" in banner and "phone_number_id 555" in banner
+    assert "warning" not in banner
 
     total = len(USERS) * 2
     deployment.wait_until(lambda: len(fake.messages()) >= total, what="every reply", process=web)

@@ -786,6 +786,18 @@ async def test_healthz_says_fake_when_no_api_key_is_set(tmp_path: Path) -> None:
     assert response.json()["provider"] == "fake"
 
 
+async def test_the_root_says_what_this_service_is_and_where_its_docs_are(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as rig:
+        response = await rig.client.get("/")
+    assert response.status_code == 200
+    about = response.json()
+    assert "botkit" in about["service"] and "Clinic" in about["service"]
+    assert {"POST /webhook", "GET /healthz"} <= set(about["endpoints"])
+    assert "README" in about["docs"] and "https://docs.gosendapi.com" in about["docs"]
+
+
 async def test_webhook_only_takes_post(tmp_path: Path) -> None:
     async with running(tmp_path) as rig:
         assert (await rig.client.get("/webhook")).status_code == 405

@@ -200,11 +200,13 @@ function fillTriggerData() {
 function renderUserPanel(user) {
   $("state").textContent = user ? user.state : "";
   $("data").textContent = user ? JSON.stringify(user.data, null, 2) : "";
-  const w = user ? user.window : { open: false, closes_at: null };
-  const until = w.closes_at ? clockText(w.closes_at) : null;
+  const w = user ? user.window : { open: false, closes_at: null, closed_at: null };
+  const detail = w.open ? `, closes at ${clockText(w.closes_at)}`
+    : w.closed_at ? ` since ${clockText(w.closed_at)}${w.refused ? " (the provider refused a send)" : ""}`
+    : " (the user never wrote)";
   $("window").replaceChildren(
     el("span", { className: w.open ? "open" : "closed", textContent: w.open ? "open" : "closed" }),
-    document.createTextNode(w.open ? ` until ${until}` : until ? ` since ${until}` : " (the user never wrote)"));
+    document.createTextNode(detail));
 }
 
 function renderWire(user) {
