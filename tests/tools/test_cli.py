@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,62 @@ def test_run_with_a_database_that_cannot_be_reached_says_so_in_one_line(
     assert err.startswith("botkit: error: cannot connect to PostgreSQL at ")
     assert "postgresql://bot:***@127.0.0.1:1/botkit" in err and "s3cret" not in err
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+# --- database paths that cannot be used: one line naming the path, nothing created ------
+
+
+def run_on(database: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """`botkit run bots.hello` on `database`: its exit code must be 2; its one line."""
+    os.environ["BOTKIT_DATABASE"] = database  # bare_env's monkeypatch restores it
+    assert main(["run", "bots.hello"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_run_on_a_database_in_a_missing_folder_says_to_create_it_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing"
+    err = run_on(f"sqlite:///{missing}/x.db", capsys)
+    assert err == (
+        f"botkit: error: database {missing}/x.db: the folder {missing} does not exist; "
+        f"create it (mkdir -p {missing}) or set BOTKIT_DATABASE to a file in an existing folder\n"
+    )
+    assert not missing.exists()
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_run_on_a_file_that_is_not_a_database_names_it_and_creates_nothing_beside_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "clinic.py"
+    source.write_text("print('a bot')\n")
+    err = run_on(str(source), capsys)
+    assert err.startswith(f"botkit: error: database {source} is not a SQLite database")
+    assert [p.name for p in tmp_path.iterdir()] == ["clinic.py"]
+    assert source.read_text() == "print('a bot')\n"
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_run_on_another_applications_sqlite_database_names_it_and_leaves_it_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "app.db"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE customers (id INTEGER)")
+    db.close()
+    err = run_on(str(other), capsys)
+    assert err.startswith(f"botkit: error: database {other} is a SQLite database of something")
+    assert [p.name for p in tmp_path.iterdir()] == ["app.db"]
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_run_on_a_path_that_cannot_be_opened_names_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # /proc takes no new files, even from root
+    err = run_on("/proc/botkit-forbidden.db", capsys)
+    assert err.startswith("botkit: error: database /proc/botkit-forbidden.db: cannot be opened")
