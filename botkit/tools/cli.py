@@ -103,6 +103,7 @@ def _run(args: argparse.Namespace) -> int:
     workers = args.workers != "none"
     app = build_app(bot, settings, target=target, log_level=args.log_level, workers=workers)
     _open_store_once(settings)
+    sock = server.listen(args.host, args.port)  # a port in use is one line, before the banner
     where = f"http://{args.host}:{args.port}"
     if not workers:
         print(
@@ -127,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    server.serve(app, settings, host=args.host, port=args.port, log_level=args.log_level)
+    server.serve(app, settings, host=args.host, port=args.port, log_level=args.log_level, sock=sock)
     return 0
 
 
@@ -264,6 +265,7 @@ def _dev(args: argparse.Namespace) -> int:
     # Imported here: only `botkit dev` needs the web simulator.
     from botkit.tools.devserver import DevBot, create_dev_app
 
+    sock = server.listen(args.host, args.port)  # a port in use is one line, before the banner
     dev = DevBot(args.target, args.database)
     app = create_dev_app(dev, watch_every=None if args.no_reload else 0.5)
     source = dev.module_path()
@@ -282,6 +284,7 @@ def _dev(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         before_exit=dev.end_streams,
+        sock=sock,
     )
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sqlite3
 import sys
 from pathlib import Path
@@ -288,3 +289,24 @@ def test_run_on_a_path_that_cannot_be_opened_names_it(
     # /proc takes no new files, even from root
     err = run_on("/proc/botkit-forbidden.db", capsys)
     assert err.startswith("botkit: error: database /proc/botkit-forbidden.db: cannot be opened")
+
+
+# --- a port another process holds: one line, before any banner ----------------------------
+
+
+@pytest.mark.usefixtures("bare_env")
+@pytest.mark.parametrize("command", ["run", "dev"])
+def test_a_port_in_use_is_one_line_before_any_banner(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    os.environ["BOTKIT_DATABASE"] = str(tmp_path / "run.db")  # bare_env's monkeypatch restores it
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        dev_database = ["--database", str(tmp_path / "dev.db")] if command == "dev" else []
+        code = main([command, "bots.hello", "--port", str(port), *dev_database])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"botkit: error: port {port} is in use: stop the other process or pass --port\n"
+    )
