@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     target = args.target if args.workers == "process" else None
     workers = args.workers != "none"
     app = build_app(bot, settings, target=target, log_level=args.log_level, workers=workers)
-    _open_store_once(settings)
+    _open_store_once(settings, worker=workers)
     sock = server.listen(args.host, args.port)  # a port in use is one line, before the banner
     where = f"http://{args.host}:{args.port}"
     if not workers:
@@ -132,13 +132,14 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store_once(settings: Settings) -> None:
+def _open_store_once(settings: Settings, *, worker: bool) -> None:
     """Opens the store and closes it, before the server starts: a database that cannot be used
     stops `botkit run` with one line (not the server's traceback), and its schema is created or
-    migrated before the web process and its worker both open it."""
+    migrated before the web process and its worker both open it. With `worker`, as a process
+    that runs workers: a SQLite file another process runs workers on is refused here too."""
 
     async def open_and_close() -> None:
-        store = open_store(settings.database, pool_size=1)
+        store = open_store(settings.database, pool_size=1, worker=worker)
         await store.open()
         await store.aclose()
 
@@ -265,6 +266,7 @@ def _dev(args: argparse.Namespace) -> int:
     # Imported here: only `botkit dev` needs the web simulator.
     from botkit.tools.devserver import DevBot, create_dev_app
 
+    _open_store_once(Settings(database=args.database), worker=True)
     sock = server.listen(args.host, args.port)  # a port in use is one line, before the banner
     dev = DevBot(args.target, args.database)
     app = create_dev_app(dev, watch_every=None if args.no_reload else 0.5)

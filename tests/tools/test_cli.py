@@ -23,6 +23,7 @@ from botkit.config import Settings
 from botkit.exceptions import BotkitError
 from botkit.runtime.bot import Bot
 from botkit.runtime.worker import worker_command
+from botkit.store.sqlite import SqliteStore
 from botkit.tools.cli import build_app, load_bot, main
 
 from .processes import Deployment
@@ -288,7 +289,8 @@ def test_run_on_a_path_that_cannot_be_opened_names_it(
 ) -> None:
     # /proc takes no new files, even from root
     err = run_on("/proc/botkit-forbidden.db", capsys)
-    assert err.startswith("botkit: error: database /proc/botkit-forbidden.db: cannot be opened")
+    assert err.startswith("botkit: error: database /proc/botkit-forbidden.db: cannot ")
+    assert "check that this user may write in /proc" in err
 
 
 # --- a port another process holds: one line, before any banner ----------------------------
@@ -310,3 +312,30 @@ def test_a_port_in_use_is_one_line_before_any_banner(
     assert capsys.readouterr().err == (
         f"botkit: error: port {port} is in use: stop the other process or pass --port\n"
     )
+
+
+# --- a database another botkit process works on: one line, before any banner --------------
+
+
+@pytest.mark.usefixtures("bare_env")
+@pytest.mark.parametrize("command", ["run", "dev"])
+def test_a_database_another_process_works_on_is_one_line_before_any_banner(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "bot.db"
+    os.environ["BOTKIT_DATABASE"] = str(database)  # bare_env's monkeypatch restores it
+    other = SqliteStore(database, worker=True)  # as a first `botkit dev` on the file
+    with asyncio.Runner() as runner:
+        runner.run(other.open())
+        try:
+            code = main(
+                [command, "bots.hello", "--port", "0", "--database", str(database)][
+                    : None if command == "dev" else 4
+                ]
+            )
+        finally:
+            runner.run(other.aclose())
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"botkit: error: database {database} is in use: another botkit process")
+    assert "Traceback" not in err and err.count("\n") == 1

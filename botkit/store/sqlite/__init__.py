@@ -144,9 +144,10 @@ class SqliteStore:
         except BlockingIOError:
             os.close(descriptor)
             raise StoreError(
-                f"another process already runs botkit's workers on {self.path}: a SQLite store is "
-                "single-node: one worker process per file (stop the other, or use PostgreSQL for several: "
-                "BOTKIT_DATABASE=postgresql://...)"
+                f"database {self.path} is in use: another botkit process (botkit dev, run or "
+                "worker) runs its workers on it; stop that one, or give this one its own file "
+                "(BOTKIT_DATABASE, or --database for botkit dev). A SQLite file takes one such "
+                "process; several need PostgreSQL (BOTKIT_DATABASE=postgresql://...)"
             ) from None
         self._worker_lock = descriptor
 
