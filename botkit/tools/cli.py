@@ -24,7 +24,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from botkit.config import DEV_WEBHOOK_SECRET, Settings
+from botkit.config import DEV_WEBHOOK_SECRET, Settings, database_for
 from botkit.conversation.dsl import Conversation
 from botkit.exceptions import BotkitError
 from botkit.fake.provider import FakeGoSendAPI, serve
@@ -97,7 +97,9 @@ def _share_the_gil() -> None:
 
 def _run(args: argparse.Namespace) -> int:
     _share_the_gil()
-    settings = Settings.from_env(require_provider=args.require_provider)
+    settings = Settings.from_env(
+        require_provider=args.require_provider, default_database=database_for(args.target)
+    )
     bot = load_bot(args.target)
     target = args.target if args.workers == "process" else None
     workers = args.workers != "none"
@@ -161,7 +163,7 @@ def _collect_less() -> None:
 
 def _worker(args: argparse.Namespace) -> int:
     _share_the_gil()
-    settings = Settings.from_env()
+    settings = Settings.from_env(default_database=database_for(args.target))
     if settings.uses_fake_provider:
         raise BotkitError(
             "botkit worker sends replies to GoSendAPI, and no GOSENDAPI_API_KEY is set (the "
@@ -266,15 +268,16 @@ def _dev(args: argparse.Namespace) -> int:
     # Imported here: only `botkit dev` needs the web simulator.
     from botkit.tools.devserver import DevBot, create_dev_app
 
-    _open_store_once(Settings(database=args.database), worker=True)
+    database = args.database or database_for(args.target, prefix="botkit-dev")
+    dev = DevBot(args.target, database)
+    _open_store_once(Settings(database=database), worker=True)
     sock = server.listen(args.host, args.port)  # a port in use is one line, before the banner
-    dev = DevBot(args.target, args.database)
     app = create_dev_app(dev, watch_every=None if args.no_reload else 0.5)
     source = dev.module_path()
     reloads = f"; editing {source} reloads it" if source and not args.no_reload else ""
     print(
         f"botkit: {dev.bot.name} in the web simulator at http://{args.host}:{args.port}/\n"
-        f"  built-in fake GoSendAPI, a clock that starts now, database {args.database}{reloads}",
+        f"  built-in fake GoSendAPI, a clock that starts now, database {database}{reloads}",
         file=sys.stderr,
         flush=True,
     )
@@ -382,7 +385,11 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
-    dev.add_argument("--database", default="botkit-dev.db", help="the SQLite file (users' states)")
+    dev.add_argument(
+        "--database",
+        default=None,
+        help="the SQLite file (users' states); botkit-dev-NAME.db by default, after the module",
+    )
     dev.add_argument("--log-level", default="warning", choices=LOG_LEVELS)
     dev.add_argument(
         "--no-reload", action="store_true", help="do not reload the bot when its file changes"

@@ -339,3 +339,22 @@ def test_a_database_another_process_works_on_is_one_line_before_any_banner(
     err = capsys.readouterr().err
     assert err.startswith(f"botkit: error: database {database} is in use: another botkit process")
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+# --- each bot its own database by default ------------------------------------------------
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_without_botkit_database_each_bot_runs_on_its_own_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as other:  # the port in use stops each run right after its database
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = str(other.getsockname()[1])
+        assert main(["run", "bots.clinic", "--port", port]) == 2
+        assert main(["run", "bots.pizza", "--port", port]) == 2
+    capsys.readouterr()
+    made = sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db")
+    assert made == ["botkit-clinic.db", "botkit-pizza.db"]
