@@ -309,11 +309,13 @@ Serves a bot's webhook: verifies each event's signature, stores it durably, ackn
 By default a child process (`botkit worker`, supervised, restarted if it dies) runs the
 handlers and sends the replies; against the built-in fake provider (no GOSENDAPI_API_KEY) they
 run in this process. With --no-workers this process is a web replica only, and separately
-started `botkit worker`s on the same database process what it stores. Configured from the
-environment (GOSENDAPI_*, BOTKIT_*; see the README)."""
+started `botkit worker`s on the same database process what it stores. The database is
+BOTKIT_DATABASE, or botkit-NAME.db after the bot's module (bots.clinic: botkit-clinic.db).
+Configured from the environment (GOSENDAPI_*, BOTKIT_*; see the README)."""
 
 WORKER_DESCRIPTION = """\
-Runs a bot's workers (dispatcher, outbox, sender) on the database of BOTKIT_DATABASE: they
+Runs a bot's workers (dispatcher, outbox, sender) on BOTKIT_DATABASE (botkit-NAME.db, after
+the bot's module, when unset), the database the web processes use: they
 process what web processes (`botkit run --no-workers`) store, and send the replies to
 GoSendAPI (GOSENDAPI_API_KEY required). SIGTERM or Ctrl-C stops it gracefully: it finishes
 what is in flight, gives its claims back and exits 0; a second signal stops it at once. A
