@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from botkit.exceptions import ConfigError
 
 DEFAULT_BASE_URL = "https://cloud.gosendapi.com/v1"
-DEFAULT_DATABASE = "botkit.db"
+DEFAULT_DATABASE = "botkit.db"  # Settings() built in code; the commands name a file per bot
 DEV_WEBHOOK_SECRET = "whsec_botkit_dev"
 # The business number of the built-in fake GoSendAPI (the number its events come to).
 DEV_PHONE_NUMBER_ID = "555123456789"
@@ -42,6 +42,7 @@ DEFAULT_BODY_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 4096
 
 _DIGITS = re.compile(r"[0-9]{1,32}")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _DECIMAL = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 
 
@@ -97,12 +98,18 @@ class Settings:
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, require_provider: bool = False
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        require_provider: bool = False,
+        default_database: str = DEFAULT_DATABASE,
     ) -> Settings:
         """Reads and checks every variable; a ConfigError lists all the problems at once.
 
         Without GOSENDAPI_API_KEY botkit runs against its built-in fake provider with a
         development webhook secret, unless `require_provider` is set (as in the Dockerfile).
+        Without BOTKIT_DATABASE the database is `default_database` (the commands pass the
+        bot's own, `database_for`).
         """
         env = os.environ if environ is None else environ
         problems: list[str] = []
@@ -149,7 +156,7 @@ class Settings:
             api_key=api_key,
             webhook_secrets=secrets or (DEV_WEBHOOK_SECRET,),
             phone_number_id=phone_number_id,
-            database=env.get("BOTKIT_DATABASE", "").strip() or DEFAULT_DATABASE,
+            database=env.get("BOTKIT_DATABASE", "").strip() or default_database,
             api_token=_optional(env, "BOTKIT_API_TOKEN"),
             send_concurrency=concurrency,
             database_pool=pool,
@@ -163,6 +170,15 @@ class Settings:
             body_timeout=body_timeout,
             max_connections=connections,
         )
+
+
+def database_for(target: str, *, prefix: str = "botkit") -> str:
+    """A bot's own SQLite file in the working folder, named after its module (and attribute):
+    `bots.clinic` -> botkit-clinic.db, `bots.shop:Orders` -> botkit-shop-Orders.db. Each bot
+    keeps its users apart from other bots' unless BOTKIT_DATABASE names a shared database."""
+    module, _, attr = target.partition(":")
+    name = "-".join(part for part in (module.rpartition(".")[2], attr) if part)
+    return f"{prefix}-{_UNSAFE.sub('_', name).strip('_-') or 'bot'}.db"
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:

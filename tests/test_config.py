@@ -19,6 +19,7 @@ from botkit.config import (
     MIN_RETENTION,
     REDELIVERY_HORIZON,
     Settings,
+    database_for,
 )
 from botkit.exceptions import BotkitError, ConfigError
 from botkit.fake.rules import DEFAULT_PHONE_NUMBER_ID
@@ -362,3 +363,15 @@ def test_an_edge_timeout_must_be_a_positive_number_of_seconds(value: str) -> Non
         f"{name} must be a positive number of seconds, such as 5 or 0.5; not {value!r}"
         for name in ("BOTKIT_HEADER_TIMEOUT", "BOTKIT_BODY_TIMEOUT")
     )
+
+
+def test_each_bot_has_its_own_database_unless_botkit_database_names_one() -> None:
+    assert database_for("bots.clinic") == "botkit-clinic.db"
+    assert database_for("bots.pizza") == "botkit-pizza.db"
+    assert database_for("shop:Orders") == "botkit-shop-Orders.db"
+    assert database_for("bots.clinic", prefix="botkit-dev") == "botkit-dev-clinic.db"
+    assert database_for("../x:a/b") == "botkit-x-a_b.db"  # nothing but a file in this folder
+    own = Settings.from_env({}, default_database=database_for("bots.pizza"))
+    assert own.database == "botkit-pizza.db"
+    named = {"BOTKIT_DATABASE": "shared.db"}
+    assert Settings.from_env(named, default_database="botkit-pizza.db").database == "shared.db"

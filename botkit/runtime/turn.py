@@ -213,8 +213,18 @@ def _learn(event: Event, item: InboxItem, progress: _Progress) -> None:
 
 
 def _resume(spec: Any, session: Session | None) -> tuple[str, JSONObject]:
-    """The state and data to resume from (the initial state if the stored one is gone)."""
+    """The state and data to resume from (the initial state if the stored one is gone or
+    belongs to another conversation)."""
     if session is None:
+        return spec.initial, {}
+    if session.conversation != spec.name:  # another bot's user, on a database shared by mistake
+        log.warning(
+            "%s: the stored session belongs to conversation %r (another bot on the same "
+            "database?); starting fresh at %r",
+            spec.name,
+            session.conversation,
+            spec.initial,
+        )
         return spec.initial, {}
     if session.state not in spec.states:
         log.warning(

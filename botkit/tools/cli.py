@@ -25,7 +25,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from botkit.config import DEV_WEBHOOK_SECRET, Settings
+from botkit.config import DEV_WEBHOOK_SECRET, Settings, database_for
 from botkit.conversation.dsl import Conversation
 from botkit.exceptions import BotkitError
 from botkit.fake.provider import FakeGoSendAPI, serve
@@ -99,12 +99,15 @@ def _share_the_gil() -> None:
 
 def _run(args: argparse.Namespace) -> int:
     _share_the_gil()
-    settings = Settings.from_env(require_provider=args.require_provider)
+    settings = Settings.from_env(
+        require_provider=args.require_provider, default_database=database_for(args.target)
+    )
     bot = load_bot(args.target)
     target = args.target if args.workers == "process" else None
     workers = args.workers != "none"
     app = build_app(bot, settings, target=target, log_level=args.log_level, workers=workers)
-    _open_store_once(settings)
+    _open_store_once(settings, worker=workers)
+    sock = server.listen(args.host, args.port)  # a port in use is one line, before the banner
     where = f"http://{args.host}:{args.port}"
     if not workers:
         print(
@@ -133,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
         print(provider_banner(bot.name, settings, where), file=sys.stderr, flush=True)
     for warning in settings.warnings():
         print(f"botkit: warning: {warning}", file=sys.stderr, flush=True)
-    server.serve(app, settings, host=args.host, port=args.port, log_level=args.log_level)
+    server.serve(app, settings, host=args.host, port=args.port, log_level=args.log_level, sock=sock)
     return 0
 
 
@@ -165,13 +168,14 @@ def provider_banner(name: str, settings: Settings, where: str) -> str:
     )
 
 
-def _open_store_once(settings: Settings) -> None:
+def _open_store_once(settings: Settings, *, worker: bool) -> None:
     """Opens the store and closes it, before the server starts: a database that cannot be used
     stops `botkit run` with one line (not the server's traceback), and its schema is created or
-    migrated before the web process and its worker both open it."""
+    migrated before the web process and its worker both open it. With `worker`, as a process
+    that runs workers: a SQLite file another process runs workers on is refused here too."""
 
     async def open_and_close() -> None:
-        store = open_store(settings.database, pool_size=1)
+        store = open_store(settings.database, pool_size=1, worker=worker)
         await store.open()
         await store.aclose()
 
@@ -193,7 +197,7 @@ def _collect_less() -> None:
 
 def _worker(args: argparse.Namespace) -> int:
     _share_the_gil()
-    settings = Settings.from_env()
+    settings = Settings.from_env(default_database=database_for(args.target))
     if settings.uses_fake_provider:
         raise BotkitError(
             "botkit worker sends replies to GoSendAPI, and no GOSENDAPI_API_KEY is set (the "
@@ -322,13 +326,16 @@ def _dev(args: argparse.Namespace) -> int:
     # Imported here: only `botkit dev` needs the web simulator.
     from botkit.tools.devserver import DevBot, create_dev_app
 
-    dev = DevBot(args.target, args.database)
+    database = args.database or database_for(args.target, prefix="botkit-dev")
+    dev = DevBot(args.target, database)
+    _open_store_once(Settings(database=database), worker=True)
+    sock = server.listen(args.host, args.port)  # a port in use is one line, before the banner
     app = create_dev_app(dev, watch_every=None if args.no_reload else 0.5)
     source = dev.module_path()
     reloads = f"; editing {source} reloads it" if source and not args.no_reload else ""
     print(
         f"botkit: {dev.bot.name} in the web simulator at http://{args.host}:{args.port}/\n"
-        f"  built-in fake GoSendAPI, a clock that starts now, database {args.database}{reloads}",
+        f"  built-in fake GoSendAPI, a clock that starts now, database {database}{reloads}",
         file=sys.stderr,
         flush=True,
     )
@@ -340,6 +347,7 @@ def _dev(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         before_exit=dev.end_streams,
+        sock=sock,
     )
     return 0
 
@@ -367,11 +375,13 @@ Serves a bot's webhook: verifies each event's signature, stores it durably, ackn
 By default a child process (`botkit worker`, supervised, restarted if it dies) runs the
 handlers and sends the replies; against the built-in fake provider (no GOSENDAPI_API_KEY) they
 run in this process. With --no-workers this process is a web replica only, and separately
-started `botkit worker`s on the same database process what it stores. Configured from the
-environment (GOSENDAPI_*, BOTKIT_*; see the README)."""
+started `botkit worker`s on the same database process what it stores. The database is
+BOTKIT_DATABASE, or botkit-NAME.db after the bot's module (bots.clinic: botkit-clinic.db).
+Configured from the environment (GOSENDAPI_*, BOTKIT_*; see the README)."""
 
 WORKER_DESCRIPTION = """\
-Runs a bot's workers (dispatcher, outbox, sender) on the database of BOTKIT_DATABASE: they
+Runs a bot's workers (dispatcher, outbox, sender) on BOTKIT_DATABASE (botkit-NAME.db, after
+the bot's module, when unset), the database the web processes use: they
 process what web processes (`botkit run --no-workers`) store, and send the replies to
 GoSendAPI (GOSENDAPI_API_KEY required). SIGTERM or Ctrl-C stops it gracefully: it finishes
 what is in flight, gives its claims back and exits 0; a second signal stops it at once. A
@@ -451,7 +461,11 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
-    dev.add_argument("--database", default="botkit-dev.db", help="the SQLite file (users' states)")
+    dev.add_argument(
+        "--database",
+        default=None,
+        help="the SQLite file (users' states); botkit-dev-NAME.db by default, after the module",
+    )
     dev.add_argument("--log-level", default="warning", choices=LOG_LEVELS)
     dev.add_argument(
         "--no-reload", action="store_true", help="do not reload the bot when its file changes"

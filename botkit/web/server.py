@@ -28,9 +28,11 @@ tests/web/test_server.py checks each deadline against a real server.
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import resource
+import socket
 from collections.abc import Callable
 from types import FrameType
 from typing import Any, ClassVar
@@ -40,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from botkit.config import MAX_BODY_BYTES, Settings
+from botkit.exceptions import BotkitError
 
 log = logging.getLogger(__name__)
 
@@ -325,6 +328,24 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, for `serve`: bound before anything is printed, so that a
+    port another process holds is one line (a BotkitError), not a banner and a traceback."""
+    # as uvicorn binds a host it is given (an IPv6 address has colons; a name is IPv4)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not a live listener's port
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise BotkitError(
+                f"port {port} is in use: stop the other process or pass --port"
+            ) from None
+        raise BotkitError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
 def serve(
     app: ASGIApp,
     settings: Settings,
@@ -333,8 +354,10 @@ def serve(
     port: int,
     log_level: str,
     before_exit: Callable[[], None] | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serves `app` on host:port until SIGINT or SIGTERM (`before_exit` runs at the signal)."""
+    """Serves `app` on host:port until SIGINT or SIGTERM (`before_exit` runs at the signal);
+    on `sock` when given (from `listen`)."""
     open_files = raise_open_files_limit()
     config = server_config(
         app, settings, host=host, port=port, log_level=log_level, open_files=open_files
@@ -344,7 +367,15 @@ def serve(
     # body's thousands of events set one off: 20-80 ms holding the event loop otherwise,
     # 3-13 ms with it; bench/parse.py --loop)
     gc.freeze()
-    _Server(config, before_exit).run()
+    _Server(config, before_exit).run(sockets=None if sock is None else [sock])
 
 
-__all__ = ["Edge", "EdgeProtocol", "InFlightLimit", "protocol_for", "serve", "server_config"]
+__all__ = [
+    "Edge",
+    "EdgeProtocol",
+    "InFlightLimit",
+    "listen",
+    "protocol_for",
+    "serve",
+    "server_config",
+]

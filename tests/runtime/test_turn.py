@@ -7,6 +7,7 @@ Each test builds the claimed lane (its events, session and window) by hand and c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
@@ -245,6 +246,19 @@ async def test_a_session_in_a_state_that_no_longer_exists_resumes_from_the_initi
     turn = await take_turn(Notebook(), lane(text_item(1, "a"), session=stored), NOW)
 
     assert turn.outcome.session == session_of(Notebook, "taking", seen=["gone:x", "idle:a"])
+
+
+async def test_a_session_of_another_conversation_starts_fresh_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # another bot's user on the same database: its state may exist here, its data does not fit
+    stored = dataclasses.replace(
+        session_of(Notebook, "taking", seen=["clinic:x"]), conversation="clinic"
+    )
+    turn = await take_turn(Notebook(), lane(text_item(1, "a"), session=stored), NOW)
+
+    assert turn.outcome.session == session_of(Notebook, "taking", seen=["idle:a"])
+    assert "belongs to conversation 'clinic'" in caplog.text
 
 
 # --- a handler that fails fails its own event only ----------------------------------------------

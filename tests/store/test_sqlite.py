@@ -150,7 +150,7 @@ async def test_only_one_process_runs_workers_on_a_file(db_path: Path) -> None:
     first = SqliteStore(db_path, worker=True)
     await first.open()
     try:
-        with pytest.raises(StoreError, match="single-node"):
+        with pytest.raises(StoreError, match="is in use: another botkit process"):
             await SqliteStore(db_path, worker=True).open()
         async with SqliteStore(db_path) as web:  # a web process only adds: no lock needed
             assert await web.inbox.add([event("a1")]) == [True]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from botkit.config import Settings
 from botkit.exceptions import BotkitError
 from botkit.runtime.bot import Bot
 from botkit.runtime.worker import worker_command
+from botkit.store.sqlite import SqliteStore
 from botkit.tools.cli import build_app, load_bot, main, provider_banner
 
 from .processes import Deployment
@@ -289,3 +292,130 @@ def test_run_with_a_database_that_cannot_be_reached_says_so_in_one_line(
     assert err.startswith("botkit: error: cannot connect to PostgreSQL at ")
     assert "postgresql://bot:***@127.0.0.1:1/botkit" in err and "s3cret" not in err
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+# --- database paths that cannot be used: one line naming the path, nothing created ------
+
+
+def run_on(database: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """`botkit run bots.hello` on `database`: its exit code must be 2; its one line."""
+    os.environ["BOTKIT_DATABASE"] = database  # bare_env's monkeypatch restores it
+    assert main(["run", "bots.hello"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_run_on_a_database_in_a_missing_folder_says_to_create_it_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing"
+    err = run_on(f"sqlite:///{missing}/x.db", capsys)
+    assert err == (
+        f"botkit: error: database {missing}/x.db: the folder {missing} does not exist; "
+        f"create it (mkdir -p {missing}) or set BOTKIT_DATABASE to a file in an existing folder\n"
+    )
+    assert not missing.exists()
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_run_on_a_file_that_is_not_a_database_names_it_and_creates_nothing_beside_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "clinic.py"
+    source.write_text("print('a bot')\n")
+    err = run_on(str(source), capsys)
+    assert err.startswith(f"botkit: error: database {source} is not a SQLite database")
+    assert [p.name for p in tmp_path.iterdir()] == ["clinic.py"]
+    assert source.read_text() == "print('a bot')\n"
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_run_on_another_applications_sqlite_database_names_it_and_leaves_it_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = tmp_path / "app.db"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE customers (id INTEGER)")
+    db.close()
+    err = run_on(str(other), capsys)
+    assert err.startswith(f"botkit: error: database {other} is a SQLite database of something")
+    assert [p.name for p in tmp_path.iterdir()] == ["app.db"]
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_run_on_a_path_that_cannot_be_opened_names_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # /proc takes no new files, even from root
+    err = run_on("/proc/botkit-forbidden.db", capsys)
+    assert err.startswith("botkit: error: database /proc/botkit-forbidden.db: cannot ")
+    assert "check that this user may write in /proc" in err
+
+
+# --- a port another process holds: one line, before any banner ----------------------------
+
+
+@pytest.mark.usefixtures("bare_env")
+@pytest.mark.parametrize("command", ["run", "dev"])
+def test_a_port_in_use_is_one_line_before_any_banner(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    os.environ["BOTKIT_DATABASE"] = str(tmp_path / "run.db")  # bare_env's monkeypatch restores it
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        dev_database = ["--database", str(tmp_path / "dev.db")] if command == "dev" else []
+        code = main([command, "bots.hello", "--port", str(port), *dev_database])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"botkit: error: port {port} is in use: stop the other process or pass --port\n"
+    )
+
+
+# --- a database another botkit process works on: one line, before any banner --------------
+
+
+@pytest.mark.usefixtures("bare_env")
+@pytest.mark.parametrize("command", ["run", "dev"])
+def test_a_database_another_process_works_on_is_one_line_before_any_banner(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "bot.db"
+    os.environ["BOTKIT_DATABASE"] = str(database)  # bare_env's monkeypatch restores it
+    other = SqliteStore(database, worker=True)  # as a first `botkit dev` on the file
+    with asyncio.Runner() as runner:
+        runner.run(other.open())
+        try:
+            code = main(
+                [command, "bots.hello", "--port", "0", "--database", str(database)][
+                    : None if command == "dev" else 4
+                ]
+            )
+        finally:
+            runner.run(other.aclose())
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"botkit: error: database {database} is in use: another botkit process")
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+# --- each bot its own database by default ------------------------------------------------
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_without_botkit_database_each_bot_runs_on_its_own_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as other:  # the port in use stops each run right after its database
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = str(other.getsockname()[1])
+        assert main(["run", "bots.clinic", "--port", port]) == 2
+        assert main(["run", "bots.pizza", "--port", port]) == 2
+    capsys.readouterr()
+    made = sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db")
+    assert made == ["botkit-clinic.db", "botkit-pizza.db"]

@@ -309,7 +309,7 @@ def test_the_dev_command_line() -> None:
         "bots.clinic",
         8123,
         True,
-        "botkit-dev.db",
+        None,  # botkit-dev-clinic.db: the bot's own (botkit.config.database_for)
     )
 
 

@@ -115,8 +115,7 @@ def test_a_second_worker_on_the_same_sqlite_file_exits_2_saying_why(
 
     assert second.wait() == 2
     said = second.output().strip()
-    assert said.startswith("botkit: error: another process already runs botkit's workers on")
-    assert str(tmp_path / "bot.db") in said
+    assert said.startswith(f"botkit: error: database {tmp_path / 'bot.db'} is in use: ")
     assert "\n" not in said  # one line, no traceback
     assert first.alive
     first.signal(signal.SIGINT)  # Ctrl-C: a graceful stop too

@@ -21,7 +21,8 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from botkit.config import Settings
-from botkit.web.server import InFlightLimit, server_config
+from botkit.exceptions import BotkitError
+from botkit.web.server import InFlightLimit, listen, server_config
 
 pytestmark = pytest.mark.anyio
 
@@ -282,3 +283,14 @@ async def test_a_body_past_max_body_is_left_to_the_app_whole(declared: bool) -> 
         else:
             answer = await client.post("/", content=chunks())
     assert (answer.status_code, answer.content) == (200, b"abcdef" * 5)
+
+
+def test_listen_binds_a_free_port_and_names_one_in_use_or_a_host_it_cannot_bind() -> None:
+    with listen("127.0.0.1", 0) as bound:
+        port = bound.getsockname()[1]
+        bound.listen()
+        with pytest.raises(BotkitError) as caught:
+            listen("127.0.0.1", port)
+    assert str(caught.value) == f"port {port} is in use: stop the other process or pass --port"
+    with pytest.raises(BotkitError, match=r"^cannot listen on no-such-host\.invalid:8000: "):
+        listen("no-such-host.invalid", 8000)

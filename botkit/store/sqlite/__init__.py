@@ -41,6 +41,7 @@ from botkit.store.sqlite import inbox as inbox_sql
 from botkit.store.sqlite import outbox as outbox_sql
 from botkit.store.sqlite import retention as retention_sql
 from botkit.store.sqlite.connection import INBOX, MAIN, Connection, apart, transaction
+from botkit.store.sqlite.path import check_path, lock_failed, opening_failed
 from botkit.store.sqlite.schema import attach, migrate
 from botkit.types import Clock, SystemClock
 from botkit.wire.window import Window
@@ -104,8 +105,7 @@ class SqliteStore:
     async def open(self) -> None:
         """Opens both files, sets WAL, creates or migrates the schema; with `worker`, takes
         the file's worker lock and frees stale claims."""
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        check_path(self.path)  # before anything is created beside it
         if self.worker:  # first: a running worker's file is not migrated under it
             self._take_worker_lock()
         try:
@@ -114,6 +114,9 @@ class SqliteStore:
             await self._db.run(partial(migrate, self.path, self.inbox_path))
             if self.worker:
                 await self._db.run(lambda db: transaction(db, _free_claims))
+        except sqlite3.Error as exc:
+            await self.aclose()
+            raise opening_failed(self.path, exc) from exc
         except BaseException:
             await self.aclose()
             raise
@@ -132,15 +135,19 @@ class SqliteStore:
     def _take_worker_lock(self) -> None:
         if self.path == ":memory:" or self._worker_lock is not None:
             return
-        descriptor = os.open(f"{self.path}.workers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            descriptor = os.open(f"{self.path}.workers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise lock_failed(self.path, exc) from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(descriptor)
             raise StoreError(
-                f"another process already runs botkit's workers on {self.path}: a SQLite store is "
-                "single-node: one worker process per file (stop the other, or use PostgreSQL for several: "
-                "BOTKIT_DATABASE=postgresql://...)"
+                f"database {self.path} is in use: another botkit process (botkit dev, run or "
+                "worker) runs its workers on it; stop that one, or give this one its own file "
+                "(BOTKIT_DATABASE, or --database for botkit dev). A SQLite file takes one such "
+                "process; several need PostgreSQL (BOTKIT_DATABASE=postgresql://...)"
             ) from None
         self._worker_lock = descriptor
 
