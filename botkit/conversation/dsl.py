@@ -21,6 +21,7 @@ from transitions.extensions.asyncio import AsyncMachine
 
 from botkit.conversation.context import STAY, Context, ContextInput, Fallback, Hold, User
 from botkit.exceptions import DefinitionError
+from botkit.types import JSONObject
 from botkit.wire.events import (
     ButtonTap,
     ContactsInput,
@@ -301,12 +302,15 @@ class Conversation:
     """Base class of conversations; subclasses declare States and decorated handlers.
 
     `templates` declares the approved templates it sends (name -> TemplateSpec), which
-    `botkit check` compares with the templates it builds.
+    `botkit check` compares with the templates it builds. `examples` gives user data as the
+    handlers leave it on the way (e.g. ``[{"pizza": "napolitana", "size": "grande"}]``), for
+    `botkit check` to evaluate prompts that read it: a prompt must work with one sample.
     """
 
     spec: ClassVar[ConversationSpec]
     version: ClassVar[str | None] = None
     templates: ClassVar[dict[str, TemplateSpec]] = {}
+    examples: ClassVar[Sequence[JSONObject]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

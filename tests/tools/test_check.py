@@ -137,6 +137,24 @@ class HeldTrigger(Conversation):
         await ctx.send(Text(str(ctx.input.data["headline"])))  # type: ignore[union-attr]
 
 
+class NeedsData(Conversation):
+    idle = State(initial=True)
+    greeting = State(prompt=lambda ctx: Text(f"Hola {ctx.data['name']}"), final=True)
+    examples = [{"name": "Ana"}]
+
+    @on.text(states=[idle], to=greeting)
+    async def greet(self, ctx: Context) -> None:
+        ctx.data["name"] = ctx.text
+
+
+class OneStateEcho(Conversation):
+    idle = State(initial=True)
+
+    @on.text()
+    async def echo(self, ctx: Context) -> None:
+        await ctx.send(Text(f"echo {ctx.text}"))
+
+
 def test_the_clinic_passes() -> None:
     import bots.clinic
 
@@ -190,8 +208,23 @@ def test_a_prompt_over_whatsapps_limits() -> None:
 def test_a_prompt_that_raises_on_sample_data_is_a_warning_naming_the_exception() -> None:
     assert lines(PromptRaises) == [
         "warning: PromptRaises.greeting: evaluating the prompt with empty user data raised "
-        "KeyError: 'name'; make it work with the data it can get, or check it by hand"
+        "KeyError: 'name'; make it work with the data it can get, declare examples = [{...}] "
+        "of the data it needs, or check it by hand"
     ]
+
+
+def test_a_prompt_needs_to_work_with_one_sample_only_such_as_a_declared_example() -> None:
+    assert lines(NeedsData) == []
+
+
+def test_a_valid_one_state_echo_bot_has_nothing_to_say() -> None:
+    assert lines(OneStateEcho) == []
+
+
+def test_the_pizza_example_passes_with_its_declared_examples_and_templates() -> None:
+    import bots.pizza
+
+    assert lines(bots.pizza.Pizza) == []
 
 
 def test_a_template_with_the_wrong_number_of_body_parameters() -> None:
