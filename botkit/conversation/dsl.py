@@ -369,14 +369,22 @@ def _collect_routes(cls: type, states: dict[str, State]) -> list[tuple[Route, Ha
     for klass in reversed(cls.__mro__):
         for name, value in vars(klass).items():
             for raw in getattr(value, _ROUTES_ATTR, ()):
-                routes.append((_resolve(cls.__name__, name, raw, states), value))
+                routes.append((_resolve(cls.__name__, name, raw, states, value), value))
     return routes
 
 
-def _resolve(owner: str, handler: str, raw: _Declared, states: dict[str, State]) -> Route:
+def _resolve(
+    owner: str, handler: str, raw: _Declared, states: dict[str, State], func: object = None
+) -> Route:
     where = f"{owner}.{handler}"
-    names = tuple(_state_name(state) for state in raw.states) if raw.states is not None else None
-    dest = _state_name(raw.dest) if raw.dest is not None else None
+    _check_async(where, raw, func)
+    known = getattr(func, "__globals__", {})
+    names = (
+        tuple(_state_name(where, "states=[...]", s, states, known) for s in raw.states)
+        if raw.states is not None
+        else None
+    )
+    dest = _state_name(where, "to=", raw.dest, states, known) if raw.dest is not None else None
     for name in (*(names or ()), *((dest,) if dest else ())):
         if name not in states:
             raise DefinitionError(
@@ -384,6 +392,24 @@ def _resolve(owner: str, handler: str, raw: _Declared, states: dict[str, State])
                 f"{', '.join(states)}"
             )
     return Route(raw.kind, raw.keys, names, dest, raw.regex, raw.requires, raw.fallback, handler)
+
+
+def _check_async(where: str, raw: _Declared, func: object) -> None:
+    """A plain `def` handler would run, but an `await ctx.send(...)` in it cannot be written."""
+    if inspect.iscoroutinefunction(func):
+        return
+    what = "a generator" if inspect.isgeneratorfunction(func) else "a plain function"
+    what = what if inspect.isfunction(func) else type(func).__name__
+    states = ", ".join(map(str, (_ref(s) for s in raw.states))) if raw.states else "every state"
+    raise DefinitionError(
+        f"{where}: a handler must be `async def` (it is {what}); it handles on.{raw.kind} in "
+        f"{states}: write `async def {where.rpartition('.')[2]}(self, ctx: Context) -> None:` "
+        "and `await ctx.send(...)` in it"
+    )
+
+
+def _ref(state: StateRef) -> str:
+    return state if isinstance(state, str) else state.name or repr(state)
 
 
 def _index(owner: str, state: str, table: _Table, route: Route, handler: Handler) -> None:
@@ -549,16 +575,31 @@ def _compile(pattern: str) -> re.Pattern[str]:
         raise DefinitionError(f"on.text(regex={pattern!r}): {exc}") from exc
 
 
-def _state_name(state: StateRef) -> str:
+def _state_name(
+    where: str, role: str, state: StateRef, states: dict[str, State], known: dict[str, Any]
+) -> str:
     if isinstance(state, State):
         if not state.name:
-            raise DefinitionError(
-                "a State must be a class attribute of a Conversation before it is used"
-            )
+            raise DefinitionError(_unnamed(where, role, state, states, known))
         return state.name
     if isinstance(state, str):
         return state
-    raise DefinitionError(f"expected a State or a state name, got {state!r}")
+    raise DefinitionError(f"{where}: {role} takes States or state names, not {state!r}")
+
+
+def _unnamed(
+    where: str, role: str, state: State, states: dict[str, State], known: dict[str, Any]
+) -> str:
+    """Says which State of a handler's `states=`/`to=` is not a class attribute, and where."""
+    owner = where.partition(".")[0]
+    found = next((name for name, value in known.items() if value is state), None)
+    what = f"State {found!r}" if found else "a State"
+    fix = f"`{found} = State(...)`" if found else "`name = State(...)`"
+    return (
+        f"{where}: {role} uses {what} defined outside {owner}; a State must be a class "
+        f"attribute of the conversation: declare {fix} in {owner}'s body (declared states: "
+        f"{', '.join(states)})"
+    )
 
 
 def _lookup(table: _Table, user_input: ContextInput) -> tuple[Route, Handler] | None:
