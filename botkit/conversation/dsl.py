@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 from transitions.extensions.asyncio import AsyncMachine
 
 from botkit.conversation.context import STAY, Context, ContextInput, Fallback, Hold, User
-from botkit.exceptions import DefinitionError
+from botkit.exceptions import BotkitError, DefinitionError
 from botkit.types import JSONObject
 from botkit.wire.events import (
     ButtonTap,
@@ -254,9 +254,18 @@ class ConversationSpec:
             return True
         route, handler = found
         ctx.route_fallback = route.fallback
-        result = handler(conversation, ctx)
-        if inspect.isawaitable(result):
-            await result
+        try:
+            result = handler(conversation, ctx)
+            if inspect.isawaitable(result):
+                await result
+        finally:
+            missed = ctx.unawaited_sends()
+        if missed:
+            raise BotkitError(
+                f"{self.name}.{route.handler} called ctx.send(...) without await "
+                f"({missed} {'time' if missed == 1 else 'times'}, in state {ctx.state!r}); "
+                "the event fails and nothing is sent: write `await ctx.send(...)`"
+            )
         if ctx.target == STAY:
             return True
         trigger = f"to_{ctx.target}" if ctx.target is not None else None

@@ -14,8 +14,10 @@ are declared on the conversation class:
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import inspect
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -82,6 +84,7 @@ class _Checker:
         self._evaluate(list(self._samples()))
         self._offered_ids()
         self._unoffered_handlers()
+        self._unawaited_sends()
         return self.problems
 
     def _add(self, state: str, text: str, *, warning: bool = False) -> None:
@@ -299,6 +302,19 @@ class _Checker:
                         warning=True,
                     )
 
+    def _unawaited_sends(self) -> None:
+        seen: set[str] = set()
+        for route, handler in self.spec.routes:
+            if route.handler in seen:
+                continue
+            seen.add(route.handler)
+            for line in _sends_not_awaited(handler):
+                self._add(
+                    route.handler,
+                    f"line {line} calls ctx.send(...) without await: the event would fail and "
+                    "nothing be sent; write `await ctx.send(...)`",
+                )
+
     def _context(
         self,
         state: str,
@@ -354,13 +370,43 @@ def _takes_payload(spec: ConversationSpec, state: str, payload: str) -> bool:
 
 
 def _call(handler: Any, conversation: Conversation, ctx: Context) -> None:
-    result = handler(conversation, ctx)
-    if inspect.isawaitable(result):
-        asyncio.run(_wait(result))
+    try:
+        result = handler(conversation, ctx)
+        if inspect.isawaitable(result):
+            asyncio.run(_wait(result))
+    finally:
+        ctx.unawaited_sends()  # reported from the handler's source (_unawaited_sends)
 
 
 async def _wait(awaitable: Any) -> None:
     await awaitable
+
+
+def _sends_not_awaited(handler: Any) -> list[int]:
+    """The lines where the handler's source calls `<ctx>.send(...)` as a statement of its own
+    (or returns it) instead of awaiting it; a send passed on (to asyncio.gather) is not flagged."""
+    try:
+        lines, first = inspect.getsourcelines(handler)
+    except (OSError, TypeError):  # no source (made at run time): the run itself will tell
+        return []
+    tree = ast.parse(textwrap.dedent("".join(lines)))
+    function = tree.body[0] if tree.body else None
+    if not isinstance(function, ast.AsyncFunctionDef | ast.FunctionDef):
+        return []
+    args = function.args.posonlyargs + function.args.args
+    if len(args) < 2:
+        return []
+    ctx = args[1].arg
+    dropped = [node.value for node in ast.walk(function) if isinstance(node, ast.Expr | ast.Return)]
+    return sorted(
+        node.lineno + first - 1
+        for node in dropped
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "send"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == ctx
+    )
 
 
 def _named(exc: Exception) -> str:

@@ -801,3 +801,43 @@ async def test_stay_keeps_the_state_and_sends_no_prompt_when_input_is_refused() 
         [Text("¡Listo!")],
         {"count": 3},
     )
+
+
+# -- ctx.send must be awaited --------------------------------------------------------------
+
+
+class Forgetful(Conversation):
+    idle = State(initial=True)
+    done = State(final=True)
+
+    @on.text(states=[idle], to=done)
+    async def greet(self, ctx: Context) -> None:
+        await ctx.send(Text("uno"))
+        ctx.send(Text("dos"))  # the mistake under test
+
+
+class Gathering(Conversation):
+    idle = State(initial=True)
+
+    @on.text()
+    async def both(self, ctx: Context) -> None:
+        await asyncio.gather(ctx.send(Text("uno")), ctx.send(Text("dos")))
+
+
+@pytest.mark.anyio
+async def test_a_send_not_awaited_fails_the_event_naming_the_handler() -> None:
+    spec = Forgetful.spec
+    ctx = Context(spec, inbound(text("hola")), "idle", {})
+    with pytest.raises(BotkitError) as caught:
+        await spec.run(Forgetful(), ctx)
+    assert str(caught.value) == (
+        "Forgetful.greet called ctx.send(...) without await (1 time, in state 'idle'); the "
+        "event fails and nothing is sent: write `await ctx.send(...)`"
+    )
+    assert ctx.state == "idle"  # no transition
+
+
+@pytest.mark.anyio
+async def test_an_awaited_send_queues_as_before_also_through_gather() -> None:
+    ctx = await run(Gathering, text("hola"))
+    assert ctx.sent == [Text("uno"), Text("dos")]

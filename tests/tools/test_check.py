@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+
 import pytest
 
 from botkit import TemplateSpec
@@ -155,6 +158,19 @@ class OneStateEcho(Conversation):
         await ctx.send(Text(f"echo {ctx.text}"))
 
 
+class ForgetsAwait(Conversation):
+    idle = State(initial=True)
+
+    @on.text()
+    async def greet(self, ctx: Context) -> None:
+        ctx.send(Text("hola"))  # the mistake under test: no await
+
+    @on.button("both")
+    async def both(self, context: Context) -> None:
+        await asyncio.gather(context.send(Text("uno")), context.send(Text("dos")))
+        return context.send(Text("tres"))  # type: ignore[return-value]
+
+
 def test_the_clinic_passes() -> None:
     import bots.clinic
 
@@ -225,6 +241,17 @@ def test_the_pizza_example_passes_with_its_declared_examples_and_templates() -> 
     import bots.pizza
 
     assert lines(bots.pizza.Pizza) == []
+
+
+def test_a_send_not_awaited_is_an_error_naming_the_handler_and_line() -> None:
+    first = inspect.getsourcelines(ForgetsAwait.greet)[1]
+    second = inspect.getsourcelines(ForgetsAwait.both)[1]
+    assert [line for line in lines(ForgetsAwait) if "without await" in line] == [
+        f"ForgetsAwait.greet: line {first + 2} calls ctx.send(...) without await: the event "
+        "would fail and nothing be sent; write `await ctx.send(...)`",
+        f"ForgetsAwait.both: line {second + 3} calls ctx.send(...) without await: the event "
+        "would fail and nothing be sent; write `await ctx.send(...)`",
+    ]
 
 
 def test_a_template_with_the_wrong_number_of_body_parameters() -> None:
