@@ -8,6 +8,7 @@ seen in the declaration is a DefinitionError when the class is created.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import logging
@@ -105,27 +106,54 @@ class Route:
         return f"{self.label}@{self.handler}"
 
 
+def _names_the_handler(method: Callable[..., Callable[[F], F]]) -> Callable[..., Callable[[F], F]]:
+    """Defers a decorator's DefinitionError to the function it decorates, to name it.
+
+    `@on.media("gif")` is evaluated before the function exists; its error is raised when it
+    is applied, as ``Clinic.photo: on.media: unknown kind 'gif'; ...``.
+    """
+
+    @functools.wraps(method)
+    def deferring(*args: Any, **kwargs: Any) -> Callable[[F], F]:
+        try:
+            return method(*args, **kwargs)
+        except DefinitionError as exc:
+            error = str(exc)
+
+        def refuse(func: F) -> F:
+            where = str(getattr(func, "__qualname__", "")).rpartition("<locals>.")[2]
+            raise DefinitionError(f"{where}: {error}" if where else error)
+
+        return refuse
+
+    return deferring
+
+
 class _On:
     """The handler decorators: ``@on.button("confirm_yes", states=[confirming], to=confirmed)``."""
 
+    @_names_the_handler
     def button(
         self, *ids: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
         """Handles a tap on a reply button with one of `ids`."""
         return _decorator("button", _keys("on.button", ids), states, to)
 
+    @_names_the_handler
     def row(
         self, *ids: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
         """Handles the pick of a list row with one of `ids`."""
         return _decorator("row", _keys("on.row", ids), states, to)
 
+    @_names_the_handler
     def payload(
         self, *payloads: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
         """Handles a template quick-reply tap: exact payloads or patterns like ``confirm_yes_apt_*``."""
         return _decorator("payload", _keys("on.payload", payloads), states, to)
 
+    @_names_the_handler
     def text(
         self,
         *words: str,
@@ -140,6 +168,7 @@ class _On:
         keys = tuple(word.strip().casefold() for word in words)
         return _decorator("text", keys, states, to, compiled)
 
+    @_names_the_handler
     def media(
         self, *kinds: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
@@ -151,24 +180,28 @@ class _On:
             )
         return _decorator("media", tuple(kinds) or MEDIA_KINDS, states, to)
 
+    @_names_the_handler
     def location(
         self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
         """Handles a shared location."""
         return _decorator("location", (), states, to)
 
+    @_names_the_handler
     def contacts(
         self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
         """Handles shared contact cards."""
         return _decorator("contacts", (), states, to)
 
+    @_names_the_handler
     def unsupported(
         self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
         """Handles a kind of message botkit does not know (the raw payload is on ctx.input.raw)."""
         return _decorator("unsupported", (), states, to)
 
+    @_names_the_handler
     def trigger(
         self,
         name: str,
@@ -188,6 +221,7 @@ class _On:
         extra = (tuple(requires), fallback)
         return _decorator("trigger", keys, states, to, None, extra)
 
+    @_names_the_handler
     def status(
         self, *statuses: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
@@ -199,6 +233,7 @@ class _On:
             )
         return _decorator("status", tuple(statuses) or STATUSES, states, to)
 
+    @_names_the_handler
     def fallback(self, *, states: Sequence[StateRef] | None = None) -> Callable[[F], F]:
         """Handles any input no other handler takes; without one, the state's prompt is sent again."""
         return _decorator("fallback", (), states, None)

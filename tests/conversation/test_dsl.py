@@ -326,25 +326,48 @@ def test_a_tap_handler_needs_at_least_one_id(decorator: object) -> None:
 @pytest.mark.parametrize("bad", [" yes", "yes ", "", "  "])
 def test_an_id_with_outer_spaces_or_empty_is_refused(bad: str) -> None:
     with pytest.raises(DefinitionError) as caught:
-        on.button("ok", bad)
-    assert f"on.button: id {bad!r}" in str(caught.value)
+
+        class Chat(Conversation):
+            idle = State(initial=True)
+
+            @on.button("ok", bad)
+            async def tapped(self, ctx: Context) -> None: ...
+
+    assert str(caught.value).startswith(f"Chat.tapped: on.button: id {bad!r}")
 
 
 def test_an_unknown_media_kind_is_refused_listing_the_kinds() -> None:
     with pytest.raises(DefinitionError) as caught:
-        on.media("image", "gif")
-    assert "'gif'" in str(caught.value)
-    assert "image, video, audio, document, sticker" in str(caught.value)
+
+        class Chat(Conversation):
+            idle = State(initial=True)
+
+            @on.media("image", "gif", states=[idle])
+            async def photo(self, ctx: Context) -> None: ...
+
+    assert str(caught.value) == (
+        "Chat.photo: on.media: unknown kind 'gif'; kinds are image, video, audio, document, sticker"
+    )
 
 
 def test_a_bad_regex_is_refused_at_declaration() -> None:
-    with pytest.raises(DefinitionError, match=r"on\.text\(regex='\(unclosed'\)"):
-        on.text(regex="(unclosed")
+    with pytest.raises(DefinitionError, match=r"^Chat\.number: on\.text\(regex='\(unclosed'\)"):
+
+        class Chat(Conversation):
+            idle = State(initial=True)
+
+            @on.text(regex="(unclosed")
+            async def number(self, ctx: Context) -> None: ...
 
 
 def test_words_and_a_regex_together_are_refused() -> None:
-    with pytest.raises(DefinitionError, match="words or regex"):
-        on.text("yes", regex="y.*")
+    with pytest.raises(DefinitionError, match=r"^Chat\.yes: on\.text: give words or regex"):
+
+        class Chat(Conversation):
+            idle = State(initial=True)
+
+            @on.text("yes", regex="y.*")
+            async def yes(self, ctx: Context) -> None: ...
 
 
 @pytest.mark.parametrize("prompt", ["¿Qué servicio?", 42, {"body": "hola"}])
@@ -355,7 +378,9 @@ def test_a_prompt_that_is_not_a_message_is_refused(prompt: object) -> None:
 
 
 def test_an_empty_states_list_is_refused() -> None:
-    with pytest.raises(DefinitionError, match=r"states=\[\] matches no state"):
+    with pytest.raises(
+        DefinitionError, match=r"^Chat\.hello: on\.text: states=\[\] matches no state"
+    ):
 
         class Chat(Conversation):
             idle = State(initial=True)
