@@ -16,7 +16,7 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, ClassVar, TypeAlias, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeAlias, TypeVar, cast
 
 from transitions.extensions.asyncio import AsyncMachine
 
@@ -41,6 +41,8 @@ Handler: TypeAlias = Callable[[Any, "Context"], Awaitable[None] | None]
 PromptSource: TypeAlias = "Message | Callable[[Context], Message | None]"
 StateRef: TypeAlias = "State | str"
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 STATUSES = ("sent", "delivered", "read", "failed")
@@ -106,7 +108,7 @@ class Route:
         return f"{self.label}@{self.handler}"
 
 
-def _names_the_handler(method: Callable[..., Callable[[F], F]]) -> Callable[..., Callable[[F], F]]:
+def _names_the_handler(method: Callable[P, R]) -> Callable[P, R]:
     """Defers a decorator's DefinitionError to the function it decorates, to name it.
 
     `@on.media("gif")` is evaluated before the function exists; its error is raised when it
@@ -114,17 +116,17 @@ def _names_the_handler(method: Callable[..., Callable[[F], F]]) -> Callable[...,
     """
 
     @functools.wraps(method)
-    def deferring(*args: Any, **kwargs: Any) -> Callable[[F], F]:
+    def deferring(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
         except DefinitionError as exc:
             error = str(exc)
 
-        def refuse(func: F) -> F:
+        def refuse(func: object) -> object:
             where = str(getattr(func, "__qualname__", "")).rpartition("<locals>.")[2]
             raise DefinitionError(f"{where}: {error}" if where else error)
 
-        return refuse
+        return cast(R, refuse)
 
     return deferring
 
