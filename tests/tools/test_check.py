@@ -291,3 +291,16 @@ def test_botkit_check_exits_1_with_one_line_per_problem(
 def test_botkit_check_exits_0_with_warnings_only(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "tests.tools.test_check:UnofferedHandler"]) == 0
     assert capsys.readouterr().out.startswith("warning: ")
+
+
+def test_botkit_check_has_nothing_to_say_of_the_echo_bot(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["check", "tests.tools.echo_bot"]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "botkit check: 0 errors, 0 warnings\n")
+
+
+def test_botkit_check_exits_1_for_a_send_without_await(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "tests.tools.test_check:ForgetsAwait"]) == 1
+    assert "ForgetsAwait.greet: line " in capsys.readouterr().out
