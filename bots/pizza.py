@@ -24,6 +24,7 @@ from botkit import (
     Section,
     State,
     Template,
+    TemplateSpec,
     Text,
     on,
 )
@@ -139,6 +140,10 @@ def _quoted(text: str) -> str:
 
 class Pizza(Conversation):
     """Menu, size, quantity, location, confirmation; then the out_for_delivery trigger."""
+
+    templates = {"order_out_for_delivery": TemplateSpec(body=3)}
+    # the data an order has gathered by the time it is confirmed, for `botkit check`
+    examples = [{"pizza": "napolitana", "size": "grande", "quantity": 2, "place": "Obelisco"}]
 
     idle = State(initial=True)
     choosing = State(prompt=MENU)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from botkit.exceptions import BotkitError, WindowClosedError
 from botkit.types import JSON, JSONObject
@@ -89,6 +89,28 @@ class WindowView:
         return self.value.refused
 
 
+class Sending:
+    """What `ctx.send(...)` returns: the send, which happens when it is awaited.
+
+    A coroutine not awaited only warns, when it is collected; this one is counted at the end
+    of the handler (Context.unawaited_sends), so that a forgotten `await` fails the event.
+    """
+
+    __slots__ = ("_coroutine", "awaited")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        self._coroutine = coroutine
+        self.awaited = False
+
+    def __await__(self) -> Generator[Any, None, None]:
+        self.awaited = True
+        return self._coroutine.__await__()
+
+    def close(self) -> None:
+        """Drops the send without running it (and without a "never awaited" warning)."""
+        self._coroutine.close()
+
+
 class Context:
     """What a handler gets: the event, the user, their persistent data, and `send`/`goto`."""
 
@@ -109,6 +131,7 @@ class Context:
         self.queued: list[Queued] = []
         self.target: str | None = None
         self.route_fallback: Fallback | None = None
+        self._sendings: list[Sending] = []
 
     @property
     def sent(self) -> list[Message]:
@@ -138,13 +161,27 @@ class Context:
             return tap.id
         return tap.payload if isinstance(tap, QuickReplyTap) else None
 
-    async def send(self, message: Message, *, fallback: Fallback | None = None) -> None:
+    def send(self, message: Message, *, fallback: Fallback | None = None) -> Sending:
         """Queues a message to this user, delivered after the handler's changes commit.
 
-        A free-form message outside the 24-hour window is replaced by the fallback template
-        (this one, else the trigger's, else the state's), held until the user writes
+        Write `await ctx.send(...)`: a send not awaited fails the event when the handler
+        returns. A free-form message outside the 24-hour window is replaced by the fallback
+        template (this one, else the trigger's, else the state's), held until the user writes
         (fallback=HOLD), or refused with WindowClosedError when no fallback is declared.
         """
+        sending = Sending(self._send(message, fallback))
+        self._sendings.append(sending)
+        return sending
+
+    def unawaited_sends(self) -> int:
+        """How many `ctx.send(...)` calls were not awaited; they are dropped (nothing is sent)."""
+        missed = [sending for sending in self._sendings if not sending.awaited]
+        for sending in missed:
+            sending.close()
+        self._sendings.clear()
+        return len(missed)
+
+    async def _send(self, message: Message, fallback: Fallback | None) -> None:
         if not is_message(message):
             raise TypeError(
                 f"send() takes a message builder such as Text(...) or Buttons(...), "

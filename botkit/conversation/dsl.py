@@ -8,6 +8,7 @@ seen in the declaration is a DefinitionError when the class is created.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import logging
@@ -15,12 +16,13 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, ClassVar, TypeAlias, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeAlias, TypeVar, cast
 
 from transitions.extensions.asyncio import AsyncMachine
 
 from botkit.conversation.context import STAY, Context, ContextInput, Fallback, Hold, User
-from botkit.exceptions import DefinitionError
+from botkit.exceptions import BotkitError, DefinitionError
+from botkit.types import JSONObject
 from botkit.wire.events import (
     ButtonTap,
     ContactsInput,
@@ -39,6 +41,8 @@ Handler: TypeAlias = Callable[[Any, "Context"], Awaitable[None] | None]
 PromptSource: TypeAlias = "Message | Callable[[Context], Message | None]"
 StateRef: TypeAlias = "State | str"
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 STATUSES = ("sent", "delivered", "read", "failed")
@@ -104,27 +108,54 @@ class Route:
         return f"{self.label}@{self.handler}"
 
 
+def _names_the_handler(method: Callable[P, R]) -> Callable[P, R]:
+    """Defers a decorator's DefinitionError to the function it decorates, to name it.
+
+    `@on.media("gif")` is evaluated before the function exists; its error is raised when it
+    is applied, as ``Clinic.photo: on.media: unknown kind 'gif'; ...``.
+    """
+
+    @functools.wraps(method)
+    def deferring(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except DefinitionError as exc:
+            error = str(exc)
+
+        def refuse(func: object) -> object:
+            where = str(getattr(func, "__qualname__", "")).rpartition("<locals>.")[2]
+            raise DefinitionError(f"{where}: {error}" if where else error)
+
+        return cast(R, refuse)
+
+    return deferring
+
+
 class _On:
     """The handler decorators: ``@on.button("confirm_yes", states=[confirming], to=confirmed)``."""
 
+    @_names_the_handler
     def button(
         self, *ids: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
         """Handles a tap on a reply button with one of `ids`."""
         return _decorator("button", _keys("on.button", ids), states, to)
 
+    @_names_the_handler
     def row(
         self, *ids: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
         """Handles the pick of a list row with one of `ids`."""
         return _decorator("row", _keys("on.row", ids), states, to)
 
+    @_names_the_handler
     def payload(
         self, *payloads: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
         """Handles a template quick-reply tap: exact payloads or patterns like ``confirm_yes_apt_*``."""
         return _decorator("payload", _keys("on.payload", payloads), states, to)
 
+    @_names_the_handler
     def text(
         self,
         *words: str,
@@ -139,6 +170,7 @@ class _On:
         keys = tuple(word.strip().casefold() for word in words)
         return _decorator("text", keys, states, to, compiled)
 
+    @_names_the_handler
     def media(
         self, *kinds: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
@@ -150,24 +182,28 @@ class _On:
             )
         return _decorator("media", tuple(kinds) or MEDIA_KINDS, states, to)
 
+    @_names_the_handler
     def location(
         self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
         """Handles a shared location."""
         return _decorator("location", (), states, to)
 
+    @_names_the_handler
     def contacts(
         self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
         """Handles shared contact cards."""
         return _decorator("contacts", (), states, to)
 
+    @_names_the_handler
     def unsupported(
         self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
         """Handles a kind of message botkit does not know (the raw payload is on ctx.input.raw)."""
         return _decorator("unsupported", (), states, to)
 
+    @_names_the_handler
     def trigger(
         self,
         name: str,
@@ -187,6 +223,7 @@ class _On:
         extra = (tuple(requires), fallback)
         return _decorator("trigger", keys, states, to, None, extra)
 
+    @_names_the_handler
     def status(
         self, *statuses: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
@@ -198,6 +235,7 @@ class _On:
             )
         return _decorator("status", tuple(statuses) or STATUSES, states, to)
 
+    @_names_the_handler
     def fallback(self, *, states: Sequence[StateRef] | None = None) -> Callable[[F], F]:
         """Handles any input no other handler takes; without one, the state's prompt is sent again."""
         return _decorator("fallback", (), states, None)
@@ -253,9 +291,18 @@ class ConversationSpec:
             return True
         route, handler = found
         ctx.route_fallback = route.fallback
-        result = handler(conversation, ctx)
-        if inspect.isawaitable(result):
-            await result
+        try:
+            result = handler(conversation, ctx)
+            if inspect.isawaitable(result):
+                await result
+        finally:
+            missed = ctx.unawaited_sends()
+        if missed:
+            raise BotkitError(
+                f"{self.name}.{route.handler} called ctx.send(...) without await "
+                f"({missed} {'time' if missed == 1 else 'times'}, in state {ctx.state!r}); "
+                "the event fails and nothing is sent: write `await ctx.send(...)`"
+            )
         if ctx.target == STAY:
             return True
         trigger = f"to_{ctx.target}" if ctx.target is not None else None
@@ -301,12 +348,15 @@ class Conversation:
     """Base class of conversations; subclasses declare States and decorated handlers.
 
     `templates` declares the approved templates it sends (name -> TemplateSpec), which
-    `botkit check` compares with the templates it builds.
+    `botkit check` compares with the templates it builds. `examples` gives user data as the
+    handlers leave it on the way (e.g. ``[{"pizza": "napolitana", "size": "grande"}]``), for
+    `botkit check` to evaluate prompts that read it: a prompt must work with one sample.
     """
 
     spec: ClassVar[ConversationSpec]
     version: ClassVar[str | None] = None
     templates: ClassVar[dict[str, TemplateSpec]] = {}
+    examples: ClassVar[Sequence[JSONObject]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -365,14 +415,22 @@ def _collect_routes(cls: type, states: dict[str, State]) -> list[tuple[Route, Ha
     for klass in reversed(cls.__mro__):
         for name, value in vars(klass).items():
             for raw in getattr(value, _ROUTES_ATTR, ()):
-                routes.append((_resolve(cls.__name__, name, raw, states), value))
+                routes.append((_resolve(cls.__name__, name, raw, states, value), value))
     return routes
 
 
-def _resolve(owner: str, handler: str, raw: _Declared, states: dict[str, State]) -> Route:
+def _resolve(
+    owner: str, handler: str, raw: _Declared, states: dict[str, State], func: object = None
+) -> Route:
     where = f"{owner}.{handler}"
-    names = tuple(_state_name(state) for state in raw.states) if raw.states is not None else None
-    dest = _state_name(raw.dest) if raw.dest is not None else None
+    _check_async(where, raw, func)
+    known = getattr(func, "__globals__", {})
+    names = (
+        tuple(_state_name(where, "states=[...]", s, states, known) for s in raw.states)
+        if raw.states is not None
+        else None
+    )
+    dest = _state_name(where, "to=", raw.dest, states, known) if raw.dest is not None else None
     for name in (*(names or ()), *((dest,) if dest else ())):
         if name not in states:
             raise DefinitionError(
@@ -380,6 +438,24 @@ def _resolve(owner: str, handler: str, raw: _Declared, states: dict[str, State])
                 f"{', '.join(states)}"
             )
     return Route(raw.kind, raw.keys, names, dest, raw.regex, raw.requires, raw.fallback, handler)
+
+
+def _check_async(where: str, raw: _Declared, func: object) -> None:
+    """A plain `def` handler would run, but an `await ctx.send(...)` in it cannot be written."""
+    if inspect.iscoroutinefunction(func):
+        return
+    what = "a generator" if inspect.isgeneratorfunction(func) else "a plain function"
+    what = what if inspect.isfunction(func) else type(func).__name__
+    states = ", ".join(map(str, (_ref(s) for s in raw.states))) if raw.states else "every state"
+    raise DefinitionError(
+        f"{where}: a handler must be `async def` (it is {what}); it handles on.{raw.kind} in "
+        f"{states}: write `async def {where.rpartition('.')[2]}(self, ctx: Context) -> None:` "
+        "and `await ctx.send(...)` in it"
+    )
+
+
+def _ref(state: StateRef) -> str:
+    return state if isinstance(state, str) else state.name or repr(state)
 
 
 def _index(owner: str, state: str, table: _Table, route: Route, handler: Handler) -> None:
@@ -545,16 +621,31 @@ def _compile(pattern: str) -> re.Pattern[str]:
         raise DefinitionError(f"on.text(regex={pattern!r}): {exc}") from exc
 
 
-def _state_name(state: StateRef) -> str:
+def _state_name(
+    where: str, role: str, state: StateRef, states: dict[str, State], known: dict[str, Any]
+) -> str:
     if isinstance(state, State):
         if not state.name:
-            raise DefinitionError(
-                "a State must be a class attribute of a Conversation before it is used"
-            )
+            raise DefinitionError(_unnamed(where, role, state, states, known))
         return state.name
     if isinstance(state, str):
         return state
-    raise DefinitionError(f"expected a State or a state name, got {state!r}")
+    raise DefinitionError(f"{where}: {role} takes States or state names, not {state!r}")
+
+
+def _unnamed(
+    where: str, role: str, state: State, states: dict[str, State], known: dict[str, Any]
+) -> str:
+    """Says which State of a handler's `states=`/`to=` is not a class attribute, and where."""
+    owner = where.partition(".")[0]
+    found = next((name for name, value in known.items() if value is state), None)
+    what = f"State {found!r}" if found else "a State"
+    fix = f"`{found} = State(...)`" if found else "`name = State(...)`"
+    return (
+        f"{where}: {role} uses {what} defined outside {owner}; a State must be a class "
+        f"attribute of the conversation: declare {fix} in {owner}'s body (declared states: "
+        f"{', '.join(states)})"
+    )
 
 
 def _lookup(table: _Table, user_input: ContextInput) -> tuple[Route, Handler] | None:

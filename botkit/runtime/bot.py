@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -48,22 +49,68 @@ class Bot:
 
 
 def import_target(target: str) -> tuple[ModuleType, str]:
-    """Imports the module of `module[:attr]`; returns it and the attribute named (or "")."""
-    module_name, _, attr = target.partition(":")
+    """Imports the module of `module[:attr]`; returns it and the attribute named (or "").
+
+    A file path (``bots/clinic.py``) is taken as the module it names (``bots.clinic``).
+    """
+    written, _, attr = target.partition(":")
+    module_name = module_of(written)
     try:
         return importlib.import_module(module_name), attr
     except ModuleNotFoundError as exc:
+        raise BotkitError(_not_found(written, module_name, exc)) from exc
+
+
+def module_of(written: str) -> str:
+    """The module name of a bot given as a module (``bots.clinic``) or a path (``bots/clinic.py``)."""
+    if "/" not in written and "\\" not in written and not written.endswith(".py"):
+        return written
+    path = Path(written).with_suffix("") if written.endswith(".py") else Path(written)
+    if path.is_absolute():
+        try:
+            path = path.relative_to(Path.cwd())
+        except ValueError:
+            raise BotkitError(
+                f"cannot import {written!r}: it is outside the current folder; run from the "
+                f"folder that holds it and name it as a module, e.g. {path.name}"
+            ) from None
+    parts = [part for part in path.parts if part != "."]
+    if not parts or ".." in parts or not all(part.isidentifier() for part in parts):
         raise BotkitError(
-            f"cannot import {module_name!r}: {exc} (run from the folder that holds it)"
-        ) from exc
+            f"cannot import {written!r}: name the bot as a module (folders joined with dots, "
+            "without .py), run from the folder that holds it, e.g. bots.clinic"
+        )
+    return ".".join(parts)
+
+
+def _not_found(written: str, module_name: str, exc: ModuleNotFoundError) -> str:
+    missing = exc.name or ""
+    if missing == module_name or module_name.startswith(f"{missing}."):
+        shown = f"{written!r} (module {module_name})" if written != module_name else repr(written)
+        return (
+            f"cannot import {shown}: no module {missing!r} in {Path.cwd()}; run from the "
+            "folder that holds it, and name it as a module, e.g. bots.clinic"
+        )
+    return (
+        f"cannot import {module_name!r}: the bot was found, but its own import of {missing!r} "
+        f"failed ({exc}); install {missing.partition('.')[0]} in this environment, or fix "
+        "the bot's import"
+    )
 
 
 def find_bot(module: ModuleType, attr: str = "") -> Bot:
     """The module's Bot: the attribute `attr`, or the only Bot it defines."""
     if attr:
-        found = getattr(module, attr, None)
+        if not hasattr(module, attr):
+            raise BotkitError(
+                f"{module.__name__} has no attribute {attr!r} (it has: {_offered(module)})"
+            )
+        found = getattr(module, attr)
         if not isinstance(found, Bot):
-            raise BotkitError(f"{module.__name__}:{attr} is not a botkit.Bot")
+            raise BotkitError(
+                f"{module.__name__}:{attr} is not a botkit.Bot but {_kind(found)}; "
+                f"its Bots: {_offered(module)}"
+            )
         return found
     bots = [value for value in vars(module).values() if isinstance(value, Bot)]
     if len(bots) != 1:
@@ -72,6 +119,24 @@ def find_bot(module: ModuleType, attr: str = "") -> Bot:
             f"{module.__name__}:ATTRIBUTE"
         )
     return bots[0]
+
+
+def _offered(module: ModuleType) -> str:
+    """The names of the module's Bots, then of its Conversations."""
+    values = {name: value for name, value in vars(module).items() if not name.startswith("_")}
+    bots = [name for name, value in values.items() if isinstance(value, Bot)]
+    conversations = [
+        name
+        for name, value in values.items()
+        if isinstance(value, type) and issubclass(value, Conversation) and value is not Conversation
+    ]
+    return ", ".join([*bots, *conversations]) or "no Bot"
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, type) and issubclass(value, Conversation):
+        return f"the Conversation {value.__name__} (Bot({value.__name__}) makes one)"
+    return f"a {type(value).__name__}"
 
 
 def load_bot(target: str) -> Bot:

@@ -5,16 +5,19 @@ unreachable states, dead ends not marked final, prompt ids no handler takes, han
 prompt offers (warning), WhatsApp limits broken by a prompt, templates whose body parameters
 differ from their declaration, and triggers with no template fallback for a closed window.
 
-Callable prompts and fallbacks are evaluated with synthetic contexts: empty user data, and the
-data each trigger's handler leaves after running on made-up data (`sample_<key>` per required
-key). Templates are declared on the conversation class:
+Callable prompts and fallbacks are evaluated with synthetic contexts: empty user data, the
+conversation's declared `examples`, and the data each trigger's handler leaves after running on
+made-up data (`sample_<key>` per required key); a prompt must work with one of them. Templates
+are declared on the conversation class:
 ``templates = {"appointment_reminder": TemplateSpec(body=3, quick_replies=1)}``.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import inspect
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -70,6 +73,7 @@ class _Checker:
         self.spec: ConversationSpec = conversation.spec
         self.name = self.spec.name
         self.templates: dict[str, TemplateSpec] = dict(getattr(conversation, "templates", {}))
+        self.examples: list[dict[str, JSON]] = [dict(d) for d in conversation.examples]
         self.problems: list[Problem] = []
         self.offers = {state: _Offers() for state in self.spec.states}
         self.reported: set[str] = set()
@@ -77,10 +81,10 @@ class _Checker:
     def run(self) -> list[Problem]:
         self._structure()
         self._triggers_fallbacks()
-        for data, label in self._samples():
-            self._evaluate(data, label)
+        self._evaluate(list(self._samples()))
         self._offered_ids()
         self._unoffered_handlers()
+        self._unawaited_sends()
         return self.problems
 
     def _add(self, state: str, text: str, *, warning: bool = False) -> None:
@@ -100,7 +104,8 @@ class _Checker:
                     f"unreachable from the initial state {self.spec.initial!r}; add a route "
                     f"with to={name} into it, or remove it (ctx.goto moves are not seen)",
                 )
-            elif not state.final and not _exits(self.spec, name):
+            elif not state.final and len(self.spec.states) > 1 and not _exits(self.spec, name):
+                # a one-state bot (an echo) has nowhere to go: staying is its design
                 self._add(
                     name,
                     "no way out: no route leaves this state; add a route with to=... from it, "
@@ -124,6 +129,8 @@ class _Checker:
 
     def _samples(self) -> Iterator[tuple[dict[str, JSON], str]]:
         yield {}, "with empty user data"
+        for number, data in enumerate(self.examples, 1):
+            yield dict(data), f"with example data {number}"
         for route, handler in self.spec.routes:
             if route.kind == "trigger":
                 yield from self._after_trigger(route, handler)
@@ -131,9 +138,8 @@ class _Checker:
     def _after_trigger(self, route: Route, handler: Any) -> Iterator[tuple[dict[str, JSON], str]]:
         name = route.keys[0]
         for state in _sources(self.spec, route):
-            ctx = self._context(state, {}, CLOSED, name, route)
             try:
-                _call(handler, self.cls(), ctx)
+                ctx = self._run_trigger(handler, state, name, route)
             except WindowClosedError:
                 self._add(
                     state,
@@ -157,25 +163,49 @@ class _Checker:
             yield dict(ctx.data), f"after trigger {name!r}"
             return  # the first source state is enough: the handler does not see the state
 
-    def _evaluate(self, data: dict[str, JSON], label: str) -> None:
-        for name, state in self.spec.states.items():
-            ctx = self._context(name, dict(data), OPEN)
+    def _run_trigger(self, handler: Any, state: str, name: str, route: Route) -> Context:
+        """The context a trigger handler leaves, run on empty data, else on each example's."""
+        first: Exception | None = None
+        for data in ({}, *self.examples):
+            ctx = self._context(state, dict(data), CLOSED, name, route)
             try:
-                prompt = ctx.prompt(name)
-            except MessageError as exc:
-                self._add(name, f"the prompt breaks a WhatsApp limit ({label}): {exc}; fix it")
-                self.offers[name].complete = False
+                _call(handler, self.cls(), ctx)
+            except WindowClosedError:
+                raise
             except Exception as exc:
+                first = first or exc
+                continue
+            return ctx
+        raise first or RuntimeError("unreachable")
+
+    def _evaluate(self, samples: list[tuple[dict[str, JSON], str]]) -> None:
+        # A prompt may need data the handlers on the way to its state leave: it only has to
+        # work with one sample (empty data, an example, the data after a trigger).
+        for name, state in self.spec.states.items():
+            failed: list[tuple[Exception, str]] = []
+            for data, label in samples:
+                ctx = self._context(name, dict(data), OPEN)
+                try:
+                    prompt = ctx.prompt(name)
+                except MessageError as exc:
+                    self._add(name, f"the prompt breaks a WhatsApp limit ({label}): {exc}; fix it")
+                    self.offers[name].complete = False
+                except Exception as exc:
+                    failed.append((exc, label))
+                else:
+                    self._offer(name, prompt, "the prompt")
+                closed = self._context(name, dict(data), CLOSED)
+                self._fallback(name, state.fallback, closed, label)
+            if len(failed) == len(samples):
+                error, label = failed[0]
                 self._add(
                     name,
-                    f"evaluating the prompt {label} raised {_named(exc)}; make it work with "
-                    "the data it can get, or check it by hand",
+                    f"evaluating the prompt {label} raised {_named(error)}; make it work with "
+                    "the data it can get, declare examples = [{...}] of the data it needs, or "
+                    "check it by hand",
                     warning=True,
                 )
                 self.offers[name].complete = False
-            else:
-                self._offer(name, prompt, "the prompt")
-            self._fallback(name, state.fallback, self._context(name, dict(data), CLOSED), label)
 
     def _fallback(self, state: str, fallback: Fallback | None, ctx: Context, label: str) -> None:
         if fallback is None or isinstance(fallback, Hold):
@@ -272,6 +302,19 @@ class _Checker:
                         warning=True,
                     )
 
+    def _unawaited_sends(self) -> None:
+        seen: set[str] = set()
+        for route, handler in self.spec.routes:
+            if route.handler in seen:
+                continue
+            seen.add(route.handler)
+            for line in _sends_not_awaited(handler):
+                self._add(
+                    route.handler,
+                    f"line {line} calls ctx.send(...) without await: the event would fail and "
+                    "nothing be sent; write `await ctx.send(...)`",
+                )
+
     def _context(
         self,
         state: str,
@@ -327,13 +370,43 @@ def _takes_payload(spec: ConversationSpec, state: str, payload: str) -> bool:
 
 
 def _call(handler: Any, conversation: Conversation, ctx: Context) -> None:
-    result = handler(conversation, ctx)
-    if inspect.isawaitable(result):
-        asyncio.run(_wait(result))
+    try:
+        result = handler(conversation, ctx)
+        if inspect.isawaitable(result):
+            asyncio.run(_wait(result))
+    finally:
+        ctx.unawaited_sends()  # reported from the handler's source (_unawaited_sends)
 
 
 async def _wait(awaitable: Any) -> None:
     await awaitable
+
+
+def _sends_not_awaited(handler: Any) -> list[int]:
+    """The lines where the handler's source calls `<ctx>.send(...)` as a statement of its own
+    (or returns it) instead of awaiting it; a send passed on (to asyncio.gather) is not flagged."""
+    try:
+        lines, first = inspect.getsourcelines(handler)
+    except (OSError, TypeError):  # no source (made at run time): the run itself will tell
+        return []
+    tree = ast.parse(textwrap.dedent("".join(lines)))
+    function = tree.body[0] if tree.body else None
+    if not isinstance(function, ast.AsyncFunctionDef | ast.FunctionDef):
+        return []
+    args = function.args.posonlyargs + function.args.args
+    if len(args) < 2:
+        return []
+    ctx = args[1].arg
+    dropped = [node.value for node in ast.walk(function) if isinstance(node, ast.Expr | ast.Return)]
+    return sorted(
+        node.lineno + first - 1
+        for node in dropped
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "send"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == ctx
+    )
 
 
 def _named(exc: Exception) -> str:

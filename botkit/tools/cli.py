@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import dataclasses
 import gc
-import importlib
 import logging
 import shutil
 import subprocess
@@ -30,7 +29,7 @@ from botkit.conversation.dsl import Conversation
 from botkit.exceptions import BotkitError
 from botkit.fake.provider import FakeGoSendAPI, serve
 from botkit.logsafe import SafeFormatter
-from botkit.runtime.bot import Bot, load_bot
+from botkit.runtime.bot import Bot, find_bot, import_target, load_bot
 from botkit.runtime.runtime import Runtime
 from botkit.runtime.worker import WorkerProcess, stop_signals, until_stopped, worker_command
 from botkit.store import open_store
@@ -241,12 +240,11 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def load_conversation(target: str) -> type[Conversation]:
     """The Conversation of `module[:attr]`: the attribute itself when it is one, else its Bot's."""
-    module_name, _, attr = target.partition(":")
-    if attr:
-        found = getattr(importlib.import_module(module_name), attr, None)
-        if isinstance(found, type) and issubclass(found, Conversation):
-            return found
-    return load_bot(target).conversation
+    module, attr = import_target(target)
+    found = getattr(module, attr, None) if attr else None
+    if isinstance(found, type) and issubclass(found, Conversation):
+        return found
+    return find_bot(module, attr).conversation
 
 
 def _graph(args: argparse.Namespace) -> int:

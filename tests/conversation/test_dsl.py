@@ -119,12 +119,76 @@ def test_a_handler_for_an_undeclared_state_is_refused() -> None:
             idle = State(initial=True)
 
             @on.button("buy", states=["checkout"])
-            def buy(self, ctx: Context) -> None: ...
+            async def buy(self, ctx: Context) -> None: ...
 
     message = str(caught.value)
     assert "Shop.buy" in message
     assert "'checkout'" in message
     assert "declared states: idle" in message
+
+
+WAITING = State()  # a mistake: a State made outside the class that uses it
+
+
+def test_a_state_defined_outside_the_class_is_named_with_the_handler() -> None:
+    with pytest.raises(DefinitionError) as caught:
+
+        class Clinic(Conversation):
+            idle = State(initial=True)
+
+            @on.text(states=[idle], to=WAITING)
+            async def greet(self, ctx: Context) -> None: ...
+
+    assert str(caught.value) == (
+        "Clinic.greet: to= uses State 'WAITING' defined outside Clinic; a State must be a "
+        "class attribute of the conversation: declare `WAITING = State(...)` in Clinic's body "
+        "(declared states: idle)"
+    )
+
+
+def test_a_state_made_inline_in_states_is_named_by_its_role() -> None:
+    with pytest.raises(DefinitionError) as caught:
+
+        class Clinic(Conversation):
+            idle = State(initial=True)
+
+            @on.text(states=[idle, State()])
+            async def greet(self, ctx: Context) -> None: ...
+
+    assert str(caught.value).startswith(
+        "Clinic.greet: states=[...] uses a State defined outside Clinic;"
+    )
+
+
+def test_a_handler_written_with_def_is_refused_naming_conversation_handler_and_state() -> None:
+    with pytest.raises(DefinitionError) as caught:
+
+        class Clinic(Conversation):
+            idle = State(initial=True)
+
+            @on.text(states=[idle])
+            def greet(self, ctx: Context) -> None: ...
+
+    assert str(caught.value) == (
+        "Clinic.greet: a handler must be `async def` (it is a plain function); it handles "
+        "on.text in idle: write `async def greet(self, ctx: Context) -> None:` and "
+        "`await ctx.send(...)` in it"
+    )
+
+
+def test_a_generator_handler_is_refused() -> None:
+    with pytest.raises(
+        DefinitionError,
+        match=r"Chat\.echo: a handler must be `async def` \(it "
+        r"is a generator\); it handles on\.button in every state",
+    ):
+
+        class Chat(Conversation):
+            idle = State(initial=True)
+
+            @on.button("ok")
+            def echo(self, ctx: Context):  # type: ignore[no-untyped-def]
+                yield
 
 
 def test_a_destination_that_does_not_exist_is_refused() -> None:
@@ -134,7 +198,7 @@ def test_a_destination_that_does_not_exist_is_refused() -> None:
             idle = State(initial=True)
 
             @on.button("buy", states=["idle"], to="paid")
-            def buy(self, ctx: Context) -> None: ...
+            async def buy(self, ctx: Context) -> None: ...
 
     assert "Shop.buy" in str(caught.value)
     assert "'paid'" in str(caught.value)
@@ -148,10 +212,10 @@ def test_two_handlers_for_one_button_id_in_one_state_are_refused() -> None:
             other = State()
 
             @on.button("buy", "cancel", states=[idle])
-            def first(self, ctx: Context) -> None: ...
+            async def first(self, ctx: Context) -> None: ...
 
             @on.button("buy")
-            def second(self, ctx: Context) -> None: ...
+            async def second(self, ctx: Context) -> None: ...
 
     message = str(caught.value)
     assert message.startswith("Shop: state 'idle'")
@@ -166,11 +230,11 @@ async def test_one_button_id_in_two_states_is_fine_and_routes_by_state() -> None
         paying = State()
 
         @on.button("ok", states=[idle])
-        def start(self, ctx: Context) -> None:
+        async def start(self, ctx: Context) -> None:
             ctx.data["hit"] = "start"
 
         @on.button("ok", states=[paying])
-        def pay(self, ctx: Context) -> None:
+        async def pay(self, ctx: Context) -> None:
             ctx.data["hit"] = "pay"
 
     assert (await run(Shop, button("ok"), "idle")).data == {"hit": "start"}
@@ -182,10 +246,10 @@ def test_a_button_and_a_row_may_share_an_id() -> None:
         idle = State(initial=True)
 
         @on.button("lab")
-        def tapped(self, ctx: Context) -> None: ...
+        async def tapped(self, ctx: Context) -> None: ...
 
         @on.row("lab")
-        def picked(self, ctx: Context) -> None: ...
+        async def picked(self, ctx: Context) -> None: ...
 
     assert Shop.spec.find("idle", ButtonTap("lab", "Lab"))[1] is Shop.tapped  # type: ignore[index]
     assert Shop.spec.find("idle", RowPick("lab", "Lab", None))[1] is Shop.picked  # type: ignore[index]
@@ -199,10 +263,10 @@ def test_two_any_text_handlers_in_one_state_are_refused() -> None:
             busy = State()
 
             @on.text(states=[busy])
-            def first(self, ctx: Context) -> None: ...
+            async def first(self, ctx: Context) -> None: ...
 
             @on.text()
-            def second(self, ctx: Context) -> None: ...
+            async def second(self, ctx: Context) -> None: ...
 
     message = str(caught.value)
     assert "Chat: state 'busy'" in message
@@ -217,10 +281,10 @@ def test_two_location_handlers_in_one_state_are_refused() -> None:
             idle = State(initial=True)
 
             @on.location()
-            def first(self, ctx: Context) -> None: ...
+            async def first(self, ctx: Context) -> None: ...
 
             @on.location(states=["idle"])
-            def second(self, ctx: Context) -> None: ...
+            async def second(self, ctx: Context) -> None: ...
 
 
 def test_a_conversation_without_states_is_refused() -> None:
@@ -228,7 +292,7 @@ def test_a_conversation_without_states_is_refused() -> None:
 
         class Empty(Conversation):
             @on.text()
-            def hello(self, ctx: Context) -> None: ...
+            async def hello(self, ctx: Context) -> None: ...
 
 
 def test_a_conversation_without_an_initial_state_is_refused() -> None:
@@ -256,31 +320,54 @@ def test_a_tap_handler_needs_at_least_one_id(decorator: object) -> None:
             idle = State(initial=True)
 
             @decorator()  # type: ignore[operator]
-            def tapped(self, ctx: Context) -> None: ...
+            async def tapped(self, ctx: Context) -> None: ...
 
 
 @pytest.mark.parametrize("bad", [" yes", "yes ", "", "  "])
 def test_an_id_with_outer_spaces_or_empty_is_refused(bad: str) -> None:
     with pytest.raises(DefinitionError) as caught:
-        on.button("ok", bad)
-    assert f"on.button: id {bad!r}" in str(caught.value)
+
+        class Chat(Conversation):
+            idle = State(initial=True)
+
+            @on.button("ok", bad)
+            async def tapped(self, ctx: Context) -> None: ...
+
+    assert str(caught.value).startswith(f"Chat.tapped: on.button: id {bad!r}")
 
 
 def test_an_unknown_media_kind_is_refused_listing_the_kinds() -> None:
     with pytest.raises(DefinitionError) as caught:
-        on.media("image", "gif")
-    assert "'gif'" in str(caught.value)
-    assert "image, video, audio, document, sticker" in str(caught.value)
+
+        class Chat(Conversation):
+            idle = State(initial=True)
+
+            @on.media("image", "gif", states=[idle])
+            async def photo(self, ctx: Context) -> None: ...
+
+    assert str(caught.value) == (
+        "Chat.photo: on.media: unknown kind 'gif'; kinds are image, video, audio, document, sticker"
+    )
 
 
 def test_a_bad_regex_is_refused_at_declaration() -> None:
-    with pytest.raises(DefinitionError, match=r"on\.text\(regex='\(unclosed'\)"):
-        on.text(regex="(unclosed")
+    with pytest.raises(DefinitionError, match=r"^Chat\.number: on\.text\(regex='\(unclosed'\)"):
+
+        class Chat(Conversation):
+            idle = State(initial=True)
+
+            @on.text(regex="(unclosed")
+            async def number(self, ctx: Context) -> None: ...
 
 
 def test_words_and_a_regex_together_are_refused() -> None:
-    with pytest.raises(DefinitionError, match="words or regex"):
-        on.text("yes", regex="y.*")
+    with pytest.raises(DefinitionError, match=r"^Chat\.yes: on\.text: give words or regex"):
+
+        class Chat(Conversation):
+            idle = State(initial=True)
+
+            @on.text("yes", regex="y.*")
+            async def yes(self, ctx: Context) -> None: ...
 
 
 @pytest.mark.parametrize("prompt", ["¿Qué servicio?", 42, {"body": "hola"}])
@@ -291,13 +378,15 @@ def test_a_prompt_that_is_not_a_message_is_refused(prompt: object) -> None:
 
 
 def test_an_empty_states_list_is_refused() -> None:
-    with pytest.raises(DefinitionError, match=r"states=\[\] matches no state"):
+    with pytest.raises(
+        DefinitionError, match=r"^Chat\.hello: on\.text: states=\[\] matches no state"
+    ):
 
         class Chat(Conversation):
             idle = State(initial=True)
 
             @on.text(states=[])
-            def hello(self, ctx: Context) -> None: ...
+            async def hello(self, ctx: Context) -> None: ...
 
 
 def test_two_handlers_for_one_payload_pattern_in_one_state_are_refused() -> None:
@@ -307,10 +396,10 @@ def test_two_handlers_for_one_payload_pattern_in_one_state_are_refused() -> None
             idle = State(initial=True)
 
             @on.payload("confirm_yes_apt_*")
-            def first(self, ctx: Context) -> None: ...
+            async def first(self, ctx: Context) -> None: ...
 
             @on.payload("confirm_yes_apt_*")
-            def second(self, ctx: Context) -> None: ...
+            async def second(self, ctx: Context) -> None: ...
 
 
 # -- routing ---------------------------------------------------------------------------------
@@ -326,7 +415,7 @@ class Router(Conversation):
     helpful = State(prompt=Text("¿En qué te ayudo?"))
 
     @on.button("b1", states=[home])
-    def tapped(self, ctx: Context) -> None:
+    async def tapped(self, ctx: Context) -> None:
         ctx.data["hit"] = "button"
 
     @on.row("b1", states=[home])
@@ -334,19 +423,19 @@ class Router(Conversation):
         ctx.data["hit"] = "row"
 
     @on.payload("b1", "confirm_yes_apt_exact", states=[home])
-    def payload_exact(self, ctx: Context) -> None:
+    async def payload_exact(self, ctx: Context) -> None:
         ctx.data["hit"] = "payload"
 
     @on.payload("confirm_yes_apt_*", states=[home])
-    def payload_pattern(self, ctx: Context) -> None:
+    async def payload_pattern(self, ctx: Context) -> None:
         ctx.data["hit"] = f"pattern {ctx.choice}"
 
     @on.text("yes", "1234", states=[home])
-    def words(self, ctx: Context) -> None:
+    async def words(self, ctx: Context) -> None:
         ctx.data["hit"] = "words"
 
     @on.text(regex=r"^\d+$", states=[home])
-    def digits(self, ctx: Context) -> None:
+    async def digits(self, ctx: Context) -> None:
         ctx.data["hit"] = "regex"
 
     @on.text(states=[home])
@@ -354,24 +443,24 @@ class Router(Conversation):
         ctx.data["hit"] = f"text {ctx.text!r}"
 
     @on.media("image", states=[home])
-    def image(self, ctx: Context) -> None:
+    async def image(self, ctx: Context) -> None:
         ctx.data["hit"] = "image"
 
     @on.media("audio", "video", states=[home])
-    def audio_video(self, ctx: Context) -> None:
+    async def audio_video(self, ctx: Context) -> None:
         assert isinstance(ctx.input, MediaInput)
         ctx.data["hit"] = f"media {ctx.input.kind}"
 
     @on.location(states=[home])
-    def located(self, ctx: Context) -> None:
+    async def located(self, ctx: Context) -> None:
         ctx.data["hit"] = "location"
 
     @on.contacts(states=[home])
-    def carded(self, ctx: Context) -> None:
+    async def carded(self, ctx: Context) -> None:
         ctx.data["hit"] = "contacts"
 
     @on.unsupported(states=[home])
-    def unknown(self, ctx: Context) -> None:
+    async def unknown(self, ctx: Context) -> None:
         assert isinstance(ctx.input, UnsupportedInput)
         ctx.data["hit"] = f"unsupported {ctx.input.type}"
 
@@ -416,7 +505,7 @@ class Reader(Conversation):
     home = State(initial=True)
 
     @on.unsupported(states=[home])
-    def unknown(self, ctx: Context) -> None:
+    async def unknown(self, ctx: Context) -> None:
         assert isinstance(ctx.input, UnsupportedInput)
         codes: list[JSON] = [error.code for error in ctx.input.errors]
         ctx.data.update(type=ctx.input.type, reason=ctx.input.reason, codes=codes)
@@ -484,7 +573,7 @@ async def test_a_handler_without_states_handles_every_state() -> None:
         busy = State()
 
         @on.location()
-        def located(self, ctx: Context) -> None:
+        async def located(self, ctx: Context) -> None:
             ctx.data["at"] = ctx.state
 
     for state in ("idle", "busy"):
@@ -508,7 +597,7 @@ class Booking(Conversation):
     done = State()
 
     @on.text(states=[idle], to=choosing)
-    def start(self, ctx: Context) -> None:
+    async def start(self, ctx: Context) -> None:
         """Sync: entering choosing asks the question."""
 
     @on.row("lab", "general", states=[choosing], to=confirming)
@@ -521,22 +610,22 @@ class Booking(Conversation):
         await ctx.send(Text("¡Listo!"))
 
     @on.button("change", states=[confirming], to=done)
-    def change(self, ctx: Context) -> None:
+    async def change(self, ctx: Context) -> None:
         ctx.goto(Booking.choosing)
 
     @on.button("stay", states=[confirming])
-    def stay(self, ctx: Context) -> None:
+    async def stay(self, ctx: Context) -> None:
         ctx.data["stayed"] = True
 
     @on.button("again", states=[confirming])
-    def again(self, ctx: Context) -> None:
+    async def again(self, ctx: Context) -> None:
         ctx.goto("confirming")
 
     @on.button("hush", states=[confirming], to=silent)
-    def hush(self, ctx: Context) -> None: ...
+    async def hush(self, ctx: Context) -> None: ...
 
     @on.button("bogus", states=[confirming])
-    def bogus(self, ctx: Context) -> None:
+    async def bogus(self, ctx: Context) -> None:
         ctx.goto("nowhere")
 
     @on.button("rude", states=[confirming])
@@ -625,7 +714,7 @@ async def test_sync_and_async_handlers_both_run_and_move() -> None:
         done = State(prompt=Text("hecho"))
 
         @on.button("sync", to=done)
-        def sync(self, ctx: Context) -> None:
+        async def sync(self, ctx: Context) -> None:
             ctx.data["by"] = "sync"
 
         @on.button("async", to=done)
@@ -698,10 +787,10 @@ async def test_a_failing_prompt_leaves_the_machine_usable() -> None:
         fine = State(prompt=Text("bien"))
 
         @on.button("break", to=broken_state)
-        def go_broken(self, ctx: Context) -> None: ...
+        async def go_broken(self, ctx: Context) -> None: ...
 
         @on.button("fine", to=fine)
-        def go_fine(self, ctx: Context) -> None: ...
+        async def go_fine(self, ctx: Context) -> None: ...
 
     with pytest.raises(RuntimeError, match="no prompt today"):
         await run(Fragile, button("break"))
@@ -737,3 +826,43 @@ async def test_stay_keeps_the_state_and_sends_no_prompt_when_input_is_refused() 
         [Text("¡Listo!")],
         {"count": 3},
     )
+
+
+# -- ctx.send must be awaited --------------------------------------------------------------
+
+
+class Forgetful(Conversation):
+    idle = State(initial=True)
+    done = State(final=True)
+
+    @on.text(states=[idle], to=done)
+    async def greet(self, ctx: Context) -> None:
+        await ctx.send(Text("uno"))
+        ctx.send(Text("dos"))  # the mistake under test
+
+
+class Gathering(Conversation):
+    idle = State(initial=True)
+
+    @on.text()
+    async def both(self, ctx: Context) -> None:
+        await asyncio.gather(ctx.send(Text("uno")), ctx.send(Text("dos")))
+
+
+@pytest.mark.anyio
+async def test_a_send_not_awaited_fails_the_event_naming_the_handler() -> None:
+    spec = Forgetful.spec
+    ctx = Context(spec, inbound(text("hola")), "idle", {})
+    with pytest.raises(BotkitError) as caught:
+        await spec.run(Forgetful(), ctx)
+    assert str(caught.value) == (
+        "Forgetful.greet called ctx.send(...) without await (1 time, in state 'idle'); the "
+        "event fails and nothing is sent: write `await ctx.send(...)`"
+    )
+    assert ctx.state == "idle"  # no transition
+
+
+@pytest.mark.anyio
+async def test_an_awaited_send_queues_as_before_also_through_gather() -> None:
+    ctx = await run(Gathering, text("hola"))
+    assert ctx.sent == [Text("uno"), Text("dos")]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+
 import pytest
 
 from botkit import TemplateSpec
@@ -137,6 +140,37 @@ class HeldTrigger(Conversation):
         await ctx.send(Text(str(ctx.input.data["headline"])))  # type: ignore[union-attr]
 
 
+class NeedsData(Conversation):
+    idle = State(initial=True)
+    greeting = State(prompt=lambda ctx: Text(f"Hola {ctx.data['name']}"), final=True)
+    examples = [{"name": "Ana"}]
+
+    @on.text(states=[idle], to=greeting)
+    async def greet(self, ctx: Context) -> None:
+        ctx.data["name"] = ctx.text
+
+
+class OneStateEcho(Conversation):
+    idle = State(initial=True)
+
+    @on.text()
+    async def echo(self, ctx: Context) -> None:
+        await ctx.send(Text(f"echo {ctx.text}"))
+
+
+class ForgetsAwait(Conversation):
+    idle = State(initial=True)
+
+    @on.text()
+    async def greet(self, ctx: Context) -> None:
+        ctx.send(Text("hola"))  # the mistake under test: no await
+
+    @on.button("both")
+    async def both(self, context: Context) -> None:
+        await asyncio.gather(context.send(Text("uno")), context.send(Text("dos")))
+        return context.send(Text("tres"))  # type: ignore[return-value]
+
+
 def test_the_clinic_passes() -> None:
     import bots.clinic
 
@@ -190,7 +224,33 @@ def test_a_prompt_over_whatsapps_limits() -> None:
 def test_a_prompt_that_raises_on_sample_data_is_a_warning_naming_the_exception() -> None:
     assert lines(PromptRaises) == [
         "warning: PromptRaises.greeting: evaluating the prompt with empty user data raised "
-        "KeyError: 'name'; make it work with the data it can get, or check it by hand"
+        "KeyError: 'name'; make it work with the data it can get, declare examples = [{...}] "
+        "of the data it needs, or check it by hand"
+    ]
+
+
+def test_a_prompt_needs_to_work_with_one_sample_only_such_as_a_declared_example() -> None:
+    assert lines(NeedsData) == []
+
+
+def test_a_valid_one_state_echo_bot_has_nothing_to_say() -> None:
+    assert lines(OneStateEcho) == []
+
+
+def test_the_pizza_example_passes_with_its_declared_examples_and_templates() -> None:
+    import bots.pizza
+
+    assert lines(bots.pizza.Pizza) == []
+
+
+def test_a_send_not_awaited_is_an_error_naming_the_handler_and_line() -> None:
+    first = inspect.getsourcelines(ForgetsAwait.greet)[1]
+    second = inspect.getsourcelines(ForgetsAwait.both)[1]
+    assert [line for line in lines(ForgetsAwait) if "without await" in line] == [
+        f"ForgetsAwait.greet: line {first + 2} calls ctx.send(...) without await: the event "
+        "would fail and nothing be sent; write `await ctx.send(...)`",
+        f"ForgetsAwait.both: line {second + 3} calls ctx.send(...) without await: the event "
+        "would fail and nothing be sent; write `await ctx.send(...)`",
     ]
 
 
@@ -234,3 +294,16 @@ def test_botkit_check_exits_0_with_warnings_only(capsys: pytest.CaptureFixture[s
     assert captured.out.startswith("warning: ")
     assert len(lines(UnofferedHandler)) == 1
     assert "0 errors, 1 warning\n" in captured.err  # not "1 warnings"
+
+
+def test_botkit_check_has_nothing_to_say_of_the_echo_bot(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["check", "tests.tools.echo_bot"]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "botkit check: 0 errors, 0 warnings\n")
+
+
+def test_botkit_check_exits_1_for_a_send_without_await(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "tests.tools.test_check:ForgetsAwait"]) == 1
+    assert "ForgetsAwait.greet: line " in capsys.readouterr().out

@@ -25,7 +25,7 @@ from botkit.exceptions import BotkitError
 from botkit.runtime.bot import Bot
 from botkit.runtime.worker import worker_command
 from botkit.store.sqlite import SqliteStore
-from botkit.tools.cli import build_app, load_bot, main, provider_banner
+from botkit.tools.cli import build_app, load_bot, load_conversation, main, provider_banner
 
 from .processes import Deployment
 
@@ -166,10 +166,52 @@ def test_load_bot_of_a_missing_module_names_it() -> None:
         load_bot("nope.module")
 
 
-def test_load_bot_of_a_missing_attribute_names_it() -> None:
-    with pytest.raises(BotkitError, match=r"bots\.clinic:missing") as caught:
+def test_load_bot_of_a_missing_attribute_names_it_and_what_the_module_has() -> None:
+    with pytest.raises(BotkitError) as caught:
         load_bot("bots.clinic:missing")
-    assert "Bot" in str(caught.value)
+    assert str(caught.value) == "bots.clinic has no attribute 'missing' (it has: bot, Clinic)"
+
+
+def test_load_bot_takes_a_file_path_as_the_module_it_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = Path(bots.clinic.__file__).parents[1]
+    monkeypatch.chdir(root)
+    assert load_bot("bots/clinic.py") is bots.clinic.bot
+    assert load_bot("./bots/clinic.py:bot") is bots.clinic.bot
+    assert load_bot(f"{root}/bots/clinic.py") is bots.clinic.bot
+    assert load_conversation("bots/clinic.py:Clinic") is bots.clinic.Clinic
+
+
+def test_load_bot_of_a_missing_file_names_the_module_it_tried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(Path(bots.clinic.__file__).parents[1])
+    with pytest.raises(BotkitError, match=r"cannot import 'bots/nope\.py' \(module bots\.nope\)"):
+        load_bot("bots/nope.py")
+
+
+def test_load_bot_of_a_file_outside_the_folder_says_to_run_from_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(Path(bots.clinic.__file__).parents[1])
+    with pytest.raises(BotkitError, match=r"outside the current folder; run from the folder"):
+        load_bot(str(tmp_path / "clinic.py"))
+
+
+def test_a_bot_importing_a_missing_package_is_told_which_and_that_it_was_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "needs_a_package.py").write_text("import botkit_no_such_package\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(BotkitError) as caught:
+        load_bot("needs_a_package")
+    assert str(caught.value) == (
+        "cannot import 'needs_a_package': the bot was found, but its own import of "
+        "'botkit_no_such_package' failed (No module named 'botkit_no_such_package'); install "
+        "botkit_no_such_package in this environment, or fix the bot's import"
+    )
+    assert "folder that holds it" not in str(caught.value)
 
 
 def test_load_bot_of_an_attribute_that_is_not_a_bot_says_so() -> None:

@@ -95,3 +95,23 @@ async def test_every_send_carries_the_api_key_and_json(sim: Simulator, juan: Sim
     assert post.headers["x-api-key"].startswith("gsk_test_")
     assert post.headers["content-type"] == "application/json"
     assert sim.sent[0].to == juan.wa_id
+
+
+async def test_a_send_not_awaited_is_raised_in_the_step_and_nothing_is_sent() -> None:
+    from botkit import Bot, Context, Conversation, State, Text, on
+    from botkit.exceptions import BotkitError
+
+    class Forgetful(Conversation):
+        idle = State(initial=True)
+
+        @on.text()
+        async def greet(self, ctx: Context) -> None:
+            ctx.send(Text("hola"))  # the mistake under test: no await
+
+    async with Simulator(Bot(Forgetful)) as sim:
+        ana = sim.user("5491140000001")
+        with pytest.raises(
+            BotkitError, match=r"Forgetful\.greet called ctx\.send\(\.\.\.\) without await"
+        ):
+            await ana.says("hola")
+        assert ana.messages == []
