@@ -43,3 +43,8 @@ def test_the_pages_are_all_in_the_site() -> None:
     config = (ROOT / "mkdocs.yml").read_text()
     pages = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md")}
     assert sorted(p for p in pages if p not in config) == []
+
+
+def test_the_readme_s_first_bot_is_bots_hello_as_it_is() -> None:
+    first = BLOCK.findall((ROOT / "README.md").read_text())[0]
+    assert first.strip() in (ROOT / "bots" / "hello.py").read_text()

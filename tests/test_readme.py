@@ -17,7 +17,9 @@ import bots.clinic
 from botkit.config import Settings
 from botkit.tools.cli import build_app
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]  # the README's sections moved to docs/
 TOKEN = "tok_readme"
 pytestmark = pytest.mark.anyio
 
@@ -34,8 +36,14 @@ def shell_blocks(text: str) -> Iterator[str]:
 
 
 def curl_commands(section: str) -> list[list[str]]:
-    """The curl commands of the README's section `section`, split as a shell would."""
-    text = README.read_text(encoding="utf-8")
+    """The curl commands of section `section` (of the README, or of the docs page it moved to,
+    whose title it is), split as a shell would."""
+    for page in PAGES:
+        text = "\n" + page.read_text(encoding="utf-8")
+        if text.startswith(f"\n# {section}\n"):  # a page of its own: its title
+            text = "\n#" + text[1:]
+        if f"\n## {section}\n" in text:
+            break
     start = text.index(f"\n## {section}\n")
     end = text.find("\n## ", start + 1)
     commands = []

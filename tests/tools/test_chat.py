@@ -231,8 +231,8 @@ async def test_help_lists_every_command() -> None:
         assert command in out
 
 
-def test_the_readme_lists_every_chat_command() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_docs_list_every_chat_command() -> None:
+    readme = (ROOT / "docs" / "guide" / "chat.md").read_text(encoding="utf-8")
     start = readme.index("Commands: `/tap ID`")
     listed = readme[start : readme.index("\n\n", start)]
     chat = Chat(Simulator(bots.clinic.bot), io.StringIO(), wa_id="5491140123456", name=None)
