@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Installs Debian's Chromium for the browser test (tests/test_devserver_browser.py) when
-# /usr/bin/chromium is missing. CI runs as root; elsewhere it says what to run instead.
-# Playwright drives this Chromium: never `playwright install` (it downloads its own browser).
+# Installs Debian's Chromium for the browser test (tests/tools/test_devserver_browser.py) when
+# /usr/bin/chromium is missing, and a colour emoji font (fonts-noto-color-emoji) when it is
+# missing, so that the page's emoji are drawn, not boxes. CI runs as root; elsewhere it says
+# what to run instead. Playwright drives this Chromium: never `playwright install` (it
+# downloads its own browser).
 set -euo pipefail
-if [ -x /usr/bin/chromium ]; then
+emoji_font=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -f "$emoji_font" ] || missing+=(fonts-noto-color-emoji)
+if [ "${#missing[@]}" = 0 ]; then
   exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-  echo "browser.sh: no /usr/bin/chromium; install it with: sudo apt-get install -y chromium" >&2
+  echo "browser.sh: missing ${missing[*]}; install with: sudo apt-get install -y ${missing[*]}" >&2
   exit 0
 fi
-echo "browser.sh: installing Debian's chromium for the browser test" >&2
+echo "browser.sh: installing ${missing[*]} for the browser test (apt-get, once)" >&2
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -645,11 +645,16 @@ def _routes(dev: DevBot) -> list[BaseRoute]:
     }
     return [
         Route("/", index, methods=["GET"]),
+        Route("/favicon.ico", _favicon, methods=["GET"]),  # what browsers ask for on their own
         Route("/api/state", state, methods=["GET"]),
         Route("/api/events", _events(dev), methods=["GET"]),
         *(Route(path, _action(dev, act), methods=["POST"]) for path, act in actions.items()),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
+
+
+async def _favicon(request: Request) -> Response:
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
 
 def create_dev_app(dev: DevBot, *, watch_every: float | None = WATCH_SECONDS) -> Starlette:

@@ -76,8 +76,11 @@ async def test_the_page_and_its_files_are_served(client: httpx.AsyncClient) -> N
     page = await client.get("/")
     assert page.status_code == 200
     assert '<script src="/static/app.js">' in page.text
-    for name in ("app.js", "app.css"):
+    for name in ("app.js", "app.css", "favicon.svg"):
         assert (await client.get(f"/static/{name}")).status_code == 200
+    assert '<link rel="icon" href="/static/favicon.svg"' in page.text
+    icon = await client.get("/favicon.ico")  # what a browser asks for on its own: no 404
+    assert (icon.status_code, icon.headers["content-type"]) == (200, "image/svg+xml")
 
 
 async def test_the_state_names_the_bot_its_triggers_and_the_default_user(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -129,6 +130,10 @@ def test_the_clinic_flow_in_chromium(browser: Browser, tmp_path: Path) -> None:
         page.fill("#text", "hola")
         page.press("#text", "Enter")
         expect(page.locator(".from-bot").last).to_contain_text("¿Qué turno querés reservar?")
+        # times as WhatsApp shows them ("21:44"), the day in a separator above the day's first
+        times = page.locator(".bubble .time").all_inner_texts()
+        assert times and all(re.fullmatch(r"\d{2}:\d{2}", t) for t in times), times
+        expect(page.locator("#messages .day")).to_have_count(1)
         page.locator(".list-button").last.click()
         sheet = page.locator("#sheet")
         expect(sheet).to_be_visible()

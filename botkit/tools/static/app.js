@@ -20,6 +20,16 @@ function clockText(at) {
                                                  hour: "2-digit", minute: "2-digit" });
 }
 
+// a bubble's time, as WhatsApp shows it ("21:44"); the day goes in a separator above the
+// first bubble of each day
+function bubbleTime(at) {
+  return new Date(at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+}
+
+function dayText(at) {
+  return new Date(at * 1000).toLocaleDateString([], { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+}
+
 async function api(path, body) {
   const user = encodeURIComponent(current);
   const url = `${path}?user=${user}`;
@@ -53,7 +63,7 @@ function interactiveBubble(item, part) {
   if (part.header && part.header.text) bubble.append(el("div", { className: "header", textContent: part.header.text }));
   bubble.append(el("div", { className: "body", textContent: (part.body || {}).text || "" }));
   if (part.footer && part.footer.text) bubble.append(el("div", { className: "footer", textContent: part.footer.text }));
-  bubble.append(el("div", { className: "time", textContent: clockText(item.at) }));
+  bubble.append(el("div", { className: "time", textContent: bubbleTime(item.at) }));
   const actions = el("div", { className: "actions" });
   const action = part.action || {};
   if (part.type === "button") {
@@ -117,7 +127,7 @@ function templateBubble(item, part) {
       }
     }
   }
-  bubble.append(el("div", { className: "time", textContent: clockText(item.at) }));
+  bubble.append(el("div", { className: "time", textContent: bubbleTime(item.at) }));
   return [bubble, actions.childElementCount ? actions : null];
 }
 
@@ -133,7 +143,7 @@ function cardBubble(item, kind, lines) {
   const bubble = el("div", { className: `bubble from-bot card ${kind}` });
   bubble.append(el("div", { className: "kind", textContent: kind }));
   for (const line of lines) if (line) bubble.append(el("div", { textContent: line }));
-  bubble.append(el("div", { className: "time", textContent: clockText(item.at) }));
+  bubble.append(el("div", { className: "time", textContent: bubbleTime(item.at) }));
   return [bubble, null];
 }
 
@@ -143,7 +153,7 @@ function botMessage(item) {
     case "text": {
       const bubble = el("div", { className: "bubble from-bot" },
         el("div", { className: "body", textContent: part.body }),
-        el("div", { className: "time", textContent: clockText(item.at) }));
+        el("div", { className: "time", textContent: bubbleTime(item.at) }));
       return [bubble, null];
     }
     case "interactive": return interactiveBubble(item, part);
@@ -160,13 +170,18 @@ function botMessage(item) {
 function renderMessages(user) {
   const box = $("messages");
   box.replaceChildren();
+  let day = null;
   for (const item of user ? user.timeline : []) {
+    if (item.at !== undefined && item.at !== null && dayText(item.at) !== day) {
+      day = dayText(item.at);
+      box.append(el("div", { className: "day", textContent: day }));
+    }
     if (item.from === "system") {
       box.append(el("div", { className: "system", textContent: item.text }));
     } else if (item.from === "user") {
       box.append(el("div", { className: `bubble from-user ${item.kind}` },
         el("div", { className: "body", textContent: item.text }),
-        el("div", { className: "time", textContent: clockText(item.at) })));
+        el("div", { className: "time", textContent: bubbleTime(item.at) })));
     } else {
       for (const node of botMessage(item)) if (node) box.append(node);
     }
