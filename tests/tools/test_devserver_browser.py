@@ -225,3 +225,29 @@ def test_media_locations_and_contacts_render_as_cards(browser: Browser, tmp_path
         page.get_by_role("button", name="Send location").click()
         expect(page.locator(".from-user.location")).to_contain_text("-34.6037, -58.3816")
         expect(page.locator(".from-bot").last).to_contain_text("Recibí tu ubicación")
+
+
+@pytest.mark.slow
+def test_a_narrow_window_shows_the_whole_chat_and_reaches_the_panel(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """At 420 px wide the header and the send button were clipped and the panel unreachable;
+    the trigger box cut off its pre-filled JSON."""
+    with serving("bots.clinic", tmp_path) as dev_server:
+        from playwright.sync_api import expect
+
+        page = browser.new_page(viewport={"width": 420, "height": 800})
+        page.goto(dev_server)
+        expect(page.locator("#chat-user")).to_contain_text("Juan")
+        for selector in (".send", "#clock", "#text"):
+            box = page.locator(selector).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 420, selector
+        page.fill("#text", "hola")
+        page.locator(".send").click()
+        expect(page.locator(".from-bot").last).to_contain_text("¿Qué turno querés reservar?")
+        state = page.locator("#state")
+        state.scroll_into_view_if_needed()
+        expect(state).to_be_in_viewport()
+        trigger = page.locator("#trigger-data")
+        trigger.scroll_into_view_if_needed()
+        assert trigger.evaluate("t => t.scrollHeight <= t.clientHeight + 2")  # all of it shows

@@ -209,7 +209,9 @@ function renderTriggers(state) {
 function fillTriggerData() {
   const keys = (snapshot && snapshot.triggers[$("trigger-name").value]) || [];
   const data = Object.fromEntries(keys.map((key) => [key, ""]));
-  $("trigger-data").value = JSON.stringify(data, null, 2);
+  const box = $("trigger-data");
+  box.value = JSON.stringify(data, null, 2);
+  box.rows = Math.max(4, box.value.split("\n").length);  // the whole pre-filled JSON shows
 }
 
 function renderUserPanel(user) {
