@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import pickle
 import struct
 import subprocess
@@ -86,7 +85,6 @@ class BodyDecoder:
                 [sys.executable, "-m", "botkit.web.decoder"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         return self._child
 

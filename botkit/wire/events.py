@@ -272,8 +272,8 @@ def _describe(value: JSON) -> str:
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
     if isinstance(value, str):
-        shown = codec.dumps_str(value)
-        return f"string {shown[:40]}{'...' if len(shown) > 40 else ''}"
+        quoted = codec.dumps_str(value[:41])  # never the whole of a megabyte from a request
+        return f"string {quoted[:40]}{'...' if len(quoted) > 40 else ''}"
     return f"number {value}"
 
 
