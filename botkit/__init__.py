@@ -11,7 +11,8 @@ import typing as _typing
 
 from botkit.config import Settings
 from botkit.conversation.context import HOLD, Hold, WindowView
-from botkit.conversation.dsl import Context, Conversation, State, TemplateSpec, User, on
+from botkit.conversation.dsl import Context, Conversation, State, User, on
+from botkit.conversation.template import TemplateSpec
 from botkit.exceptions import (
     BotkitError,
     ConfigError,

@@ -141,7 +141,13 @@ def _quoted(text: str) -> str:
 class Pizza(Conversation):
     """Menu, size, quantity, location, confirmation; then the out_for_delivery trigger."""
 
-    templates = {"order_out_for_delivery": TemplateSpec(body=3)}
+    # the approved templates it sends, with the wording Meta approved (checked by botkit check,
+    # shown by the simulators)
+    templates = {
+        "order_out_for_delivery": TemplateSpec(
+            text="¡Tu pedido #{{1}} ({{2}}) salió! Llega en unos {{3}} minutos."
+        )
+    }
     # the data an order has gathered by the time it is confirmed, for `botkit check`
     examples = [{"pizza": "napolitana", "size": "grande", "quantity": 2, "place": "Obelisco"}]
 

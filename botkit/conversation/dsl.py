@@ -21,6 +21,7 @@ from typing import Any, ClassVar, ParamSpec, TypeAlias, TypeVar, cast
 from transitions.extensions.asyncio import AsyncMachine
 
 from botkit.conversation.context import STAY, Context, ContextInput, Fallback, Hold, User
+from botkit.conversation.template import TemplateSpec
 from botkit.exceptions import BotkitError, DefinitionError
 from botkit.types import JSONObject
 from botkit.wire.events import (
@@ -48,6 +49,13 @@ MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 STATUSES = ("sent", "delivered", "read", "failed")
 USER_INPUTS = ("button", "row", "payload", "text", "media", "location", "contacts", "unsupported")
 _ROUTES_ATTR = "__botkit_routes__"
+_NOT_USER_INPUT = ("trigger", "status")
+_ANY_INPUT = {
+    "text": "any text",
+    "location": "a location",
+    "contacts": "contacts",
+    "unsupported": "an unsupported message",
+}
 
 
 class State:
@@ -277,6 +285,21 @@ class ConversationSpec:
             return found
         return table.any.get("fallback")
 
+    def takes(self, state: str) -> list[str]:
+        """What a user can send in `state` that a handler takes, in words (for the simulators).
+
+        E.g. ``["button 'confirm_yes'", "payload 'confirm_yes_*'", "any text"]``; triggers and
+        statuses are not user inputs and are left out, as is the fallback.
+        """
+        table = self.tables[state]
+        taken = [f"{kind} {key!r}" for kind, key in table.exact if kind not in _NOT_USER_INPUT]
+        taken += [f"payload {pattern!r}" for _, pattern, _ in table.patterns]
+        taken += [
+            f"text matching {route.regex.pattern!r}" for route, _ in table.regexes if route.regex
+        ]
+        taken += [_ANY_INPUT[kind] for kind in table.any if kind in _ANY_INPUT]
+        return taken
+
     async def run(self, conversation: Conversation, ctx: Context) -> bool:
         """Runs the handler for ctx.input and moves the state, sending the new state's prompt.
 
@@ -334,14 +357,6 @@ class _Model:
 
     state: str
     trigger: Callable[..., Awaitable[bool]]  # set by transitions when the model is attached
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateSpec:
-    """An approved template's shape: how many body parameters and quick-reply buttons it has."""
-
-    body: int = 0
-    quick_replies: int = 0
 
 
 class Conversation:
@@ -692,4 +707,4 @@ def _lookup_text(table: _Table, body: str) -> tuple[Route, Handler] | None:
     return table.any.get("text")
 
 
-__all__ = ["Context", "Conversation", "State", "TemplateSpec", "User", "on"]
+__all__ = ["Context", "Conversation", "State", "User", "on"]

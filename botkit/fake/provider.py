@@ -217,6 +217,9 @@ class FakeGoSendAPI:
         self._keys: dict[tuple[str, str], KeyRecord] = {}
         self._statuses: dict[str, JSONObject] = {}
         self._media: dict[str, JSONObject] = {}
+        self._media_content: dict[
+            str, bytes
+        ] = {}  # what media() answers (the dev server's pictures)
         self.media_ttl = media_ttl  # settable: tests make the provider forget uploads sooner
         self._replays = 0
         self._deliveries = 0
@@ -251,6 +254,16 @@ class FakeGoSendAPI:
         """Whether a free-form message from `phone_number_id` to `wa_id` is allowed now."""
         last = self._windows.get((phone_number_id, wa_id))
         return last is not None and self._clock.now() - last < WINDOW_SECONDS
+
+    def media(self, media_id: str) -> tuple[bytes, str] | None:
+        """An uploaded file's bytes and MIME type, while the provider keeps it; else None."""
+        upload, content = self._media.get(media_id), self._media_content.get(media_id)
+        if upload is None or content is None:
+            return None
+        uploaded_at = upload.get("uploaded_at")
+        if isinstance(uploaded_at, float) and self._clock.now() - uploaded_at >= self.media_ttl:
+            return None
+        return content, str(upload.get("type"))
 
     def messages_to(self, wa_id: str) -> list[SentMessage]:
         """The accepted messages to one user, in order."""
@@ -548,11 +561,12 @@ class FakeGoSendAPI:
             raise refuse(415, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be multipart/form-data")
         try:
             async with request.form() as form:
-                upload = await _read_upload(form)
+                upload, content = await _read_upload(form)
         except HTTPException as exc:  # starlette's answer to a malformed multipart body
             raise refuse(400, "INVALID_MULTIPART", exc.detail) from None
         media_id = str(secrets.randbelow(9 * 10**15) + 10**15)
         self._media[media_id] = {**upload, "uploaded_at": self._clock.now()}
+        self._media_content[media_id] = content
         return Answer(200, {"id": media_id})
 
     # -- control endpoints --
@@ -621,15 +635,21 @@ class FakeGoSendAPI:
         )
 
 
-async def _read_upload(form: FormData) -> JSONObject:
+async def _read_upload(form: FormData) -> tuple[JSONObject, bytes]:
     """The upload's phone_number_id, file and type fields, checked."""
     phone = _form_digits(form.get("phone_number_id"))
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise missing("file")
     mime = _form_mime(form.get("type"))
-    size = len(await upload.read())
-    return {"phone_number_id": phone, "type": mime, "size": size, "filename": upload.filename}
+    content = await upload.read()
+    described: JSONObject = {
+        "phone_number_id": phone,
+        "type": mime,
+        "size": len(content),
+        "filename": upload.filename,
+    }
+    return described, content
 
 
 def _form_digits(value: UploadFile | str | None) -> str:

@@ -12,15 +12,22 @@ import contextlib
 import json
 import re
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
 from botkit.conversation.context import ContextInput
+from botkit.conversation.template import TemplateSpec
 from botkit.exceptions import BotkitError
 from botkit.runtime.bot import Bot
-from botkit.tools.simulator import SentView, Simulator, SimulatorError
+from botkit.tools.simulator import (
+    SentView,
+    Simulator,
+    SimulatorError,
+    TemplateWording,
+    template_wording,
+)
 from botkit.types import JSON, JSONObject, ManualClock
 from botkit.wire.events import ButtonTap, QuickReplyTap, RowPick
 
@@ -72,14 +79,17 @@ def choices(view: SentView) -> list[Choice]:
     ]
 
 
-def render(view: SentView) -> list[str]:
-    """A message as printed lines: text, numbered choices, or a one-line card."""
+def render(view: SentView, templates: Mapping[str, TemplateSpec] | None = None) -> list[str]:
+    """A message as printed lines: text, numbered choices, or a one-line card.
+
+    A template reads with the wording its conversation declares in `templates`, if any.
+    """
     if view.type == "text":
         return (view.text or "").splitlines() or [""]
     if view.type == "interactive":
         return _interactive(view)
     if view.type == "template":
-        return _template(view)
+        return _template(view, template_wording(view, templates or {}))
     if view.type == "location":
         return [_location(view.payload)]
     if view.type in MEDIA:
@@ -116,14 +126,17 @@ def _list(action: JSON) -> list[str]:
     return lines
 
 
-def _template(view: SentView) -> list[str]:
-    language = _text_of(view.payload.get("language"), "code")
-    lines = [f"template {view.template_name} ({language})"]
+def _template(view: SentView, shown: TemplateWording) -> list[str]:
+    lines = [f"template {shown.name} ({shown.language})"]
+    if shown.header:
+        lines.append(f"*{shown.header}*")
+    if shown.declared:
+        lines += shown.text.splitlines()
+        return lines + [f"[{n}] {t} ({p})" for n, (p, t) in enumerate(shown.buttons, 1)]
     filled = view.template_parameters
     if filled:
         lines.append("  ".join(f"{{{{{n}}}}}={p}" for n, p in enumerate(filled, 1)))
-    payloads = view.quick_reply_payloads
-    return lines + [f"[{n}] quick reply ({p})" for n, p in enumerate(payloads, 1)]
+    return lines + [f"[{n}] quick reply ({p})" for n, (p, _) in enumerate(shown.buttons, 1)]
 
 
 def _location(part: JSONObject) -> str:
@@ -237,7 +250,7 @@ class Chat:
         """Prints the current user's messages not printed yet."""
         messages = self.user.messages
         for view in messages[self.shown.get(self.user.wa_id, 0) :]:
-            first, *rest = render(view)
+            first, *rest = render(view, self.sim.bot.conversation.templates)
             self.print(f"bot: {first}", *(INDENT + line for line in rest))
         self.shown[self.user.wa_id] = len(messages)
 

@@ -24,7 +24,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from botkit.conversation.context import Context, Fallback, Hold, WindowView
-from botkit.conversation.dsl import Conversation, ConversationSpec, Route, TemplateSpec
+from botkit.conversation.dsl import Conversation, ConversationSpec, Route
+from botkit.conversation.template import TemplateSpec
 from botkit.exceptions import MessageError, WindowClosedError
 from botkit.types import JSON
 from botkit.wire.messages import Buttons, List, Message, Template
@@ -243,7 +244,7 @@ class _Checker:
             self._add(
                 state,
                 f"template {message.name!r} ({where}) is not declared; add "
-                f'templates = {{"{message.name}": TemplateSpec(body=..., quick_replies=...)}} '
+                f'templates = {{"{message.name}": TemplateSpec(text="...", buttons=[...])}} '
                 f"to {self.name}",
                 warning=True,
             )
@@ -260,6 +261,15 @@ class _Checker:
                 state,
                 f"template {message.name!r} ({where}) has {replies} quick replies, declared "
                 f"{declared.quick_replies}; pass {declared.quick_replies}, or fix the declaration",
+            )
+        header = declared.header_parameters
+        given = len(message.header_parameters)
+        if header is not None and given != header:
+            self._add(
+                state,
+                f"template {message.name!r} ({where}) has {given} header parameters, declared "
+                f"{header} in its header {declared.header!r}; pass {header}, or fix the "
+                "declaration",
             )
 
     # -- ids -------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,13 +29,25 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from botkit.config import Settings
+from botkit.conversation.template import TemplateSpec
 from botkit.exceptions import BotkitError
 from botkit.fake.provider import Delivery, FakeGoSendAPI, SentMessage
+from botkit.logsafe import shown
 from botkit.runtime.bot import find_bot, import_target
 from botkit.runtime.runtime import Runtime
-from botkit.tools.simulator import SentView
+from botkit.store.base import FAILED
+from botkit.tools.simulator import SentView, template_wording
 from botkit.types import JSON, JSONObject, ManualClock
 from botkit.web.app import create_app
+from botkit.wire.events import (
+    ButtonTap,
+    InboundMessage,
+    LocationInput,
+    QuickReplyTap,
+    RowPick,
+    TextInput,
+    parse_body,
+)
 from botkit.wire.window import Window
 
 log = logging.getLogger(__name__)
@@ -230,9 +242,14 @@ class DevBot:
     async def send(
         self, user: DevUser, message: JSONObject, shown: JSONObject, context_id: str | None = None
     ) -> None:
-        """The user sends a Meta message part; the chat shows `shown`."""
+        """The user sends a Meta message part; the chat shows `shown`.
+
+        When no handler of the user's state takes it, the chat says so, and what the state
+        takes (the bot answers with the state's prompt, as it does for any such input).
+        """
         async with self.lock:
             user.timeline.append({"from": "user", "at": self.clock.now(), **shown})
+            state = await self._state(user)
             delivery = await self.fake.receive(
                 wa_id=user.wa_id,
                 name=user.name,
@@ -242,7 +259,28 @@ class DevBot:
             )
             user.last_delivery = delivery
             self._inbound(user, delivery, "webhook event")
+            self._untaken(user, state, delivery)
             await self._settle()
+
+    async def _state(self, user: DevUser) -> str:
+        found = await self.runtime.store.sessions.get(self.phone_number_id, user.wa_id)
+        return found.session.state if found.session else self.bot.conversation.spec.initial
+
+    def _untaken(self, user: DevUser, state: str, delivery: Delivery) -> None:
+        """A line in the chat when no handler of `state` takes the delivered message."""
+        try:
+            events = parse_body(delivery.body)
+        except ValueError:
+            return
+        spec = self.bot.conversation.spec
+        for event in events:
+            if isinstance(event, InboundMessage) and spec.find(state, event.input) is None:
+                takes = ", ".join(spec.takes(state)) or "nothing"
+                self._note(
+                    f"no handler in state {state} takes {_input_words(event.input)}; the bot "
+                    f"answers with the state's prompt, if it has one. {state} takes: {takes}",
+                    user,
+                )
 
     async def tap(self, user: DevUser, message_id: str, button_id: str) -> None:
         """Taps a reply button of a message."""
@@ -273,10 +311,26 @@ class DevBot:
         shown: JSONObject = {"kind": "pick", "text": str(row.get("title")), "id": row_id}
         await self.send(user, part, shown, message_id)
 
-    async def tap_payload(self, user: DevUser, payload: str) -> None:
-        """Taps a template's quick-reply button."""
-        part: JSONObject = {"type": "button", "button": {"payload": payload, "text": payload}}
-        await self.send(user, part, {"kind": "tap", "text": payload, "id": payload})
+    async def tap_payload(self, user: DevUser, payload: str, message_id: str | None = None) -> None:
+        """Taps a template's quick-reply button; the message carries the button's text.
+
+        The text is the one the conversation declares (`TemplateSpec(buttons=...)`), else the
+        payload. With `message_id`, that template must offer the payload.
+        """
+        offering = [
+            view
+            for view in map(SentView, self.fake.messages_to(user.wa_id))
+            if payload in view.quick_reply_payloads
+            and (message_id is None or view.message_id == message_id)
+        ]
+        if message_id is not None and not offering:
+            raise DevError(f"message {message_id} offers no quick reply {payload!r}")
+        templates = self.bot.conversation.templates
+        text = (
+            template_wording(offering[-1], templates).button_text(payload) if offering else payload
+        )
+        part: JSONObject = {"type": "button", "button": {"payload": payload, "text": text}}
+        await self.send(user, part, {"kind": "tap", "text": text, "id": payload}, message_id)
 
     async def redeliver(self, user: DevUser) -> None:
         """Delivers the user's last webhook event again, byte for byte."""
@@ -386,16 +440,17 @@ class DevBot:
         try:
             await self.runtime.settle(autojump=self.clock)
         finally:
-            self._collect()
+            await self._collect()
             for error in self._errors:
                 self._note(f"a handler raised {error}")
             self._errors.clear()
         await self.publish()
 
-    def _collect(self) -> None:
+    async def _collect(self) -> None:
         """Moves what the provider got since last time into the users' chats and wire logs."""
+        templates = self.bot.conversation.templates
         for sent in self.fake.messages[self._seen_messages :]:
-            self.user(sent.to).timeline.append(_bot_item(sent))
+            self.user(sent.to).timeline.append(_bot_item(sent, templates))
         self._seen_messages = len(self.fake.messages)
         for request in self.fake.requests[self._seen_requests :]:
             body = _json_or_none(request.body)
@@ -403,6 +458,11 @@ class DevBot:
             if isinstance(to, str) and to in self.users:
                 if request.status == 403:
                     self.users[to].refused_at = request.at
+                if request.status >= 400:
+                    key = request.headers.get("idempotency-key")
+                    then = await self._what_followed(to, key) if request.status == 403 else None
+                    refused = _refusal_words(request.status, body, request.response, then)
+                    self._note_at(request.at, refused, self.users[to])
                 answer: JSONObject = {"status": request.status, "body": request.response}
                 payload: JSONObject = {
                     "idempotency_key": request.headers.get("idempotency-key"),
@@ -414,9 +474,26 @@ class DevBot:
                 )
         self._seen_requests = len(self.fake.requests)
 
+    async def _what_followed(self, wa_id: str, key: str | None) -> str | None:
+        """What botkit did with a send the provider refused for a closed window."""
+        if key is None:
+            return None
+        # the store keeps the row and changes its key: KEY-fb as its fallback, KEY-held held
+        found = {r.idempotency_key: r for r in await self.runtime.store.inspect.outbox(wa_id)}
+        if f"{key}-fb" in found:
+            return "botkit sent the fallback template instead"
+        if f"{key}-held" in found:
+            return "botkit holds the message until the user writes again (fallback=HOLD)"
+        if key in found and found[key].status == FAILED:
+            return "no fallback (a Template or HOLD) applies, so the send failed"
+        return None
+
     def _note(self, text: str, *only: DevUser) -> None:
         """A line in the log and in the chats: of `only` these users, else of everyone."""
-        entry: JSONObject = {"at": self.clock.now(), "text": text}
+        self._note_at(self.clock.now(), text, *only)
+
+    def _note_at(self, at: float, text: str, *only: DevUser) -> None:
+        entry: JSONObject = {"at": at, "text": text}
         self.notes.append(entry)
         for user in only or tuple(self.users.values()):
             user.timeline.append({"from": "system", **entry})
@@ -438,14 +515,49 @@ def _exchange(at: float, direction: str, title: str, payload: JSON, answer: JSON
     return {"at": at, "direction": direction, "title": title, "payload": payload, "answer": answer}
 
 
-def _bot_item(sent: SentMessage) -> JSONObject:
-    return {
+def _bot_item(sent: SentMessage, templates: Mapping[str, TemplateSpec]) -> JSONObject:
+    item: JSONObject = {
         "from": "bot",
         "at": sent.at,
         "message_id": sent.message_id,
         "type": sent.type,
         "body": sent.body,
     }
+    if sent.type == "template":  # as the user reads it, with the wording the bot declares
+        item["template"] = template_wording(SentView(sent), templates).as_json()
+    return item
+
+
+def _input_words(user_input: object) -> str:
+    """An input as the chat names it: text 'hola', button 'confirm_yes', a location..."""
+    if isinstance(user_input, TextInput):
+        return f"the text {shown(user_input.body, 60)}"
+    if isinstance(user_input, ButtonTap):
+        return f"button {user_input.id!r}"
+    if isinstance(user_input, RowPick):
+        return f"row {user_input.id!r}"
+    if isinstance(user_input, QuickReplyTap):
+        return f"payload {user_input.payload!r}"
+    if isinstance(user_input, LocationInput):
+        return "a location"
+    return f"this {type(user_input).__name__}"
+
+
+def _refusal_words(status: int, body: JSON, answer: JSON, then: str | None) -> str:
+    """A refused send as one chat line: what, the provider's answer, and what botkit did next."""
+    kind = body.get("type") if isinstance(body, dict) else None
+    article = "an" if isinstance(kind, str) and kind[:1] in ("a", "e", "i", "o", "u") else "a"
+    what = f"{article} {kind} message" if isinstance(kind, str) else "a message"
+    error = answer if isinstance(answer, dict) else {}
+    said = " ".join(str(error[k]) for k in ("code", "message") if error.get(k))
+    reason = f"{status} {said}".strip()
+    if status == 403:
+        then = f"the window is closed: {then or 'botkit applies the fallback of the send'}"
+    elif status == 429 or status >= 500:
+        then = "botkit retries it with the same idempotency key"
+    else:
+        then = "the send failed and is not retried"
+    return f"the provider refused {what}: {reason}; {then}"
 
 
 def _json_or_none(body: bytes) -> JSON:
@@ -533,7 +645,10 @@ async def _pick(dev: DevBot, request: Request, body: JSONObject) -> str:
 
 async def _payload(dev: DevBot, request: Request, body: JSONObject) -> str:
     user = dev.known(_wa_id(request))
-    await dev.tap_payload(user, _text(body, "payload"))
+    message_id = body.get("message_id")
+    if message_id is not None and not isinstance(message_id, str):
+        raise DevError("'message_id' must be a string when given")
+    await dev.tap_payload(user, _text(body, "payload"), message_id)
     return user.wa_id
 
 
@@ -648,9 +763,22 @@ def _routes(dev: DevBot) -> list[BaseRoute]:
         Route("/favicon.ico", _favicon, methods=["GET"]),  # what browsers ask for on their own
         Route("/api/state", state, methods=["GET"]),
         Route("/api/events", _events(dev), methods=["GET"]),
+        Route("/api/media/{media_id}", _media(dev), methods=["GET"]),  # the pictures the bot sent
         *(Route(path, _action(dev, act), methods=["POST"]) for path, act in actions.items()),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
+
+
+def _media(dev: DevBot) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        found = dev.fake.media(str(request.path_params["media_id"]))
+        if found is None:
+            error = {"error": "no such media: the bot did not upload it, or it expired"}
+            return JSONResponse(error, 404)
+        content, mime = found
+        return Response(content, media_type=mime, headers={"Cache-Control": "max-age=3600"})
+
+    return endpoint
 
 
 async def _favicon(request: Request) -> Response:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from botkit.config import Settings
+from botkit.conversation.template import TemplateSpec
 from botkit.exceptions import BotkitError
 from botkit.fake.provider import Delivery, FakeGoSendAPI, SentMessage
 from botkit.runtime.bot import Bot, find_bot
@@ -100,12 +101,20 @@ class SentView:
     @property
     def template_parameters(self) -> list[str]:
         """The body parameters of a template, in order, as text."""
+        return self._parameters("body")
+
+    @property
+    def template_header_parameters(self) -> list[str]:
+        """The header parameters of a template, as text."""
+        return self._parameters("header")
+
+    def _parameters(self, kind: str) -> list[str]:
         found: list[str] = []
         for component in self.payload.get("components") or []:  # type: ignore[union-attr]
-            if isinstance(component, dict) and component.get("type") == "body":
+            if isinstance(component, dict) and component.get("type") == kind:
                 for parameter in component.get("parameters") or []:  # type: ignore[union-attr]
                     if isinstance(parameter, dict):
-                        found.append(str(parameter.get("text", "")))
+                        found.append(_parameter_text(parameter))
         return found
 
     @property
@@ -140,6 +149,66 @@ def _get(value: JSON, *path: str) -> JSON:
             return None
         value = value.get(key)
     return value
+
+
+def _parameter_text(parameter: JSONObject) -> str:
+    """A template parameter as the user reads it (a currency or date: its fallback value)."""
+    kind = str(parameter.get("type"))
+    if kind == "text":
+        return str(parameter.get("text", ""))
+    value = parameter.get(kind)
+    if isinstance(value, dict) and "fallback_value" in value:
+        return str(value["fallback_value"])
+    return f"[{kind}]"
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateWording:
+    """A template message as the user reads it: header, body and quick-reply buttons.
+
+    With the wording its conversation declares (`TemplateSpec(text=..., buttons=...)`), the
+    parameters fill the placeholders; without, the body is the parameters joined by " | " and
+    each button shows its payload.
+    """
+
+    name: str
+    language: str
+    header: str | None
+    text: str
+    buttons: tuple[tuple[str, str], ...]  # (payload, text) by button index
+    declared: bool
+
+    def button_text(self, payload: str) -> str:
+        """The text of the quick-reply button carrying `payload` (the payload when unknown)."""
+        return next((text for p, text in self.buttons if p == payload), payload)
+
+    def as_json(self) -> JSONObject:
+        """For the dev server's page."""
+        buttons: list[JSON] = [{"payload": p, "text": t} for p, t in self.buttons]
+        return {
+            "name": self.name,
+            "language": self.language,
+            "header": self.header,
+            "text": self.text,
+            "buttons": buttons,
+            "declared": self.declared,
+        }
+
+
+def template_wording(view: SentView, templates: Mapping[str, TemplateSpec]) -> TemplateWording:
+    """How a template message reads, with the wording its conversation declared if any."""
+    name = view.template_name or ""
+    spec = templates.get(name)
+    payloads = view.quick_reply_payloads
+    language = _get(view.payload, "language", "code")
+    if spec is None:
+        body = " | ".join(view.template_parameters)
+        buttons = tuple((p, p) for p in payloads)
+        return TemplateWording(name, str(language), None, body, buttons, False)
+    header, body = spec.render(view.template_parameters, view.template_header_parameters)
+    buttons = tuple((p, spec.button_text(i, p)) for i, p in enumerate(payloads))
+    declared = spec.text is not None or bool(spec.buttons)
+    return TemplateWording(name, str(language), header, body, buttons, declared)
 
 
 class SimUser:
@@ -213,10 +282,17 @@ class SimUser:
         return [view for view in self.messages if view.is_template]
 
     async def taps_payload(self, payload: str, text: str = "") -> Delivery:
-        """Taps a template quick-reply button carrying `payload`."""
-        return await self.sends(
-            {"type": "button", "button": {"payload": payload, "text": text or payload}}
-        )
+        """Taps a template quick-reply button carrying `payload`.
+
+        The message carries the button's text, as WhatsApp's does: `text`, else the text the
+        conversation declares for that button (`TemplateSpec(buttons=...)`), else the payload.
+        """
+        if not text:
+            templates = self.sim.bot.conversation.templates
+            offering = [v for v in self.templates if payload in v.quick_reply_payloads]
+            found = template_wording(offering[-1], templates) if offering else None
+            text = found.button_text(payload) if found else payload
+        return await self.sends({"type": "button", "button": {"payload": payload, "text": text}})
 
     async def shares_location(
         self, latitude: float, longitude: float, name: str | None = None, address: str | None = None
@@ -542,7 +618,8 @@ def _render(sim: Simulator, wa_id: str | None, states: bool = False) -> str:
             lines += clock.mark(first.at) + _render_heard(sim, first, seen, states)
         if message is not None:
             to = "" if wa_id is not None else f" to {_label(sim, message.to)}"
-            lines += clock.mark(message.at) + _render_sent(SentView(message), f"bot{to}")
+            view, templates = SentView(message), sim.bot.conversation.templates
+            lines += clock.mark(message.at) + _render_sent(view, f"bot{to}", templates)
     if states:
         users = [u for u in sim.users.values() if wa_id is None or u.wa_id == wa_id]
         lines += [f"{_label(sim, u.wa_id)} is now [{u.state}]" for u in users]
@@ -603,7 +680,9 @@ def _describe_inbound(message: JSONObject) -> str:
             if isinstance(chosen, dict):
                 return f"{verb} {mark.format(chosen.get('id'))} {chosen.get('title')}"
     if kind == "button":
-        return f"taps quick reply {part.get('payload')}"
+        payload, text = part.get("payload"), part.get("text")
+        label = f" {text}" if text and text != payload else ""
+        return f"taps quick reply [{payload}]{label}" if label else f"taps quick reply {payload}"
     if kind == "location":
         return f"[location] {_place(part)}"
     caption = part.get("caption")
@@ -616,12 +695,9 @@ def _place(part: JSONObject) -> str:
     return f"{where} {point}" if where else point
 
 
-def _render_sent(view: SentView, who: str) -> list[str]:
+def _render_sent(view: SentView, who: str, templates: Mapping[str, TemplateSpec]) -> list[str]:
     if view.is_template:
-        language = _get(view.payload, "language", "code")
-        parameters = " | ".join(view.template_parameters)
-        lines = [f"{who}: template {view.template_name} ({language}): {parameters}"]
-        return lines + [f"  quick reply: {p}" for p in view.quick_reply_payloads]
+        return _render_template(template_wording(view, templates), who)
     if view.type == "interactive":
         return _render_interactive(view, who)
     if view.type == "text":
@@ -629,6 +705,14 @@ def _render_sent(view: SentView, who: str) -> list[str]:
     if view.type == "location":
         return [f"{who}: [location] {_place(view.payload)}"]
     return _render_media(view, who)
+
+
+def _render_template(shown: TemplateWording, who: str) -> list[str]:
+    header = f"*{shown.header}*\n" if shown.header else ""
+    lines = _indented(f"{who}: template {shown.name} ({shown.language}): {header}{shown.text}")
+    if not shown.declared:
+        return lines + [f"  quick reply: {p}" for p, _ in shown.buttons]
+    return lines + [f"  quick reply: [{p}] {t}" for p, t in shown.buttons]
 
 
 def _render_interactive(view: SentView, who: str) -> list[str]:

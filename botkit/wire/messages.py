@@ -723,6 +723,14 @@ class Template:
         return ()
 
     @property
+    def header_parameters(self) -> tuple[Parameter, ...]:
+        """The header's parameters; empty when the template has no header."""
+        for component in self.components:
+            if isinstance(component, Header):
+                return tuple(component.parameters)
+        return ()
+
+    @property
     def quick_reply_payloads(self) -> tuple[str, ...]:
         """The quick-reply buttons' payloads, by button index."""
         buttons = sorted(

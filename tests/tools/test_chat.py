@@ -128,9 +128,9 @@ async def test_a_trigger_after_the_window_closed_arrives_as_a_template() -> None
     out = await talk("hola", "3", "1", "/advance 25h", REMIND, "1")
     assert (
         "bot: template appointment_reminder (es_AR)\n"
-        "     {{1}}=Juan  {{2}}=2026-06-01  {{3}}=10:00\n"
-        "     [1] quick reply (confirm_yes_apt_42)\n"
-    ) in out
+        "     Hola Juan, te recordamos tu turno del 2026-06-01 a las 10:00. ¿Lo confirmás?\n"
+        "     [1] Sí, confirmo (confirm_yes_apt_42)\n"
+    ) in out  # the wording the clinic declares (TemplateSpec(text=..., buttons=...))
     assert "bot: ¡Listo! Tu turno del 2026-06-01 a las 10:00 quedó confirmado." in out
 
 
@@ -287,7 +287,7 @@ def test_the_command_walks_the_clinic_flow_from_a_pipe() -> None:
     assert "quedó confirmado" in out
     assert "state:  confirmed\n" in out
     assert "bot: template appointment_reminder (es_AR)\n" in out
-    assert "     [1] quick reply (confirm_yes_apt_42)\n" in out
+    assert "     [1] Sí, confirmo (confirm_yes_apt_42)\n" in out
     assert out.rstrip().endswith("Juan> /quit")  # nothing after /quit is read
     assert "> " not in out.replace("Juan> ", "")  # no prompt of its own: stdin is not a TTY
 

@@ -19,6 +19,7 @@ from botkit.tools.devserver import DevBot, create_dev_app
 from botkit.types import ManualClock
 
 JUAN = "5491140123456"
+MENU_PNG = (Path(__file__).resolve().parents[2] / "bots" / "assets" / "menu.png").read_bytes()
 REMINDER = {"name": "Juan", "date": "lunes 3", "time": "10:00", "appointment_id": "123"}
 
 pytestmark = pytest.mark.anyio
@@ -156,8 +157,27 @@ async def test_a_reminder_after_25_hours_arrives_as_a_template(client: httpx.Asy
     params = [p["text"] for c in body["components"] if c["type"] == "body" for p in c["parameters"]]
     assert params == ["Juan", "lunes 3", "10:00"]
     assert state["user"]["state"] == "confirming"
-    state = await post(client, f"/api/users/{JUAN}/payload", {"payload": "confirm_yes_apt_123"})
+    assert template["template"] == {  # as Juan reads it: the wording the clinic declares
+        "name": "appointment_reminder",
+        "language": "es_AR",
+        "header": None,
+        "text": "Hola Juan, te recordamos tu turno del lunes 3 a las 10:00. ¿Lo confirmás?",
+        "buttons": [{"payload": "confirm_yes_apt_123", "text": "Sí, confirmo"}],
+        "declared": True,
+    }
+    tap = {"payload": "confirm_yes_apt_123", "message_id": template["message_id"]}
+    state = await post(client, f"/api/users/{JUAN}/payload", tap)
     assert state["user"]["state"] == "confirmed"
+    mine = [i for i in state["user"]["timeline"] if i["from"] == "user"][-1]
+    assert (mine["text"], mine["id"]) == ("Sí, confirmo", "confirm_yes_apt_123")
+    sent = state["user"]["exchanges"][-2]["payload"]["data"]["message"]
+    assert sent["button"] == {"payload": "confirm_yes_apt_123", "text": "Sí, confirmo"}
+    assert sent["context"]["id"] == template["message_id"]
+    other = await client.post(
+        f"/api/users/{JUAN}/payload", json={"payload": "nope", "message_id": template["message_id"]}
+    )
+    assert other.status_code == 400
+    assert "offers no quick reply 'nope'" in other.json()["error"]
 
 
 async def test_a_trigger_missing_data_or_undeclared_is_a_400(client: httpx.AsyncClient) -> None:
@@ -215,8 +235,22 @@ async def test_a_403_closes_the_window_and_is_shown(client: httpx.AsyncClient) -
         x["answer"]["status"] for x in state["user"]["exchanges"] if x["direction"] == "out"
     ]
     assert statuses[0] == 403
+    [line] = [i["text"] for i in state["user"]["timeline"] if "refused" in i.get("text", "")]
+    assert line.startswith("the provider refused an interactive message: 403 ")
+    assert line.endswith(
+        "the window is closed: no fallback (a Template or HOLD) applies, so the send failed"
+    )
     bad = await client.post("/api/provider/fail", json={"status": 500})
     assert bad.status_code == 400
+
+
+async def test_a_403_answered_with_the_fallback_template_says_so(client: httpx.AsyncClient) -> None:
+    await book(client)
+    await post(client, "/api/provider/fail", {"status": 403})
+    state = await post(client, f"/api/users/{JUAN}/trigger", {"name": "remind", "data": REMINDER})
+    [line] = [i["text"] for i in state["user"]["timeline"] if "refused" in i.get("text", "")]
+    assert line.endswith("the window is closed: botkit sent the fallback template instead")
+    assert last_bot(state)["type"] == "template"
 
 
 async def test_tapping_what_was_not_offered_is_a_400(client: httpx.AsyncClient) -> None:
@@ -341,10 +375,41 @@ async def test_the_event_stream_says_hello_then_each_change_and_ends_when_told(
         assert dev.listeners == 0
 
 
+async def test_a_tap_no_handler_takes_leaves_a_line_naming_what_the_state_takes(
+    client: httpx.AsyncClient,
+) -> None:
+    state = await book(client)
+    assert not [i for i in state["user"]["timeline"] if "no handler" in i.get("text", "")]
+    state = await post(client, f"/api/users/{JUAN}/payload", {"payload": "stale_offer"})
+    line = state["user"]["timeline"][-1]["text"]
+    assert line.startswith("no handler in state confirmed takes payload 'stale_offer'")
+    assert line.endswith("confirmed takes: any text")
+
+
+async def test_an_uploaded_image_is_served_to_the_page(tmp_path: Path) -> None:
+    dev = DevBot("bots.pizza", tmp_path / "dev.db", clock=ManualClock())
+    async for client in _client(dev):
+        state = await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
+        [photo] = [i for i in state["user"]["timeline"] if i.get("type") == "image"]
+        media_id = photo["body"]["image"]["id"]
+        picture = await client.get(f"/api/media/{media_id}")
+        assert picture.status_code == 200
+        assert picture.headers["content-type"] == "image/png"
+        assert picture.content == MENU_PNG
+        missing = await client.get("/api/media/1234")
+        assert missing.status_code == 404
+        assert "no such media" in missing.json()["error"]
+
+
 async def test_a_shared_location_goes_to_the_bot(client: httpx.AsyncClient) -> None:
     body = {"latitude": -34.6, "longitude": -58.38}
     state = await post(client, f"/api/users/{JUAN}/location", body)
-    assert state["user"]["timeline"][-1]["kind"] == "location"
+    mine = [i for i in state["user"]["timeline"] if i["from"] == "user"]
+    assert mine[-1]["kind"] == "location"
+    assert state["user"]["timeline"][-1]["text"] == (  # the clinic's idle takes no location
+        "no handler in state idle takes a location; the bot answers with the state's prompt, "
+        "if it has one. idle takes: any text"
+    )
     message = state["user"]["exchanges"][0]["payload"]["data"]["message"]
     assert message["location"] == {"latitude": -34.6, "longitude": -58.38}
     bad = await client.post(f"/api/users/{JUAN}/location", json={"latitude": "x"})

@@ -154,9 +154,11 @@ def test_the_clinic_flow_in_chromium(browser: Browser, tmp_path: Path) -> None:
         page.get_by_role("button", name="Fire trigger").click()
         template = page.locator(".template").last
         expect(template).to_contain_text("appointment_reminder")
-        for value in ("Juan", "lunes 3", "10:00"):
-            expect(template.locator(".params")).to_contain_text(value)
-        expect(page.locator(".quick-reply").last).to_have_text("confirm_yes_apt_123")
+        # the wording the clinic declares (TemplateSpec(text=..., buttons=...)), filled in
+        expect(template.locator(".body")).to_have_text(
+            "Hola Juan, te recordamos tu turno del lunes 3 a las 10:00. ¿Lo confirmás?"
+        )
+        expect(page.locator(".quick-reply").last).to_have_text("Sí, confirmo")
         expect(page.locator("#state")).to_have_text("confirming")
         expect(page.locator("#window")).to_contain_text("closed")
         expect(page.locator("#wire")).to_contain_text("POST /v1/messages")
@@ -174,7 +176,7 @@ def test_the_clinic_flow_in_chromium(browser: Browser, tmp_path: Path) -> None:
         expect(other.locator("#state")).to_have_text("confirming")
         page.locator(".quick-reply").last.click()
         expect(other.locator("#state")).to_have_text("confirmed")
-        expect(other.locator(".from-user").last).to_contain_text("confirm_yes_apt_123")
+        expect(other.locator(".from-user").last).to_contain_text("Sí, confirmo")
         expect(page.locator(".from-bot").last).to_contain_text("lunes 3 a las 10:00")
         page.get_by_role("button", name="+1 h").click()
         expect(other.locator(".system").last).to_have_text("clock +1 h")
@@ -216,8 +218,9 @@ def test_media_locations_and_contacts_render_as_cards(browser: Browser, tmp_path
         page.goto(url)
         page.fill("#text", "hola")
         page.press("#text", "Enter")
-        expect(page.locator(".card.image")).to_contain_text("El menú de hoy")
-        expect(page.locator(".card.image")).to_contain_text("https://example.com/menu.png")
+        # an image by link is a picture of that link (no network here: then a line naming it)
+        expect(page.locator(".picture.image")).to_contain_text("El menú de hoy")
+        assert "https://example.com/menu.png" in page.locator(".picture.image").inner_html()
         expect(page.locator(".card.location")).to_contain_text("Sucursal Centro")
         expect(page.locator(".card.location")).to_contain_text("-34.6037, -58.3816")
         expect(page.locator(".card.document")).to_contain_text("menu.pdf")
@@ -251,3 +254,36 @@ def test_a_narrow_window_shows_the_whole_chat_and_reaches_the_panel(
         trigger = page.locator("#trigger-data")
         trigger.scroll_into_view_if_needed()
         assert trigger.evaluate("t => t.scrollHeight <= t.clientHeight + 2")  # all of it shows
+
+
+@pytest.mark.slow
+def test_the_pizza_menu_is_a_picture_and_refusals_and_untaken_input_leave_a_line(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The menu photo the bot uploads shows as the picture; a send the provider refuses (403)
+    and a tap no handler takes each leave a line in the chat."""
+    with serving("bots.pizza", tmp_path) as dev_server:
+        from playwright.sync_api import expect
+
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(dev_server)
+        page.fill("#text", "hola")
+        page.press("#text", "Enter")
+        picture = page.locator(".picture.image img")
+        expect(picture).to_be_visible()
+        page.wait_for_function(
+            "() => { const i = document.querySelector('.picture.image img');"
+            " return i && i.complete && i.naturalWidth > 0; }"
+        )
+        expect(page.locator(".picture.image")).to_contain_text("Nuestro menú de hoy")
+
+        page.locator(".list-button").last.click()
+        page.locator("#sheet .sheet-row").first.click()
+        expect(page.locator(".reply-button").first).to_be_visible()
+        page.get_by_role("button", name="403").click()
+        page.locator(".reply-button").first.click()
+        expect(page.locator(".system", has_text="the provider refused").last).to_contain_text("403")
+        page.fill("#text", "hola")  # the user writes: the window opens again
+        page.press("#text", "Enter")
+        page.locator(".reply-button").first.click()  # a button of an older message
+        expect(page.locator(".system").last).to_contain_text("no handler in state")

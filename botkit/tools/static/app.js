@@ -108,26 +108,32 @@ function closeSheet() {
   $("sheet").classList.add("hidden");
 }
 
+// a template as the user reads it: the wording the bot declares (TemplateSpec), else its
+// parameters; its quick-reply buttons by their texts
 function templateBubble(item, part) {
-  const bubble = el("div", { className: "bubble from-bot card template" });
+  const shown = item.template || { header: null, text: "", buttons: [], declared: false };
+  const bubble = el("div", { className: "bubble from-bot template" });
   bubble.append(el("div", { className: "kind", textContent: `template · ${part.name} · ${(part.language || {}).code || ""}` }));
-  const actions = el("div", { className: "actions" });
-  for (const component of part.components || []) {
-    const params = component.parameters || [];
-    if (component.type === "body" || component.type === "header") {
+  if (shown.header) bubble.append(el("div", { className: "header", textContent: shown.header }));
+  if (shown.declared) {
+    bubble.append(el("div", { className: "body", textContent: shown.text }));
+  } else {
+    for (const component of part.components || []) {
+      if (component.type !== "body" && component.type !== "header") continue;
       const list = el("ol", { className: "params" });
-      for (const param of params) list.append(el("li", { textContent: paramText(param) }));
+      for (const param of component.parameters || []) list.append(el("li", { textContent: paramText(param) }));
       bubble.append(el("div", { className: "tag", textContent: component.type }), list);
-    } else if (component.sub_type === "quick_reply") {
-      for (const param of params) {
-        const tap = el("button", { type: "button", className: "quick-reply", textContent: param.payload });
-        tap.dataset.payload = param.payload;
-        tap.onclick = () => api(userPath("payload"), { payload: param.payload });
-        actions.append(tap);
-      }
     }
   }
   bubble.append(el("div", { className: "time", textContent: bubbleTime(item.at) }));
+  const actions = el("div", { className: "actions" });
+  for (const button of shown.buttons) {
+    const tap = el("button", { type: "button", className: "quick-reply", textContent: button.text });
+    tap.dataset.payload = button.payload;
+    tap.title = `payload: ${button.payload}`;
+    tap.onclick = () => api(userPath("payload"), { payload: button.payload, message_id: item.message_id });
+    actions.append(tap);
+  }
   return [bubble, actions.childElementCount ? actions : null];
 }
 
@@ -147,6 +153,18 @@ function cardBubble(item, kind, lines) {
   return [bubble, null];
 }
 
+// an image or sticker as a picture: an uploaded one from the fake provider, else its link
+function pictureBubble(item, part) {
+  const bubble = el("div", { className: `bubble from-bot picture ${item.type}` });
+  const source = part.id ? `/api/media/${encodeURIComponent(part.id)}` : part.link;
+  const image = el("img", { src: source, alt: part.caption || item.type, loading: "lazy" });
+  image.onerror = () => image.replaceWith(el("div", { className: "missing", textContent: `${item.type}: ${part.link || `media id ${part.id}`} (not available)` }));
+  bubble.append(image);
+  if (part.caption) bubble.append(el("div", { className: "body", textContent: part.caption }));
+  bubble.append(el("div", { className: "time", textContent: bubbleTime(item.at) }));
+  return [bubble, null];
+}
+
 function botMessage(item) {
   const part = item.body[item.type] || {};
   switch (item.type) {
@@ -162,6 +180,8 @@ function botMessage(item) {
       part.name, part.address, `${part.latitude}, ${part.longitude}`]);
     case "contacts": return cardBubble(item, "contacts", (item.body.contacts || []).map(
       (c) => `${(c.name || {}).formatted_name} ${((c.phones || [])[0] || {}).phone || ""}`));
+    case "image":
+    case "sticker": return pictureBubble(item, part);
     default: return cardBubble(item, item.type, [
       part.caption, part.filename, part.link ? part.link : `media id ${part.id}`]);
   }
