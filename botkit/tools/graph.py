@@ -92,6 +92,9 @@ def dot(spec: ConversationSpec) -> str:
     lines.append(f"  __start -> {_dot_id(spec.initial)};")
     for (source, dest, dashed), labels in _parallel(edges(spec)).items():
         style = ", style=dashed" if dashed else ""
+        if source == dest:  # a state's two loops on two sides, each label beside its own loop
+            side = "n" if dashed else "s"
+            style += f", tailport={side}, headport={side}"
         label = "\\n".join(_dot_id(line)[1:-1] for text in labels for line in _wrapped(text))
         lines.append(f'  {_dot_id(source)} -> {_dot_id(dest)} [label="{label}"{style}];')
     return "\n".join([*lines, "}"]) + "\n"
