@@ -1,5 +1,6 @@
 """The documentation's code: every Python example in the README and docs/ is valid Python, and
-every bot module it names exists (the site itself is built with --strict by scripts/test)."""
+every bot module it names exists (the site itself is built with --strict by scripts/test;
+tests/test_docs_examples.py runs each example)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,225 @@
+"""The documentation's Python examples, run: each block of the README and docs/ has a runner here
+that executes it as a reader would use it (a bot module in the Simulator, a test under pytest,
+a fragment inside the class it belongs to) and checks that it does what the page says.
+
+A new example without a runner fails `test_every_example_has_a_runner`: the docs cannot grow an
+example that nobody ran.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import bots.pizza
+from botkit import Bot, BotkitError, Simulator
+from botkit.provider.ratelimit import RateLimiter
+from botkit.provider.sender import Sender
+from botkit.tools.cli import main
+from botkit.types import JSON
+from botkit.wire.messages import Template
+from tests.test_docs import ROOT, examples
+
+pytestmark = pytest.mark.anyio
+
+Runner = Callable[[str, Path], Awaitable[None]]
+RUNNERS: dict[str, Runner] = {}
+JUAN = "5491140123456"
+
+
+def runs(where: str) -> Callable[[Runner], Runner]:
+    def register(runner: Runner) -> Runner:
+        RUNNERS[where] = runner
+        return runner
+
+    return register
+
+
+def module(code: str, name: str = "docs_example") -> types.ModuleType:
+    """The example executed as a module of its own (as a reader's file would be)."""
+    found = types.ModuleType(name)
+    exec(compile(code, name, "exec"), found.__dict__)
+    return found
+
+
+@contextlib.asynccontextmanager
+async def fake_api_process() -> AsyncIterator[str]:
+    """`botkit fake-api` on a free loopback port (a real uvicorn process)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "botkit.tools.cli", "fake-api", "--port", str(port)]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(400):
+                with contextlib.suppress(httpx.HTTPError):
+                    await client.get(f"{base}/_fake/messages")
+                    break
+                await asyncio.sleep(0.05)
+        yield base
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+def test_every_example_has_a_runner() -> None:
+    assert sorted(where for where, _ in examples() if where not in RUNNERS) == []
+    assert sorted(where for where in RUNNERS if where not in dict(examples())) == []
+
+
+@pytest.mark.parametrize(("where", "code"), examples(), ids=[w for w, _ in examples()])
+async def test_the_example_does_what_its_page_says(where: str, code: str, tmp_path: Path) -> None:
+    await RUNNERS[where](code, tmp_path)
+
+
+@runs("README.md#1")
+async def _hello(code: str, tmp_path: Path) -> None:
+    async with Simulator(module(code).bot) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await juan.says("hola")
+        assert [m.text for m in juan.messages] == ["¡Hola Juan!", "¿Querés recibir novedades?"]
+        assert juan.last_message.button_ids == ["yes", "no"]
+        await juan.taps("yes")
+        assert (juan.last_message.text, juan.state, juan.data) == (
+            "¡Anotado!",
+            "done",
+            {"news": True},
+        )
+
+
+@runs("docs/guide/check.md#1")
+async def _templates(code: str, tmp_path: Path) -> None:
+    declared = module(code).Pizza.templates
+    assert declared == bots.pizza.Pizza.templates  # the page shows what the example bot declares
+    assert declared["order_out_for_delivery"].body == 3
+    assert await asyncio.to_thread(main, ["check", "bots.pizza"]) == 0
+
+
+@runs("docs/guide/conversations.md#1")
+async def _clinic(code: str, tmp_path: Path) -> None:
+    async with Simulator(module(code).bot) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await juan.says("hola")
+        assert juan.last_message.row_ids == ["general", "specialist", "lab"]
+        await juan.picks("lab")
+        assert juan.last_message.text == "Elegiste lab. ¿Confirmás el turno?"
+        await juan.taps("reschedule")
+        assert juan.state == "choosing_service"
+        await juan.picks("general")
+        await juan.taps("confirm_yes")
+        assert (juan.state, juan.data) == ("confirmed", {"service": "general"})
+        assert juan.last_message.text == "¡Listo! Tu turno quedó confirmado."
+
+
+@runs("docs/guide/rate-limits.md#1")
+async def _limiter(code: str, tmp_path: Path) -> None:
+    # against `botkit fake-api` over real HTTP; the page's "..." sends two templates
+    async with fake_api_process() as base:
+        names: dict[str, Any] = {"url": f"{base}/v1", "key": "gsk_test_docs", "send": _two}
+        code = code.replace("    ...  # each send", "    await send(sender)  # each send")
+        flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        await eval(compile(code, "rate-limits.md", "exec", flags=flags), names)
+        async with httpx.AsyncClient() as client:
+            sent = (await client.get(f"{base}/_fake/messages")).json()
+    limiter: RateLimiter = names["limiter"]
+    assert (limiter.rate_for("555000000001"), limiter.rate_for("555123456789")) == (1000, 80)
+    assert [m["to"] for m in sent] == [JUAN, JUAN]
+
+
+async def _two(sender: Sender) -> None:
+    template = Template.of("appointment_reminder", "es_AR", body=["Juan", "lunes 3", "10:00"])
+    for n, number in enumerate(("555000000001", "555123456789")):
+        await sender.send(
+            phone_number_id=number,
+            to=JUAN,
+            type="template",
+            payload=template.payload(),
+            idempotency_key=f"docs-{n}",
+        )
+
+
+@runs("docs/guide/testing-conversations.md#1")
+async def _simulator_test(code: str, tmp_path: Path) -> None:
+    await module(code).test_booking()
+
+
+@runs("docs/guide/testing.md#1")
+async def _plugin_test(code: str, tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_booking.py").write_text(code)  # where the page's comment has it
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]
+    for extra in (["--snapshot-update"], []):  # writes the golden file, then compares with it
+        done = await asyncio.to_thread(
+            subprocess.run,
+            command + extra,
+            cwd=tmp_path,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "1 passed" in done.stdout
+    golden = (tmp_path / "tests" / "snapshots" / "booking.txt").read_text()
+    assert "Juan: picks (lab) Laboratorio\n" in golden
+
+
+@runs("docs/guide/triggers.md#1")
+async def _trigger(code: str, tmp_path: Path) -> None:
+    # a method of a conversation: here inside the smallest one it fits in
+    source = "from botkit import Bot, Context, Conversation, State, on\n\n\n" + (
+        "class Clinic(Conversation):\n"
+        "    idle = State(initial=True)\n"
+        "    confirming = State()\n\n" + textwrap.indent(code, "    ") + "\n\nbot = Bot(Clinic)\n"
+    )
+    data: dict[str, JSON] = {
+        "name": "Juan",
+        "date": "lunes 3",
+        "time": "10:00",
+        "appointment_id": "123",
+    }
+    async with Simulator(module(source).bot) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await sim.trigger(JUAN, "remind", data)
+        assert (juan.state, juan.data) == ("confirming", {"appointment": data})
+        with pytest.raises(BotkitError, match="date"):
+            await sim.trigger(JUAN, "remind", {"name": "Juan"})
+
+
+@runs("docs/guide/window.md#1")
+async def _window(code: str, tmp_path: Path) -> None:
+    bot: Bot = module(code).bot
+    async with Simulator(bot) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await sim.trigger(JUAN, "remind", {"name": "Juan"})  # Juan never wrote: closed
+        reminder = juan.last_message
+        assert (reminder.template_name, reminder.template_parameters) == (
+            "appointment_reminder",
+            ["Juan", "lunes 3", "10:00"],
+        )  # the state's fallback, for its prompt
+        await sim.trigger(JUAN, "news", {"text": "Abrimos el sábado"})
+        assert len(juan.messages) == 1  # held
+        await juan.says("hola")  # the window opens: the held message goes out, in order
+        assert [m.text for m in juan.messages[1:]] == ["Abrimos el sábado", "¡Hola!"]
+        await sim.advance(hours=25)
+        ana = sim.user("5491140999999", name="Ana")
+        await ana.says("hola")
+        assert ana.last_message.text == "¡Hola!"  # open: as written
