@@ -12,6 +12,7 @@ import typing as _typing
 from botkit.config import Settings
 from botkit.conversation.context import HOLD, Hold, WindowView
 from botkit.conversation.dsl import Context, Conversation, State, User, on
+from botkit.conversation.migration import Migration
 from botkit.conversation.template import TemplateSpec
 from botkit.exceptions import (
     BotkitError,
@@ -104,6 +105,7 @@ __all__ = [
     "MediaError",
     "MediaInput",
     "MessageError",
+    "Migration",
     "Payload",
     "PayloadError",
     "PermanentProviderError",

@@ -223,3 +223,48 @@ async def _window(code: str, tmp_path: Path) -> None:
         ana = sim.user("5491140999999", name="Ana")
         await ana.says("hola")
         assert ana.last_message.text == "¡Hola!"  # open: as written
+
+
+@runs("docs/guide/versions.md#1")
+async def _versions(code: str, tmp_path: Path) -> None:
+    before = module(OLD_CLINIC, "old_clinic").bot  # the version deployed before
+    database = tmp_path / "clinic.db"
+    async with Simulator(before, database=database) as sim:
+        await sim.user(JUAN, "Juan").says("hola")
+        ana = sim.user(ANA, "Ana")
+        await ana.says("hola")
+        await ana.says("lista")
+        assert (sim.user(JUAN).state, ana.state) == ("choosing", "waitlist")
+        clock = sim.clock
+    async with Simulator(module(code).bot, database=database, clock=clock) as sim:
+        juan, ana = sim.user(JUAN, "Juan"), sim.user(ANA, "Ana")
+        await juan.says("general")
+        assert (juan.last_message.text, juan.state) == ("Anotado: general", "idle")
+        seen = len(ana.messages)
+        await ana.says("hola")
+        assert [m.text for m in ana.messages[seen:]] == [
+            "Cerramos la lista de espera; empecemos de nuevo.",
+            "¿Qué turno querés?",
+        ]
+        assert ana.state == "choosing_service"
+
+
+ANA = "5491140999999"
+OLD_CLINIC = """
+from botkit import Bot, Context, Conversation, State, Text, on
+
+
+class Clinic(Conversation):
+    idle = State(initial=True)
+    choosing = State(prompt=Text("¿Qué turno querés?"))
+    waitlist = State()
+
+    @on.text(states=[idle], to=choosing)
+    async def greet(self, ctx: Context) -> None: ...
+
+    @on.text("lista", states=[choosing], to=waitlist)
+    async def wait(self, ctx: Context) -> None: ...
+
+
+bot = Bot(Clinic)
+"""

@@ -13,7 +13,7 @@ import hashlib
 import inspect
 import logging
 import re
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar, ParamSpec, TypeAlias, TypeVar, cast
@@ -21,6 +21,7 @@ from typing import Any, ClassVar, ParamSpec, TypeAlias, TypeVar, cast
 from transitions.extensions.asyncio import AsyncMachine
 
 from botkit.conversation.context import STAY, Context, ContextInput, Fallback, Hold, User
+from botkit.conversation.migration import Migration, check_migrations
 from botkit.conversation.template import TemplateSpec
 from botkit.exceptions import BotkitError, DefinitionError
 from botkit.types import JSONObject
@@ -275,6 +276,7 @@ class ConversationSpec:
     machine: Any
     version: str
     triggers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    migrations: dict[str, Migration] = field(default_factory=dict)
     models: list[_Model] = field(default_factory=list)
 
     def find(self, state: str, user_input: ContextInput) -> tuple[Route, Handler] | None:
@@ -362,6 +364,8 @@ class _Model:
 class Conversation:
     """Base class of conversations; subclasses declare States and decorated handlers.
 
+    `migrations` says where users stored in a state the code no longer has go (old name ->
+    new state name, or `Migration(to, message)`; conversation/migration.py).
     `templates` declares the approved templates it sends (name -> TemplateSpec), which
     `botkit check` compares with the templates it builds. `examples` gives user data as the
     handlers leave it on the way (e.g. ``[{"pizza": "napolitana", "size": "grande"}]``), for
@@ -372,6 +376,7 @@ class Conversation:
     version: ClassVar[str | None] = None
     templates: ClassVar[dict[str, TemplateSpec]] = {}
     examples: ClassVar[Sequence[JSONObject]] = ()
+    migrations: ClassVar[Mapping[str, str | Migration]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -396,8 +401,9 @@ def _build_spec(cls: type[Conversation]) -> ConversationSpec:
         if route.kind == "trigger":
             known = triggers.get(route.keys[0], ())
             triggers[route.keys[0]] = (*known, *(k for k in route.requires if k not in known))
+    migrations = check_migrations(cls.__name__, states, cls.migrations)
     spec = ConversationSpec(
-        cls.__name__, states, initial, routes, tables, machine, version, triggers
+        cls.__name__, states, initial, routes, tables, machine, version, triggers, migrations
     )
     return spec
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botkit import codec
+from botkit.conversation.context import HOLD as HOLD_SEND
 from botkit.conversation.context import Context, Event, Hold, Queued, WindowView
-from botkit.conversation.dsl import Conversation
+from botkit.conversation.dsl import Conversation, ConversationSpec
 from botkit.logsafe import cut, shown
 from botkit.store.base import (
     DONE,
@@ -76,6 +77,7 @@ class _Progress:
     refused: list[str] = field(default_factory=list)
     inbound: bool = False
     errors: dict[str, BaseException] = field(default_factory=dict)
+    announce: Message | None = None  # a migration's message, sent before the next handler
 
 
 async def take_turn(
@@ -88,8 +90,8 @@ async def take_turn(
 ) -> Turn:
     """Runs `lane`'s events in order and returns what to commit."""
     spec = type(conversation).spec
-    state, data = _resume(spec, lane.session)
-    progress = _Progress(state, data, lane.window)
+    state, data, announce = _resume(spec, lane.session)
+    progress = _Progress(state, data, lane.window, announce=announce)
     gave_up = max_attempts if lane.attempts > max_attempts else None
     for item in lane.events:
         await _run_event(conversation, item, progress, now, handler_timeout, gave_up)
@@ -152,6 +154,8 @@ async def _run_event(
     deadline = asyncio.timeout(limit)
     try:
         async with deadline:
+            if progress.announce is not None:  # held when closed: the user hears it on writing
+                await ctx.send(progress.announce, fallback=HOLD_SEND)
             handled = await spec.run(conversation, ctx)
         data = _copy(ctx.data)  # data that is not JSON fails here, in its own event
         sends = [_send(ctx, queued, item.event_id, n) for n, queued in enumerate(ctx.queued)]
@@ -177,6 +181,7 @@ async def _run_event(
         return result(IGNORED if reason else DONE, reason)
     progress.state, progress.data, progress.changed = ctx.state, data, True
     progress.sends += sends
+    progress.announce = None
     return result(DONE)
 
 
@@ -212,11 +217,14 @@ def _learn(event: Event, item: InboxItem, progress: _Progress) -> None:
             progress.refused.append(event.message_id)
 
 
-def _resume(spec: Any, session: Session | None) -> tuple[str, JSONObject]:
-    """The state and data to resume from (the initial state if the stored one is gone or
-    belongs to another conversation)."""
+def _resume(
+    spec: ConversationSpec, session: Session | None
+) -> tuple[str, JSONObject, Message | None]:
+    """The state and data to resume from, and a message to send first: a state the code no
+    longer has goes where the conversation's `migrations` say, else to the initial state; a
+    session of another conversation starts fresh."""
     if session is None:
-        return spec.initial, {}
+        return spec.initial, {}, None
     if session.conversation != spec.name:  # another bot's user, on a database shared by mistake
         log.warning(
             "%s: the stored session belongs to conversation %r (another bot on the same "
@@ -225,7 +233,18 @@ def _resume(spec: Any, session: Session | None) -> tuple[str, JSONObject]:
             session.conversation,
             spec.initial,
         )
-        return spec.initial, {}
+        return spec.initial, {}, None
+    migration = spec.migrations.get(session.state)
+    if migration is not None:
+        log.info(
+            "%s: stored state %r migrated to %r (version %s -> %s)",
+            spec.name,
+            session.state,
+            migration.to,
+            session.version,
+            spec.version,
+        )
+        return migration.to, session.data, migration.message
     if session.state not in spec.states:
         log.warning(
             "%s: stored state %r no longer exists (version %s -> %s); back to %r",
@@ -235,8 +254,8 @@ def _resume(spec: Any, session: Session | None) -> tuple[str, JSONObject]:
             spec.version,
             spec.initial,
         )
-        return spec.initial, session.data
-    return session.state, session.data
+        return spec.initial, session.data, None
+    return session.state, session.data, None
 
 
 def _being_cancelled() -> bool:

@@ -18,10 +18,11 @@ import ast
 import asyncio
 import inspect
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from botkit.conversation.context import Context, Fallback, Hold, WindowView
 from botkit.conversation.dsl import Conversation, ConversationSpec, Route
@@ -31,6 +32,9 @@ from botkit.types import JSON
 from botkit.wire.messages import Buttons, List, Message, Template
 from botkit.wire.trigger import TriggerEvent
 from botkit.wire.window import Window
+
+if TYPE_CHECKING:
+    from botkit.tools.lock import Lost
 
 SAMPLE_WA_ID = "15550000001"
 SAMPLE_NUMBER_ID = "100000000000001"
@@ -66,6 +70,24 @@ def check(conversation: type[Conversation]) -> list[Problem]:
     """Every problem found in `conversation`, errors and warnings, in a stable order."""
     checker = _Checker(conversation)
     return checker.run()
+
+
+def lock_problems(
+    conversation: type[Conversation], lost: Sequence[Lost], lock: Path
+) -> list[Problem]:
+    """An error for each state the lock file remembers that is neither declared nor migrated."""
+    name = conversation.spec.name
+    initial = conversation.spec.initial
+    return [
+        Problem(
+            name,
+            gone.state,
+            f"state {gone.state!r} (in {lock}, version {gone.version}) is gone and users "
+            f"stored in it would start over; add migrations = {{{gone.state!r}: "
+            f"{initial!r}}} (or Migration({initial!r}, Text(...))) to {name}",
+        )
+        for gone in lost
+    ]
 
 
 class _Checker:

@@ -287,7 +287,12 @@ def _write(content: bytes, output: str | None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    problems = check.check(load_conversation(args.target))
+    from botkit.tools.lock import lost_states, write_lock
+
+    conversation = load_conversation(args.target)
+    problems = check.check(conversation)
+    lock = Path(args.lock)
+    problems += check.lock_problems(conversation, lost_states(conversation, lock), lock)
     for problem in problems:
         print(problem)
     errors = sum(not problem.warning for problem in problems)
@@ -295,6 +300,11 @@ def _check(args: argparse.Namespace) -> int:
     print(
         f"botkit check: {_count(errors, 'error')}, {_count(warnings, 'warning')}", file=sys.stderr
     )
+    if args.write_lock and not errors:
+        added = write_lock(conversation, lock)
+        print(
+            f"botkit check: {lock} remembers {', '.join(added) or 'no new state'}", file=sys.stderr
+        )
     return 1 if errors else 0
 
 
@@ -438,6 +448,18 @@ def parser() -> argparse.ArgumentParser:
     draw.set_defaults(func=_graph)
     checker = commands.add_parser("check", help="find mistakes in a bot's declarations")
     checker.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
+    checker.add_argument(
+        "--lock",
+        default="botkit.lock",
+        metavar="PATH",
+        help="the lock file of the states the bot has had (default: botkit.lock); a state it "
+        "names that the bot neither declares nor migrates is an error",
+    )
+    checker.add_argument(
+        "--write-lock",
+        action="store_true",
+        help="when the check passes, add the bot's current states to the lock file",
+    )
     checker.set_defaults(func=_check)
     new = commands.add_parser(
         "new", help="start a project of your own: a bot, its tests, a Dockerfile, a README"
