@@ -12,7 +12,7 @@ transaction that keeps off a turn in flight:
   `forget` does the same with the claim on the user's sends (a send being delivered).
 - **Retrying an event.** A failed event is finished: its user's later events did not wait for
   it and may have run since. A retry therefore queues a copy of it (same kind, user and
-  envelope) at the end of the user's lane, under the id `<event id>/retry<n>`, and marks the
+  envelope) at the end of the user's lane, under the id `<event id>~retry<n>`, and marks the
   original `retried`: the copy runs after every event already stored for that user, from the
   state the conversation is in then. Its replies get idempotency keys of their own (derived
   from the copy's id); the failed original stored none.
@@ -34,16 +34,16 @@ from botkit.wire.window import Window
 
 RETRIED = "retried"  # a failed event whose copy was queued again (see the module docstring)
 
-_RETRY_SUFFIX = re.compile(r"/retry(\d+)$")
+_RETRY_SUFFIX = re.compile(r"~retry(\d+)$")
 _KEY_SUFFIX = re.compile(r"-r(\d+)$")
 
 
 def retry_event_id(event_id: str) -> str:
-    """The id of the copy a retry of `event_id` queues: `<first id>/retry<n+1>`."""
+    """The id of the copy a retry of `event_id` queues: `<first id>~retry<n+1>`."""
     found = _RETRY_SUFFIX.search(event_id)
     if found is None:
-        return f"{event_id}/retry1"
-    return f"{event_id[: found.start()]}/retry{int(found[1]) + 1}"
+        return f"{event_id}~retry1"
+    return f"{event_id[: found.start()]}~retry{int(found[1]) + 1}"
 
 
 def retry_key(idempotency_key: str) -> str:

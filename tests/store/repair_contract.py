@@ -103,7 +103,7 @@ class RepairContract:
         await fail_events(store)
         await store.inbox.add([event("a2")])
         copy = await store.repair.retry_event("a1")
-        assert (copy.event_id, copy.status, copy.kind) == ("a1/retry1", PENDING, "message")
+        assert (copy.event_id, copy.status, copy.kind) == ("a1~retry1", PENDING, "message")
         assert copy.envelope == (await store.repair.event("a1")).envelope  # type: ignore[union-attr]
         original = await store.repair.event("a1")
         assert original is not None and (original.status, original.error) == (
@@ -112,7 +112,7 @@ class RepairContract:
         assert await store.repair.events(status=FAILED) == []
         assert await store.inspect.backlog() == Backlog(2, 0)
         lane = await claim_one(store)
-        assert [item.event_id for item in lane.events] == ["a2", "a1/retry1"]
+        assert [item.event_id for item in lane.events] == ["a2", "a1~retry1"]
 
     async def test_a_retried_copy_that_fails_again_is_retried_under_the_next_number(
         self, store: Store
@@ -121,8 +121,8 @@ class RepairContract:
         await fail_events(store)
         await store.repair.retry_event("a1")
         await fail_events(store)
-        again = await store.repair.retry_event("a1/retry1")
-        assert again.event_id == "a1/retry2"
+        again = await store.repair.retry_event("a1~retry1")
+        assert again.event_id == "a1~retry2"
 
     async def test_only_a_failed_event_can_be_retried(self, store: Store) -> None:
         await store.inbox.add([event("a1")])
