@@ -164,14 +164,18 @@ class Repairs:
         if not lanes and not events and not sends:
             raise RepairError(_unknown_user(wa_id), status=404)
         now = self.clock.now()
-        # by time; at the same time (a turn's), a message before the replies it caused, and
-        # their delivery statuses after them
-        timed = [
-            (e.received_at, 2 if e.kind == "status" else 0, e.seq, _inbound(e)) for e in events
-        ]
-        timed += [(s.created_at, 1, s.seq, _outbound(s)) for s in sends]
-        timed.sort(key=lambda entry: entry[:3])
-        latest: list[JSON] = [entry[3] for entry in timed[-recent:]]
+        # events by arrival; each send right after the event that caused it (times alone tie
+        # within a turn), or by its own time when that event is not among them
+        order: dict[str, tuple[float, int, int, int]] = {
+            e.event_id: (e.received_at, e.seq, 0, 0) for e in events
+        }
+        timed = [(order[e.event_id], _inbound(e)) for e in events]
+        for s in sends:
+            cause = order.get(s.cause)
+            key = (cause[0], cause[1], 1, s.seq) if cause else (s.created_at, 0, 1, s.seq)
+            timed.append((key, _outbound(s)))
+        timed.sort(key=lambda entry: entry[0])
+        latest: list[JSON] = [entry[1] for entry in timed[-recent:]]
         return {
             "wa_id": wa_id,
             "conversation": self.spec.name,
