@@ -12,7 +12,9 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from botkit.store import open_store
@@ -32,6 +34,8 @@ from botkit.store.base import (
 from botkit.store.repair import RETRIED
 from botkit.tools.cli import main
 from botkit.wire.window import Window
+
+from .processes import Deployment
 
 PN = "555123456789"
 JUAN = "5491140123456"
@@ -296,3 +300,41 @@ def test_the_commands_work_on_postgresql(
     assert (
         "state start (initial" in run(capsys, "conversations", "show", TARGET, JUAN, *database)[1]
     )
+
+
+# --- beside a running bot ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_beside_botkit_run_the_commands_and_the_api_see_and_reset_a_live_conversation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`botkit run bots.clinic` (its workers in the process, against the built-in fake) holds
+    the SQLite file's worker lock; the commands open it beside it, and the admin API answers
+    from the running process."""
+    db = str(tmp_path / "run.db")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    env = {"BOTKIT_DATABASE": db, "BOTKIT_API_TOKEN": "tok_ops"}
+    with Deployment(tmp_path, env) as deployment:
+        web = deployment.web("bots.clinic", workers=True)
+        with httpx.Client(base_url=web.url, timeout=5.0) as client:
+            inbound = {"wa_id": JUAN, "name": "Juan", "text": "hola"}
+
+            def lists() -> list[Any]:
+                sent = client.get("/provider/_fake/messages").json()
+                return [m for m in sent if m["type"] == "interactive"]
+
+            client.post("/provider/_fake/inbound", json=inbound)
+            deployment.wait_until(lists, what="the clinic's list", process=web)
+            shown = run(capsys, "conversations", "show", "bots.clinic", JUAN, "--database", db)
+            assert f"  number {PN}: state choosing_service" in shown[1].splitlines()
+            assert (
+                run(capsys, "conversations", "reset", "bots.clinic", JUAN, "--database", db)[0] == 0
+            )
+            auth = {"Authorization": "Bearer tok_ops"}
+            [number] = client.get(f"/admin/conversations/{JUAN}", headers=auth).json()["numbers"]
+            assert (number["state"], number["initial"]) == ("idle", True)
+            client.post("/provider/_fake/inbound", json={**inbound, "text": "hola otra vez"})
+            deployment.wait_until(
+                lambda: len(lists()) == 2 or None, what="the list again", process=web
+            )  # from idle again: a text starts a booking

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 import bots.clinic
 from botkit import Bot, Context, Conversation, Simulator, State, Text, on
@@ -63,7 +64,7 @@ async def api(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @contextlib.asynccontextmanager
-async def client_of(app: httpx._transports.asgi._ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
+async def client_of(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
         yield client
