@@ -40,6 +40,7 @@ T = TypeVar("T")
 
 BUSY_WAIT = 1.0  # seconds a repair waits for a user's turn in flight to end
 RECENT = 20  # messages in and out `conversation` shows by default
+MAX_LIMIT = 1000  # the most a list (or `conversation`) shows at once
 RETRY_ALL = 1000  # failed events (or sends) one `retry_failed_*` call retries at most
 SUMMARY = 80  # characters of a message a summary keeps
 

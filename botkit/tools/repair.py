@@ -21,7 +21,7 @@ from botkit import codec
 from botkit.config import Settings, database_for
 from botkit.exceptions import RepairError, StoreError
 from botkit.runtime.bot import load_bot
-from botkit.runtime.repair import RECENT, Repairs
+from botkit.runtime.repair import MAX_LIMIT, RECENT, Repairs
 from botkit.store import open_store
 from botkit.store.sqlite import sqlite_path
 from botkit.types import JSON, SystemClock
@@ -64,7 +64,7 @@ def _events(commands: Any) -> None:
         lambda r, a: r.events(limit=a.limit),
         _print_event_lines,
     )
-    failed.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    failed.add_argument("--limit", type=_count, default=50, help="at most this many (default 50)")
     show = _command(
         events,
         "show",
@@ -94,7 +94,7 @@ def _sends(commands: Any) -> None:
         lambda r, a: r.sends(limit=a.limit),
         _print_send_lines,
     )
-    failed.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    failed.add_argument("--limit", type=_count, default=50, help="at most this many (default 50)")
     show = _command(
         sends,
         "show",
@@ -111,6 +111,13 @@ def _sends(commands: Any) -> None:
         _print_retried_sends,
     )
     _one_or_all(retry, "send", "SEND", kind=int)
+
+
+def _count(text: str) -> int:
+    """A --limit or --recent: a whole number from 1 to MAX_LIMIT (as the API takes)."""
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to {MAX_LIMIT}, not {text!r}")
+    return int(text)
 
 
 def _one_or_all(parser: argparse.ArgumentParser, dest: str, metavar: str, kind: Any = str) -> None:
@@ -144,7 +151,7 @@ def _conversations(commands: Any) -> None:
     )
     show.add_argument("wa_id", metavar="WA_ID", help="the user's number, digits only")
     show.add_argument(
-        "--recent", type=int, default=RECENT, help=f"messages to show (default {RECENT})"
+        "--recent", type=_count, default=RECENT, help=f"messages to show (default {RECENT})"
     )
     reset = _command(
         conversations,

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from botkit.config import Settings
 from botkit.exceptions import LaneBusyError, RepairError, StoreError
-from botkit.runtime.repair import Repairs
+from botkit.runtime.repair import MAX_LIMIT, Repairs
 from botkit.store.base import DONE, FAILED, IGNORED, PENDING
 from botkit.store.repair import RETRIED
 from botkit.types import JSON
@@ -27,7 +27,6 @@ from botkit.web.trigger import json_response
 
 EVENT_STATUSES = (FAILED, PENDING, DONE, IGNORED, RETRIED)
 SEND_STATUSES = (FAILED, "pending", "held", "sent")
-MAX_LIMIT = 1000
 
 Handler = Callable[[Request], Awaitable[JSON]]
 

@@ -338,3 +338,12 @@ def test_beside_botkit_run_the_commands_and_the_api_see_and_reset_a_live_convers
             deployment.wait_until(
                 lambda: len(lists()) == 2 or None, what="the list again", process=web
             )  # from idle again: a text starts a booking
+
+
+def test_a_limit_that_is_not_a_positive_number_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["events", "failed", TARGET, "--limit", "0"])
+    assert caught.value.code == 2
+    assert "a whole number from 1 to 1000, not '0'" in capsys.readouterr().err
