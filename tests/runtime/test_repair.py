@@ -2,7 +2,8 @@
 the user's is in flight waits for it to commit, and then wins (the turn's commit never brings
 the old session back); and the masking of numbers in lists.
 
-The simulator runs the workers on the event loop over a real SQLite file; the handler of
+The simulator runs the workers on the event loop over a real SQLite file, then a PostgreSQL
+database; the handler of
 "slow" takes a tenth of a second of real time, so the repair comes while its turn runs.
 """
 
@@ -35,9 +36,18 @@ class Diary(Conversation):
         await ctx.send(Text(f"noted {ctx.text}"))
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A SQLite file, and a PostgreSQL database."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return str(tmp_path / "diary.db")
+
+
 @pytest.fixture
-async def sim(tmp_path: Path) -> AsyncIterator[Simulator]:
-    async with Simulator(Bot(Diary), database=tmp_path / "diary.db") as simulator:
+async def sim(database: str) -> AsyncIterator[Simulator]:
+    async with Simulator(Bot(Diary), database=database) as simulator:
         yield simulator
 
 
