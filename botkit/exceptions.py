@@ -6,6 +6,8 @@ BotkitError
 ├── MessageError             an outbound message that breaks WhatsApp's limits (.field, .limit)
 ├── PayloadError             a webhook body botkit cannot read (.path)
 ├── StoreError               the store cannot be used (schema too new, bad URL)
+├── RepairError              an operator's repair that cannot be done (.status: 404, 409)
+│   └── LaneBusyError        a turn of the user's runs, or a send of theirs is being delivered
 └── ProviderError            GoSendAPI refused or failed a request (.status, .code, .retry_after)
     ├── TransientProviderError   5xx or a network failure: retried with the same key
     │   └── RateLimitedError     429: retried after .retry_after seconds
@@ -55,6 +57,20 @@ class PayloadError(BotkitError, ValueError):
 
 class StoreError(BotkitError):
     """The store cannot be opened or used."""
+
+
+class RepairError(BotkitError):
+    """An operator's repair that cannot be done: `status` 404 when what it names does not
+    exist, 409 when the store refuses it as things stand (the message says why)."""
+
+    def __init__(self, message: str, *, status: int = 409) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class LaneBusyError(RepairError):
+    """A worker holds a live claim on the user's events (a turn runs) or sends (one is being
+    delivered): nothing was changed; it is over in moments, so try again."""
 
 
 class WindowClosedError(BotkitError):

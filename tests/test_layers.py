@@ -60,6 +60,7 @@ OWNERS: dict[str, frozenset[str]] = {
             "botkit.store.postgres.inbox",
             "botkit.store.postgres.notices",
             "botkit.store.postgres.outbox",
+            "botkit.store.postgres.repair",
             "botkit.store.postgres.schema",
         }
     ),

@@ -20,6 +20,7 @@ import httpx
 from botkit.config import Settings
 from botkit.runtime.bot import Bot
 from botkit.runtime.ingest import Ingest
+from botkit.runtime.repair import Repairs
 from botkit.runtime.worker import WorkerProcess
 from botkit.runtime.workers import Workers
 from botkit.store import Store, open_store
@@ -88,6 +89,12 @@ class Runtime:
                     self.bot.runtime = None
         finally:
             await self.store.aclose()
+
+    def repairs(self) -> Repairs:
+        """The operator's view of this bot's store, and its repairs (the admin API's); what
+        they queue wakes the worker process, if this one has one."""
+        wake = self.worker_process.wake if self.worker_process is not None else None
+        return Repairs(self.store, self.bot.conversation.spec, self.clock, wake=wake)
 
     async def settle(self, *, within: float = 10.0, autojump: Clock | None = None) -> None:
         """Waits until this process's workers have processed and sent everything (tests); see

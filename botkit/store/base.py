@@ -8,7 +8,8 @@ storage apart from event isolation), and a sixth part forgets what is finished:
 - `Sessions`: each user's conversation state and 24-hour window;
 - `MediaCache`: the provider's ids of uploaded media;
 - `Inspection`: reads for operators, tests and tools;
-- `Retention`: prunes finished events, sends and delivery statuses once they are old.
+- `Retention`: prunes finished events, sends and delivery statuses once they are old;
+- `Repair` (repair.py): operators' reads and repairs of failed work and of one user.
 
 **Lanes.** A lane is one user on one business number. Work is ordered within a lane and
 independent between lanes. Each event gets a number when it is stored that orders it among
@@ -27,11 +28,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from botkit import codec
 from botkit.types import JSON, JSONObject
 from botkit.wire.window import Window
+
+if TYPE_CHECKING:
+    from botkit.store.repair import Repair
 
 SCHEMA_VERSION = 4
 
@@ -544,6 +548,11 @@ class Store(Protocol):
     @property
     def retention(self) -> Retention:
         """Pruning of finished work."""
+        ...
+
+    @property
+    def repair(self) -> Repair:
+        """Operators' reads and repairs."""
         ...
 
     async def open(self) -> None:

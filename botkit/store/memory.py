@@ -14,6 +14,7 @@ from typing import Any
 from botkit import codec
 from botkit.exceptions import StoreError
 from botkit.store.base import (
+    DONE,
     FAILED,
     FALL_BACK,
     HELD,
@@ -41,6 +42,7 @@ from botkit.store.base import (
     envelope_json,
     failed_outcome,
 )
+from botkit.store.memory_repair import MemoryRepair
 from botkit.store.signal import Signal
 from botkit.types import JSON, Clock, JSONObject, SystemClock
 from botkit.wire.window import Window
@@ -113,6 +115,7 @@ class _Send:
     error: str | None = None
     media_id: str | None = None
     finished_at: float | None = None  # when it was sent or failed
+    created_at: float = 0.0
 
 
 class MemoryStore:
@@ -128,6 +131,7 @@ class MemoryStore:
         self._message_ids: set[str] = set()
         self._by_lane: dict[tuple[str, str, int], int] = {}  # (pnid, wa_id, lane_seq) -> seq
         self._results: dict[int, tuple[str, str | None]] = {}
+        self._processed: dict[int, tuple[int, float]] = {}  # seq -> (attempts, when) if not done
         self._lanes: dict[LaneKey, _Lane] = {}
         self._sessions: dict[LaneKey, Session] = {}
         self._sends: dict[int, _Send] = {}  # by seq, in order
@@ -141,6 +145,7 @@ class MemoryStore:
         self.media = _Media(self)
         self.inspect = _Inspection(self)
         self.retention = _Retention(self)
+        self.repair = MemoryRepair(self)
 
     async def __aenter__(self) -> MemoryStore:
         await self.open()
@@ -343,8 +348,11 @@ class _Inbox(_Queue):
             parts = _encoded(outcome)
         lane.events.free()
         lane.attempts = 0
+        now = self._now()
         for result in outcome.results:
             self.store._results[result.seq] = (result.status, result.error)
+            if result.status != DONE:
+                self.store._processed[result.seq] = (outcome.attempts, now)
             lane.done_seq = max(lane.done_seq, result.lane_seq)
         if outcome.window is not None:
             lane.window = lane.window.merge(outcome.window)
@@ -380,6 +388,7 @@ class _Inbox(_Queue):
                 send.fallback,
                 send.instead_of,
                 now,
+                created_at=now,
             )
         for status_record in statuses:
             rank = STATUS_RANK.get(status_record.status, 0)
@@ -572,6 +581,7 @@ class _Retention:
                 store._message_ids.discard(stored.message_id)
             del store._by_lane[(item.phone_number_id, item.wa_id, item.lane_seq)]
             store._results.pop(item.seq, None)
+            store._processed.pop(item.seq, None)
         return len(old)
 
     def _finished_events(self, before: float) -> Iterator[_Event]:

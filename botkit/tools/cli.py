@@ -33,7 +33,7 @@ from botkit.runtime.bot import Bot, find_bot, import_target, load_bot
 from botkit.runtime.runtime import Runtime
 from botkit.runtime.worker import WorkerProcess, stop_signals, until_stopped, worker_command
 from botkit.store import open_store
-from botkit.tools import check, graph
+from botkit.tools import check, graph, repair
 from botkit.web import server
 from botkit.web.app import create_app
 
@@ -375,7 +375,9 @@ WhatsApp bots on GoSendAPI. Start a project of your own (`botkit new shop`). Try
 simulator (`botkit dev bots.clinic`); find mistakes in its declarations (`botkit check`) and draw
 its states (`botkit graph`); serve it (`botkit run`: the webhook and a worker child; for several
 replicas, `botkit run --no-workers` beside `botkit worker`s); serve a fake GoSendAPI on its own
-(`botkit fake-api`). Without GOSENDAPI_API_KEY, run answers through a built-in fake provider."""
+(`botkit fake-api`); look at and repair failed events and sends and users' conversations
+(`botkit conversations`, `botkit events`, `botkit sends`). Without GOSENDAPI_API_KEY, run answers
+through a built-in fake provider."""
 EPILOG = "`botkit COMMAND --help` for a command's options; README.md for the rest."
 
 RUN_DESCRIPTION = """\
@@ -396,9 +398,24 @@ what is in flight, gives its claims back and exits 0; a second signal stops it a
 SQLite database takes one worker process; a second one exits 2."""
 
 
+class _CommandsHelp(argparse.HelpFormatter):
+    """argparse measures the commands one indent short of where it prints them, so the
+    longest (`conversations`) would have its help wrapped to the next line."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):
+            self._action_max_length += self._indent_increment
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line."""
-    top = argparse.ArgumentParser(prog="botkit", description=DESCRIPTION, epilog=EPILOG)
+    top = argparse.ArgumentParser(
+        prog="botkit",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=_CommandsHelp,
+    )
     commands = top.add_subparsers(
         dest="command", required=True, title="commands", metavar="COMMAND"
     )
@@ -508,6 +525,7 @@ def parser() -> argparse.ArgumentParser:
         "to the bot, which the fake never sees open a window)",
     )
     fake.set_defaults(func=_fake_api)
+    repair.add_commands(commands)  # events, sends, conversations: docs/repair.md
     return top
 
 

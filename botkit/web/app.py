@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from botkit.exceptions import StoreError
 from botkit.runtime.runtime import Runtime
 from botkit.types import JSONObject
+from botkit.web.admin import admin_routes
 from botkit.web.trigger import json_response, trigger_routes
 from botkit.web.webhook import WebhookEndpoint
 
@@ -77,6 +78,7 @@ def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None)
         Route("/webhook", webhook, methods=["POST"]),  # what a mounted app (root_path) uses
         Route("/healthz", healthz, methods=["GET"]),
         *trigger_routes(runtime.ingest, runtime.settings),
+        *admin_routes(runtime.repairs(), runtime.settings),
         *(extra_routes or []),
     ]
     return WebhookApp(webhook, routes=routes, lifespan=lifespan)
@@ -91,6 +93,9 @@ def _about(runtime: Runtime, extra_routes: list[BaseRoute]) -> JSONObject:
     if runtime.settings.api_token is not None:
         endpoints["POST /conversations/{wa_id}/trigger"] = (
             "fires a declared trigger (Authorization: Bearer BOTKIT_API_TOKEN)"
+        )
+        endpoints["/admin/..."] = (
+            "failed events and sends, one user's conversation: docs/repair.md (the same token)"
         )
     for route in extra_routes:
         if isinstance(route, Mount) and route.name:

@@ -26,9 +26,10 @@ from .contract import (
     send,
     send_all,
 )
+from .repair_contract import RepairContract
 
 
-class TestMemoryStore(StoreContract):
+class TestMemoryStore(StoreContract, RepairContract):
     """The contract, in memory: the data lives in the object, so `make_store` gives it again."""
 
     @pytest.fixture

@@ -49,11 +49,12 @@ from .contract import (
     run_lane,
     send,
 )
+from .repair_contract import RepairContract
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class TestPostgresStore(StoreContract):
+class TestPostgresStore(StoreContract, RepairContract):
     """The contract on one database shared by the stores `make_store` gives."""
 
     @pytest.fixture

@@ -42,6 +42,7 @@ from .contract import (
     ids,
     send,
 )
+from .repair_contract import RepairContract
 
 MAIN_OF_MEMORY = "SELECT 1"  # apart()'s lock statement, for a connection of its own
 
@@ -70,7 +71,7 @@ async def refused_open(db_path: Path) -> str:
     return str(caught.value)
 
 
-class TestSqliteStore(StoreContract):
+class TestSqliteStore(StoreContract, RepairContract):
     """The contract, on SQLite."""
 
     @pytest.fixture

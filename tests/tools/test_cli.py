@@ -133,7 +133,8 @@ def test_botkit_help_describes_every_command_in_one_line(
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    commands = ["run", "worker", "graph", "check", "new", "chat", "dev", "fake-api"]
+    commands = ["run", "worker", "graph", "check", "new", "chat", "dev", "fake-api", "events"]
+    commands += ["sends", "conversations"]
     listed = re.findall(r"^    (\S+) +\S.*$", out, flags=re.MULTILINE)
     assert listed == commands  # each with its help on the same line, none wrapped
     for name in commands:

@@ -54,6 +54,7 @@ from botkit.store.postgres import functions
 from botkit.store.postgres import inbox as inbox_sql
 from botkit.store.postgres import outbox as outbox_sql
 from botkit.store.postgres.notices import Notices
+from botkit.store.postgres.repair import PostgresRepair
 from botkit.store.postgres.schema import migrate
 from botkit.store.signal import Signal
 from botkit.types import Clock, SystemClock
@@ -150,6 +151,7 @@ class PostgresStore:
         self.inspect = _Inspection(self)
         self.pacing = _Pacing(self)
         self.retention = _Retention(self)
+        self.repair = PostgresRepair(self)
 
     async def __aenter__(self) -> PostgresStore:
         await self.open()

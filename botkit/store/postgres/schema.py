@@ -142,7 +142,15 @@ CREATE UNLOGGED TABLE IF NOT EXISTS rate_buckets (
 );
 """
 
-STEPS = (_TABLES, _RATE_BUCKETS, FUNCTIONS, ADD_V2)  # steps 3 and 4: functions.py
+# Step 5: what operators look up by user and the failed sends (botkit/store/postgres/repair.py);
+# wa_id never changes, so these cost a lane's and a send's updates nothing.
+_USER_INDEXES = """
+CREATE INDEX IF NOT EXISTS lanes_user ON lanes (wa_id);
+CREATE INDEX IF NOT EXISTS outbox_user ON outbox (wa_id, seq);
+CREATE INDEX IF NOT EXISTS outbox_failed ON outbox (seq) WHERE status = 'failed';
+"""
+
+STEPS = (_TABLES, _RATE_BUCKETS, FUNCTIONS, ADD_V2, _USER_INDEXES)  # 3 and 4: functions.py
 SCHEMA_VERSION = len(STEPS)
 
 # pg_advisory_lock(key): held while a process migrates; others wait for it

@@ -42,6 +42,7 @@ from botkit.store.sqlite import outbox as outbox_sql
 from botkit.store.sqlite import retention as retention_sql
 from botkit.store.sqlite.connection import INBOX, MAIN, Connection, apart, transaction
 from botkit.store.sqlite.path import check_path, lock_failed, opening_failed
+from botkit.store.sqlite.repair import SqliteRepair
 from botkit.store.sqlite.schema import attach, migrate
 from botkit.types import Clock, SystemClock
 from botkit.wire.window import Window
@@ -89,6 +90,7 @@ class SqliteStore:
         self.media = _Media(self)
         self.inspect = _Inspection(self)
         self.retention = _Retention(self)
+        self.repair = SqliteRepair(self)
 
     async def __aenter__(self) -> SqliteStore:
         await self.open()

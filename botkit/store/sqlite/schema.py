@@ -69,6 +69,8 @@ CREATE TABLE IF NOT EXISTS lanes (
 CREATE INDEX IF NOT EXISTS lanes_events ON lanes (next_event) WHERE next_event IS NOT NULL;
 CREATE INDEX IF NOT EXISTS lanes_sends ON lanes (send_due, phone_number_id, wa_id)
     WHERE send_due IS NOT NULL;
+-- a user's lanes, for operators (repair.py): wa_id never changes, so it costs a lane nothing
+CREATE INDEX IF NOT EXISTS lanes_user ON lanes (wa_id);
 CREATE TABLE IF NOT EXISTS lane_events (
     phone_number_id TEXT NOT NULL,
     wa_id TEXT NOT NULL,
@@ -118,6 +120,9 @@ CREATE INDEX IF NOT EXISTS outbox_held ON outbox (phone_number_id, wa_id)
     WHERE status = 'held';
 CREATE INDEX IF NOT EXISTS outbox_provider_id ON outbox (provider_message_id);
 CREATE INDEX IF NOT EXISTS outbox_finished ON outbox (sent_at) WHERE status IN ('sent', 'failed');
+-- for operators (repair.py): a user's sends, and the failed ones
+CREATE INDEX IF NOT EXISTS outbox_user ON outbox (wa_id, seq);
+CREATE INDEX IF NOT EXISTS outbox_failed ON outbox (seq) WHERE status = 'failed';
 CREATE TABLE IF NOT EXISTS refusals (
     message_id TEXT PRIMARY KEY,
     refused_at REAL NOT NULL
