@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncpg
 
 from botkit.exceptions import StoreError
-from botkit.store.postgres.functions import ADD_V2, FUNCTIONS
+from botkit.store.postgres.functions import ADD_V2, CLAIM_SENDS_V2, FUNCTIONS
 
 # Step 1: the tables of the first PostgreSQL store.
 _TABLES = """
@@ -142,7 +142,7 @@ CREATE UNLOGGED TABLE IF NOT EXISTS rate_buckets (
 );
 """
 
-STEPS = (_TABLES, _RATE_BUCKETS, FUNCTIONS, ADD_V2)  # steps 3 and 4: functions.py
+STEPS = (_TABLES, _RATE_BUCKETS, FUNCTIONS, ADD_V2, CLAIM_SENDS_V2)  # 3 to 5: functions.py
 SCHEMA_VERSION = len(STEPS)
 
 # pg_advisory_lock(key): held while a process migrates; others wait for it
