@@ -150,14 +150,15 @@ class SafeFormatter(logging.Formatter):
 
 
 def _pairs(values: Mapping[str, object], phones: str) -> str:
-    """name=value ... (logfmt): a value with a space, a quote or an equals sign is quoted."""
+    """name=value ... (logfmt), leaving out those with no value (None, an empty list); a
+    value with a space, a quote or an equals sign is quoted."""
     parts = []
     for name, raw in values.items():
         value = _value(raw, phones)
+        if value is None or value == []:
+            continue
         if isinstance(value, list):
             text = ",".join("" if item is None else str(item) for item in value)
-        elif value is None:
-            text = "-"
         else:
             text = str(value)
         if not text or any(char in text for char in ' "='):
@@ -200,6 +201,17 @@ TEXT_LINE = "%(levelname)s %(name)s: %(message)s"
 QUIET = ("transitions", "httpx")
 
 
+def handler(
+    *, format: str = TEXT, phones: str = MASKED, stream: TextIO | None = None
+) -> logging.Handler:
+    """A handler writing `format` (TEXT or JSON) lines to `stream` (stderr)."""
+    found = logging.StreamHandler(stream or sys.stderr)
+    found.setFormatter(
+        JsonFormatter(phones=phones) if format == JSON else SafeFormatter(TEXT_LINE, phones=phones)
+    )
+    return found
+
+
 def configure(
     level: str = "INFO",
     *,
@@ -210,16 +222,12 @@ def configure(
     """Sets up this process's log: one handler on the root logger writing `format` (TEXT or
     JSON) lines at `level` and above to `stream` (stderr); transitions' and httpx's own lines
     only at DEBUG. Returns the handler."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    formatter = (
-        JsonFormatter(phones=phones) if format == JSON else SafeFormatter(TEXT_LINE, phones=phones)
-    )
-    handler.setFormatter(formatter)
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    made = handler(format=format, phones=phones, stream=stream)
+    logging.basicConfig(level=level.upper(), handlers=[made], force=True)
     quiet = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
     for name in QUIET:
         logging.getLogger(name).setLevel(quiet)
-    return handler
+    return made
 
 
 __all__ = [
@@ -239,6 +247,7 @@ __all__ = [
     "cut",
     "escaped",
     "fields",
+    "handler",
     "masked_phone",
     "shown",
 ]
