@@ -61,7 +61,7 @@ def test_botkit_run_and_its_worker_child_write_json_lines_with_a_turn_and_a_send
     event = text_event(user, "hola")
     assert post_event(web.url, event).status_code == 200
     deployment.wait_until(lambda: texts_by_user(fake.messages()).get(user), what="the reply")
-    deployment.wait_until(lambda: '"log": "send"' in web.output(), what="the send line")
+    deployment.wait_until(lambda: '"log":"send"' in web.output(), what="the send line")
     web.stop()
     output = web.output()
     lines: list[dict[str, Any]] = [
