@@ -253,10 +253,11 @@ def configure(
     stream: TextIO | None = None,
 ) -> logging.Handler:
     """Sets up this process's log: one handler on the root logger writing `format` (TEXT or
-    JSON) lines at `level` and above to `stream` (stderr); transitions' and httpx's own lines
-    only at DEBUG. Returns the handler."""
+    JSON) lines at `level` and above to `stream` (stderr), unless the root logger has one
+    already (a host's, such as pytest's); transitions' and httpx's own lines only at DEBUG.
+    Returns the handler."""
     made = handler(format=format, phones=phones, stream=stream)
-    logging.basicConfig(level=level.upper(), handlers=[made], force=True)
+    logging.basicConfig(level=level.upper(), handlers=[made])
     quiet = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
     for name in QUIET:
         logging.getLogger(name).setLevel(quiet)

@@ -143,6 +143,7 @@ def test_configure_sets_the_root_handler_and_keeps_transitions_quiet() -> None:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     out = io.StringIO()
+    root.handlers[:] = []  # as in a new process (pytest's own are put back below)
     try:
         configure("info", format=JSON, stream=out)
         assert logging.getLogger("transitions").level == logging.WARNING
@@ -150,6 +151,7 @@ def test_configure_sets_the_root_handler_and_keeps_transitions_quiet() -> None:
         logging.getLogger("botkit.x").info("hello %s", Phone("5491140123456"))
         [line] = out.getvalue().splitlines()
         assert json.loads(line)["message"] == "hello 54911****3456"
+        root.handlers[:] = []
         configure("debug", stream=out)
         assert logging.getLogger("transitions").level == logging.DEBUG
     finally:

@@ -498,15 +498,19 @@ def _log_to_stderr(args: argparse.Namespace) -> None:
     masked): BOTKIT_LOG_FORMAT, BOTKIT_LOG_PHONE, and the level of --log-level, else, for
     the commands that serve a bot, BOTKIT_LOG_LEVEL, else the command's default."""
     settings = LogSettings.from_env()
-    level = getattr(args, "log_level", None)
-    if level is None:
-        serving = args.command in ("run", "worker")
-        level = (settings.level if serving else None) or DEFAULT_LOG_LEVELS.get(
-            args.command, "info"
-        )
-        if hasattr(args, "log_level"):
-            args.log_level = level  # `botkit run` passes it on to its worker child
+    level = log_level(args.command, getattr(args, "log_level", None), settings)
+    if hasattr(args, "log_level"):
+        args.log_level = level  # `botkit run` passes it on to its worker child
     logsafe.configure(level, format=settings.format, phones=settings.phones)
+
+
+def log_level(command: str, given: str | None, settings: LogSettings) -> str:
+    """The level of `command`: --log-level when `given`, else BOTKIT_LOG_LEVEL for the
+    commands that serve a bot (run, worker), else the command's own default."""
+    if given is not None:
+        return given
+    serving = command in ("run", "worker")
+    return (settings.level if serving else None) or DEFAULT_LOG_LEVELS.get(command, "info")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
