@@ -26,8 +26,11 @@ from botkit import Bot, Context, Conversation, State, Text, on
 from botkit.config import Settings
 from botkit.fake.provider import FakeGoSendAPI
 from botkit.logsafe import FULL, JSON, MASKED, TEXT, handler
+from botkit.runtime.dispatch import Dispatcher
 from botkit.runtime.runtime import Runtime
-from botkit.types import ManualClock
+from botkit.store.base import NewEvent
+from botkit.store.memory import MemoryStore
+from botkit.types import JSONObject, ManualClock
 from botkit.web.app import create_app
 from botkit.wire.idempotency import idempotency_key
 
@@ -225,3 +228,36 @@ async def test_logging_off_costs_no_line(tmp_path: Path) -> None:
     finally:
         logging.getLogger().removeHandler(made)
     assert out.getvalue() == ""
+
+
+async def test_a_turn_whose_commit_is_refused_logs_no_turn_line_until_it_commits() -> None:
+    clock = ManualClock()
+    envelope: JSONObject = {
+        "id": "evt_lost",
+        "type": "whatsapp.message.received",
+        "phone_number_id": PNID,
+        "data": {
+            "contact": {"wa_id": JUAN, "profile": {"name": "Juan"}},
+            "message": {"from": JUAN, "id": "wamid.lost", "timestamp": "1779199200",
+                        "type": "text", "text": {"body": "hi"}},
+        },
+    }  # fmt: skip
+    with captured() as out:
+        async with MemoryStore(clock=clock) as store:
+            dispatcher = Dispatcher(store, Fragile(), clock)
+            await store.inbox.add(
+                [NewEvent("evt_lost", "wamid.lost", "message", PNID, JUAN, envelope)]
+            )
+            [first] = await store.inbox.claim("first", 10, 5.0)
+            turn = await dispatcher.take(first)
+            clock.advance(10)  # its lease ran out: another worker claims the user
+            [second] = await store.inbox.claim("second", 10, 5.0)
+            await dispatcher.commit(first, turn)  # refused: the claim is the second's now
+            assert [line for line in lines_of(out) if line.get("log") == "turn"] == []
+            await dispatcher.commit(second, await dispatcher.take(second))
+    [turn_line] = [line for line in lines_of(out) if line.get("log") == "turn"]
+    assert turn_line["event_id"] == "evt_lost" and turn_line["attempt"] == 2
+    [warning] = [
+        line for line in lines_of(out) if "before the turn was committed" in line["message"]
+    ]
+    assert warning["message"].startswith("user 54911****3456:")
