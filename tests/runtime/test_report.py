@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 import bots.clinic as clinic
-from botkit import Bot, Context, Conversation, State, Text, on
+from botkit import HOLD, Bot, Context, Conversation, State, Template, Text, on
 from botkit.config import Settings
 from botkit.fake.provider import FakeGoSendAPI
 from botkit.logsafe import FULL, JSON, MASKED, TEXT, handler
@@ -261,3 +261,56 @@ async def test_a_turn_whose_commit_is_refused_logs_no_turn_line_until_it_commits
         line for line in lines_of(out) if "before the turn was committed" in line["message"]
     ]
     assert warning["message"].startswith("user 54911****3456:")
+
+
+class Notices(Conversation):
+    """Messages that may meet a closed window: a template instead, or held."""
+
+    idle = State(initial=True)
+
+    @on.trigger("remind")
+    async def remind(self, ctx: Context) -> None:
+        await ctx.send(Text("reminder"), fallback=Template.of("reminder", "es"))
+
+    @on.trigger("notify", fallback=HOLD)
+    async def notify(self, ctx: Context) -> None:
+        await ctx.send(Text("news"))
+
+    @on.text()
+    async def answer(self, ctx: Context) -> None:
+        await ctx.send(Text("hi"), fallback=Template.of("hello", "es"))
+
+
+async def test_a_closed_window_logs_the_template_sent_instead_or_the_providers_refusal(
+    tmp_path: Path,
+) -> None:
+    with captured() as out:
+        async with running(Bot(Notices), tmp_path) as (runtime, fake):
+            # Juan never wrote: the template goes at once, and the notice is held
+            remind = await runtime.ingest.trigger(JUAN, "remind", {}, phone_number_id=PNID)
+            notify = await runtime.ingest.trigger(JUAN, "notify", {}, phone_number_id=PNID)
+            await runtime.settle()
+            # he writes, the held notice goes, and the provider refuses it (403)
+            fake.fail_next(403)
+            hi = await fake.receive(wa_id=JUAN, message=text("hi"), phone_number_id=PNID)
+            await runtime.settle(autojump=runtime.clock)
+    lines = lines_of(out)
+    hi_id = str(hi.envelope["id"])
+    turns = [(t["event_id"], t["kind"], t["handler"], t["sent_types"])
+             for t in lines if t.get("log") == "turn"]  # fmt: skip
+    assert turns == [
+        (remind, "trigger", "remind", ["template"]),
+        (notify, "trigger", "notify", ["text"]),  # queued held: no attempt, no send line yet
+        (hi_id, "message", "answer", ["text"]),
+    ]
+    sends = [(s["event_id"], s["type"], s["outcome"], s["http_status"])
+             for s in lines if s.get("log") == "send"]  # fmt: skip
+    assert sends == [
+        (remind, "template", "sent", 200),
+        # released (Juan wrote), refused by the provider (403): held again
+        (notify, "text", "held", 403),
+        # the window closed as of that refusal: the answer's template goes, asking nothing first
+        (hi_id, "text", "fallback", None),
+        (hi_id, "template", "sent", 200),
+    ]
+    assert JUAN not in out.getvalue()
