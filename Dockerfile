@@ -9,6 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     BOTKIT_BOT=bots.clinic \
     BOTKIT_DATABASE=/data/botkit.db \
     PORT=8000
+# a log pipeline reads JSON lines (docs/logging.md); BOTKIT_LOG_FORMAT=text for a terminal
+ENV BOTKIT_LOG_FORMAT=json
 
 WORKDIR /app
 # (requirements.tx[t]: your bot's own dependencies when the file exists, nothing otherwise)

@@ -197,7 +197,7 @@ def clinic(
     try:
         for n, port in enumerate(ports):
             command = [sys.executable, "-m", "botkit.tools.cli", "run", "bots.clinic"]
-            command += ["--port", str(port), "--log-level", "warning"]
+            command += ["--port", str(port), "--log-level", args.log_level]
             bots.append(start(command, env, folder / f"bot-{store}-{n}.log"))
         wait_ready(f"http://127.0.0.1:{sink_port}/_fake/stats")
         for port in ports:
@@ -355,6 +355,12 @@ def main() -> None:
         help="comma-separated, of sqlite, pg1 and pg3 (default sqlite)",
     )
     parser.add_argument("--no-isolation", action="store_true", help="skip the isolation line")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        help="the bot's (warning: no line per request; info: the access log and a line per "
+        "turn and per send, as JSON with BOTKIT_LOG_FORMAT=json in the environment)",
+    )
     args = parser.parse_args()
     stores = [store.strip() for store in args.stores.split(",") if store.strip()]
     unknown = set(stores) - {"sqlite", "pg1", "pg3"}

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from botkit.exceptions import ConfigError
+from botkit.logsafe import FORMATS, MASKED, PHONE_MODES, TEXT
 
 DEFAULT_BASE_URL = "https://cloud.gosendapi.com/v1"
 DEFAULT_DATABASE = "botkit.db"  # Settings() built in code; the commands name a file per bot
@@ -41,9 +42,38 @@ DEFAULT_HEADER_TIMEOUT = 5.0
 DEFAULT_BODY_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 4096
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
 _DIGITS = re.compile(r"[0-9]{1,32}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _DECIMAL = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """How a process logs: BOTKIT_LOG_FORMAT (text or json), BOTKIT_LOG_LEVEL (None: the
+    command's own default) and BOTKIT_LOG_PHONE (users' numbers masked or full)."""
+
+    format: str = TEXT
+    level: str | None = None
+    phones: str = MASKED
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LogSettings:
+        """Reads the three variables; a ConfigError names each bad value and what it may be."""
+        problems: list[str] = []
+        found = cls._read(os.environ if environ is None else environ, problems)
+        if problems:
+            raise ConfigError(problems)
+        return found
+
+    @classmethod
+    def _read(cls, env: Mapping[str, str], problems: list[str]) -> LogSettings:
+        return cls(
+            format=_choice(env, "BOTKIT_LOG_FORMAT", FORMATS, TEXT, problems) or TEXT,
+            level=_choice(env, "BOTKIT_LOG_LEVEL", LOG_LEVELS, None, problems),
+            phones=_choice(env, "BOTKIT_LOG_PHONE", PHONE_MODES, MASKED, problems) or MASKED,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +98,7 @@ class Settings:
     header_timeout: float = DEFAULT_HEADER_TIMEOUT  # seconds for a complete request head
     body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds for a body, from its head
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # open at once, idle ones closed past it
+    log: LogSettings = LogSettings()
 
     @property
     def uses_fake_provider(self) -> bool:
@@ -149,6 +180,7 @@ class Settings:
         header_timeout = _seconds(env, "BOTKIT_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT, problems)
         body_timeout = _seconds(env, "BOTKIT_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT, problems)
         connections = _int(env, "BOTKIT_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, problems)
+        log = LogSettings._read(env, problems)
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -169,6 +201,7 @@ class Settings:
             header_timeout=header_timeout,
             body_timeout=body_timeout,
             max_connections=connections,
+            log=log,
         )
 
 
@@ -179,6 +212,23 @@ def database_for(target: str, *, prefix: str = "botkit") -> str:
     module, _, attr = target.partition(":")
     name = "-".join(part for part in (module.rpartition(".")[2], attr) if part)
     return f"{prefix}-{_UNSAFE.sub('_', name).strip('_-') or 'bot'}.db"
+
+
+def _choice(
+    env: Mapping[str, str],
+    name: str,
+    choices: tuple[str, ...],
+    default: str | None,
+    problems: list[str],
+) -> str | None:
+    """One of `choices` (any case), or `default` when unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if raw.lower() not in choices:
+        problems.append(f"{name} must be one of {', '.join(choices)}; not {raw!r}")
+        return default
+    return raw.lower()
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:

@@ -18,6 +18,7 @@ from botkit.config import (
     MAX_BODY_BYTES,
     MIN_RETENTION,
     REDELIVERY_HORIZON,
+    LogSettings,
     Settings,
     database_for,
 )
@@ -375,3 +376,27 @@ def test_each_bot_has_its_own_database_unless_botkit_database_names_one() -> Non
     assert own.database == "botkit-pizza.db"
     named = {"BOTKIT_DATABASE": "shared.db"}
     assert Settings.from_env(named, default_database="botkit-pizza.db").database == "shared.db"
+
+
+def test_the_log_is_text_with_numbers_masked_at_the_commands_level_by_default() -> None:
+    assert Settings.from_env({}).log == LogSettings("text", None, "masked")
+    assert LogSettings.from_env({}) == LogSettings()
+
+
+def test_the_log_settings_are_read_in_any_case() -> None:
+    env = {"BOTKIT_LOG_FORMAT": "JSON", "BOTKIT_LOG_LEVEL": "Debug", "BOTKIT_LOG_PHONE": "full"}
+    assert Settings.from_env(env).log == LogSettings("json", "debug", "full")
+    assert LogSettings.from_env(env) == LogSettings("json", "debug", "full")
+
+
+def test_bad_log_settings_name_each_variable_and_its_choices() -> None:
+    env = {"BOTKIT_LOG_FORMAT": "xml", "BOTKIT_LOG_LEVEL": "loud", "BOTKIT_LOG_PHONE": "hidden"}
+    with pytest.raises(ConfigError) as caught:
+        LogSettings.from_env(env)
+    assert caught.value.problems == (
+        "BOTKIT_LOG_FORMAT must be one of text, json; not 'xml'",
+        "BOTKIT_LOG_LEVEL must be one of critical, error, warning, info, debug; not 'loud'",
+        "BOTKIT_LOG_PHONE must be one of masked, full; not 'hidden'",
+    )
+    with pytest.raises(ConfigError, match="BOTKIT_LOG_FORMAT"):
+        Settings.from_env({"BOTKIT_LOG_FORMAT": "xml"})

@@ -3,10 +3,27 @@ formatter that bounds every line of a botkit process's log."""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import sys
 
-from botkit.logsafe import LINE, SHOWN, SafeFormatter, shown
+import pytest
+
+from botkit.logsafe import (
+    FULL,
+    JSON,
+    LINE,
+    MASKED,
+    SHOWN,
+    JsonFormatter,
+    Phone,
+    SafeFormatter,
+    configure,
+    fields,
+    masked_phone,
+    shown,
+)
 
 
 def test_a_short_value_is_shown_as_its_repr() -> None:
@@ -49,3 +66,94 @@ def test_the_formatter_bounds_a_traceback_and_keeps_its_end() -> None:
     assert len(text) < 9000
     assert text.rstrip().endswith("y" * 50)  # the last line: the exception's own
     assert "characters of traceback left out" in text
+
+
+# -- structured lines, users' numbers, JSON --------------------------------------------------
+
+
+def structured(text: str, *args: object, **values: object) -> logging.LogRecord:
+    line = record(text, *args)
+    line.__dict__.update(fields(**values))
+    return line
+
+
+def test_a_number_is_masked_keeping_its_country_and_last_four_digits() -> None:
+    assert masked_phone("5491140123456") == "54911****3456"
+    assert masked_phone("15551234567") == "155****4567"
+    assert masked_phone("12345678") == "****5678"  # never fewer than four digits hidden
+    assert str(Phone("5491140123456")) == "54911****3456"  # whatever formats it
+    assert "5491140123456" not in repr(Phone("5491140123456"))
+
+
+@pytest.mark.parametrize("phones", [MASKED, FULL])
+def test_a_phone_in_a_message_or_a_field_is_shown_as_configured(phones: str) -> None:
+    expected = "5491140123456" if phones == FULL else "54911****3456"
+    for formatter in (SafeFormatter("%(message)s", phones=phones), JsonFormatter(phones=phones)):
+        line = formatter.format(
+            structured("user %s: ok", Phone("5491140123456"), user=Phone("5491140123456"))
+        )
+        assert line.count(expected) == 2, line
+
+
+def test_the_text_formatter_writes_fields_as_name_value_pairs() -> None:
+    line = SafeFormatter("%(message)s").format(
+        structured(
+            "turn done",
+            event_id="evt_1",
+            sent=2,
+            types=["text", "image"],
+            error=None,
+            note='a "b" c',
+        )
+    )
+    assert line == 'turn done event_id=evt_1 sent=2 types=text,image note="a \\"b\\" c"'
+
+
+def test_the_json_formatter_writes_fields_as_keys_escaped_and_cut() -> None:
+    hostile = 'evt\n{"forged": 1}' + "z" * 100_000
+    line = JsonFormatter().format(
+        structured("turn %s", "done", event_id=hostile, sent=1, ok=True, message="clash")
+    )
+    assert "\n" not in line
+    found = json.loads(line)
+    assert found["message"] == "turn done" and found["level"] == "ERROR"
+    assert found["logger"] == "botkit.test" and found["time"].endswith("Z")
+    assert found["sent"] == 1 and found["ok"] is True and "forged" not in found
+    assert found["event_id"].startswith("evt\\n{") and "more characters" in found["event_id"]
+    assert len(found["event_id"]) < 400
+    assert found["field_message"] == "clash"  # a field never hides a standard key
+
+
+def test_the_json_formatter_puts_the_traceback_in_one_string_field() -> None:
+    found = json.loads(JsonFormatter().format(record("handler failed", exc=True)))
+    assert "characters of traceback left out" in found["exception"]
+    assert found["exception"].endswith("y" * 50) and len(found["exception"]) < 9000
+
+
+def test_the_access_log_path_of_a_users_conversation_is_masked() -> None:
+    access = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "POST", "/conversations/5491140123456/trigger", "1.1", 202), None,
+    )  # fmt: skip
+    line = SafeFormatter("%(message)s").format(access)
+    assert "/conversations/54911****3456/trigger" in line
+
+
+def test_configure_sets_the_root_handler_and_keeps_transitions_quiet() -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    out = io.StringIO()
+    root.handlers[:] = []  # as in a new process (pytest's own are put back below)
+    try:
+        configure("info", format=JSON, stream=out)
+        assert logging.getLogger("transitions").level == logging.WARNING
+        logging.getLogger("transitions.core").info("Finished processing state idle exit callbacks")
+        logging.getLogger("botkit.x").info("hello %s", Phone("5491140123456"))
+        [line] = out.getvalue().splitlines()
+        assert json.loads(line)["message"] == "hello 54911****3456"
+        root.handlers[:] = []
+        configure("debug", stream=out)
+        assert logging.getLogger("transitions").level == logging.DEBUG
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        logging.getLogger("transitions").setLevel(logging.WARNING)

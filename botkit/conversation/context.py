@@ -130,6 +130,7 @@ class Context:
         self.window = window or _own_window(event)
         self.queued: list[Queued] = []
         self.target: str | None = None
+        self.handler: str | None = None  # the name of the handler that runs (for the log)
         self.route_fallback: Fallback | None = None
         self._sendings: list[Sending] = []
 

@@ -315,6 +315,7 @@ class ConversationSpec:
             await ctx.send_prompt(ctx.state)
             return True
         route, handler = found
+        ctx.handler = route.handler
         ctx.route_fallback = route.fallback
         try:
             result = handler(conversation, ctx)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -29,6 +31,16 @@ USER_AGENT = "botkit"
 def default_transport(concurrency: int) -> httpx.AsyncBaseTransport:
     """botkit's lean HTTP/1.1 transport: the fastest behind httpx here (bench/transport.py)."""
     return LeanTransport(max_connections=concurrency)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """What the last request of a send got, filled in by `Sender.send` for its log line: the
+    HTTP status (None: no answer) and the seconds from taking a connection to the answer read
+    (rate-limit pacing left out)."""
+
+    status: int | None = None
+    latency: float | None = None
 
 
 class Sender:
@@ -72,10 +84,13 @@ class Sender:
         """Closes the transport (its connection pool)."""
         await self._transport.aclose()
 
-    async def _post(self, request: httpx.Request) -> httpx.Response:
+    async def _post(
+        self, request: httpx.Request, exchange: Exchange | None = None
+    ) -> httpx.Response:
         """One request through the transport, its response read and closed."""
         request.extensions["timeout"] = self._timeout
         async with self._slots:
+            started = time.perf_counter()
             try:
                 response = await self._transport.handle_async_request(request)
                 try:
@@ -84,22 +99,35 @@ class Sender:
                     await response.aclose()
             except httpx.HTTPError as exc:  # network, protocol, decoding: all worth a retry
                 raise TransientProviderError(f"{exc.__class__.__name__}: {exc}") from exc
+            finally:
+                if exchange is not None:
+                    exchange.latency = time.perf_counter() - started
+        if exchange is not None:
+            exchange.status = response.status_code
         return response
 
     async def send(
-        self, *, phone_number_id: str, to: str, type: str, payload: JSON, idempotency_key: str
+        self,
+        *,
+        phone_number_id: str,
+        to: str,
+        type: str,
+        payload: JSON,
+        idempotency_key: str,
+        exchange: Exchange | None = None,
     ) -> str | None:
         """Sends one message; returns the provider's message id (None if it gave none).
 
         Raises RateLimitedError (429), TransientProviderError (5xx, network) or
-        PermanentProviderError (other 4xx).
+        PermanentProviderError (other 4xx). An `exchange` is filled in with the request's
+        status and latency, whatever the outcome.
         """
         body = {"phone_number_id": phone_number_id, "to": to, "type": type, type: payload}
         if self.limiter is not None:  # before taking a slot: a paced send holds no connection
             await self.limiter.acquire(phone_number_id)
         headers = [*self._headers, ("Idempotency-Key", idempotency_key)]
         request = httpx.Request("POST", self._url, headers=headers, content=codec.dumps(body))
-        response = await self._post(request)
+        response = await self._post(request, exchange)
         return _message_id(response) if response.is_success else _raise_for(response)
 
     async def upload_media(
@@ -185,4 +213,4 @@ def _seconds(value: object) -> float | None:
     return seconds if seconds >= 0 else None
 
 
-__all__ = ["ProviderError", "Sender"]
+__all__ = ["Exchange", "ProviderError", "Sender"]

@@ -1,7 +1,8 @@
 """The dispatcher: each claimed user's turn, taken and committed on its own (see turn.py).
 
 One user's events run one at a time and in order; different users run at once, each lane
-committing as soon as its turn is taken, so a slow handler delays its own user only.
+committing as soon as its turn is taken, so a slow handler delays its own user only. Once a
+turn is committed, each of its events gets its log line (botkit.runtime.report).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import logging
 from collections.abc import Callable
 
 from botkit.conversation.dsl import Conversation
+from botkit.logsafe import Phone
 from botkit.runtime.lanes import LaneService, LaneWorker
+from botkit.runtime.report import log_turn
 from botkit.runtime.turn import HANDLER_TIMEOUT, Turn, take_turn
 from botkit.store.base import InboxLane, Store
 from botkit.types import Clock
-from botkit.wire.phone import masked
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class Dispatcher(LaneService[InboxLane, Turn]):
     ) -> None:
         self.store = store
         self.conversation = conversation
+        self.name = type(conversation).spec.name
         self.clock = clock
         self.handler_timeout = handler_timeout
         self._on_error = on_error
@@ -58,14 +61,16 @@ class Dispatcher(LaneService[InboxLane, Turn]):
         )
 
     async def commit(self, lane: InboxLane, turn: Turn) -> None:
-        """Commits a turn, then reports the handlers' errors (the simulator raises them)."""
+        """Commits a turn, then logs it and reports the handlers' errors (the simulator
+        raises them)."""
         [written] = await self.store.inbox.complete([turn.outcome])
         if not written:
             log.warning(
                 "user %s: the claim ended before the turn was committed; it runs again",
-                masked(lane.wa_id),
+                Phone(lane.wa_id),
             )
             return
+        log_turn(log, self.name, lane, turn)
         if self._on_error is not None:
             for event_id, error in turn.errors.items():
                 self._on_error(event_id, error)

@@ -7,17 +7,20 @@ sends nothing; the workers (workers.py) do, here or in another process.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 from botkit.conversation.dsl import ConversationSpec
 from botkit.exceptions import TriggerError
-from botkit.logsafe import shown
+from botkit.logsafe import fields, shown
 from botkit.store.base import NewEvent, Store
 from botkit.types import JSONObject
 from botkit.wire.events import Event, InboundMessage, StatusUpdate
 from botkit.wire.ids import PHONE_NUMBER_ID_DIGITS, is_ascii_digits
 from botkit.wire.phone import PhoneNumberError, to_wa_id
 from botkit.wire.trigger import TriggerEvent
+
+log = logging.getLogger(__name__)
 
 
 def new_event(event: Event | TriggerEvent) -> NewEvent:
@@ -118,6 +121,11 @@ class Ingest:
         flags = await self.store.inbox.add(rows)
         if any(flags) and self.wake is not None:
             self.wake()
+        if log.isEnabledFor(logging.DEBUG):  # a line per request: DEBUG (docs/logging.md)
+            new = [row.event_id for row, stored in zip(rows, flags, strict=True) if stored]
+            old = [row.event_id for row, stored in zip(rows, flags, strict=True) if not stored]
+            values = fields(log="ingest", event_ids=new, duplicates=old)
+            log.debug("stored %d events, %d duplicates", len(new), len(old), extra=values)
         return flags
 
     async def trigger(

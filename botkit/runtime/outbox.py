@@ -18,9 +18,11 @@ from botkit.exceptions import (
     RateLimitedError,
     TransientProviderError,
 )
+from botkit.logsafe import Phone
 from botkit.provider.media import DEFAULT_MAX_AGE, MediaUploads, Resolved
-from botkit.provider.sender import Sender
+from botkit.provider.sender import Exchange, Sender
 from botkit.runtime.lanes import LaneService, LaneWorker
+from botkit.runtime.report import log_send
 from botkit.store.base import (
     FAILED,
     FALL_BACK,
@@ -36,7 +38,6 @@ from botkit.store.base import (
 )
 from botkit.types import Clock
 from botkit.wire.idempotency import with_media
-from botkit.wire.phone import masked
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
             log.warning(
                 "user %s: the outbox claim ended before its results were recorded; the sends "
                 "go again under the same idempotency keys",
-                masked(lane.wa_id),
+                Phone(lane.wa_id),
             )
 
     async def _deliver(self, lane: OutboxLane, item: OutboxItem) -> SendOutcome:
@@ -132,35 +133,38 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         # out, and only the same request under the same key is sure not to go out twice (the
         # provider's 403 has the last word if the window closed meanwhile).
         if free_form and item.attempts == 0 and not lane.window.is_open(self.clock.now()):
-            return self._closed(lane, item, item.attempts, "the 24-hour window is closed", False)
+            return self._closed(lane, item, item.attempts, "the 24-hour window is closed", None)
         media: list[str | None] = [item.media_id]
+        exchange = Exchange()
         try:
-            message_id = await self._send(lane, item, media)
+            message_id = await self._send(lane, item, media, exchange)
         except RateLimitedError as exc:
             # A 429 is the provider pacing us, not a failure of this message: it does not count.
+            retry_in = exc.retry_after or 1.0
+            log_send(log, lane, item, PENDING, exchange=exchange, error=exc, retry_in=retry_in)
             return SendOutcome(
-                item.seq, PENDING, item.attempts, error=str(exc), retry_in=exc.retry_after or 1.0,
+                item.seq, PENDING, item.attempts, error=str(exc), retry_in=retry_in,
                 media_id=media[0],
             )  # fmt: skip
         except TransientProviderError as exc:
-            return self._transient(lane, item, attempts, exc, media[0])
+            return self._transient(lane, item, attempts, exc, media[0], exchange)
         except PermanentProviderError as exc:
             if exc.status == 403 and free_form:  # the provider has the last word on the window
-                return self._closed(lane, item, attempts, str(exc), True)
-            log.warning("send %s to %s refused, not retried: %s", item.seq, masked(lane.wa_id), exc)
+                return self._closed(lane, item, attempts, exc, exchange)
+            log_send(log, lane, item, FAILED, exchange=exchange, error=exc, level=logging.WARNING)
             return SendOutcome(item.seq, FAILED, attempts, error=str(exc), media_id=media[0])
         except MediaError as exc:
-            log.warning("send %s: %s", item.seq, exc)
+            log_send(log, lane, item, FAILED, exchange=exchange, error=exc, level=logging.WARNING)
             return SendOutcome(item.seq, FAILED, attempts, error=str(exc))
         except Exception as exc:  # a transport's unmapped error must not lose the lane's results
-            log.exception("send %s: unexpected error, retried like a network failure", item.seq)
-            return self._transient(lane, item, attempts, exc, media[0])
+            return self._transient(lane, item, attempts, exc, media[0], exchange, unexpected=True)
+        log_send(log, lane, item, SENT, exchange=exchange, message_id=message_id)
         return SendOutcome(
             item.seq, SENT, attempts, provider_message_id=message_id, media_id=media[0]
         )
 
     async def _send(
-        self, lane: OutboxLane, item: OutboxItem, media: list[str | None]
+        self, lane: OutboxLane, item: OutboxItem, media: list[str | None], exchange: Exchange
     ) -> str | None:
         """Sends `item` (with the media an earlier attempt used, if any); a refusal that can
         mean "that media id is gone" uploads the file again, once. `media[0]` is left naming
@@ -172,7 +176,7 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
             resolved = await self.media.resolve(pnid, item.payload)
         media[0] = resolved.media_id
         try:
-            return await self._post(lane, item, resolved)
+            return await self._post(lane, item, resolved, exchange)
         except PermanentProviderError as exc:
             if resolved.media_id is None or exc.status not in MEDIA_GONE_STATUSES:
                 raise
@@ -184,9 +188,11 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
             )
         again = await self.media.upload_again(pnid, item.payload, resolved.media_id)
         media[0] = again.media_id
-        return await self._post(lane, item, again)
+        return await self._post(lane, item, again, exchange)
 
-    async def _post(self, lane: OutboxLane, item: OutboxItem, resolved: Resolved) -> str | None:
+    async def _post(
+        self, lane: OutboxLane, item: OutboxItem, resolved: Resolved, exchange: Exchange
+    ) -> str | None:
         key = item.idempotency_key
         if resolved.media_id is not None:
             key = with_media(key, resolved.media_id)
@@ -196,22 +202,32 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
             type=item.type,
             payload=resolved.payload,
             idempotency_key=key,
+            exchange=exchange,
         )
 
     def _closed(
-        self, lane: OutboxLane, item: OutboxItem, attempts: int, reason: str, provider_said: bool
+        self,
+        lane: OutboxLane,
+        item: OutboxItem,
+        attempts: int,
+        refusal: PermanentProviderError | str,
+        exchange: Exchange | None,
     ) -> SendOutcome:
-        """A free-form send into a closed window: its fallback template, held, or failed."""
+        """A free-form send into a closed window (`refusal`: the provider's 403, or why it
+        was not sent): its fallback template, held, or failed."""
+        reason, provider_said = str(refusal), exchange is not None
         if item.when_closed == FALL_BACK and item.fallback is not None:
+            log_send(log, lane, item, PENDING, exchange=exchange, error=refusal, fallback=FALL_BACK)
             return SendOutcome(
                 item.seq, PENDING, attempts, error=reason, fall_back=FALL_BACK,
                 window_closed=provider_said,
             )  # fmt: skip
         if item.when_closed == HOLD:
+            log_send(log, lane, item, HELD, exchange=exchange, error=refusal)
             return SendOutcome(
                 item.seq, HELD, attempts, error=reason, fall_back=HOLD, window_closed=provider_said
             )
-        log.warning("send %s to %s not delivered: %s", item.seq, masked(lane.wa_id), reason)
+        log_send(log, lane, item, FAILED, exchange=exchange, error=refusal, level=logging.WARNING)
         return SendOutcome(
             item.seq,
             FAILED,
@@ -221,23 +237,28 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         )
 
     def _transient(
-        self, lane: OutboxLane, item: OutboxItem, attempts: int, exc: Exception, media: str | None
+        self,
+        lane: OutboxLane,
+        item: OutboxItem,
+        attempts: int,
+        exc: Exception,
+        media: str | None,
+        exchange: Exchange,
+        *,
+        unexpected: bool = False,
     ) -> SendOutcome:
+        """A 5xx, a network failure, or an error nothing expected (logged with its traceback):
+        retried after a backoff, until the policy gives up."""
         if attempts >= self.retry.max_attempts:
-            log.error(
-                "send %s to %s failed %d times, giving up: %s",
-                item.seq,
-                masked(lane.wa_id),
-                attempts,
-                exc,
-            )
+            log_send(log, lane, item, FAILED, exchange=exchange, error=exc, level=logging.ERROR,
+                     traceback=unexpected)  # fmt: skip
             return SendOutcome(
                 item.seq, FAILED, attempts, error=f"gave up after {attempts} attempts: {exc}"
             )
         delay = self.retry.delay(attempts, self._rng)
-        log.info(
-            "send %s to %s failed (%s), retrying in %.1fs", item.seq, masked(lane.wa_id), exc, delay
-        )
+        level = logging.ERROR if unexpected else logging.WARNING
+        log_send(log, lane, item, PENDING, exchange=exchange, error=exc, retry_in=delay,
+                 level=level, traceback=unexpected)  # fmt: skip
         return SendOutcome(
             item.seq, PENDING, attempts, error=str(exc), retry_in=delay, media_id=media
         )

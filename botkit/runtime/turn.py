@@ -8,12 +8,16 @@ Each event runs its handler with the state and data the previous one left. A han
 raises, runs too long, or leaves something that cannot be stored (data or a message that is
 not JSON) fails its own event: its changes are dropped and the next event starts from the
 state before it. What an event says about the 24-hour window is kept even then.
+
+Each event also leaves an `EventReport` (states, handler, what it sent, how long it took,
+how it ended) for its log line, which the dispatcher writes once the turn is committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +26,7 @@ from botkit import codec
 from botkit.conversation.context import HOLD as HOLD_SEND
 from botkit.conversation.context import Context, Event, Hold, Queued, WindowView
 from botkit.conversation.dsl import Conversation, ConversationSpec
-from botkit.logsafe import cut, shown
+from botkit.logsafe import cut
 from botkit.store.base import (
     DONE,
     FAIL,
@@ -55,12 +59,34 @@ ERROR_KEPT = 2000  # characters of a failed event's error kept in the store
 
 
 @dataclass(frozen=True, slots=True)
+class EventReport:
+    """What one event of a turn did, for its log line: `sent` are the types of the messages
+    it queued and `keys` their idempotency keys; `message_id` is an inbound message's wamid
+    or the outbound message a status is about, `delivery` that status; `duration` seconds."""
+
+    event_id: str
+    kind: str
+    state_before: str
+    state_after: str
+    handler: str | None
+    sent: tuple[str, ...]
+    keys: tuple[str, ...]
+    duration: float
+    outcome: str
+    error: str | None = None
+    message_id: str | None = None
+    delivery: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
-    """What a turn produced: the outcome to commit, and the handlers' exceptions by event id
-    (to report once it is committed: the simulator raises them in the test's step)."""
+    """What a turn produced: the outcome to commit, the handlers' exceptions by event id
+    (to report once it is committed: the simulator raises them in the test's step), and a
+    report of each event it ended, in order."""
 
     outcome: LaneOutcome
     errors: dict[str, BaseException] = field(default_factory=dict)
+    reports: tuple[EventReport, ...] = ()
 
 
 @dataclass(slots=True)
@@ -78,6 +104,11 @@ class _Progress:
     inbound: bool = False
     errors: dict[str, BaseException] = field(default_factory=dict)
     announce: Message | None = None  # a migration's message, sent before the next handler
+    reports: list[EventReport] = field(default_factory=list)
+    # of the event running: the handler that ran, and the message id and status it is about
+    handler: str | None = None
+    message_id: str | None = None
+    delivery: str | None = None
 
 
 async def take_turn(
@@ -87,14 +118,19 @@ async def take_turn(
     *,
     handler_timeout: float = HANDLER_TIMEOUT,
     max_attempts: int = MAX_ATTEMPTS,
+    monotonic: Callable[[], float] = time.perf_counter,
 ) -> Turn:
-    """Runs `lane`'s events in order and returns what to commit."""
+    """Runs `lane`'s events in order and returns what to commit (and what to log of it)."""
     spec = type(conversation).spec
     state, data, announce = _resume(spec, lane.session)
     progress = _Progress(state, data, lane.window, announce=announce)
     gave_up = max_attempts if lane.attempts > max_attempts else None
     for item in lane.events:
+        before, queued = progress.state, len(progress.sends)
+        progress.handler = progress.message_id = progress.delivery = None
+        started = monotonic()
         await _run_event(conversation, item, progress, now, handler_timeout, gave_up)
+        _report(item, progress, before, queued, monotonic() - started)
     session = None
     if progress.changed:
         session = Session(
@@ -115,7 +151,22 @@ async def take_turn(
         refused=tuple(progress.refused),
         attempts=lane.attempts,
     )
-    return Turn(outcome, progress.errors)
+    return Turn(outcome, progress.errors, tuple(progress.reports))
+
+
+def _report(
+    item: InboxItem, progress: _Progress, before: str, queued: int, duration: float
+) -> None:
+    """The report of the event just run (its result is the last one)."""
+    result = progress.results[-1]
+    sends = progress.sends[queued:]
+    progress.reports.append(
+        EventReport(
+            item.event_id, item.kind, before, progress.state, progress.handler,
+            tuple(send.type for send in sends), tuple(send.idempotency_key for send in sends),
+            duration, result.status, result.error, progress.message_id, progress.delivery,
+        )
+    )  # fmt: skip
 
 
 async def _run_event(
@@ -135,15 +186,13 @@ async def _run_event(
         return result(FAILED, cut(f"stored envelope unreadable: {exc}", ERROR_KEPT))
     if isinstance(event, OtherEvent):
         return result(IGNORED)
+    if isinstance(event, InboundMessage):
+        progress.message_id = event.message_id
+    elif isinstance(event, StatusUpdate):
+        progress.message_id, progress.delivery = event.message_id, event.status
     try:
         _learn(event, item, progress)
     except Exception as exc:  # a value the store cannot keep: this event fails, not the lane
-        log.error(
-            "%s: event %s cannot be recorded: %s",
-            type(conversation).spec.name,
-            shown(item.event_id),
-            exc,
-        )
         return result(FAILED, cut(f"cannot be recorded: {type(exc).__name__}: {exc}", ERROR_KEPT))
     if gave_up is not None:  # claimed too often without finishing: it may kill the worker
         return result(FAILED, f"gave up after {gave_up} attempts")
@@ -156,24 +205,22 @@ async def _run_event(
         async with deadline:
             if progress.announce is not None:  # held when closed: the user hears it on writing
                 await ctx.send(progress.announce, fallback=HOLD_SEND)
-            handled = await spec.run(conversation, ctx)
+            try:
+                handled = await spec.run(conversation, ctx)
+            finally:
+                progress.handler = ctx.handler
         data = _copy(ctx.data)  # data that is not JSON fails here, in its own event
         sends = [_send(ctx, queued, item.event_id, n) for n, queued in enumerate(ctx.queued)]
     except TimeoutError as exc:
         if not deadline.expired():  # the handler's own TimeoutError (a client of its): its bug
-            return _failed(spec.name, item, progress, exc, result)
-        error = f"the handler took more than {limit:g}s and was cancelled"
-        log.error("%s: event %s: %s", spec.name, shown(item.event_id), error)
-        return result(FAILED, error)
+            return _failed(item, progress, exc, result)
+        return result(FAILED, f"the handler took more than {limit:g}s and was cancelled")
     except asyncio.CancelledError:
         if _being_cancelled():
             raise
-        log.error(
-            "%s: event %s: the handler raised CancelledError", spec.name, shown(item.event_id)
-        )
         return result(FAILED, "the handler raised CancelledError")
     except Exception as exc:  # the handler's bug or refusal: the event fails, state unchanged
-        return _failed(spec.name, item, progress, exc, result)
+        return _failed(item, progress, exc, result)
     if not handled:
         reason = None
         if isinstance(event, TriggerEvent):
@@ -186,14 +233,13 @@ async def _run_event(
 
 
 def _failed(
-    name: str,
     item: InboxItem,
     progress: _Progress,
     exc: Exception,
     result: Callable[[str, str | None], None],
 ) -> None:
-    """The handler raised: its event fails with the error, and the error is reported."""
-    log.error("%s: handler failed on event %s", name, shown(item.event_id), exc_info=exc)
+    """The handler raised: its event fails with the error, which is reported (with its
+    traceback, on the event's log line) once the turn is committed."""
     progress.errors[item.event_id] = exc
     result(FAILED, cut(f"{type(exc).__name__}: {exc}", ERROR_KEPT))
 

@@ -200,7 +200,8 @@ class LaneOutcome:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """A claimed send; `media_id` is the uploaded media an earlier attempt sent it with."""
+    """A claimed send; `media_id` is the uploaded media an earlier attempt sent it with,
+    `cause` the event (or trigger) id whose turn queued it (for its log line)."""
 
     seq: int
     idempotency_key: str
@@ -210,6 +211,7 @@ class OutboxItem:
     when_closed: str = FAIL
     fallback: JSON = None
     media_id: str | None = None
+    cause: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

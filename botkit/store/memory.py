@@ -441,6 +441,7 @@ class _Outbox(_Queue):
                     s.when_closed,
                     _copy(s.fallback),
                     s.media_id,
+                    s.cause,
                 )
                 for s in pending
             )

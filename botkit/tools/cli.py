@@ -24,11 +24,11 @@ import httpx
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from botkit.config import DEV_WEBHOOK_SECRET, Settings, database_for
+from botkit import logsafe
+from botkit.config import DEV_WEBHOOK_SECRET, LogSettings, Settings, database_for
 from botkit.conversation.dsl import Conversation
 from botkit.exceptions import BotkitError
 from botkit.fake.provider import FakeGoSendAPI, serve
-from botkit.logsafe import SafeFormatter
 from botkit.runtime.bot import Bot, find_bot, import_target, load_bot
 from botkit.runtime.runtime import Runtime
 from botkit.runtime.worker import WorkerProcess, stop_signals, until_stopped, worker_command
@@ -41,6 +41,10 @@ log = logging.getLogger("botkit")
 
 FAKE_MOUNT = "/provider"
 LOG_LEVELS = ["critical", "error", "warning", "info", "debug"]
+# --log-level when not given (run and worker: BOTKIT_LOG_LEVEL first). The chat prints a
+# handler's error as one line; the log would repeat it with a traceback (--log-level error
+# shows it).
+DEFAULT_LOG_LEVELS = {"run": "info", "worker": "info", "chat": "critical", "dev": "warning"}
 # What to set when a separate worker needs a provider: a fake GoSendAPI will do.
 PROVIDER_VARIABLES = (
     "GOSENDAPI_API_KEY and GOSENDAPI_WEBHOOK_SECRET (and, for a fake GoSendAPI served by "
@@ -427,7 +431,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8000)
-    run.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    run.add_argument("--log-level", choices=LOG_LEVELS, help="default: BOTKIT_LOG_LEVEL, else info")
     run.add_argument(
         "--require-provider",
         action="store_true",
@@ -454,7 +458,9 @@ def parser() -> argparse.ArgumentParser:
         description=WORKER_DESCRIPTION,
     )
     worker.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
-    worker.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    worker.add_argument(
+        "--log-level", choices=LOG_LEVELS, help="default: BOTKIT_LOG_LEVEL, else info"
+    )
     # `botkit run`'s child: woken through its stdin, gone when its parent closes it
     worker.add_argument("--wakeups-from-stdin", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(func=_worker)
@@ -490,9 +496,7 @@ def parser() -> argparse.ArgumentParser:
     chat.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
     chat.add_argument("--user", default=None, metavar="NUMBER", help="the user's phone number")
     chat.add_argument("--name", default=None, help="the user's profile name")
-    # Critical by default: the chat prints a handler's error as one line; the log would repeat
-    # it with a traceback (--log-level error shows it).
-    chat.add_argument("--log-level", default="critical", choices=LOG_LEVELS)
+    chat.add_argument("--log-level", choices=LOG_LEVELS, help="default: critical")
     chat.set_defaults(func=_chat)
     dev = commands.add_parser("dev", help="a web simulator for a bot, on the fake GoSendAPI")
     dev.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
@@ -503,7 +507,7 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="the SQLite file (users' states); botkit-dev-NAME.db by default, after the module",
     )
-    dev.add_argument("--log-level", default="warning", choices=LOG_LEVELS)
+    dev.add_argument("--log-level", choices=LOG_LEVELS, help="default: warning")
     dev.add_argument(
         "--no-reload", action="store_true", help="do not reload the bot when its file changes"
     )
@@ -529,14 +533,34 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _log_to_stderr(args: argparse.Namespace) -> None:
+    """The process's log (botkit/logsafe.py: every line escaped and bounded, users' numbers
+    masked): BOTKIT_LOG_FORMAT, BOTKIT_LOG_PHONE, and the level of --log-level, else, for
+    the commands that serve a bot, BOTKIT_LOG_LEVEL, else the command's default."""
+    settings = LogSettings.from_env()
+    level = log_level(args.command, getattr(args, "log_level", None), settings)
+    if hasattr(args, "log_level"):
+        args.log_level = level  # `botkit run` passes it on to its worker child
+    logsafe.configure(level, format=settings.format, phones=settings.phones)
+
+
+def log_level(command: str, given: str | None, settings: LogSettings) -> str:
+    """The level of `command`: --log-level when `given`, else BOTKIT_LOG_LEVEL for the
+    commands that serve a bot (run, worker), else the command's own default."""
+    if given is not None:
+        return given
+    serving = command in ("run", "worker")
+    return (settings.level if serving else None) or DEFAULT_LOG_LEVELS.get(command, "info")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `botkit` command."""
     args = parser().parse_args(argv)
-    level = str(getattr(args, "log_level", "info")).upper()
-    handler = logging.StreamHandler()  # every line escaped and bounded (botkit/logsafe.py)
-    handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    try:
+        _log_to_stderr(args)
+    except BotkitError as exc:
+        print(f"botkit: error: {exc}", file=sys.stderr)
+        return 2
     sys.path.insert(0, ".")
     try:
         code: int = args.func(args)

@@ -99,10 +99,12 @@ GOSENDAPI_API_KEY=
 GOSENDAPI_WEBHOOK_SECRET=
 GOSENDAPI_PHONE_NUMBER_ID=
 # BOTKIT_DATABASE=/data/botkit.db
+# BOTKIT_LOG_FORMAT=json   (the container's default; text for a terminal)
 """
 
 DOCKERFILE = """FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 BOTKIT_DATABASE=/data/botkit.db PORT=8000
+ENV BOTKIT_LOG_FORMAT=json
 WORKDIR /app
 COPY pyproject.toml ./
 RUN pip install "botkit[postgres]"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 
-from botkit.logsafe import shown
+from botkit.logsafe import masked_phone, shown
 
 _ALLOWED = frozenset(" +()-.\uff0b")  # and any script's digits, which phonenumbers reads
 
@@ -40,5 +40,6 @@ def to_wa_id(raw: str) -> str:
 
 
 def masked(wa_id: str) -> str:
-    """A user's number as logs show it: its last four digits only (`***3456`)."""
-    return f"***{wa_id[-4:]}"
+    """A user's number as logs show it, masked (`54911****3456`: botkit.logsafe's rule; a
+    log line takes `logsafe.Phone(wa_id)`, which BOTKIT_LOG_PHONE=full shows whole)."""
+    return masked_phone(wa_id)

@@ -18,7 +18,7 @@ from botkit.exceptions import (
 )
 from botkit.fake.provider import FakeGoSendAPI
 from botkit.provider.ratelimit import RateLimiter
-from botkit.provider.sender import Sender
+from botkit.provider.sender import Exchange, Sender
 from botkit.types import ManualClock
 
 pytestmark = pytest.mark.anyio
@@ -474,3 +474,35 @@ async def test_a_sender_paced_at_the_providers_rate_never_sees_a_429() -> None:
     assert [sent.at - start for sent in fake.messages] == pytest.approx(
         [index / 4.9 for index in range(30)]  # 2 % under the provider's 5/s
     )
+
+
+# -- the exchange: what the outbox logs of each attempt ---------------------------------------
+
+
+@pytest.mark.parametrize("status", [200, 400, 429, 503])
+async def test_an_exchange_gets_the_status_and_latency_whatever_the_answer(status: int) -> None:
+    exchange = Exchange()
+    async with sender_for(answering(status, json={"id": "wamid.1"})) as sender:
+        try:
+            await sender.send(
+                phone_number_id=PHONE_NUMBER_ID, to=USER, type="text", payload={"body": "hola"},
+                idempotency_key=KEY, exchange=exchange,
+            )  # fmt: skip
+        except ProviderError as exc:
+            assert exc.status == status
+    assert exchange.status == status
+    assert exchange.latency is not None and 0 <= exchange.latency < 5
+
+
+async def test_an_exchange_without_an_answer_has_no_status_but_a_latency() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    exchange = Exchange()
+    async with sender_for(handler) as sender:
+        with pytest.raises(TransientProviderError):
+            await sender.send(
+                phone_number_id=PHONE_NUMBER_ID, to=USER, type="text", payload={"body": "hola"},
+                idempotency_key=KEY, exchange=exchange,
+            )  # fmt: skip
+    assert exchange.status is None and exchange.latency is not None

@@ -727,6 +727,8 @@ class StoreContract:
         assert lanes[0].sends[0].payload == {"body": "hola", "preview_url": False}
         assert [item.attempts for item in lanes[0].sends] == [0, 0]
         assert (lanes[0].sends[0].when_closed, lanes[0].sends[0].fallback) == (FAIL, None)
+        # the event that queued each send, for its log line
+        assert [item.cause for item in lanes[0].sends] == ["cause-a1", "cause-a2"]
         assert await store.outbox.claim("B", 10, LEASE) == []
 
     async def test_a_claimed_outbox_lane_waits_for_its_lease_or_its_record(

@@ -20,12 +20,19 @@ import httpx
 import pytest
 
 import bots.clinic
-from botkit.config import Settings
+from botkit.config import LogSettings, Settings
 from botkit.exceptions import BotkitError
 from botkit.runtime.bot import Bot
 from botkit.runtime.worker import worker_command
 from botkit.store.sqlite import SqliteStore
-from botkit.tools.cli import build_app, load_bot, load_conversation, main, provider_banner
+from botkit.tools.cli import (
+    build_app,
+    load_bot,
+    load_conversation,
+    log_level,
+    main,
+    provider_banner,
+)
 
 from .processes import Deployment
 
@@ -462,3 +469,28 @@ def test_without_botkit_database_each_bot_runs_on_its_own_file(
     capsys.readouterr()
     made = sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db")
     assert made == ["botkit-clinic.db", "botkit-pizza.db"]
+
+
+# -- the log's settings --------------------------------------------------------------------
+
+
+def test_the_log_level_is_the_flag_else_botkit_log_level_for_serving_else_the_default() -> None:
+    debug = LogSettings(level="debug")
+    assert log_level("run", "error", debug) == "error"
+    assert log_level("run", None, debug) == log_level("worker", None, debug) == "debug"
+    assert log_level("run", None, LogSettings()) == "info"
+    # the chat and the simulator keep their quiet levels, whatever a deployment's .env says
+    assert log_level("chat", None, debug) == "critical"
+    assert log_level("dev", None, debug) == "warning"
+
+
+@pytest.mark.usefixtures("bare_env")
+def test_a_bad_log_setting_is_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOTKIT_LOG_FORMAT", "yaml")
+    assert main(["check", "bots.hello"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("botkit: error: ") and "BOTKIT_LOG_FORMAT must be one of text, json" in err
+    )

@@ -472,3 +472,61 @@ $fn$;
 # schema step 4: the add without the notice in its transaction (v1 stays for processes of
 # the version before, during a rolling deploy)
 ADD_V2 = _add_function("botkit_add_v2", notify=False)
+
+# schema step 6: the claim of sends with their causes (v1 stays, as above)
+CLAIM_SENDS_V2 = f"""
+-- Claims up to _limit lanes whose first pending send is due, earliest first, and returns
+-- their next sends (one per row; a lane with none has one row of NULL sends), each with the
+-- lane's window and position. v2 returns each send's cause too (the event id its log line
+-- names); v1 stays for the processes of an older botkit during a rolling deploy.
+CREATE OR REPLACE FUNCTION botkit_claim_sends_v2(
+    _token text, _until float8, _now float8, _limit integer
+) RETURNS TABLE (
+    phone_number_id text, wa_id text, last_inbound_at float8, inbound_seq bigint,
+    closed_seq bigint, lane_position bigint, seq bigint, idempotency_key text, type text,
+    payload text, attempts integer, when_closed text, fallback text, media_id text,
+    cause text
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    ps text[]; ws text[];
+BEGIN
+    -- due and free (index send_lanes_free), and due with a claim that ran out
+    -- (send_lanes_claimed), earliest first
+    WITH free AS (
+        SELECT s.phone_number_id, s.wa_id, s.send_due FROM send_lanes s
+        WHERE s.send_due IS NOT NULL AND s.send_due <= _now AND s.send_token IS NULL
+        ORDER BY s.send_due, s.phone_number_id, s.wa_id LIMIT _limit
+        FOR UPDATE SKIP LOCKED
+    ), lapsed AS (
+        SELECT s.phone_number_id, s.wa_id, s.send_due FROM send_lanes s
+        WHERE s.send_token IS NOT NULL AND s.send_until <= _now AND s.send_due <= _now
+        ORDER BY s.send_until LIMIT _limit
+        FOR UPDATE SKIP LOCKED
+    ), c AS (
+        SELECT * FROM (SELECT * FROM free UNION ALL SELECT * FROM lapsed) AS x
+        ORDER BY x.send_due, x.phone_number_id, x.wa_id LIMIT _limit
+    ), claimed AS (
+        UPDATE send_lanes AS s SET send_token = _token, send_until = _until
+        FROM c WHERE s.phone_number_id = c.phone_number_id AND s.wa_id = c.wa_id
+        RETURNING s.phone_number_id, s.wa_id, s.send_due
+    )
+    SELECT array_agg(x.phone_number_id ORDER BY x.send_due, x.phone_number_id, x.wa_id),
+        array_agg(x.wa_id ORDER BY x.send_due, x.phone_number_id, x.wa_id)
+    INTO ps, ws FROM claimed x;
+    IF ps IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT v.p, v.w, l.last_inbound_at, coalesce(l.inbound_seq, 0), l.closed_seq,
+        coalesce(l.last_seq, 0), o.seq, o.idempotency_key, o.type, o.payload, o.attempts,
+        o.when_closed, o.fallback, o.media_id, o.cause
+    FROM unnest(ps, ws) WITH ORDINALITY AS v(p, w, k)
+    LEFT JOIN lanes l ON l.phone_number_id = v.p AND l.wa_id = v.w
+    LEFT JOIN LATERAL (
+        SELECT * FROM outbox x WHERE x.phone_number_id = v.p AND x.wa_id = v.w
+        AND x.status = 'pending' ORDER BY x.seq LIMIT {LANE_ITEMS}
+    ) AS o ON true
+    ORDER BY v.k, o.seq;
+END
+$fn$;
+"""

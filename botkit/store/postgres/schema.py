@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncpg
 
 from botkit.exceptions import StoreError
-from botkit.store.postgres.functions import ADD_V2, FUNCTIONS
+from botkit.store.postgres.functions import ADD_V2, CLAIM_SENDS_V2, FUNCTIONS
 
 # Step 1: the tables of the first PostgreSQL store.
 _TABLES = """
@@ -150,7 +150,8 @@ CREATE INDEX IF NOT EXISTS outbox_user ON outbox (wa_id, seq);
 CREATE INDEX IF NOT EXISTS outbox_failed ON outbox (seq) WHERE status = 'failed';
 """
 
-STEPS = (_TABLES, _RATE_BUCKETS, FUNCTIONS, ADD_V2, _USER_INDEXES)  # 3 and 4: functions.py
+# 3, 4 and 6: functions.py
+STEPS = (_TABLES, _RATE_BUCKETS, FUNCTIONS, ADD_V2, _USER_INDEXES, CLAIM_SENDS_V2)
 SCHEMA_VERSION = len(STEPS)
 
 # pg_advisory_lock(key): held while a process migrates; others wait for it
