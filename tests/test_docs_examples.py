@@ -11,6 +11,9 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import io
+import json
+import logging
 import os
 import socket
 import subprocess
@@ -25,7 +28,7 @@ import httpx
 import pytest
 
 import bots.pizza
-from botkit import Bot, BotkitError, Simulator
+from botkit import Bot, BotkitError, Simulator, logsafe
 from botkit.provider.ratelimit import RateLimiter
 from botkit.provider.sender import Sender
 from botkit.tools.cli import main
@@ -268,3 +271,25 @@ class Clinic(Conversation):
 
 bot = Bot(Clinic)
 """
+
+
+@runs("docs/logging.md#1")
+async def _own_lines(code: str, tmp_path: Path) -> None:
+    example = module(code, "shop.handlers")
+    for form, phones in (("json", "masked"), ("text", "masked"), ("json", "full")):
+        stream = io.StringIO()
+        made = logsafe.handler(format=form, phones=phones, stream=stream)
+        example.log.addHandler(made)
+        example.log.setLevel(logging.INFO)
+        try:
+            example.noted(JUAN, "A-17")
+        finally:
+            example.log.removeHandler(made)
+        line = stream.getvalue().strip()
+        if form == "json":
+            written = json.loads(line)
+            assert (written["message"], written["order"]) == ("order A-17 placed", "A-17")
+            assert written["user"] == (JUAN if phones == "full" else "54911****3456")
+        else:
+            assert line.startswith("INFO shop.handlers: order A-17 placed ")
+            assert "user=54911****3456" in line and JUAN not in line
