@@ -32,7 +32,11 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+)
+from prometheus_client import (
     multiprocess as _multiprocess,
+)
+from prometheus_client import (
     values as _values,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric

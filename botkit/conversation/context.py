@@ -131,6 +131,7 @@ class Context:
         self.queued: list[Queued] = []
         self.target: str | None = None
         self.route_fallback: Fallback | None = None
+        self.handler: str | None = None  # the handler's name, once one is found for the input
         self._sendings: list[Sending] = []
 
     @property

@@ -291,6 +291,7 @@ class ConversationSpec:
             return True
         route, handler = found
         ctx.route_fallback = route.fallback
+        ctx.handler = route.handler
         try:
             result = handler(conversation, ctx)
             if inspect.isawaitable(result):

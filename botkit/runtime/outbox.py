@@ -18,6 +18,7 @@ from botkit.exceptions import (
     RateLimitedError,
     TransientProviderError,
 )
+from botkit.metrics import Metrics
 from botkit.provider.media import DEFAULT_MAX_AGE, MediaUploads, Resolved
 from botkit.provider.sender import Sender
 from botkit.runtime.lanes import LaneService, LaneWorker
@@ -76,8 +77,10 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
         media_max_age: float = DEFAULT_MAX_AGE,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics.off()
         self.sender = sender
         self.media = MediaUploads(store.media, sender, max_age=media_max_age)
         self.clock = clock
@@ -108,6 +111,7 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         results: list[SendOutcome] = []
         for item in lane.sends:
             outcome = await self._deliver(lane, item)
+            self.metrics.send(item.type, _outcome(item, outcome))
             results.append(outcome)
             if outcome.status == PENDING or outcome.fall_back or outcome.window_closed:
                 break
@@ -138,6 +142,7 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
             message_id = await self._send(lane, item, media)
         except RateLimitedError as exc:
             # A 429 is the provider pacing us, not a failure of this message: it does not count.
+            self.metrics.retry("429")
             return SendOutcome(
                 item.seq, PENDING, item.attempts, error=str(exc), retry_in=exc.retry_after or 1.0,
                 media_id=media[0],
@@ -203,6 +208,7 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
     ) -> SendOutcome:
         """A free-form send into a closed window: its fallback template, held, or failed."""
         if item.when_closed == FALL_BACK and item.fallback is not None:
+            self.metrics.fallback("403" if provider_said else "closed_window")
             return SendOutcome(
                 item.seq, PENDING, attempts, error=reason, fall_back=FALL_BACK,
                 window_closed=provider_said,
@@ -235,12 +241,24 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
                 item.seq, FAILED, attempts, error=f"gave up after {attempts} attempts: {exc}"
             )
         delay = self.retry.delay(attempts, self._rng)
+        # a status is the provider's answer (5xx); without one, the request never got one
+        self.metrics.retry("5xx" if getattr(exc, "status", None) else "network")
         log.info(
             "send %s to %s failed (%s), retrying in %.1fs", item.seq, masked(lane.wa_id), exc, delay
         )
         return SendOutcome(
             item.seq, PENDING, attempts, error=str(exc), retry_in=delay, media_id=media
         )
+
+
+def _outcome(item: OutboxItem, outcome: SendOutcome) -> str:
+    """A send attempt's outcome, as botkit_sends_total labels it."""
+    if outcome.status != PENDING:
+        return outcome.status  # sent, failed, held
+    if outcome.fall_back == FALL_BACK:
+        return "fallback"
+    # a 5xx or network failure counts an attempt; a 429 does not (the provider pacing us)
+    return "retry" if outcome.attempts > item.attempts else "rate_limited"
 
 
 __all__ = ["Outbox", "RetryPolicy"]

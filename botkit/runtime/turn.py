@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
 HANDLER_TIMEOUT = 30.0
 ERROR_KEPT = 2000  # characters of a failed event's error kept in the store
+PROMPT = "(prompt)"  # the handler of an input no handler takes: the state's prompt again
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class Turn:
 
     outcome: LaneOutcome
     errors: dict[str, BaseException] = field(default_factory=dict)
+    failed_handlers: tuple[str, ...] = ()  # the handler of each event a handler failed
 
 
 @dataclass(slots=True)
@@ -76,6 +78,7 @@ class _Progress:
     refused: list[str] = field(default_factory=list)
     inbound: bool = False
     errors: dict[str, BaseException] = field(default_factory=dict)
+    failed_handlers: list[str] = field(default_factory=list)
 
 
 async def take_turn(
@@ -113,7 +116,7 @@ async def take_turn(
         refused=tuple(progress.refused),
         attempts=lane.attempts,
     )
-    return Turn(outcome, progress.errors)
+    return Turn(outcome, progress.errors, tuple(progress.failed_handlers))
 
 
 async def _run_event(
@@ -156,6 +159,7 @@ async def _run_event(
         data = _copy(ctx.data)  # data that is not JSON fails here, in its own event
         sends = [_send(ctx, queued, item.event_id, n) for n, queued in enumerate(ctx.queued)]
     except TimeoutError as exc:
+        progress.failed_handlers.append(ctx.handler or PROMPT)  # botkit_handler_errors_total
         if not deadline.expired():  # the handler's own TimeoutError (a client of its): its bug
             return _failed(spec.name, item, progress, exc, result)
         error = f"the handler took more than {limit:g}s and was cancelled"
@@ -167,8 +171,10 @@ async def _run_event(
         log.error(
             "%s: event %s: the handler raised CancelledError", spec.name, shown(item.event_id)
         )
+        progress.failed_handlers.append(ctx.handler or PROMPT)
         return result(FAILED, "the handler raised CancelledError")
     except Exception as exc:  # the handler's bug or refusal: the event fails, state unchanged
+        progress.failed_handlers.append(ctx.handler or PROMPT)
         return _failed(spec.name, item, progress, exc, result)
     if not handled:
         reason = None

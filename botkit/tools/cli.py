@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import logging
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -29,9 +32,16 @@ from botkit.conversation.dsl import Conversation
 from botkit.exceptions import BotkitError
 from botkit.fake.provider import FakeGoSendAPI, serve
 from botkit.logsafe import SafeFormatter
+from botkit.metrics import multiprocess
 from botkit.runtime.bot import Bot, find_bot, import_target, load_bot
 from botkit.runtime.runtime import Runtime
-from botkit.runtime.worker import WorkerProcess, stop_signals, until_stopped, worker_command
+from botkit.runtime.worker import (
+    STOP_SIGNALS,
+    WorkerProcess,
+    stop_signals,
+    until_stopped,
+    worker_command,
+)
 from botkit.store import open_store
 from botkit.tools import check, graph
 from botkit.web import server
@@ -104,6 +114,35 @@ def _run(args: argparse.Namespace) -> int:
     bot = load_bot(args.target)
     target = args.target if args.workers == "process" else None
     workers = args.workers != "none"
+    with contextlib.ExitStack() as stack:
+        if target is not None and not settings.uses_fake_provider and settings.metrics:
+            # a web process and its worker child: their figures meet in a private directory
+            directory = stack.enter_context(multiprocess())
+            _at_stop_signals(lambda: shutil.rmtree(directory, ignore_errors=True))
+        return _serve(args, bot, settings, target, workers)
+
+
+def _at_stop_signals(cleanup: Callable[[], None]) -> None:
+    """Runs `cleanup` at SIGTERM or SIGINT, then lets the signal act as it would have.
+
+    uvicorn stops gracefully at those signals, then restores the handlers it found and raises
+    the signal again, so that the process ends as signalled: no `finally` of ours runs then,
+    but this handler does.
+    """
+
+    def handler(number: int, frame: object) -> None:
+        cleanup()
+        signal.signal(number, previous.get(number) or signal.SIG_DFL)
+        signal.raise_signal(number)
+
+    previous: dict[int, Any] = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    for number in STOP_SIGNALS:
+        signal.signal(number, handler)
+
+
+def _serve(
+    args: argparse.Namespace, bot: Bot, settings: Settings, target: str | None, workers: bool
+) -> int:
     app = build_app(bot, settings, target=target, log_level=args.log_level, workers=workers)
     _open_store_once(settings, worker=workers)
     sock = server.listen(args.host, args.port)  # a port in use is one line, before the banner
