@@ -221,3 +221,27 @@ async def test_the_fake_provider_setup_of_botkit_run_serves_metrics(tmp_path: Pa
         found = await scrape(app)
     assert found("botkit_webhook_requests_total", outcome="401") == 0
     assert "botkit_worker_up" not in found.text  # no worker child here
+
+
+def metric_names(text: str) -> set[str]:
+    """botkit metric names in a text, histogram series named by their metric."""
+    found = set(re.findall(r"\bbotkit_[a-z_]+[a-z]", text))
+    return {re.sub(r"_(bucket|count|sum)$", "", name) for name in found}
+
+
+async def test_the_docs_and_the_dashboard_name_every_metric_and_only_those(
+    sim: Simulator,
+) -> None:
+    await sim.user(ANA).says("hola")  # every labelled family has a series
+    served = {
+        line.split()[2]
+        for line in (await scrape(sim.app)).text.splitlines()
+        if line.startswith("# HELP") and not line.split()[2].endswith("_created")
+    }
+    served.add("botkit_worker_up")  # served only beside a worker child (test_metrics_processes.py)
+    root = Path(__file__).resolve().parents[2]
+    documented = metric_names((root / "docs" / "operating.md").read_text())
+    dashboard = metric_names((root / "docs" / "grafana" / "botkit.json").read_text())
+    assert documented == served
+    assert dashboard <= served, dashboard - served
+    assert len(dashboard) >= len(served) - 2
