@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from botkit.metrics import Metrics, multiprocess  # noqa: E402
+from botkit.metrics import Metrics, multiprocess
 
 
 def acknowledged(metrics: Metrics) -> None:

@@ -27,6 +27,7 @@ BEN = "5491140123457"
 HOUR = 3600.0
 REMINDER = Template.of("reminder", "es")
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$")
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
@@ -239,9 +240,8 @@ async def test_the_docs_and_the_dashboard_name_every_metric_and_only_those(
         if line.startswith("# HELP") and not line.split()[2].endswith("_created")
     }
     served.add("botkit_worker_up")  # served only beside a worker child (test_metrics_processes.py)
-    root = Path(__file__).resolve().parents[2]
-    documented = metric_names((root / "docs" / "operating.md").read_text())
-    dashboard = metric_names((root / "docs" / "grafana" / "botkit.json").read_text())
+    documented = metric_names((DOCS / "operating.md").read_text())
+    dashboard = metric_names((DOCS / "grafana" / "botkit.json").read_text())
     assert documented == served
     assert dashboard <= served, dashboard - served
     assert len(dashboard) >= len(served) - 2
