@@ -46,6 +46,7 @@ from botkit.store import open_store
 from botkit.tools import check, graph
 from botkit.web import server
 from botkit.web.app import create_app
+from botkit.web.metrics import metrics_routes
 
 log = logging.getLogger("botkit")
 
@@ -243,16 +244,27 @@ def _worker(args: argparse.Namespace) -> int:
         )
     bot = load_bot(args.target)
     runtime = Runtime(bot, settings)
+    metrics_at = None
+    if args.metrics_port is not None:  # a port in use is one line, before the workers start
+        metrics_at = server.listen(args.metrics_host, args.metrics_port)
     _collect_less()
     wakeups = runtime.store.inbox.notify if args.wakeups_from_stdin else None
 
     async def work() -> None:
-        async with runtime.running():
+        async with runtime.running(), contextlib.AsyncExitStack() as stack:
+            if metrics_at is not None:
+                app = Starlette(routes=metrics_routes(runtime))
+                await stack.enter_async_context(server.serving(app, metrics_at))
             with stop_signals() as stop:
                 if wakeups is None:  # on its own (`botkit run`'s child is stopped by its parent)
                     print(
                         f"botkit: {bot.name}'s workers are running; SIGTERM or Ctrl-C stops "
-                        "them (what is in flight is finished first)",
+                        "them (what is in flight is finished first)"
+                        + (
+                            f"; GET /metrics on {args.metrics_host}:{args.metrics_port}"
+                            if metrics_at
+                            else ""
+                        ),
                         file=sys.stderr,
                         flush=True,
                     )
@@ -467,6 +479,15 @@ def parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("target", metavar="MODULE[:ATTR]", help="e.g. bots.clinic")
     worker.add_argument("--log-level", default="info", choices=LOG_LEVELS)
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve this worker's GET /metrics on PORT (a worker apart from `botkit run`; "
+        "BOTKIT_METRICS_TOKEN protects it as the web's)",
+    )
+    worker.add_argument("--metrics-host", default="127.0.0.1", help="with --metrics-port")
     # `botkit run`'s child: woken through its stdin, gone when its parent closes it
     worker.add_argument("--wakeups-from-stdin", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(func=_worker)

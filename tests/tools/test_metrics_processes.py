@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .processes import Deployment, Process, _descendants, provider_env
+from .processes import Deployment, Process, _descendants, free_port, provider_env
 from .test_processes import BOT, USERS, post_messages
 
 pytestmark = pytest.mark.slow
@@ -21,15 +21,15 @@ pytestmark = pytest.mark.slow
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$", re.M)
 
 
-def scrape(web: Process) -> dict[str, float]:
+def scrape(web: Process, headers: dict[str, str] | None = None) -> dict[str, float]:
     """GET /metrics: "name{labels}" -> value."""
-    answer = httpx.get(f"{web.url}/metrics", timeout=5.0)
+    answer = httpx.get(f"{web.url}/metrics", headers=headers, timeout=5.0)
     assert answer.status_code == 200, answer.text
     return {f"{m[1]}{m[2] or ''}": float(m[3]) for m in SAMPLE.finditer(answer.text)}
 
 
-def figure(web: Process, key: str) -> float:
-    return scrape(web).get(key, 0.0)
+def figure(web: Process, key: str, headers: dict[str, str] | None = None) -> float:
+    return scrape(web, headers).get(key, 0.0)
 
 
 def worker_child(web: Process) -> int | None:
@@ -110,3 +110,32 @@ def test_the_worker_childs_figures_reach_the_web_scrape_and_survive_its_restart(
 
     web.stop()
     assert not directory.exists()  # botkit run removes its directory at exit
+
+
+def test_a_separate_worker_serves_its_own_figures_behind_the_token(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    fake = deployment.fake_api()
+    deployment.env.update(provider_env(fake, str(tmp_path / "bot.db")))
+    deployment.env["BOTKIT_METRICS_TOKEN"] = "scrape-token"
+    web = deployment.web(BOT)  # --no-workers: a web replica
+    port = free_port()
+    worker = deployment.worker(BOT, "--metrics-port", str(port))
+    assert f"GET /metrics on 127.0.0.1:{port}" in worker.output()
+    worker.url = f"http://127.0.0.1:{port}"
+    assert httpx.get(f"{worker.url}/metrics", timeout=5.0).status_code == 401
+
+    post_messages(web, range(1, 2))
+    headers = {"Authorization": "Bearer scrape-token"}
+    total = len(USERS)
+    deployment.wait_until(
+        lambda: figure(worker, SENT, headers) == total, what="the worker's sends", process=worker
+    )
+    found = scrape(worker, headers)
+    assert found[DONE] == total
+    assert found.get(ACCEPTED, 0) == 0  # the worker acknowledges nothing
+    served = scrape(web, headers)
+    assert served[ACCEPTED] == total  # the web replica does
+    assert served.get(SENT, 0) == 0
+    assert "botkit_worker_up" not in served  # no child of its own
+    assert worker.stop() == 0
