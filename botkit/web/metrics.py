@@ -4,8 +4,6 @@ BOTKIT_METRICS_TOKEN)."""
 
 from __future__ import annotations
 
-import hmac
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -14,6 +12,7 @@ from botkit.exceptions import StoreError
 from botkit.metrics import CONTENT_TYPE, Gauge
 from botkit.runtime.runtime import Runtime
 from botkit.store.base import Pending
+from botkit.web.auth import bearer_matches
 from botkit.web.trigger import json_response
 
 
@@ -52,9 +51,7 @@ class MetricsEndpoint:
         return gauges
 
     def _authorized(self, header: str | None) -> bool:
-        scheme, _, given = (header or "").partition(" ")
-        token = self.token or b""
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token)
+        return bearer_matches(header, self.token or b"")
 
 
 def _pending(pending: Pending) -> list[Gauge]:
