@@ -13,6 +13,11 @@ its web process and worker child on a SQLite file), `pg1` (the same on a Postgre
 BENCH_POSTGRES or the local server) and `pg3` (three `botkit run` replicas on one PostgreSQL
 database, each loaded by a wrk of its own with a third of the connections and every third
 event: one user's steps reach different replicas).
+
+`--metrics-overhead` runs only (b) on SQLite, with metrics on (the default: GET /metrics, the
+web process and its worker child keeping their figures in a multiprocess directory) and off
+(BOTKIT_METRICS=off), alternately `--repeat` times each, and prints the cost of the metrics
+on acknowledged and on processed throughput (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -165,11 +170,18 @@ def baseline(wrk: str, events: Path, folder: Path, args: argparse.Namespace) -> 
 
 
 def clinic(
-    wrk: str, folder: Path, args: argparse.Namespace, store: str, events: list[Path]
+    wrk: str,
+    folder: Path,
+    args: argparse.Namespace,
+    store: str,
+    events: list[Path],
+    extra_env: dict[str, str] | None = None,
+    tag: str = "",
 ) -> dict[str, object]:
-    """(b) on `store`: sqlite, pg1 or pg3 (one replica per events file)."""
+    """(b) on `store`: sqlite, pg1 or pg3 (one replica per events file); `extra_env` for the
+    bot's processes, `tag` to tell runs on the same store apart (their database files)."""
     sink_port = free_port()
-    database = str(folder / f"bench-{store}.db")
+    database = str(folder / f"bench-{store}{tag}.db")
     pg_name = None
     if store.startswith("pg"):
         pg_name = f"botkit_bench_{os.getpid()}_{store}"
@@ -191,6 +203,7 @@ def clinic(
         # the sink has no limits: measure botkit, not the pacing of issue 3's rate limits
         "BOTKIT_RATE_PER_NUMBER": "0",
         "BOTKIT_RATE_PER_KEY": "0",
+        **(extra_env or {}),
     }
     ports = [free_port() for _ in events]
     bots = []
@@ -361,7 +374,19 @@ def main() -> None:
         help="the bot's (warning: no line per request; info: the access log and a line per "
         "turn and per send, as JSON with BOTKIT_LOG_FORMAT=json in the environment)",
     )
+    parser.add_argument(
+        "--metrics-overhead",
+        action="store_true",
+        help="only (b) on sqlite, with metrics on and off (BOTKIT_METRICS=off) alternately: "
+        "the metrics' cost on acknowledged and processed throughput",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="with --metrics-overhead: runs of each (default 1)"
+    )
     args = parser.parse_args()
+    if args.metrics_overhead:
+        metrics_overhead(args)
+        return
     stores = [store.strip() for store in args.stores.split(",") if store.strip()]
     unknown = set(stores) - {"sqlite", "pg1", "pg3"}
     if unknown:
@@ -384,6 +409,40 @@ def main() -> None:
     report(a, results, total, args)
     if isolated is not None:
         print(isolation.line(*isolated))
+
+
+def metrics_overhead(args: argparse.Namespace) -> None:
+    """(b) on SQLite with metrics on and off, alternately; each one's best run compared (the
+    machine's noise only ever slows a run down)."""
+    wrk = ensure_wrk()
+    runs: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
+    with tempfile.TemporaryDirectory(prefix="botkit-bench-") as tmp:
+        folder = Path(tmp)
+        events = folder / "events.tsv"
+        total = write_events(events, args.users, args.rounds, args.threads)
+        for n in range(args.repeat):
+            for mode in ("on", "off") if n % 2 == 0 else ("off", "on"):
+                b = clinic(
+                    wrk, folder, args, "sqlite", [events], {"BOTKIT_METRICS": mode}, f"-{mode}-{n}"
+                )
+                acked_rate = acked(b) / args.duration  # type: ignore[arg-type]
+                processed = int(b["events"]) / float(b["drained_s"])  # type: ignore[call-overload, arg-type]
+                exact = b["exactly_one_reply_each"]
+                print(
+                    f"metrics {mode:<3} run {n + 1}: {acked_rate:8.0f} acked/s  p99 "
+                    f"{int(b['p99_us']) / 1000:6.2f} ms  {processed:8.0f} processed/s  "  # type: ignore[call-overload]
+                    f"exactly one reply each: {exact}",
+                    flush=True,
+                )
+                runs[mode].append((acked_rate, processed))
+    print(f"events prepared: {total}; wrk {args.connections} connections, {args.duration}s a run")
+    for index, what in enumerate(("acknowledged", "processed")):
+        on = max(run[index] for run in runs["on"])
+        off = max(run[index] for run in runs["off"])
+        print(
+            f"{what:<13}: on {on:8.0f}/s  off {off:8.0f}/s  on/off {on / off:5.3f}  "
+            f"overhead {(1 - on / off) * 100:+5.1f} %"
+        )
 
 
 def report(

@@ -41,6 +41,8 @@ MIN_RETENTION = 6 * HOUR
 DEFAULT_HEADER_TIMEOUT = 5.0
 DEFAULT_BODY_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 4096
+# /readyz answers 503 once the oldest event waiting to be processed is older than this
+DEFAULT_READY_MAX_AGE = 300.0
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -99,6 +101,9 @@ class Settings:
     body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds for a body, from its head
     max_connections: int = DEFAULT_MAX_CONNECTIONS  # open at once, idle ones closed past it
     log: LogSettings = LogSettings()
+    metrics: bool = True  # BOTKIT_METRICS=off: nothing counted, no GET /metrics
+    metrics_token: str | None = None  # GET /metrics wants Authorization: Bearer this
+    ready_max_age: float = DEFAULT_READY_MAX_AGE  # seconds the oldest pending event may wait
 
     @property
     def uses_fake_provider(self) -> bool:
@@ -181,6 +186,8 @@ class Settings:
         body_timeout = _seconds(env, "BOTKIT_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT, problems)
         connections = _int(env, "BOTKIT_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, problems)
         log = LogSettings._read(env, problems)
+        metrics = _switch(env, "BOTKIT_METRICS", problems)
+        ready_max_age = _seconds(env, "BOTKIT_READY_MAX_AGE", DEFAULT_READY_MAX_AGE, problems)
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -202,6 +209,9 @@ class Settings:
             body_timeout=body_timeout,
             max_connections=connections,
             log=log,
+            metrics=metrics,
+            metrics_token=_optional(env, "BOTKIT_METRICS_TOKEN"),
+            ready_max_age=ready_max_age,
         )
 
 
@@ -234,6 +244,17 @@ def _choice(
 def _optional(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
+
+
+def _switch(env: Mapping[str, str], name: str, problems: list[str]) -> bool:
+    """An on/off variable, on when unset."""
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    problems.append(f"{name} must be on or off, not {raw!r}")
+    return True
 
 
 def _secrets(raw: str) -> tuple[str, ...]:

@@ -400,3 +400,27 @@ def test_bad_log_settings_name_each_variable_and_its_choices() -> None:
     )
     with pytest.raises(ConfigError, match="BOTKIT_LOG_FORMAT"):
         Settings.from_env({"BOTKIT_LOG_FORMAT": "xml"})
+
+
+def test_metrics_are_on_without_a_token_and_readiness_allows_five_minutes_by_default() -> None:
+    settings = Settings.from_env({})
+    assert (settings.metrics, settings.metrics_token, settings.ready_max_age) == (True, None, 300)
+
+
+@pytest.mark.parametrize(
+    ("value", "on"), [("off", False), ("OFF", False), ("0", False), ("on", True)]
+)
+def test_botkit_metrics_turns_them_on_or_off(value: str, on: bool) -> None:
+    assert Settings.from_env({"BOTKIT_METRICS": value}).metrics is on
+
+
+def test_the_metrics_token_and_the_readiness_age_are_read() -> None:
+    env = {"BOTKIT_METRICS_TOKEN": " scrape-me ", "BOTKIT_READY_MAX_AGE": "90.5"}
+    settings = Settings.from_env(env)
+    assert (settings.metrics_token, settings.ready_max_age) == ("scrape-me", 90.5)
+
+
+def test_bad_metrics_and_readiness_values_are_named() -> None:
+    problems = problems_of({"BOTKIT_METRICS": "maybe", "BOTKIT_READY_MAX_AGE": "soon"})
+    assert any("BOTKIT_METRICS must be on or off, not 'maybe'" in p for p in problems)
+    assert any("BOTKIT_READY_MAX_AGE must be a positive number of seconds" in p for p in problems)

@@ -30,7 +30,7 @@ PACKAGE = ROOT / "botkit"
 # or a top-level module (botkit.types). Units of one layer do not import each other, except
 # the leaves, which are the top of the botkit package itself.
 LAYERS: list[tuple[str, frozenset[str]]] = [
-    ("leaves", frozenset({"types", "exceptions", "config", "codec", "logsafe"})),
+    ("leaves", frozenset({"types", "exceptions", "config", "codec", "logsafe", "metrics"})),
     ("wire", frozenset({"wire"})),
     # the decorator DSL and what a handler gets; beside it, where a bot's state is kept
     ("conversation and store", frozenset({"conversation", "store"})),
@@ -53,6 +53,7 @@ OWNERS: dict[str, frozenset[str]] = {
     "certifi": frozenset({"botkit.provider.transport"}),
     "uvicorn": frozenset({"botkit.web.server", "botkit.fake.provider"}),
     "phonenumbers": frozenset({"botkit.wire.phone"}),
+    "prometheus_client": frozenset({"botkit.metrics"}),
     # an extra (botkit[postgres]): only the PostgreSQL store, which open_store imports lazily
     "asyncpg": frozenset(
         {
@@ -76,7 +77,11 @@ FAKE_THIRD_PARTY = frozenset({"httpx", "starlette", "uvicorn"})
 HOSTED: dict[str, frozenset[str]] = {"pytest": frozenset({"botkit.tools.testing"})}
 
 # Distribution names in pyproject.toml -> the names they are imported by.
-IMPORT_NAMES = {"httpx-aiohttp": "httpx_aiohttp", "python-multipart": "multipart"}
+IMPORT_NAMES = {
+    "httpx-aiohttp": "httpx_aiohttp",
+    "python-multipart": "multipart",
+    "prometheus-client": "prometheus_client",
+}
 
 
 @dataclass(frozen=True)

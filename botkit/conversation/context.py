@@ -130,8 +130,9 @@ class Context:
         self.window = window or _own_window(event)
         self.queued: list[Queued] = []
         self.target: str | None = None
-        self.handler: str | None = None  # the name of the handler that runs (for the log)
         self.route_fallback: Fallback | None = None
+        # the handler's name, once one is found for the input (for the log and the metrics)
+        self.handler: str | None = None
         self._sendings: list[Sending] = []
 
     @property

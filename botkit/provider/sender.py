@@ -17,6 +17,7 @@ from botkit.exceptions import (
     RateLimitedError,
     TransientProviderError,
 )
+from botkit.metrics import Metrics
 from botkit.provider.ratelimit import RateLimiter
 from botkit.provider.transport import LeanTransport
 from botkit.types import JSON
@@ -58,6 +59,7 @@ class Sender:
         concurrency: int = 16,
         timeout: float = 10.0,
         limiter: RateLimiter | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         # Requests go straight to the transport: AsyncClient's redirects, auth, cookies and
         # hooks are nothing GoSendAPI needs, and cost a third of each send (bench/transport.py).
@@ -73,6 +75,7 @@ class Sender:
         ]
         self._slots = asyncio.Semaphore(concurrency)
         self.limiter = limiter
+        self.metrics = metrics or Metrics.off()
 
     async def __aenter__(self) -> Sender:
         return self
@@ -124,10 +127,16 @@ class Sender:
         """
         body = {"phone_number_id": phone_number_id, "to": to, "type": type, type: payload}
         if self.limiter is not None:  # before taking a slot: a paced send holds no connection
+            waited = time.perf_counter()
             await self.limiter.acquire(phone_number_id)
+            self.metrics.rate_limit_wait(time.perf_counter() - waited)
         headers = [*self._headers, ("Idempotency-Key", idempotency_key)]
         request = httpx.Request("POST", self._url, headers=headers, content=codec.dumps(body))
-        response = await self._post(request, exchange)
+        started = time.perf_counter()
+        try:
+            response = await self._post(request, exchange)
+        finally:
+            self.metrics.send_seconds(time.perf_counter() - started)
         return _message_id(response) if response.is_success else _raise_for(response)
 
     async def upload_media(

@@ -19,6 +19,7 @@ from botkit.exceptions import (
     TransientProviderError,
 )
 from botkit.logsafe import Phone
+from botkit.metrics import Metrics
 from botkit.provider.media import DEFAULT_MAX_AGE, MediaUploads, Resolved
 from botkit.provider.sender import Exchange, Sender
 from botkit.runtime.lanes import LaneService, LaneWorker
@@ -77,8 +78,10 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
         media_max_age: float = DEFAULT_MAX_AGE,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics.off()
         self.sender = sender
         self.media = MediaUploads(store.media, sender, max_age=media_max_age)
         self.clock = clock
@@ -109,6 +112,7 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         results: list[SendOutcome] = []
         for item in lane.sends:
             outcome = await self._deliver(lane, item)
+            self.metrics.send(item.type, _outcome(item, outcome))
             results.append(outcome)
             if outcome.status == PENDING or outcome.fall_back or outcome.window_closed:
                 break
@@ -140,6 +144,7 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
             message_id = await self._send(lane, item, media, exchange)
         except RateLimitedError as exc:
             # A 429 is the provider pacing us, not a failure of this message: it does not count.
+            self.metrics.retry("429")
             retry_in = exc.retry_after or 1.0
             log_send(log, lane, item, PENDING, exchange=exchange, error=exc, retry_in=retry_in)
             return SendOutcome(
@@ -217,6 +222,7 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         was not sent): its fallback template, held, or failed."""
         reason, provider_said = str(refusal), exchange is not None
         if item.when_closed == FALL_BACK and item.fallback is not None:
+            self.metrics.fallback("403" if provider_said else "closed_window")
             log_send(log, lane, item, PENDING, exchange=exchange, error=refusal, fallback=FALL_BACK)
             return SendOutcome(
                 item.seq, PENDING, attempts, error=reason, fall_back=FALL_BACK,
@@ -256,12 +262,24 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
                 item.seq, FAILED, attempts, error=f"gave up after {attempts} attempts: {exc}"
             )
         delay = self.retry.delay(attempts, self._rng)
+        # a status is the provider's answer (5xx); without one, the request never got one
+        self.metrics.retry("5xx" if getattr(exc, "status", None) else "network")
         level = logging.ERROR if unexpected else logging.WARNING
         log_send(log, lane, item, PENDING, exchange=exchange, error=exc, retry_in=delay,
                  level=level, traceback=unexpected)  # fmt: skip
         return SendOutcome(
             item.seq, PENDING, attempts, error=str(exc), retry_in=delay, media_id=media
         )
+
+
+def _outcome(item: OutboxItem, outcome: SendOutcome) -> str:
+    """A send attempt's outcome, as botkit_sends_total labels it."""
+    if outcome.status != PENDING:
+        return outcome.status  # sent, failed, held
+    if outcome.fall_back == FALL_BACK:
+        return "fallback"
+    # a 5xx or network failure counts an attempt; a 429 does not (the provider pacing us)
+    return "retry" if outcome.attempts > item.attempts else "rate_limited"
 
 
 __all__ = ["Outbox", "RetryPolicy"]

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 
 from botkit.config import Settings
+from botkit.metrics import Metrics
 from botkit.runtime.bot import Bot
 from botkit.runtime.ingest import Ingest
 from botkit.runtime.repair import Repairs
@@ -49,11 +50,15 @@ class Runtime:
         self.bot = bot
         self.settings = settings
         self.clock = clock or SystemClock()
+        # this process's figures (botkit.metrics); in `botkit run`, added up with its worker's
+        self.metrics = Metrics(enabled=settings.metrics)
         here = workers and worker_process is None
         self.store = store or open_store(
             settings.database, clock=self.clock, worker=here, pool_size=settings.database_pool
         )
         self.worker_process = worker_process
+        if worker_process is not None:
+            worker_process.metrics = self.metrics  # counts its restarts
         self.ingest = Ingest(
             self.store,
             bot.conversation.spec,
@@ -69,6 +74,7 @@ class Runtime:
                 self.clock,
                 transport=transport,
                 on_error=on_error,
+                metrics=self.metrics,
             )
 
     @contextlib.asynccontextmanager

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
 HANDLER_TIMEOUT = 30.0
 ERROR_KEPT = 2000  # characters of a failed event's error kept in the store
+PROMPT = "(prompt)"  # the handler of an input no handler takes: the state's prompt again
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,7 @@ class Turn:
     outcome: LaneOutcome
     errors: dict[str, BaseException] = field(default_factory=dict)
     reports: tuple[EventReport, ...] = ()
+    failed_handlers: tuple[str, ...] = ()  # the handler of each event a handler failed
 
 
 @dataclass(slots=True)
@@ -109,6 +111,7 @@ class _Progress:
     handler: str | None = None
     message_id: str | None = None
     delivery: str | None = None
+    failed_handlers: list[str] = field(default_factory=list)
 
 
 async def take_turn(
@@ -151,7 +154,7 @@ async def take_turn(
         refused=tuple(progress.refused),
         attempts=lane.attempts,
     )
-    return Turn(outcome, progress.errors, tuple(progress.reports))
+    return Turn(outcome, progress.errors, tuple(progress.reports), tuple(progress.failed_handlers))
 
 
 def _report(
@@ -212,14 +215,17 @@ async def _run_event(
         data = _copy(ctx.data)  # data that is not JSON fails here, in its own event
         sends = [_send(ctx, queued, item.event_id, n) for n, queued in enumerate(ctx.queued)]
     except TimeoutError as exc:
+        progress.failed_handlers.append(ctx.handler or PROMPT)  # botkit_handler_errors_total
         if not deadline.expired():  # the handler's own TimeoutError (a client of its): its bug
             return _failed(item, progress, exc, result)
         return result(FAILED, f"the handler took more than {limit:g}s and was cancelled")
     except asyncio.CancelledError:
         if _being_cancelled():
             raise
+        progress.failed_handlers.append(ctx.handler or PROMPT)
         return result(FAILED, "the handler raised CancelledError")
     except Exception as exc:  # the handler's bug or refusal: the event fails, state unchanged
+        progress.failed_handlers.append(ctx.handler or PROMPT)
         return _failed(item, progress, exc, result)
     if not handled:
         reason = None

@@ -17,6 +17,8 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
+from botkit.metrics import Metrics, process_exited
+
 log = logging.getLogger(__name__)
 
 WAKE = b"\n"
@@ -32,6 +34,7 @@ class WorkerProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._stopping = False
         self._started = asyncio.Event()
+        self.metrics = Metrics.off()  # the runtime's, which counts restarts
 
     async def run(self) -> None:
         """Keeps a child running until stopped; a child that dies is restarted after a pause."""
@@ -45,7 +48,9 @@ class WorkerProcess:
             if self._stopping and self._process.stdin is not None:  # stop() came during the spawn
                 self._process.stdin.close()
             code = await self._process.wait()
+            process_exited(self._process.pid)  # its figures stay; its live gauges go
             if not self._stopping:
+                self.metrics.worker_restarted()
                 log.error("worker process exited with %s; restarting in %.0fs", code, RESTART_DELAY)
                 await asyncio.sleep(RESTART_DELAY)
 

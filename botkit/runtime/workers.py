@@ -15,6 +15,7 @@ import httpx
 
 from botkit.config import Settings
 from botkit.conversation.dsl import Conversation
+from botkit.metrics import Metrics
 from botkit.provider.ratelimit import rate_limiter
 from botkit.provider.sender import Sender
 from botkit.runtime.dispatch import Dispatcher
@@ -37,8 +38,10 @@ class Workers:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        metrics = metrics or Metrics.off()
         self.sender = Sender(
             base_url=settings.base_url,
             api_key=settings.api_key or "gsk_test_botkit_fake",
@@ -49,12 +52,18 @@ class Workers:
             limiter=rate_limiter(settings, _pacing(store))
             if isinstance(clock, SystemClock)
             else None,
+            metrics=metrics,
         )
         self.dispatcher = Dispatcher(
-            store, conversation(), clock, on_error=on_error, lease=settings.lease
+            store, conversation(), clock, on_error=on_error, lease=settings.lease, metrics=metrics
         )
         self.outbox = Outbox(
-            store, self.sender, clock, media_max_age=settings.media_max_age, lease=settings.lease
+            store,
+            self.sender,
+            clock,
+            media_max_age=settings.media_max_age,
+            lease=settings.lease,
+            metrics=metrics,
         )
         self.janitor = Janitor(store, clock, retention=settings.retention)
 

@@ -300,6 +300,19 @@ class Backlog:
 
 
 @dataclass(frozen=True, slots=True)
+class Pending:
+    """Work waiting, for metrics and readiness: events not completed, sends pending and held,
+    and how long the oldest pending event and send have waited (seconds by the store's clock
+    since each was stored; None when there is none)."""
+
+    events: int = 0
+    sends: int = 0
+    held: int = 0
+    oldest_event: float | None = None
+    oldest_send: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Counts:
     """What the store keeps, of each kind that retention prunes: events (any status), sends
     (any status) and delivery statuses."""
@@ -470,6 +483,11 @@ class Inspection(Protocol):
     async def counts(self) -> Counts:
         """How many events, sends and delivery statuses the store keeps (it counts them all:
         for tests and operators, not for a hot path)."""
+        ...
+
+    async def pending(self) -> Pending:
+        """Work waiting and the age of the oldest (for a scrape of the metrics, or readiness:
+        a few indexed reads, not for a hot path)."""
         ...
 
 

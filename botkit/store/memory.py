@@ -34,6 +34,7 @@ from botkit.store.base import (
     OutboxItem,
     OutboxLane,
     OutboxRecord,
+    Pending,
     SendLaneOutcome,
     SendOutcome,
     Session,
@@ -115,7 +116,7 @@ class _Send:
     error: str | None = None
     media_id: str | None = None
     finished_at: float | None = None  # when it was sent or failed
-    created_at: float = 0.0
+    created_at: float = 0.0  # when its handler queued it
 
 
 class MemoryStore:
@@ -558,6 +559,24 @@ class _Inspection:
         """Events, sends and delivery statuses kept."""
         store = self.store
         return Counts(len(store._events), len(store._sends), len(store._statuses))
+
+    async def pending(self) -> Pending:
+        """Work waiting, and how long the oldest event and send have waited."""
+        store, now = self.store, self.store.clock.now()
+        backlog = await self.backlog()
+        arrivals = [
+            store._events[store._by_lane[(*key, lane.done_seq + 1)]].received_at
+            for key, lane in store._lanes.items()
+            if lane.last_seq > lane.done_seq
+        ]
+        queued = [s.created_at for s in store._sends.values() if s.status == PENDING]
+        return Pending(
+            backlog.events,
+            backlog.sends,
+            sum(s.status == HELD for s in store._sends.values()),
+            now - min(arrivals) if arrivals else None,
+            now - min(queued) if queued else None,
+        )
 
 
 class _Retention:

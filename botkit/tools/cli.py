@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import logging
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -29,13 +32,21 @@ from botkit.config import DEV_WEBHOOK_SECRET, LogSettings, Settings, database_fo
 from botkit.conversation.dsl import Conversation
 from botkit.exceptions import BotkitError
 from botkit.fake.provider import FakeGoSendAPI, serve
+from botkit.metrics import multiprocess
 from botkit.runtime.bot import Bot, find_bot, import_target, load_bot
 from botkit.runtime.runtime import Runtime
-from botkit.runtime.worker import WorkerProcess, stop_signals, until_stopped, worker_command
+from botkit.runtime.worker import (
+    STOP_SIGNALS,
+    WorkerProcess,
+    stop_signals,
+    until_stopped,
+    worker_command,
+)
 from botkit.store import open_store
 from botkit.tools import check, graph, repair
 from botkit.web import server
 from botkit.web.app import create_app
+from botkit.web.metrics import metrics_routes
 
 log = logging.getLogger("botkit")
 
@@ -108,6 +119,35 @@ def _run(args: argparse.Namespace) -> int:
     bot = load_bot(args.target)
     target = args.target if args.workers == "process" else None
     workers = args.workers != "none"
+    with contextlib.ExitStack() as stack:
+        if target is not None and not settings.uses_fake_provider and settings.metrics:
+            # a web process and its worker child: their figures meet in a private directory
+            directory = stack.enter_context(multiprocess())
+            _at_stop_signals(lambda: shutil.rmtree(directory, ignore_errors=True))
+        return _serve(args, bot, settings, target, workers)
+
+
+def _at_stop_signals(cleanup: Callable[[], None]) -> None:
+    """Runs `cleanup` at SIGTERM or SIGINT, then lets the signal act as it would have.
+
+    uvicorn stops gracefully at those signals, then restores the handlers it found and raises
+    the signal again, so that the process ends as signalled: no `finally` of ours runs then,
+    but this handler does.
+    """
+
+    def handler(number: int, frame: object) -> None:
+        cleanup()
+        signal.signal(number, previous.get(number) or signal.SIG_DFL)
+        signal.raise_signal(number)
+
+    previous: dict[int, Any] = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    for number in STOP_SIGNALS:
+        signal.signal(number, handler)
+
+
+def _serve(
+    args: argparse.Namespace, bot: Bot, settings: Settings, target: str | None, workers: bool
+) -> int:
     app = build_app(bot, settings, target=target, log_level=args.log_level, workers=workers)
     _open_store_once(settings, worker=workers)
     sock = server.listen(args.host, args.port)  # a port in use is one line, before the banner
@@ -208,16 +248,27 @@ def _worker(args: argparse.Namespace) -> int:
         )
     bot = load_bot(args.target)
     runtime = Runtime(bot, settings)
+    metrics_at = None
+    if args.metrics_port is not None:  # a port in use is one line, before the workers start
+        metrics_at = server.listen(args.metrics_host, args.metrics_port)
     _collect_less()
     wakeups = runtime.store.inbox.notify if args.wakeups_from_stdin else None
 
     async def work() -> None:
-        async with runtime.running():
+        async with runtime.running(), contextlib.AsyncExitStack() as stack:
+            if metrics_at is not None:
+                app = Starlette(routes=metrics_routes(runtime))
+                await stack.enter_async_context(server.serving(app, metrics_at))
             with stop_signals() as stop:
                 if wakeups is None:  # on its own (`botkit run`'s child is stopped by its parent)
                     print(
                         f"botkit: {bot.name}'s workers are running; SIGTERM or Ctrl-C stops "
-                        "them (what is in flight is finished first)",
+                        "them (what is in flight is finished first)"
+                        + (
+                            f"; GET /metrics on {args.metrics_host}:{args.metrics_port}"
+                            if metrics_at
+                            else ""
+                        ),
                         file=sys.stderr,
                         flush=True,
                     )
@@ -461,6 +512,15 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--log-level", choices=LOG_LEVELS, help="default: BOTKIT_LOG_LEVEL, else info"
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve this worker's GET /metrics on PORT (a worker apart from `botkit run`; "
+        "BOTKIT_METRICS_TOKEN protects it as the web's)",
+    )
+    worker.add_argument("--metrics-host", default="127.0.0.1", help="with --metrics-port")
     # `botkit run`'s child: woken through its stdin, gone when its parent closes it
     worker.add_argument("--wakeups-from-stdin", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(func=_worker)

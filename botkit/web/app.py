@@ -18,6 +18,8 @@ from botkit.exceptions import StoreError
 from botkit.runtime.runtime import Runtime
 from botkit.types import JSONObject
 from botkit.web.admin import admin_routes
+from botkit.web.health import health_routes
+from botkit.web.metrics import metrics_routes
 from botkit.web.trigger import json_response, trigger_routes
 from botkit.web.webhook import WebhookEndpoint
 
@@ -72,11 +74,13 @@ def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None)
     async def index(request: Request) -> Response:
         return json_response(200, _about(runtime, extra_routes or []))
 
-    webhook = WebhookEndpoint(runtime.ingest, runtime.settings)
+    webhook = WebhookEndpoint(runtime.ingest, runtime.settings, runtime.metrics)
     routes: list[BaseRoute] = [
         Route("/", index, methods=["GET"]),
         Route("/webhook", webhook, methods=["POST"]),  # what a mounted app (root_path) uses
         Route("/healthz", healthz, methods=["GET"]),
+        *health_routes(runtime),
+        *metrics_routes(runtime),
         *trigger_routes(runtime.ingest, runtime.settings),
         *admin_routes(runtime.repairs(), runtime.settings),
         *(extra_routes or []),
@@ -89,7 +93,14 @@ def _about(runtime: Runtime, extra_routes: list[BaseRoute]) -> JSONObject:
     endpoints: JSONObject = {
         "POST /webhook": "GoSendAPI's events, signed with X-GoSendAPI-Signature",
         "GET /healthz": "status, provider and pending work",
+        "GET /readyz": "ready for traffic: the store answers, the worker runs, events flow",
     }
+    if runtime.settings.metrics:
+        endpoints["GET /metrics"] = "Prometheus metrics" + (
+            " (Authorization: Bearer BOTKIT_METRICS_TOKEN)"
+            if runtime.settings.metrics_token
+            else ""
+        )
     if runtime.settings.api_token is not None:
         endpoints["POST /conversations/{wa_id}/trigger"] = (
             "fires a declared trigger (Authorization: Bearer BOTKIT_API_TOKEN)"

@@ -28,12 +28,13 @@ tests/web/test_server.py checks each deadline against a real server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import gc
 import logging
 import resource
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from types import FrameType
 from typing import Any, ClassVar
 
@@ -370,6 +371,24 @@ def serve(
     _Server(config, before_exit).run(sockets=None if sock is None else [sock])
 
 
+@contextlib.asynccontextmanager
+async def serving(app: ASGIApp, sock: socket.socket) -> AsyncIterator[None]:
+    """Serves `app` on a bound socket (`listen`) in the running event loop, for the block: no
+    lifespan, no signal handlers (the process's own stop it). A worker's GET /metrics."""
+    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+    config.load()
+    server = uvicorn.Server(config)
+    server.lifespan = config.lifespan_class(config)  # what Server._serve sets before startup
+    await server.startup(sockets=[sock])
+    task = asyncio.create_task(server.main_loop(), name="botkit-metrics-server")
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+        await server.shutdown(sockets=[sock])
+
+
 __all__ = [
     "Edge",
     "EdgeProtocol",
@@ -378,4 +397,5 @@ __all__ = [
     "protocol_for",
     "serve",
     "server_config",
+    "serving",
 ]

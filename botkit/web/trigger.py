@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -13,6 +11,7 @@ from botkit.config import Settings
 from botkit.exceptions import StoreError, TriggerError
 from botkit.runtime.ingest import Ingest
 from botkit.types import JSON
+from botkit.web.auth import bearer_matches
 from botkit.web.body import TooLarge, read_limited
 from botkit.wire.ids import PHONE_NUMBER_ID_DIGITS, is_ascii_digits
 
@@ -64,9 +63,7 @@ class TriggerEndpoint:
         return json_response(202, {"accepted": True, "event_id": event_id})
 
     def _authorized(self, header: str) -> bool:
-        scheme, _, given = header.partition(" ")
-        token = self.token or b""
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token)
+        return bearer_matches(header, self.token or b"")
 
 
 def _read(body: bytes) -> tuple[str, dict[str, JSON], str | None]:

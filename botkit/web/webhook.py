@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
@@ -10,6 +11,7 @@ from starlette.types import Receive, Scope, Send
 from botkit import codec
 from botkit.config import Settings
 from botkit.exceptions import PayloadError, StoreError
+from botkit.metrics import Metrics
 from botkit.runtime.ingest import Ingest
 from botkit.types import JSONObject
 from botkit.web.body import TooLarge, read_limited
@@ -32,14 +34,16 @@ class WebhookEndpoint:
     objects, bench/webhook.py): 413 if too big, 401 if unsigned, 400 if unreadable, else stored
     then 200."""
 
-    def __init__(self, ingest: Ingest, settings: Settings) -> None:
+    def __init__(self, ingest: Ingest, settings: Settings, metrics: Metrics | None = None) -> None:
         self.ingest = ingest
+        self.metrics = metrics or Metrics.off()
         self.secrets = settings.webhook_secrets
         self.limit = settings.max_body_bytes
         self._signature_header = SIGNATURE_HEADER.lower().encode("latin-1")
         self.decoder = BodyDecoder()  # a body over LARGE: decoded apart (decoder.py says why)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         try:
             status, body = await self._answer(scope, receive)
         except ClientDisconnect:
@@ -59,6 +63,15 @@ class WebhookEndpoint:
             }
         )
         await send({"type": "http.response.body", "body": content})
+        self._count(status, body, time.perf_counter() - started)
+
+    def _count(self, status: int, body: JSONObject, seconds: float) -> None:
+        if status != 200:
+            self.metrics.webhook(str(status), seconds)
+            return
+        new, duplicates = body["accepted"], body["duplicates"]
+        outcome = "duplicate" if duplicates and not new else "accepted"
+        self.metrics.webhook(outcome, seconds, int(new), int(duplicates))  # type: ignore[arg-type]
 
     async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, JSONObject]:
         try:

@@ -281,6 +281,7 @@ async def test_a_handler_that_raises_fails_its_event_and_the_next_starts_from_be
     assert list(turn.errors) == ["evt_2"]
     assert isinstance(turn.errors["evt_2"], ValueError)
     assert str(turn.errors["evt_2"]) == "the handler broke"
+    assert turn.failed_handlers == ("note",)  # for botkit_handler_errors_total
 
 
 async def test_a_failed_events_message_still_opens_the_window_and_releases_held_sends() -> None:
@@ -324,6 +325,7 @@ async def test_a_lane_whose_only_event_fails_leaves_the_session_unchanged() -> N
     for body in ("boom", "bad send", "bad data"):
         turn = await take_turn(Notebook(), lane(text_item(1, body), session=stored), NOW)
         assert statuses(turn.outcome.results) == [FAILED], body
+        assert turn.failed_handlers == ("note",), body
         assert turn.outcome.session is None, body
         assert turn.outcome.sends == (), body
 
@@ -338,6 +340,7 @@ async def test_a_handler_slower_than_the_timeout_is_cancelled_and_fails_its_even
     assert results[0].error is not None and "took more than 0.01s" in results[0].error
     assert conversation.started.is_set() and conversation.cancelled.is_set()
     assert turn.outcome.session == session_of(Notebook, "taking", seen=["idle:b"])
+    assert turn.failed_handlers == ("note",)
 
 
 async def test_a_turn_that_is_cancelled_is_not_mistaken_for_a_failing_handler() -> None:

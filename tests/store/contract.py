@@ -39,6 +39,7 @@ from botkit.store.base import (
     NewEvent,
     NewSend,
     OutboxLane,
+    Pending,
     SendLaneOutcome,
     SendOutcome,
     Session,
@@ -1204,3 +1205,44 @@ class StoreContract:
     async def test_closing_twice_is_harmless(self, store: Store) -> None:
         await store.aclose()
         await store.aclose()
+
+    # -- inspect.pending: what a scrape of the metrics and readiness read --------------------
+
+    async def test_pending_counts_the_work_waiting_and_how_long_the_oldest_waited(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        assert await store.inspect.pending() == Pending()
+        await store.inbox.add([event("a1")])
+        clock.advance(10)
+        await store.inbox.add([event("b1", BEN), event("a2")])
+        clock.advance(5)
+        found = await store.inspect.pending()
+        assert (found.events, found.oldest_event) == (3, pytest.approx(15))
+        lanes = {lane.wa_id: lane for lane in await store.inbox.claim("A", 10, LEASE)}
+        found = await store.inspect.pending()  # claimed is still pending
+        assert (found.events, found.oldest_event) == (3, pytest.approx(15))
+        first = lanes[ANA].events[0]
+        outcome = LaneOutcome(PN, ANA, "A", (EventResult(first.seq, first.lane_seq, DONE),))
+        assert await store.inbox.complete([outcome]) == [True]
+        clock.advance(1)
+        found = await store.inspect.pending()
+        assert (found.events, found.oldest_event) == (2, pytest.approx(6))
+        await store.inbox.release("A")
+        while lanes := await store.inbox.claim("A", 10, LEASE):
+            for lane in lanes:
+                assert await complete(store, lane)
+        assert await store.inspect.pending() == Pending()
+
+    async def test_pending_tells_the_oldest_pending_send_and_the_held_ones(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await queue_sends(store, send("k1"), send("k2", when_closed=HOLD, held=True))
+        clock.advance(7)
+        await queue_sends(store, send("k3", BEN))
+        clock.advance(2)
+        found = await store.inspect.pending()
+        assert (found.sends, found.held, found.oldest_send) == (2, 1, pytest.approx(9))
+        assert found.events == 0 and found.oldest_event is None
+        await mark_sent(store, "k1", "wamid.out.1")
+        found = await store.inspect.pending()
+        assert (found.sends, found.held, found.oldest_send) == (1, 1, pytest.approx(2))

@@ -44,6 +44,7 @@ from botkit.store.base import (
     NewEvent,
     OutboxLane,
     OutboxRecord,
+    Pending,
     SendLaneOutcome,
     Session,
     UserRecord,
@@ -692,6 +693,31 @@ class _Inspection:
         )
         assert row is not None
         return Counts(int(row[0]), int(row[1]), int(row[2]))
+
+    async def pending(self) -> Pending:
+        """Work waiting, and how long the oldest event and send have waited."""
+        backlog = await self.backlog()
+        row = await self.store.run(
+            lambda db: db.fetchrow(
+                # the lanes' next events, free and claimed apart (through their indexes)
+                "SELECT (SELECT received_at FROM inbox WHERE seq = least("
+                " (SELECT min(next_seq) FROM lanes WHERE next_seq IS NOT NULL"
+                " AND event_token IS NULL), (SELECT min(next_seq) FROM lanes"
+                " WHERE event_token IS NOT NULL AND next_seq IS NOT NULL))),"
+                " (SELECT min(created_at) FROM outbox WHERE status = 'pending'),"
+                " (SELECT count(*) FROM outbox WHERE status = 'held')"
+            )
+        )
+        assert row is not None
+        now = self.store.clock.now()
+        received, created = row[0], row[1]
+        return Pending(
+            backlog.events,
+            backlog.sends,
+            int(row[2]),
+            None if received is None else now - received,
+            None if created is None else now - created,
+        )
 
     async def event_status(self, event_id: str) -> tuple[str, str | None] | None:
         """An inbox event's status and error."""

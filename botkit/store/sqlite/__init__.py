@@ -31,6 +31,7 @@ from botkit.store.base import (
     NewEvent,
     OutboxLane,
     OutboxRecord,
+    Pending,
     SendLaneOutcome,
     UserRecord,
     envelope_json,
@@ -450,6 +451,18 @@ class _Inspection:
             ).fetchone()
         )
         return Counts(int(found[0]), int(found[1]), int(found[2]))
+
+    async def pending(self) -> Pending:
+        """Work waiting, and how long the oldest event and send have waited."""
+        events, sends, held, received, created = await self.store.run(inbox_sql.pending)
+        now = self.store.clock.now()
+        return Pending(
+            events,
+            sends,
+            held,
+            None if received is None else now - received,
+            None if created is None else now - created,
+        )
 
 
 class _Retention:

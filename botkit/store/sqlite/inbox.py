@@ -388,3 +388,19 @@ def backlog(db: sqlite3.Connection) -> int:
         f" + (SELECT count(*) FROM incoming.inbox WHERE seq > {_CURSOR})"
     ).fetchone()
     return int(count)
+
+
+def pending(db: sqlite3.Connection) -> tuple[int, int, int, float | None, float | None]:
+    """Events not completed, sends pending and held, when the oldest pending event was stored
+    and when the oldest pending send was queued (each through a partial index)."""
+    events = backlog(db)
+    (received,) = db.execute(
+        "SELECT received_at FROM incoming.inbox WHERE seq = (SELECT min(s) FROM ("
+        " SELECT min(next_event) AS s FROM main.lanes WHERE next_event IS NOT NULL"
+        f" UNION ALL SELECT min(seq) FROM incoming.inbox WHERE seq > {_CURSOR}))"
+    ).fetchone() or (None,)
+    sends, created = db.execute(
+        "SELECT count(*), min(created_at) FROM main.outbox WHERE status = 'pending'"
+    ).fetchone()
+    (held,) = db.execute("SELECT count(*) FROM main.outbox WHERE status = 'held'").fetchone()
+    return events, int(sends), int(held), received, created
