@@ -1,6 +1,6 @@
 """A short load on a running clinic bot, for the dashboard's picture: many users through the
 clinic's flow (a few of them off the path, a few redeliveries), delivery statuses of what the bot
-sent, some provider faults (5xx, 429) and a few bad requests (unsigned, not a webhook).
+sent, some provider faults (5xx, 429) and a few bad requests (a wrong signature, not a webhook).
 
 Run:  python -m bench.dashboard.load --bot http://127.0.0.1:8000 --fake http://127.0.0.1:8001 \
           --secret whsec_... [--seconds 60] [--slots 30]
@@ -106,13 +106,19 @@ class Load:
             await asyncio.sleep(max(0.0, started + at - time.monotonic()))
             (await self.fake.post("/_fake/fail", json=fault)).raise_for_status()
 
-    async def bad_requests_until(self, deadline: float) -> None:
-        """Every 10 s, an unsigned post (401) and a signed one that is not a webhook (400)."""
-        while time.monotonic() < deadline - 5:
-            await asyncio.sleep(5.0)
-            await self.post(b'{"id": "evt_unsigned"}', None)
-            await self.post(b"not a webhook", sign(self.secret, b"not a webhook"))
-            await asyncio.sleep(5.0)
+    async def bad_requests_until(self, started: float, deadline: float) -> None:
+        """From 40 s to 46 s, five posts a second signed with a secret rotated out (401);
+        every 10 s, a signed body that is not a webhook (400)."""
+        for tick in itertools.count(1):  # five ticks a second
+            due = started + tick * 0.2
+            if due > deadline - 5:
+                return
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            body = f'{{"id": "evt_bad_{tick}"}}'.encode()
+            if 200 <= tick < 230:
+                await self.post(body, sign("whsec_rotated_out", body))
+            if tick % 50 == 0:
+                await self.post(b"not a webhook", sign(self.secret, b"not a webhook"))
 
 
 def status_event(message: dict[str, Any], status: str) -> dict[str, Any]:
@@ -148,7 +154,7 @@ async def run(args: argparse.Namespace) -> Counter[int]:
                 group.create_task(load.users_until(10 * ramp, deadline - ramp * args.seconds / 4))
             group.create_task(load.statuses_until(deadline))
             group.create_task(load.faults(started))
-            group.create_task(load.bad_requests_until(deadline))
+            group.create_task(load.bad_requests_until(started, deadline))
     return load.answers
 
 
