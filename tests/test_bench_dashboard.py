@@ -20,10 +20,15 @@ from bench.dashboard.layout import (
     promql,
     rate_interval,
 )
+from bench.dashboard.load import FLOW, Load, status_event
 from bench.dashboard.render import drawn, page, window
+from bench.envelopes import received
+from botkit.wire.events import InboundMessage, StatusUpdate, parse_body
+from botkit.wire.signing import SIGNATURE_HEADER, verify
 from tests.web.test_metrics import metric_names
 
 RAW = json.loads(DASHBOARD.read_text())
+SECRET = "whsec_load"
 
 
 def raw_panels() -> list[dict[str, Any]]:
@@ -133,3 +138,32 @@ def test_the_page_inlines_uplot_and_the_panels(tmp_path: Path) -> None:
     assert "var uPlot=function(){};" in html and ".u-legend{}" in html
     assert '"title": "<\\/script>"' in html  # the data cannot end the script early
     assert "/*DATA*/" not in html
+
+
+@pytest.mark.anyio
+async def test_the_load_posts_signed_webhooks_and_counts_their_answers() -> None:
+    posted: list[bytes] = []
+
+    def bot(request: httpx.Request) -> httpx.Response:
+        posted.append(request.content)
+        signed = verify([SECRET], request.content, request.headers.get(SIGNATURE_HEADER))
+        return httpx.Response(200 if signed else 401)
+
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(bot), base_url="http://bot") as client,
+        httpx.AsyncClient(base_url="http://fake") as fake,
+    ):
+        load = Load(client, fake, SECRET)
+        await load.send(received(7, "evt_1", "wamid.1", FLOW[1]), redeliver=True)
+        await load.post(b"{}", None)
+    assert load.answers == {200: 2, 401: 1}
+    assert posted[0] == posted[1]  # a redelivery: the same bytes
+    [event] = parse_body(posted[0])
+    assert isinstance(event, InboundMessage)
+
+
+def test_a_status_event_is_one_botkit_reads() -> None:
+    sent = {"message_id": "wamid.out.1", "phone_number_id": "555123456789", "to": "5491100000007"}
+    [event] = parse_body(json.dumps(status_event(sent, "read")))
+    assert isinstance(event, StatusUpdate)
+    assert (event.message_id, event.status, event.wa_id) == ("wamid.out.1", "read", "5491100000007")

@@ -22,14 +22,13 @@ import httpx
 from bench.envelopes import PHONE_NUMBER_ID, received
 from botkit.wire.signing import SIGNATURE_HEADER, sign
 
-LIST_REPLY = "list_reply"
 FLOW: tuple[dict[str, Any], ...] = (
     {"type": "text", "text": {"body": "hola"}},
     {
         "type": "interactive",
         "interactive": {
-            "type": LIST_REPLY,
-            LIST_REPLY: {"id": "general", "title": "Consulta general"},
+            "type": "list_reply",
+            "list_reply": {"id": "general", "title": "Consulta general"},
         },
     },
     {
