@@ -19,6 +19,7 @@ SDK and its exporters are the deployment's choice. docs/tracing.md has the spans
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,8 @@ from botkit.logsafe import masked_phone
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.trace import Span, Tracer, TracerProvider
+
+log = logging.getLogger(__name__)
 
 NAME = "botkit"
 
@@ -89,6 +92,7 @@ class Tracing:
 
         if mode == "auto" and not _set_up(environ):
             return None
+        log.info("traces on (BOTKIT_TRACING=%s): spans go to OpenTelemetry's TracerProvider", mode)
         return cls(trace.get_tracer(NAME))
 
     # -- the web process ------------------------------------------------------------------------

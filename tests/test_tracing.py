@@ -79,7 +79,7 @@ def body(event_id: str, text: str) -> bytes:
     return json.dumps(envelope).encode()
 
 
-def settings_for(database: Path, **changes: Any) -> Settings:
+def settings_for(database: Path | str, **changes: Any) -> Settings:
     values: dict[str, Any] = {
         "base_url": "http://provider/v1",
         "api_key": "gsk_test_traces",
@@ -125,7 +125,7 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def running(
-    database: Path, *, tracing: Tracing | None, workers: bool = True, mode: str = "auto"
+    database: Path | str, *, tracing: Tracing | None, workers: bool = True, mode: str = "auto"
 ) -> AsyncIterator[Rig]:
     """The bot's app with its lifespan running; `tracing`, else BOTKIT_TRACING=`mode`."""
     clock = ManualClock()
@@ -243,12 +243,20 @@ async def test_each_event_is_a_trace_of_its_own(tmp_path: Path) -> None:
     assert first.parent is None  # the root of its trace
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A SQLite file, or the test run's PostgreSQL database (emptied)."""
+    if request.param == "sqlite":
+        return tmp_path / "bot.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 async def test_a_worker_elsewhere_continues_the_webhooks_trace_from_the_store(
-    tmp_path: Path,
+    database: Path | str,
 ) -> None:
     """A web replica stores the event; a worker, with a TracerProvider of its own (another
     process: they share only the database), takes the turn and sends in the same trace."""
-    database = tmp_path / "bot.db"
     web, worker = Spans(), Spans()
     async with running(database, tracing=web.tracing, workers=False) as rig:
         await rig.post("evt_1", "hola", traceparent=f"00-{TRACE_ID}-{CALLER}-01")

@@ -49,7 +49,7 @@ async def _add_as_step_6(db: asyncpg.Connection, event_id: str) -> None:
     await db.fetch(
         "SELECT * FROM botkit_add_v2($1, $2, $3, $4, $5, $6, $7, $8)",
         [lane_lock((PN, ANA))], [event_id], [None], ["message"], [PN], [ANA],
-        ['{"id": "%s"}' % event_id], 1.0,
+        [f'{{"id": "{event_id}"}}'], 1.0,
     )  # fmt: skip
 
 
