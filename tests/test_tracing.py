@@ -323,6 +323,48 @@ async def test_with_traces_off_no_span_is_made_and_no_trace_context_stored(
     assert traceparents(tmp_path / "bot.db") == ([None], [None, None])
 
 
+_GLOBAL_PROVIDER = """
+import asyncio, sys
+from pathlib import Path
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tests.test_tracing import running
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+
+async def main(folder: Path) -> None:
+    for mode in ("off", "auto"):
+        async with running(folder / f"{mode}.db", tracing=None, mode=mode) as rig:
+            await rig.post("evt_1", "hola")
+            await rig.runtime.settle()
+        print(mode, sorted({span.name for span in exporter.get_finished_spans()}))
+        exporter.clear()
+
+asyncio.run(main(Path(sys.argv[1])))
+"""
+
+
+def test_off_makes_no_span_even_with_a_global_provider_which_auto_uses(tmp_path: Path) -> None:
+    """In a process of its own: OpenTelemetry's global provider is set once per process."""
+    done = subprocess.run(
+        [sys.executable, "-c", _GLOBAL_PROVIDER, str(tmp_path)], capture_output=True, text=True,
+        cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "off []",
+        "auto ['botkit.inbox', 'botkit.send', 'botkit.turn', 'botkit.webhook']",
+    ]
+    assert traceparents(tmp_path / "off.db") == ([None], [None, None])
+    events, sends = traceparents(tmp_path / "auto.db")
+    assert None not in events + sends
+
+
 def test_auto_is_on_when_the_environment_names_an_exporter_and_off_otherwise() -> None:
     assert Tracing.configured("auto", {}) is None  # no TracerProvider set in this process
     assert Tracing.configured("auto", {"OTEL_TRACES_EXPORTER": "otlp"}) is not None
