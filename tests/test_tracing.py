@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -37,6 +38,7 @@ from botkit.tracing import Tracing
 from botkit.types import ManualClock
 from botkit.web.app import create_app
 from botkit.wire.idempotency import idempotency_key
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -79,6 +81,11 @@ def body(event_id: str, text: str) -> bytes:
     return json.dumps(envelope).encode()
 
 
+def signature(content: bytes) -> str:
+    """The header GoSendAPI sends: sha256=<hex HMAC-SHA256 of the raw body>."""
+    return "sha256=" + hmac.new(SECRET.encode(), content, hashlib.sha256).hexdigest()
+
+
 def settings_for(database: Path | str, **changes: Any) -> Settings:
     values: dict[str, Any] = {
         "base_url": "http://provider/v1",
@@ -116,8 +123,7 @@ class Rig:
 
     async def post(self, event_id: str, text: str, **headers: str) -> httpx.Response:
         content = body(event_id, text)
-        signature = "sha256=" + hmac.new(SECRET.encode(), content, hashlib.sha256).hexdigest()
-        sent = {"Content-Type": "application/json", "X-GoSendAPI-Signature": signature}
+        sent = {"Content-Type": "application/json", "X-GoSendAPI-Signature": signature(content)}
         response = await self.client.post("/webhook", content=content, headers=sent | headers)
         assert response.status_code == 200, response.text
         return response
@@ -304,6 +310,36 @@ async def test_a_redelivery_is_marked_a_duplicate_and_makes_no_turn(tmp_path: Pa
     assert [
         (s.attributes or {}).get("botkit.duplicates") for s in spans.named("botkit.webhook")
     ] == [0, 1]
+
+
+async def test_a_store_that_is_down_makes_the_webhook_and_inbox_spans_errors(
+    postgres_url: str,
+) -> None:
+    parts = urlsplit(postgres_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    database = f"postgresql://{parts.username}@127.0.0.1:{proxy.port}{parts.path}"
+    spans = Spans()
+    try:
+        async with running(database, tracing=spans.tracing, workers=False) as rig:
+            await proxy.cut()  # the database restarts
+            down = await rig.client.post(
+                "/webhook",
+                content=body("evt_1", "hola"),
+                headers={"X-GoSendAPI-Signature": signature(body("evt_1", "hola"))},
+            )
+            assert down.status_code == 503
+            await proxy.restore()
+    finally:
+        await proxy.aclose()
+
+    [webhook] = spans.named("botkit.webhook")
+    [inbox] = spans.named("botkit.inbox")
+    assert (webhook.attributes or {})["http.response.status_code"] == 503
+    assert webhook.status.status_code == StatusCode.ERROR
+    assert inbox.status.status_code == StatusCode.ERROR
+    assert [event.name for event in inbox.events] == ["exception"]
+    assert str((inbox.events[0].attributes or {})["exception.type"]).endswith("StoreError")
 
 
 # --- off ----------------------------------------------------------------------------------
