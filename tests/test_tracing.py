@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from botkit import Bot, Context, Conversation, State, Text, on
+from botkit import Bot, Context, Conversation, State, Template, Text, on
 from botkit.config import Settings
 from botkit.exceptions import ConfigError
 from botkit.fake.provider import FakeGoSendAPI
@@ -47,11 +47,12 @@ SECRET = "whsec_test_traces"
 PHONE_NUMBER_ID = "555123456789"
 JUAN = "5491140123456"
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
-CALLER = "b7ad6b7169203331"  # the provider's span, in the request's traceparent
+CALLER = "b7ad6b7169203331"
+TOKEN = "tok_traces"  # the provider's span, in the request's traceparent
 
 
 class Shop(Conversation):
-    """Two replies to a first message, one to the next; "boom" fails."""
+    """Two replies to a first message, one to the next; "boom" fails; a trigger."""
 
     start = State(initial=True)
     open = State()
@@ -66,6 +67,10 @@ class Shop(Conversation):
     @on.text(states=[open], to=open)
     async def answer(self, ctx: Context) -> None:
         await ctx.send(Text("Anotado"))
+
+    @on.trigger("restock", states=[start, open])
+    async def restock(self, ctx: Context) -> None:
+        await ctx.send(Template.of("reminder", "es"))  # the user may never have written
 
 
 def body(event_id: str, text: str) -> bytes:
@@ -93,6 +98,7 @@ def settings_for(database: Path | str, **changes: Any) -> Settings:
         "webhook_secrets": (SECRET,),
         "phone_number_id": PHONE_NUMBER_ID,
         "database": str(database),
+        "api_token": TOKEN,
     }
     return Settings(**{**values, **changes})
 
@@ -340,6 +346,28 @@ async def test_a_store_that_is_down_makes_the_webhook_and_inbox_spans_errors(
     assert inbox.status.status_code == StatusCode.ERROR
     assert [event.name for event in inbox.events] == ["exception"]
     assert str((inbox.events[0].attributes or {})["exception.type"]).endswith("StoreError")
+
+
+async def test_a_trigger_request_is_a_trace_of_its_own_from_the_inbox(tmp_path: Path) -> None:
+    spans = Spans()
+    async with running(tmp_path / "bot.db", tracing=spans.tracing) as rig:
+        response = await rig.client.post(
+            f"/conversations/{JUAN}/trigger",
+            json={"trigger": "restock", "data": {}},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert response.status_code == 202, response.text
+        await rig.runtime.settle()
+
+    assert spans.named("botkit.webhook") == []
+    [inbox] = spans.named("botkit.inbox")
+    [turn] = spans.named("botkit.turn")
+    [sent] = spans.named("botkit.send")
+    assert inbox.parent is None  # the root: no span was current (no web instrumentation)
+    assert (inbox.attributes or {})["botkit.event.kind"] == "trigger"
+    assert parent_of(turn) == inbox.context.span_id
+    assert parent_of(sent) == turn.context.span_id
+    assert (turn.attributes or {})["botkit.handler"] == "restock"
 
 
 # --- off ----------------------------------------------------------------------------------
