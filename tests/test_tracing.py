@@ -137,12 +137,19 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def running(
-    database: Path | str, *, tracing: Tracing | None, workers: bool = True, mode: str = "auto"
+    database: Path | str,
+    *,
+    tracing: Tracing | None,
+    workers: bool = True,
+    mode: str = "auto",
+    window: bool = True,
 ) -> AsyncIterator[Rig]:
-    """The bot's app with its lifespan running; `tracing`, else BOTKIT_TRACING=`mode`."""
+    """The bot's app with its lifespan running; `tracing`, else BOTKIT_TRACING=`mode`;
+    `window`: the provider has seen Juan write (it refuses free-form messages otherwise)."""
     clock = ManualClock()
     fake = FakeGoSendAPI(clock=clock)
-    fake.open_window(PHONE_NUMBER_ID, JUAN, clock.now())
+    if window:
+        fake.open_window(PHONE_NUMBER_ID, JUAN, clock.now())
     runtime = Runtime(
         Bot(Shop),
         settings_for(database, tracing=mode),
@@ -298,6 +305,23 @@ async def test_a_failed_turn_is_an_error_span_with_its_error(tmp_path: Path) -> 
     assert attributes["botkit.error"] == "RuntimeError: boom"
     assert attributes["botkit.state_after"] == "start"
     assert spans.named("botkit.send") == []
+
+
+async def test_a_send_the_provider_refuses_is_an_error_span_with_its_status_and_code(
+    tmp_path: Path,
+) -> None:
+    spans = Spans()
+    async with running(tmp_path / "bot.db", tracing=spans.tracing, window=False) as rig:
+        await rig.post("evt_1", "hola")  # the provider has not seen Juan write: it refuses
+        await rig.runtime.settle()
+
+    [first, _] = spans.named("botkit.send")
+    attributes = first.attributes or {}
+    assert attributes["http.response.status_code"] == 403
+    assert attributes["botkit.provider_code"] == "WINDOW_CLOSED"
+    assert attributes["botkit.outcome"] == "failed"
+    assert "window closed" in str(attributes["botkit.error"])
+    assert first.status.status_code == StatusCode.ERROR
 
 
 async def test_a_redelivery_is_marked_a_duplicate_and_makes_no_turn(tmp_path: Path) -> None:

@@ -79,6 +79,7 @@ def send_outcome(outcome: SendOutcome, exchange: Exchange) -> Attributes:
     values: dict[str, str | int | float | None] = {
         "botkit.outcome": result,
         "http.response.status_code": exchange.status,
+        "botkit.provider_code": exchange.code,
         "botkit.provider_message_id": outcome.provider_message_id,
         "botkit.error": outcome.error,
         "botkit.retry_in": outcome.retry_in,
