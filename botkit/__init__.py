@@ -35,6 +35,7 @@ from botkit.runtime.bot import Bot
 from botkit.runtime.ingest import Ingest
 from botkit.runtime.runtime import Runtime
 from botkit.runtime.workers import Workers
+from botkit.tracing import Tracing
 from botkit.wire.events import (
     ButtonTap,
     ContactsInput,
@@ -133,6 +134,7 @@ __all__ = [
     "Text",
     "TextInput",
     "TextParam",
+    "Tracing",
     "TransientProviderError",
     "TriggerError",
     "TriggerEvent",

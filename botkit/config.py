@@ -43,6 +43,10 @@ DEFAULT_BODY_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 4096
 # /readyz answers 503 once the oldest event waiting to be processed is older than this
 DEFAULT_READY_MAX_AGE = 300.0
+# BOTKIT_TRACING: spans of each event through OpenTelemetry (botkit.tracing, docs/tracing.md):
+# auto (on when OpenTelemetry is installed and set up), on (it must be installed), or off
+TRACING_AUTO = "auto"
+TRACING_MODES = (TRACING_AUTO, "on", "off")
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -104,6 +108,7 @@ class Settings:
     metrics: bool = True  # BOTKIT_METRICS=off: nothing counted, no GET /metrics
     metrics_token: str | None = None  # GET /metrics wants Authorization: Bearer this
     ready_max_age: float = DEFAULT_READY_MAX_AGE  # seconds the oldest pending event may wait
+    tracing: str = TRACING_AUTO  # BOTKIT_TRACING: auto, on or off (botkit.tracing)
 
     @property
     def uses_fake_provider(self) -> bool:
@@ -188,6 +193,7 @@ class Settings:
         log = LogSettings._read(env, problems)
         metrics = _switch(env, "BOTKIT_METRICS", problems)
         ready_max_age = _seconds(env, "BOTKIT_READY_MAX_AGE", DEFAULT_READY_MAX_AGE, problems)
+        tracing = _choice(env, "BOTKIT_TRACING", TRACING_MODES, TRACING_AUTO, problems)
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -212,6 +218,7 @@ class Settings:
             metrics=metrics,
             metrics_token=_optional(env, "BOTKIT_METRICS_TOKEN"),
             ready_max_age=ready_max_age,
+            tracing=tracing or TRACING_AUTO,
         )
 
 

@@ -293,3 +293,44 @@ async def _own_lines(code: str, tmp_path: Path) -> None:
         else:
             assert line.startswith("INFO shop.handlers: order A-17 placed ")
             assert "user=54911****3456" in line and JUAN not in line
+
+
+_TRACED_CONVERSATION = """
+import asyncio, json, sys
+from botkit import Simulator
+import shop
+
+async def main() -> None:
+    async with Simulator(shop.bot) as sim:
+        juan = sim.user(sys.argv[1], name="Juan")
+        await juan.says("hola")
+        assert [m.text for m in juan.messages] == ["¡Hola!"]
+    shop.provider.force_flush()
+
+asyncio.run(main())
+"""
+
+
+@runs("docs/tracing.md#1")
+async def _traced_bot(code: str, tmp_path: Path) -> None:
+    # its own process: the module sets OpenTelemetry's global provider, which is set once
+    (tmp_path / "shop.py").write_text(code)
+    environment = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    environment.pop("BOTKIT_TRACING", None)  # auto: on, since the module set a provider
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _TRACED_CONVERSATION, JUAN],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    spans = json.loads("[" + done.stdout.replace("}\n{", "},\n{") + "]")
+    names = sorted(span["name"] for span in spans)
+    assert names == ["botkit.inbox", "botkit.send", "botkit.turn", "botkit.webhook"]
+    assert len({span["context"]["trace_id"] for span in spans}) == 1
+    [turn] = [span for span in spans if span["name"] == "botkit.turn"]
+    assert turn["attributes"]["botkit.user"] == "54911****3456"
+    assert JUAN not in done.stdout  # no span has the number in clear

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from botkit.conversation.dsl import ConversationSpec
 from botkit.exceptions import TriggerError
 from botkit.logsafe import fields, shown
 from botkit.store.base import NewEvent, Store
+from botkit.tracing import Tracing
 from botkit.types import JSONObject
 from botkit.wire.events import Event, InboundMessage, StatusUpdate
 from botkit.wire.ids import PHONE_NUMBER_ID_DIGITS, is_ascii_digits
@@ -95,7 +97,8 @@ class Ingest:
 
     `phone_number_id` is the number a trigger sends from when its request names none; `wake`
     tells workers in another process that there is work (the worker child's pipe). Workers in
-    this process need no wake: the store's own notify reaches them.
+    this process need no wake: the store's own notify reaches them. With `tracing`, each
+    event stored gets a span, whose trace context is stored with it (botkit.tracing).
     """
 
     def __init__(
@@ -105,11 +108,13 @@ class Ingest:
         *,
         phone_number_id: str | None = None,
         wake: Callable[[], None] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.store = store
         self.spec = spec
         self.phone_number_id = phone_number_id
         self.wake = wake
+        self.tracing = tracing
 
     async def accept(self, events: Sequence[Event | TriggerEvent]) -> list[bool]:
         """Stores events durably (True per new one, False per duplicate); the workers wake."""
@@ -118,7 +123,10 @@ class Ingest:
     async def accept_rows(self, rows: Sequence[NewEvent]) -> list[bool]:
         """`accept`, for events already made inbox rows (a large body's, by the process that
         decoded it: botkit.web.decoder)."""
-        flags = await self.store.inbox.add(rows)
+        if self.tracing is None:
+            flags = await self.store.inbox.add(rows)
+        else:
+            flags = await self._traced(self.tracing, rows)
         if any(flags) and self.wake is not None:
             self.wake()
         if log.isEnabledFor(logging.DEBUG):  # a line per request: DEBUG (docs/logging.md)
@@ -126,6 +134,17 @@ class Ingest:
             old = [row.event_id for row, stored in zip(rows, flags, strict=True) if not stored]
             values = fields(log="ingest", event_ids=new, duplicates=old)
             log.debug("stored %d events, %d duplicates", len(new), len(old), extra=values)
+        return flags
+
+    async def _traced(self, tracing: Tracing, rows: Sequence[NewEvent]) -> list[bool]:
+        """`store.inbox.add` under a span per event, each row carrying its span's context."""
+        with tracing.inbox([(row.event_id, row.kind) for row in rows]) as spans:
+            traced = [
+                replace(row, trace=trace)
+                for row, trace in zip(rows, spans.traceparents, strict=True)
+            ]
+            flags = await self.store.inbox.add(traced)
+            spans.stored(flags)
         return flags
 
     async def trigger(

@@ -24,6 +24,7 @@ from botkit.provider.media import DEFAULT_MAX_AGE, MediaUploads, Resolved
 from botkit.provider.sender import Exchange, Sender
 from botkit.runtime.lanes import LaneService, LaneWorker
 from botkit.runtime.report import log_send
+from botkit.runtime.traced import send_attributes, send_outcome
 from botkit.store.base import (
     FAILED,
     FALL_BACK,
@@ -37,6 +38,7 @@ from botkit.store.base import (
     SendOutcome,
     Store,
 )
+from botkit.tracing import Tracing
 from botkit.types import Clock
 from botkit.wire.idempotency import with_media
 
@@ -79,9 +81,11 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         rng: random.Random | None = None,
         media_max_age: float = DEFAULT_MAX_AGE,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics or Metrics.off()
+        self.tracing = tracing  # None: no spans (botkit.tracing)
         self.sender = sender
         self.media = MediaUploads(store.media, sender, max_age=media_max_age)
         self.clock = clock
@@ -111,7 +115,10 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         """
         results: list[SendOutcome] = []
         for item in lane.sends:
-            outcome = await self._deliver(lane, item)
+            if self.tracing is None:
+                outcome = await self._deliver(lane, item, Exchange())
+            else:
+                outcome = await self._traced(self.tracing, lane, item)
             self.metrics.send(item.type, _outcome(item, outcome))
             results.append(outcome)
             if outcome.status == PENDING or outcome.fall_back or outcome.window_closed:
@@ -130,7 +137,15 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
                 Phone(lane.wa_id),
             )
 
-    async def _deliver(self, lane: OutboxLane, item: OutboxItem) -> SendOutcome:
+    async def _traced(self, tracing: Tracing, lane: OutboxLane, item: OutboxItem) -> SendOutcome:
+        """`_deliver` in a span of its own, the child of the turn that queued the send."""
+        exchange = Exchange()
+        with tracing.send(item.trace, send_attributes(lane, item)) as span:
+            outcome = await self._deliver(lane, item, exchange)
+            span.ended(send_outcome(outcome, exchange), outcome.status == FAILED)
+        return outcome
+
+    async def _deliver(self, lane: OutboxLane, item: OutboxItem, exchange: Exchange) -> SendOutcome:
         attempts = item.attempts + 1
         free_form = item.type != "template"
         # A first attempt asks the window; a retry does not: an earlier attempt may have gone
@@ -139,7 +154,6 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         if free_form and item.attempts == 0 and not lane.window.is_open(self.clock.now()):
             return self._closed(lane, item, item.attempts, "the 24-hour window is closed", None)
         media: list[str | None] = [item.media_id]
-        exchange = Exchange()
         try:
             message_id = await self._send(lane, item, media, exchange)
         except RateLimitedError as exc:

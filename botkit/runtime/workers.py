@@ -22,6 +22,7 @@ from botkit.runtime.dispatch import Dispatcher
 from botkit.runtime.janitor import Janitor
 from botkit.runtime.outbox import Outbox
 from botkit.store.base import PacedStore, Pacing, Store
+from botkit.tracing import Tracing
 from botkit.types import Clock, SystemClock
 
 
@@ -39,6 +40,7 @@ class Workers:
         transport: httpx.AsyncBaseTransport | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.store = store
         metrics = metrics or Metrics.off()
@@ -55,7 +57,13 @@ class Workers:
             metrics=metrics,
         )
         self.dispatcher = Dispatcher(
-            store, conversation(), clock, on_error=on_error, lease=settings.lease, metrics=metrics
+            store,
+            conversation(),
+            clock,
+            on_error=on_error,
+            lease=settings.lease,
+            metrics=metrics,
+            tracing=tracing,
         )
         self.outbox = Outbox(
             store,
@@ -64,6 +72,7 @@ class Workers:
             media_max_age=settings.media_max_age,
             lease=settings.lease,
             metrics=metrics,
+            tracing=tracing,
         )
         self.janitor = Janitor(store, clock, retention=settings.retention)
 

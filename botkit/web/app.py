@@ -74,7 +74,7 @@ def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None)
     async def index(request: Request) -> Response:
         return json_response(200, _about(runtime, extra_routes or []))
 
-    webhook = WebhookEndpoint(runtime.ingest, runtime.settings, runtime.metrics)
+    webhook = WebhookEndpoint(runtime.ingest, runtime.settings, runtime.metrics, runtime.tracing)
     routes: list[BaseRoute] = [
         Route("/", index, methods=["GET"]),
         Route("/webhook", webhook, methods=["POST"]),  # what a mounted app (root_path) uses
