@@ -18,6 +18,7 @@ from botkit.exceptions import (
     BotkitError,
     ConfigError,
     DefinitionError,
+    HandoffError,
     LaneBusyError,
     MediaError,
     MessageError,
@@ -47,6 +48,7 @@ from botkit.wire.events import (
     TextInput,
     UnsupportedInput,
 )
+from botkit.wire.handoff import HandoffMark
 from botkit.wire.messages import (
     Audio,
     Body,
@@ -95,6 +97,8 @@ __all__ = [
     "Document",
     "DocumentParam",
     "HOLD",
+    "HandoffError",
+    "HandoffMark",
     "Header",
     "Hold",
     "Image",

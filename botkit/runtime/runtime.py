@@ -46,6 +46,7 @@ class Runtime:
         workers: bool = True,
         worker_process: WorkerProcess | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
+        handoff_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.bot = bot
         self.settings = settings
@@ -75,6 +76,7 @@ class Runtime:
                 transport=transport,
                 on_error=on_error,
                 metrics=self.metrics,
+                handoff_transport=handoff_transport,
             )
 
     @contextlib.asynccontextmanager
