@@ -179,3 +179,21 @@ async def test_a_handoff_survives_a_restart(tmp_path: Path) -> None:
         assert juan.messages == []  # the bot said nothing (a new fake provider: only this run)
         await sim.resume(JUAN, state="idle")
         assert juan.state == "idle" and juan.handoff is None
+
+
+async def test_a_handoff_on_postgresql_survives_a_restart(postgres_url: str) -> None:
+    async with Simulator(clinic, database=postgres_url) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await handed_off(juan)
+        sim.desk.fail_next(503)
+        await juan.says("primero")
+        await sim.reply(JUAN, "Hola, soy Ana")
+        assert juan.last_message.text == "Hola, soy Ana"
+        assert [body["message"]["body"] for body in sim.desk.messages] == ["primero"]
+    async with Simulator(clinic, database=postgres_url) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await juan.says("sigo acá")
+        assert juan.handoff is not None and juan.messages == []
+        await sim.resume(JUAN, state="choosing_service")
+        assert juan.state == "choosing_service" and juan.handoff is None
+        assert juan.last_message.row_ids == ["general", "specialist", "lab"]
