@@ -19,6 +19,7 @@ from botkit.wire.events import Event, InboundMessage, StatusUpdate
 from botkit.wire.handoff import KIND as HANDOFF_KIND
 from botkit.wire.handoff import MAX_REASON, REPLY, RESUME, START, HandoffEvent, template_of
 from botkit.wire.ids import PHONE_NUMBER_ID_DIGITS, is_ascii_digits
+from botkit.wire.messages import Text
 from botkit.wire.phone import PhoneNumberError, to_wa_id
 from botkit.wire.trigger import TriggerEvent
 
@@ -185,13 +186,10 @@ class Ingest:
         `fallback`, a template `{"name", "language", "body": [...]}` for a closed one).
         HandoffError: 404 for an unknown conversation, 400 for a text or template botkit
         cannot send."""
-        try:
+        try:  # what the turn will build, built now: a bad text or template is the caller's 400
+            Text(text)
             if fallback is not None:
                 template_of(fallback)
-            event = HandoffEvent.create(
-                REPLY, wa_id=wa_id, phone_number_id="0", text=text, fallback=fallback
-            )
-            event.message()
         except MessageError as exc:
             raise HandoffError(str(exc)) from exc
         user, number = await self.existing(wa_id, phone_number_id)

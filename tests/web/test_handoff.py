@@ -194,3 +194,39 @@ async def test_without_a_handoff_url_the_messages_are_kept_for_the_api(tmp_path:
         [message] = view["messages"]
         assert (message["status"], message["attempts"]) == ("sent", 1)
         assert message["forwarded"]["message"]["body"] == "¿hola?"
+
+
+async def test_a_web_replica_answers_from_the_store_the_workers_share(tmp_path: Path) -> None:
+    database = tmp_path / "clinic.db"
+    async with Simulator(bots.clinic, database=database) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await juan.says("hola")
+        settings = Settings(
+            database=str(database), api_token=SIM_API_TOKEN, phone_number_id=sim.phone_number_id
+        )
+        replica = Runtime(bots.clinic.bot, settings, clock=sim.clock, workers=False)
+        app = create_app(replica)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://web") as client,
+        ):
+            stranger = await client.post(url(STRANGER, "handoff"), json={}, headers=AUTH)
+            assert stranger.status_code == 404, stranger.text
+            taken = await client.post(url(JUAN, "handoff"), json={"reason": "x"}, headers=AUTH)
+            assert taken.status_code == 202, taken.text
+        await sim.settle()
+        await juan.refresh()
+        assert juan.handoff is not None and juan.handoff.reason == "x"
+
+
+async def test_an_admin_reset_ends_a_handoff(
+    sim: Simulator, juan: SimUser, api: httpx.AsyncClient
+) -> None:
+    await juan.says("persona")
+    assert juan.handoff is not None
+    reset = await api.post(f"/admin/conversations/{JUAN}/reset", headers=AUTH)
+    assert reset.status_code == 200, reset.text
+    await juan.says("hola")
+    assert juan.handoff is None
+    assert juan.state == "choosing_service"  # the bot answered
