@@ -5,6 +5,7 @@ survives a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from pathlib import Path
@@ -197,3 +198,27 @@ async def test_a_handoff_on_postgresql_survives_a_restart(postgres_url: str) -> 
         await sim.resume(JUAN, state="choosing_service")
         assert juan.state == "choosing_service" and juan.handoff is None
         assert juan.last_message.row_ids == ["general", "specialist", "lab"]
+
+
+async def test_a_forward_refused_before_a_restart_is_delivered_after_it(tmp_path: Path) -> None:
+    database = tmp_path / "clinic.db"
+    async with Simulator(clinic, database=database) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await handed_off(juan)
+        sim.desk.fail_next(503)
+        text = {"type": "text", "text": {"body": "¿me escuchan?"}}
+        await sim.fake.receive(
+            wa_id=JUAN, name="Juan", message=text, phone_number_id=sim.phone_number_id
+        )
+        for _ in range(500):  # the workers run on their own: wait for the refused attempt
+            rows = [row for row in await sim.outbox(JUAN) if row.type == "botkit.handoff"]
+            if rows and rows[0].attempts == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert [(row.status, row.attempts) for row in rows] == [("pending", 1)]
+        assert sim.desk.messages == []
+    async with Simulator(clinic, database=database) as sim:
+        await sim.settle()  # the retry comes due (the manual clock jumps to it)
+        assert [body["message"]["body"] for body in sim.desk.messages] == ["¿me escuchan?"]
+        [row] = [row for row in await sim.outbox(JUAN) if row.type == "botkit.handoff"]
+        assert (row.status, row.attempts) == ("sent", 2)
