@@ -233,7 +233,7 @@ class Ingest:
         try:
             user = to_wa_id(wa_id)
         except PhoneNumberError as exc:
-            raise HandoffError(str(exc), status=404) from exc
+            raise HandoffError(str(exc)) from exc
         found = await self.store.sessions.get(number, user)
         if found.session is None:
             raise HandoffError(

@@ -120,6 +120,12 @@ async def test_a_reply_botkit_cannot_send_is_400(
     assert says in response.json()["detail"]
 
 
+async def test_a_number_that_is_not_a_phone_number_is_400(api: httpx.AsyncClient) -> None:
+    response = await api.post(url("12", "handoff"), json={}, headers=AUTH)
+    assert response.status_code == 400, response.text
+    assert "12" in response.json()["detail"]
+
+
 async def test_the_body_must_be_a_json_object(juan: SimUser, api: httpx.AsyncClient) -> None:
     await juan.says("hola")
     for content in (b"[1]", b"{nope"):
