@@ -18,6 +18,7 @@ from botkit.exceptions import (
     BotkitError,
     ConfigError,
     DefinitionError,
+    HandoffError,
     LaneBusyError,
     MediaError,
     MessageError,
@@ -48,6 +49,7 @@ from botkit.wire.events import (
     TextInput,
     UnsupportedInput,
 )
+from botkit.wire.handoff import HandoffMark
 from botkit.wire.messages import (
     Audio,
     Body,
@@ -96,6 +98,8 @@ __all__ = [
     "Document",
     "DocumentParam",
     "HOLD",
+    "HandoffError",
+    "HandoffMark",
     "Header",
     "Hold",
     "Image",

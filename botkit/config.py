@@ -109,6 +109,8 @@ class Settings:
     metrics_token: str | None = None  # GET /metrics wants Authorization: Bearer this
     ready_max_age: float = DEFAULT_READY_MAX_AGE  # seconds the oldest pending event may wait
     tracing: str = TRACING_AUTO  # BOTKIT_TRACING: auto, on or off (botkit.tracing)
+    handoff_url: str | None = None  # where a handed-off user's messages are posted
+    handoff_secret: str | None = None  # signs them (X-Botkit-Signature)
 
     @property
     def uses_fake_provider(self) -> bool:
@@ -194,6 +196,7 @@ class Settings:
         metrics = _switch(env, "BOTKIT_METRICS", problems)
         ready_max_age = _seconds(env, "BOTKIT_READY_MAX_AGE", DEFAULT_READY_MAX_AGE, problems)
         tracing = _choice(env, "BOTKIT_TRACING", TRACING_MODES, TRACING_AUTO, problems)
+        handoff_url, handoff_secret = _handoff(env, problems)
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -219,7 +222,27 @@ class Settings:
             metrics_token=_optional(env, "BOTKIT_METRICS_TOKEN"),
             ready_max_age=ready_max_age,
             tracing=tracing or TRACING_AUTO,
+            handoff_url=handoff_url,
+            handoff_secret=handoff_secret,
         )
+
+
+def _handoff(env: Mapping[str, str], problems: list[str]) -> tuple[str | None, str | None]:
+    """BOTKIT_HANDOFF_URL and BOTKIT_HANDOFF_SECRET: both or neither."""
+    url, secret = _optional(env, "BOTKIT_HANDOFF_URL"), _optional(env, "BOTKIT_HANDOFF_SECRET")
+    if url is not None and not url.startswith(("http://", "https://")):
+        problems.append(f"BOTKIT_HANDOFF_URL must be an http(s) URL, not {url[:80]!r}")
+    if url is not None and secret is None:
+        problems.append(
+            "BOTKIT_HANDOFF_SECRET is not set: it signs what botkit posts to BOTKIT_HANDOFF_URL "
+            "(X-Botkit-Signature); choose a long random string and give it to the receiver"
+        )
+    if secret is not None and url is None:
+        problems.append(
+            "BOTKIT_HANDOFF_SECRET is set but BOTKIT_HANDOFF_URL is not: set the URL that "
+            "receives handed-off users' messages, or unset the secret"
+        )
+    return url, secret
 
 
 def database_for(target: str, *, prefix: str = "botkit") -> str:

@@ -207,6 +207,50 @@ async def _trigger(code: str, tmp_path: Path) -> None:
             await sim.trigger(JUAN, "remind", {"name": "Juan"})
 
 
+@runs("docs/guide/handoff.md#1")
+async def _handoff_handler(code: str, tmp_path: Path) -> None:
+    # a method of a conversation: here inside the smallest one it fits in
+    source = "from botkit import Bot, Context, Conversation, State, Text, on\n\n\n" + (
+        "class Clinic(Conversation):\n"
+        "    idle = State(initial=True)\n\n"
+        + textwrap.indent(code, "    ")
+        + "\n\nbot = Bot(Clinic)\n"
+    )
+    async with Simulator(module(source).bot) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await juan.says("Persona ")
+        assert (
+            juan.last_message.text
+            == "Te comunico con una persona del equipo; te va a escribir por acá."
+        )
+        assert juan.handoff is not None and juan.handoff.reason == "pidió hablar con una persona"
+        await juan.says("¿hola?")
+        assert len(juan.messages) == 1
+        assert [body["message"]["body"] for body in sim.desk.messages] == ["¿hola?"]
+
+
+@runs("docs/guide/handoff.md#2")
+async def _handoff_receiver(code: str, tmp_path: Path) -> None:
+    import time
+
+    from botkit.wire.handoff import signature
+
+    verified = module(code).verified
+    body, now = b'{"wa_id": "5491140123456"}', str(int(time.time()))
+    headers = {"x-botkit-timestamp": now, "x-botkit-signature": signature("s3cret", now, body)}
+    assert verified("s3cret", headers, body)
+    assert not verified("other", headers, body)
+    assert not verified("s3cret", headers, body + b" ")
+    old = str(int(time.time()) - 3600)
+    stale = {"x-botkit-timestamp": old, "x-botkit-signature": signature("s3cret", old, body)}
+    assert not verified("s3cret", stale, body)
+
+
+@runs("docs/guide/handoff.md#3")
+async def _handoff_test(code: str, tmp_path: Path) -> None:
+    await module(code).test_a_person_takes_over()
+
+
 @runs("docs/guide/window.md#1")
 async def _window(code: str, tmp_path: Path) -> None:
     bot: Bot = module(code).bot

@@ -134,6 +134,7 @@ class Context:
         # the handler's name, once one is found for the input (for the log and the metrics)
         self.handler: str | None = None
         self._sendings: list[Sending] = []
+        self.handoff_reason: str | None = None  # set by handoff(): people answer from now on
 
     @property
     def sent(self) -> list[Message]:
@@ -199,6 +200,13 @@ class Context:
             own = self._state_fallback(state)
             policy = self._resolve(self.route_fallback or own)
             self.queued.append(self._queue(message, policy))
+
+    async def handoff(self, *, reason: str = "") -> None:
+        """Hands the conversation to people once this handler is done: until a resume, the
+        user's messages go to BOTKIT_HANDOFF_URL and no handler runs (docs/guide/handoff.md)."""
+        if not isinstance(reason, str):
+            raise TypeError(f"handoff(reason=...) takes a string, not {type(reason).__name__}")
+        self.handoff_reason = reason
 
     def goto(self, state: State | str) -> None:
         """Moves to `state` when the handler returns, instead of its declared destination."""

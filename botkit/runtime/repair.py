@@ -34,6 +34,8 @@ from botkit.wire.events import (
     UnsupportedInput,
     parse_envelope,
 )
+from botkit.wire.handoff import KIND as HANDOFF_KIND
+from botkit.wire.handoff import HandoffEvent
 from botkit.wire.trigger import TriggerEvent
 
 T = TypeVar("T")
@@ -348,6 +350,10 @@ def _event_summary(record: EventRecord) -> str:
         if record.kind == "trigger":
             trigger = TriggerEvent.from_envelope(record.envelope)
             return _cut(f"trigger {trigger.input.name}")
+        if record.kind == HANDOFF_KIND:
+            handoff = HandoffEvent.from_envelope(record.envelope)
+            detail = handoff.reason or handoff.state or handoff.text
+            return _cut(f"handoff {handoff.action} {detail}".strip())
         event = parse_envelope(record.envelope)
     except (PayloadError, ValueError, KeyError, TypeError):
         return "(an envelope botkit cannot read)"

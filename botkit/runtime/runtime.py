@@ -49,6 +49,7 @@ class Runtime:
         worker_process: WorkerProcess | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
         tracing: Tracing | None = None,
+        handoff_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.bot = bot
         self.settings = settings
@@ -82,6 +83,7 @@ class Runtime:
                 on_error=on_error,
                 metrics=self.metrics,
                 tracing=self.tracing,
+                handoff_transport=handoff_transport,
             )
 
     @contextlib.asynccontextmanager

@@ -19,6 +19,7 @@ from botkit.metrics import Metrics
 from botkit.provider.ratelimit import rate_limiter
 from botkit.provider.sender import Sender
 from botkit.runtime.dispatch import Dispatcher
+from botkit.runtime.forward import Forwarder
 from botkit.runtime.janitor import Janitor
 from botkit.runtime.outbox import Outbox
 from botkit.store.base import PacedStore, Pacing, Store
@@ -41,9 +42,18 @@ class Workers:
         on_error: Callable[[str, BaseException], None] | None = None,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
+        handoff_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.store = store
         metrics = metrics or Metrics.off()
+        self.forwarder: Forwarder | None = None
+        if settings.handoff_url is not None:
+            self.forwarder = Forwarder(
+                settings.handoff_url,
+                settings.handoff_secret or "",
+                clock,
+                transport=handoff_transport,
+            )
         self.sender = Sender(
             base_url=settings.base_url,
             api_key=settings.api_key or "gsk_test_botkit_fake",
@@ -73,6 +83,7 @@ class Workers:
             lease=settings.lease,
             metrics=metrics,
             tracing=tracing,
+            forwarder=self.forwarder,
         )
         self.janitor = Janitor(store, clock, retention=settings.retention)
 
@@ -98,6 +109,8 @@ class Workers:
                     self.janitor.stop()
         finally:
             await self.sender.aclose()
+            if self.forwarder is not None:
+                await self.forwarder.aclose()
 
     async def settle(self, *, within: float = 10.0, autojump: Clock | None = None) -> None:
         """Waits until every stored event is processed and every due send attempted (tests).
