@@ -388,6 +388,11 @@ def main() -> None:
         "lines), 'off' at warning: what metrics and logging cost together",
     )
     parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="with --with-logs: uvicorn's line per request too (BOTKIT_ACCESS_LOG=on)",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=1, help="with --metrics-overhead: runs of each (default 1)"
     )
     args = parser.parse_args()
@@ -430,9 +435,10 @@ def metrics_overhead(args: argparse.Namespace) -> None:
         for n in range(args.repeat):
             for mode in ("on", "off") if n % 2 == 0 else ("off", "on"):
                 env = {"BOTKIT_METRICS": mode}
-                if args.with_logs:  # on: a JSON line per request, turn and send too; off: none
+                if args.with_logs:  # on: a JSON line per turn and send too; off: none
                     env["BOTKIT_LOG_LEVEL"] = "info" if mode == "on" else "warning"
                     env["BOTKIT_LOG_FORMAT"] = "json"
+                    env["BOTKIT_ACCESS_LOG"] = "on" if args.access_log else "off"
                 b = clinic(wrk, folder, args, "sqlite", [events], env, f"-{mode}-{n}")
                 acked_rate = acked(b) / args.duration  # type: ignore[arg-type]
                 processed = int(b["events"]) / float(b["drained_s"])  # type: ignore[call-overload, arg-type]

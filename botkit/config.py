@@ -58,11 +58,13 @@ _DECIMAL = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 @dataclass(frozen=True, slots=True)
 class LogSettings:
     """How a process logs: BOTKIT_LOG_FORMAT (text or json), BOTKIT_LOG_LEVEL (None: the
-    command's own default) and BOTKIT_LOG_PHONE (users' numbers masked or full)."""
+    command's own default), BOTKIT_LOG_PHONE (users' numbers masked or full) and
+    BOTKIT_ACCESS_LOG (uvicorn's line per request, on or off)."""
 
     format: str = TEXT
     level: str | None = None
     phones: str = MASKED
+    access: bool = True  # BOTKIT_ACCESS_LOG: uvicorn's line per HTTP request, at INFO
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LogSettings:
@@ -79,6 +81,7 @@ class LogSettings:
             format=_choice(env, "BOTKIT_LOG_FORMAT", FORMATS, TEXT, problems) or TEXT,
             level=_choice(env, "BOTKIT_LOG_LEVEL", LOG_LEVELS, None, problems),
             phones=_choice(env, "BOTKIT_LOG_PHONE", PHONE_MODES, MASKED, problems) or MASKED,
+            access=_switch(env, "BOTKIT_ACCESS_LOG", problems),
         )
 
 

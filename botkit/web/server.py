@@ -311,6 +311,7 @@ def server_config(
         # uvicorn's lines (an access line repeats the request's path) go through the process's
         # own handler, whose formatter escapes and bounds them (botkit.logsafe)
         log_config=None,
+        access_log=settings.log.access,
         http=protocol_for(edge),
         ws="none",  # no WebSocket route: an upgrade request is an ordinary request
         timeout_keep_alive=int(KEEP_ALIVE_SECONDS),
