@@ -73,6 +73,7 @@ from botkit.wire.messages import (
     Video,
     VideoParam,
 )
+from botkit.wire.timer import TimerEvent, TimerInput
 from botkit.wire.trigger import TriggerEvent, TriggerInput
 from botkit.wire.window import Window
 
@@ -133,6 +134,8 @@ __all__ = [
     "Text",
     "TextInput",
     "TextParam",
+    "TimerEvent",
+    "TimerInput",
     "TransientProviderError",
     "TriggerError",
     "TriggerEvent",

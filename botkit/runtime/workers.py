@@ -1,5 +1,5 @@
-"""The workers of a bot: the dispatcher and the outbox, with the sender they share, and the
-janitor that prunes what they finished.
+"""The workers of a bot: the dispatcher and the outbox, with the sender they share, the
+janitor that prunes what they finished, and the timer loop that fires users' due timers.
 
 They process what the store holds, whoever stored it: this process's ingest, or web replicas
 elsewhere (`botkit worker`, `botkit run`'s worker child).
@@ -21,6 +21,7 @@ from botkit.provider.sender import Sender
 from botkit.runtime.dispatch import Dispatcher
 from botkit.runtime.janitor import Janitor
 from botkit.runtime.outbox import Outbox
+from botkit.runtime.timer_loop import TimerLoop
 from botkit.store.base import PacedStore, Pacing, Store
 from botkit.types import Clock, SystemClock
 
@@ -66,11 +67,12 @@ class Workers:
             metrics=metrics,
         )
         self.janitor = Janitor(store, clock, retention=settings.retention)
+        self.timers = TimerLoop(store)
 
     @property
     def busy(self) -> bool:
         """Whether either worker has something in flight."""
-        return self.dispatcher.busy or self.outbox.busy
+        return self.dispatcher.busy or self.outbox.busy or self.timers.busy
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Workers]:
@@ -81,12 +83,14 @@ class Workers:
                 group.create_task(self.dispatcher.run(), name="botkit-dispatcher")
                 group.create_task(self.outbox.run(), name="botkit-outbox")
                 group.create_task(self.janitor.run(), name="botkit-janitor")
+                group.create_task(self.timers.run(), name="botkit-timers")
                 try:
                     yield self
                 finally:
                     self.dispatcher.stop()
                     self.outbox.stop()
                     self.janitor.stop()
+                    self.timers.stop()
         finally:
             await self.sender.aclose()
 
@@ -100,6 +104,9 @@ class Workers:
         deadline = loop.time() + within
         while loop.time() < deadline:
             backlog = await self.store.inspect.backlog()
+            if await self.store.timers.next_due() == 0:  # due timers are work too
+                await self.timers.fire_due()
+                continue
             if not backlog.events and not backlog.sends and not self.busy:
                 return
             if not backlog.events and backlog.sends and not self.outbox.busy:
