@@ -54,6 +54,11 @@ class MemoryTimers(Signal):
             return None
         return max(0.0, min(r.due_at for r in self.rows.values()) - self.store.clock.now())
 
+    def drop(self, keys: Sequence[LaneKey]) -> None:
+        """Deletes the timers of these lanes (a repair's reset or forget)."""
+        for name in [name for name in self.rows if (name[0], name[1]) in keys]:
+            del self.rows[name]
+
     def records(self, wa_id: str | None) -> list[TimerRecord]:
         """The timers waiting, soonest first (optionally one user's)."""
         rows = [r for r in self.rows.values() if wa_id is None or r.wa_id == wa_id]

@@ -123,3 +123,14 @@ class TimersContract:
                 break
             [lane] = claimed
         assert sorted(names) == sorted(f"t{n}" for n in range(20))
+
+    async def test_a_repairs_reset_and_forget_delete_the_users_timers(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        now = clock.now()
+        await set_timers(store, ANA, timer("r", now + 60))
+        await set_timers(store, BEN, timer("r", now + 60))
+        assert await store.repair.reset(ANA) == 0  # no session was stored, timers go anyway
+        assert [t.wa_id for t in await store.inspect.timers()] == [BEN]
+        await store.repair.forget(BEN)
+        assert await store.inspect.timers() == []
