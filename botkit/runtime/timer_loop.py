@@ -31,7 +31,12 @@ class TimerLoop:
         self.limit = limit
         self.pause = pause
         self._stopping = False
-        self.busy = False
+        self._firing = 0  # fire_due calls in flight (the loop's, and settle's)
+
+    @property
+    def busy(self) -> bool:
+        """Whether timers are being moved into the inbox."""
+        return self._firing > 0
 
     async def run(self) -> None:
         """Fires what is due, then waits for the next due time (or a notice), until stopped."""
@@ -50,7 +55,7 @@ class TimerLoop:
     async def fire_due(self) -> int:
         """Moves every due timer into the inbox, a batch at a time; returns how many."""
         fired = 0
-        self.busy = True
+        self._firing += 1
         try:
             while True:
                 moved = await self.store.timers.fire(self.limit)
@@ -59,7 +64,7 @@ class TimerLoop:
                     break
                 await asyncio.sleep(0)  # others' work goes in between batches
         finally:
-            self.busy = False
+            self._firing -= 1
         if fired:
             log.debug("fired %d timers", fired)
         return fired

@@ -103,10 +103,11 @@ class Workers:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while loop.time() < deadline:
-            backlog = await self.store.inspect.backlog()
-            if await self.store.timers.next_due() == 0:  # due timers are work too
+            # due timers are work too; read first: what the loop fires meanwhile is in the inbox
+            if await self.store.timers.next_due() == 0:
                 await self.timers.fire_due()
                 continue
+            backlog = await self.store.inspect.backlog()
             if not backlog.events and not backlog.sends and not self.busy:
                 return
             if not backlog.events and backlog.sends and not self.outbox.busy:

@@ -28,36 +28,42 @@ CREATE INDEX IF NOT EXISTS timers_user ON timers (wa_id);
 
 COLUMNS = "phone_number_id, wa_id, name, due_at, payload, timer_id"
 _SET = (
-    f"INSERT INTO timers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
-    " ON CONFLICT (phone_number_id, wa_id, name) DO UPDATE SET due_at = excluded.due_at,"
-    " payload = excluded.payload, timer_id = excluded.timer_id"
+    f"INSERT INTO timers ({COLUMNS}) SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+    " $4::float8[], $5::text[], $6::text[]) ON CONFLICT (phone_number_id, wa_id, name)"
+    " DO UPDATE SET due_at = excluded.due_at, payload = excluded.payload,"
+    " timer_id = excluded.timer_id"
 )
-_CANCEL = "DELETE FROM timers WHERE phone_number_id = $1 AND wa_id = $2 AND name = $3"
+_CANCEL = (
+    "DELETE FROM timers t USING unnest($1::text[], $2::text[], $3::text[]) AS c(p, w, n)"
+    " WHERE t.phone_number_id = c.p AND t.wa_id = c.w AND t.name = c.n"
+)
 
 
 def encode(writes: Sequence[TimerWrite]) -> None:
     """Checks the writes can be stored (ValueError if not: PostgreSQL refuses NUL in text)."""
     for each in writes:
-        text = codec.dumps_str([each.name, each.payload, each.timer_id])
-        if "\x00" in text or "\\u0000" in text:
+        if "\x00" in codec.dumps_str([each.name, each.payload, each.timer_id]):
             raise ValueError("a NUL character cannot be stored")
 
 
 async def write(
     db: asyncpg.Connection, lanes: Sequence[tuple[LaneKey, Sequence[TimerWrite]]]
-) -> bool:
-    """Applies committed turns' timer writes in order (inside the completion's transaction);
-    True when one set a timer."""
-    set_any = False
+) -> None:
+    """Applies committed turns' timer writes (inside the completion's transaction, which holds
+    their lanes' rows): a statement for the timers set, one for those cancelled, each name's
+    last write winning."""
+    latest: dict[tuple[str, str, str], TimerWrite] = {}
     for key, writes in lanes:
         for each in writes:
-            if each.due_at is None:
-                await db.execute(_CANCEL, *key, each.name)
-                continue
-            payload = codec.dumps_str(each.payload)
-            await db.execute(_SET, *key, each.name, each.due_at, payload, each.timer_id)
-            set_any = True
-    return set_any
+            latest[(*key, each.name)] = each
+    cancels = sorted(name for name, each in latest.items() if each.due_at is None)
+    sets = sorted((name, each) for name, each in latest.items() if each.due_at is not None)
+    if cancels:
+        await db.execute(_CANCEL, *([c[n] for c in cancels] for n in range(3)))
+    if sets:
+        rows = [(*name, each.due_at, codec.dumps_str(each.payload), each.timer_id)
+                for name, each in sets]  # fmt: skip
+        await db.execute(_SET, *([row[n] for row in rows] for n in range(6)))
 
 
 __all__ = ["COLUMNS", "TIMERS_TABLE", "encode", "write"]

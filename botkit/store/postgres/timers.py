@@ -1,10 +1,13 @@
 """The PostgreSQL store's timers: a table of their own, written in each lane's completion.
 
-**Firing** is one transaction: the due rows are deleted with `FOR UPDATE SKIP LOCKED` (two
-processes never take the same row; neither waits for the other) and their events added to
-the inbox (botkit_add_v2, deduplicated by event id, derived from the row's `timer_id`).
-**Setting** happens in the completion's transaction, only for lanes the completion wrote
-(inbox.py), so a worker whose claim ran out sets nothing.
+**Firing** is one transaction, taking its locks in the store's order (repair.py): the due
+timers' lanes' advisory locks (which every add of an event takes first), then their `lanes`
+rows (which a completion holds while it writes the lane's timers), then the timer rows, which
+are deleted only if still due (a completion that set one again committed first) and their
+events added to the inbox (botkit_add_v2, deduplicated by event id, derived from the row's
+`timer_id`). Two processes firing the same lane's timers run one after the other: the second
+finds them gone. **Setting** happens in the completion's transaction (timer_rows.py), only
+for lanes the completion wrote, so a worker whose claim ran out sets nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncpg
 from botkit import codec
 from botkit.store.base import envelope_json
 from botkit.store.postgres import inbox as inbox_sql
+from botkit.store.postgres.inbox import lane_lock
 from botkit.store.postgres.timer_rows import COLUMNS
 from botkit.store.signal import Signal
 from botkit.store.timers import FIRE_BATCH, TimerRecord, fired_event
@@ -23,10 +27,18 @@ from botkit.store.timers import FIRE_BATCH, TimerRecord, fired_event
 if TYPE_CHECKING:
     from botkit.store.postgres import PostgresStore
 
+_DUE = (
+    "SELECT phone_number_id, wa_id, name FROM timers WHERE due_at <= $1"
+    " ORDER BY due_at, name LIMIT $2"
+)
+_LOCK_LANES = (
+    "SELECT 1 FROM lanes l JOIN unnest($1::text[], $2::text[]) AS v(p, w)"
+    " ON l.phone_number_id = v.p AND l.wa_id = v.w"
+    " ORDER BY l.phone_number_id, l.wa_id FOR UPDATE OF l"
+)
 _FIRE = (
-    "DELETE FROM timers t USING (SELECT phone_number_id, wa_id, name FROM timers"
-    " WHERE due_at <= $1 ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED) d"
-    " WHERE t.phone_number_id = d.phone_number_id AND t.wa_id = d.wa_id AND t.name = d.name"
+    "DELETE FROM timers t USING unnest($1::text[], $2::text[], $3::text[]) AS d(p, w, n)"
+    " WHERE t.phone_number_id = d.p AND t.wa_id = d.w AND t.name = d.n AND t.due_at <= $4"
     f" RETURNING {', '.join('t.' + c for c in COLUMNS.split(', '))}"
 )
 
@@ -47,8 +59,18 @@ class PostgresTimers(Signal):
         now = self.store.clock.now()
 
         async def move(db: asyncpg.Connection) -> int:
+            due = await db.fetch(_DUE, now, limit)
+            if not due:
+                return 0
+            lanes = sorted({(row[0], row[1]) for row in due})
             async with db.transaction():
-                rows = await db.fetch(_FIRE, now, limit)
+                locks = sorted({lane_lock(lane) for lane in lanes})
+                await db.execute(
+                    "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) k", locks
+                )
+                await db.execute(_LOCK_LANES, [p for p, _ in lanes], [w for _, w in lanes])
+                names = [[row[n] for row in due] for n in range(3)]
+                rows = await db.fetch(_FIRE, *names, now)
                 if not rows:
                     return 0
                 records = sorted(map(_record, rows), key=lambda r: (r.due_at, r.name))

@@ -27,7 +27,7 @@ from botkit.store.base import (
     Session,
     encoded,
 )
-from botkit.store.sqlite import timers as timers_sql
+from botkit.store.sqlite import timer_rows as timers_sql
 from botkit.store.sqlite.outbox import REFRESH_SEND_DUE, refuse
 from botkit.store.sqlite.sql import many, marks
 from botkit.wire.window import Window

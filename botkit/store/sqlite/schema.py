@@ -32,7 +32,7 @@ from functools import partial
 from botkit.exceptions import StoreError
 from botkit.store.base import SCHEMA_VERSION
 from botkit.store.sqlite.connection import BOTH, LOCK_WAIT, transaction
-from botkit.store.sqlite.timers import TIMERS_SCHEMA
+from botkit.store.sqlite.timer_rows import TIMERS_SCHEMA
 
 INBOX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS incoming.inbox (
