@@ -327,6 +327,7 @@ class ConversationSpec:
     triggers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     migrations: dict[str, Migration] = field(default_factory=dict)
     models: list[_Model] = field(default_factory=list)
+    timers: dict[str, list[Route]] = field(default_factory=dict)  # by kind, for every turn
 
     def find(self, state: str, user_input: ContextInput) -> tuple[Route, Handler] | None:
         """The route and handler for an input in `state`; for user inputs, else the fallback."""
@@ -338,7 +339,7 @@ class ConversationSpec:
 
     def timed(self, kind: str) -> list[Route]:
         """The routes of `kind` (on.timeout's, on.window_closing's or on.timer's)."""
-        return [route for route, _ in self.routes if route.kind == kind]
+        return self.timers.get(kind, [])
 
     def takes(self, state: str) -> list[str]:
         """What a user can send in `state` that a handler takes, in words (for the simulators).
@@ -459,6 +460,9 @@ def _build_spec(cls: type[Conversation]) -> ConversationSpec:
     spec = ConversationSpec(
         cls.__name__, states, initial, routes, tables, machine, version, triggers, migrations
     )
+    for route, _ in routes:
+        if route.kind in (*_TIMED, SCHEDULED):
+            spec.timers.setdefault(route.kind, []).append(route)
     return spec
 
 
