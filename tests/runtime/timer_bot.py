@@ -17,7 +17,7 @@ class Timed(Conversation):
 
     idle = State(initial=True)
     asking = State(prompt=Buttons("¿Confirmás?", [Button("yes", "Sí")]), fallback=HOLD)
-    done = State(fallback=HOLD)
+    done = State(fallback=HOLD, final=True)
 
     @on.text(states=[idle], to=asking)
     async def start(self, ctx: Context) -> None:
