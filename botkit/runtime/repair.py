@@ -34,6 +34,7 @@ from botkit.wire.events import (
     UnsupportedInput,
     parse_envelope,
 )
+from botkit.wire.timer import SCHEDULED, TIMER_KIND, TimerEvent
 from botkit.wire.trigger import TriggerEvent
 
 T = TypeVar("T")
@@ -355,6 +356,9 @@ def _event_summary(record: EventRecord) -> str:
         if record.kind == "trigger":
             trigger = TriggerEvent.from_envelope(record.envelope)
             return _cut(f"trigger {trigger.input.name}")
+        if record.kind == TIMER_KIND:
+            timer = TimerEvent.from_envelope(record.envelope).input
+            return _cut(f"timer {timer.name}" if timer.kind == SCHEDULED else timer.kind)
         event = parse_envelope(record.envelope)
     except (PayloadError, ValueError, KeyError, TypeError):
         return "(an envelope botkit cannot read)"

@@ -154,3 +154,12 @@ async def test_a_timer_due_while_stopped_fires_once_after_start(tmp_path: Path) 
 
 def _body(payload: object) -> object:
     return payload.get("body") if isinstance(payload, dict) else None
+
+
+async def test_a_conversations_view_names_the_timer_events(sim: Simulator, ana: SimUser) -> None:
+    await ana.says("hola")
+    await sim.advance(minutes=31)
+    view = await sim.runtime.repairs().conversation(ana.wa_id)
+    inbound = [m["summary"] for m in view["messages"] if m["direction"] == "in"]  # type: ignore[union-attr, index, call-overload]
+    assert inbound == ["hola", "timeout"]
+    assert [t["name"] for t in view["timers"]] == ["window_closing:last_call"]  # type: ignore[index, union-attr]
