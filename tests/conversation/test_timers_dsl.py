@@ -111,3 +111,13 @@ def test_schedule_takes_after_or_at_and_cancel_is_recorded() -> None:
     ]
     with pytest.raises(BotkitError, match="give after= or at="):
         ctx.schedule("reminder")
+
+
+def test_schedule_at_takes_an_aware_datetime_only() -> None:
+    from datetime import UTC, datetime
+
+    ctx = context()
+    ctx.schedule("reminder", at=datetime(2030, 1, 1, tzinfo=UTC))
+    assert ctx.scheduled[0].due_at == datetime(2030, 1, 1, tzinfo=UTC).timestamp()
+    with pytest.raises(BotkitError, match="give the datetime a timezone"):
+        ctx.schedule("reminder", at=datetime(2030, 1, 1))

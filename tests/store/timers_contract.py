@@ -134,3 +134,19 @@ class TimersContract:
         assert [t.wa_id for t in await store.inspect.timers()] == [BEN]
         await store.repair.forget(BEN)
         assert await store.inspect.timers() == []
+
+    async def test_a_timer_that_cannot_be_stored_fails_its_own_lane_only(
+        self, store: Store, clock: ManualClock
+    ) -> None:
+        await store.inbox.add([event("a", wa_id=ANA), event("b", wa_id=BEN)])
+        lanes = {lane.wa_id: lane for lane in await store.inbox.claim("W", 10, LEASE)}
+        bad = TimerWrite("r", clock.now() + 60, {"data": {"x": {1, 2}}, "guard": {}}, "bad")  # type: ignore[dict-item]
+        good = timer("r", clock.now() + 60)
+        written = await store.inbox.complete(
+            [done(lanes[ANA], timers=(bad,)), done(lanes[BEN], timers=(good,))]
+        )
+        assert written == [True, True]
+        status, error = await store.inspect.event_status("a") or ("missing", None)
+        assert status == "failed" and "could not be stored" in (error or "")
+        assert await store.inspect.event_status("b") == ("done", None)
+        assert [t.wa_id for t in await store.inspect.timers()] == [BEN]

@@ -275,6 +275,7 @@ class Completion:
             (s.message_id, s.status, STATUS_RANK.get(s.status, 0), s.timestamp, s.errors, now)
             for s in outcome.statuses
         ]
+        timers_sql.encode(outcome.timers)
         return cls(outcome, row, sends, statuses)
 
     def lane_row(self) -> tuple[Any, ...]:

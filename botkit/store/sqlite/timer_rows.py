@@ -32,6 +32,13 @@ _SET = (
 _CANCEL = "DELETE FROM main.timers WHERE phone_number_id = ? AND wa_id = ? AND name = ?"
 
 
+def encode(writes: Sequence[TimerWrite]) -> None:
+    """Checks the writes can be stored (TypeError, ValueError if not), before the transaction:
+    a value that cannot be fails its own lane only."""
+    for each in writes:
+        codec.dumps_str([each.name, each.payload, each.timer_id])
+
+
 def write(lanes: Sequence[tuple[LaneKey, Sequence[TimerWrite]]], db: sqlite3.Connection) -> bool:
     """Applies committed turns' timer writes, in order (in the completion's transaction);
     True when one set a timer (the timer loop is woken)."""
@@ -47,4 +54,4 @@ def write(lanes: Sequence[tuple[LaneKey, Sequence[TimerWrite]]], db: sqlite3.Con
     return set_any
 
 
-__all__ = ["COLUMNS", "TIMERS_SCHEMA", "write"]
+__all__ = ["COLUMNS", "TIMERS_SCHEMA", "encode", "write"]
