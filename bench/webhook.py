@@ -210,7 +210,8 @@ def clinic(
     try:
         for n, port in enumerate(ports):
             command = [sys.executable, "-m", "botkit.tools.cli", "run", "bots.clinic"]
-            command += ["--port", str(port), "--log-level", args.log_level]
+            level = (extra_env or {}).get("BOTKIT_LOG_LEVEL", args.log_level)
+            command += ["--port", str(port), "--log-level", level]
             bots.append(start(command, env, folder / f"bot-{store}-{n}.log"))
         wait_ready(f"http://127.0.0.1:{sink_port}/_fake/stats")
         for port in ports:
@@ -381,6 +382,12 @@ def main() -> None:
         "the metrics' cost on acknowledged and processed throughput",
     )
     parser.add_argument(
+        "--with-logs",
+        action="store_true",
+        help="with --metrics-overhead: 'on' also logs at info as JSON (the access, turn and send "
+        "lines), 'off' at warning: what metrics and logging cost together",
+    )
+    parser.add_argument(
         "--repeat", type=int, default=1, help="with --metrics-overhead: runs of each (default 1)"
     )
     args = parser.parse_args()
@@ -422,14 +429,16 @@ def metrics_overhead(args: argparse.Namespace) -> None:
         total = write_events(events, args.users, args.rounds, args.threads)
         for n in range(args.repeat):
             for mode in ("on", "off") if n % 2 == 0 else ("off", "on"):
-                b = clinic(
-                    wrk, folder, args, "sqlite", [events], {"BOTKIT_METRICS": mode}, f"-{mode}-{n}"
-                )
+                env = {"BOTKIT_METRICS": mode}
+                if args.with_logs:  # on: a JSON line per request, turn and send too; off: none
+                    env["BOTKIT_LOG_LEVEL"] = "info" if mode == "on" else "warning"
+                    env["BOTKIT_LOG_FORMAT"] = "json"
+                b = clinic(wrk, folder, args, "sqlite", [events], env, f"-{mode}-{n}")
                 acked_rate = acked(b) / args.duration  # type: ignore[arg-type]
                 processed = int(b["events"]) / float(b["drained_s"])  # type: ignore[call-overload, arg-type]
                 exact = b["exactly_one_reply_each"]
                 print(
-                    f"metrics {mode:<3} run {n + 1}: {acked_rate:8.0f} acked/s  p99 "
+                    f"{'metrics+logs' if args.with_logs else 'metrics'} {mode:<3} run {n + 1}: {acked_rate:8.0f} acked/s  p99 "
                     f"{int(b['p99_us']) / 1000:6.2f} ms  {processed:8.0f} processed/s  "  # type: ignore[call-overload]
                     f"exactly one reply each: {exact}",
                     flush=True,

@@ -18,6 +18,7 @@ from botkit.exceptions import (
     BotkitError,
     ConfigError,
     DefinitionError,
+    HandoffError,
     LaneBusyError,
     MediaError,
     MessageError,
@@ -35,6 +36,7 @@ from botkit.runtime.bot import Bot
 from botkit.runtime.ingest import Ingest
 from botkit.runtime.runtime import Runtime
 from botkit.runtime.workers import Workers
+from botkit.tracing import Tracing
 from botkit.wire.events import (
     ButtonTap,
     ContactsInput,
@@ -47,6 +49,7 @@ from botkit.wire.events import (
     TextInput,
     UnsupportedInput,
 )
+from botkit.wire.handoff import HandoffMark
 from botkit.wire.messages import (
     Audio,
     Body,
@@ -96,6 +99,8 @@ __all__ = [
     "Document",
     "DocumentParam",
     "HOLD",
+    "HandoffError",
+    "HandoffMark",
     "Header",
     "Hold",
     "Image",
@@ -136,6 +141,7 @@ __all__ = [
     "TextParam",
     "TimerEvent",
     "TimerInput",
+    "Tracing",
     "TransientProviderError",
     "TriggerError",
     "TriggerEvent",

@@ -43,6 +43,10 @@ DEFAULT_BODY_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 4096
 # /readyz answers 503 once the oldest event waiting to be processed is older than this
 DEFAULT_READY_MAX_AGE = 300.0
+# BOTKIT_TRACING: spans of each event through OpenTelemetry (botkit.tracing, docs/tracing.md):
+# auto (on when OpenTelemetry is installed and set up), on (it must be installed), or off
+TRACING_AUTO = "auto"
+TRACING_MODES = (TRACING_AUTO, "on", "off")
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -104,6 +108,9 @@ class Settings:
     metrics: bool = True  # BOTKIT_METRICS=off: nothing counted, no GET /metrics
     metrics_token: str | None = None  # GET /metrics wants Authorization: Bearer this
     ready_max_age: float = DEFAULT_READY_MAX_AGE  # seconds the oldest pending event may wait
+    tracing: str = TRACING_AUTO  # BOTKIT_TRACING: auto, on or off (botkit.tracing)
+    handoff_url: str | None = None  # where a handed-off user's messages are posted
+    handoff_secret: str | None = None  # signs them (X-Botkit-Signature)
 
     @property
     def uses_fake_provider(self) -> bool:
@@ -188,6 +195,8 @@ class Settings:
         log = LogSettings._read(env, problems)
         metrics = _switch(env, "BOTKIT_METRICS", problems)
         ready_max_age = _seconds(env, "BOTKIT_READY_MAX_AGE", DEFAULT_READY_MAX_AGE, problems)
+        tracing = _choice(env, "BOTKIT_TRACING", TRACING_MODES, TRACING_AUTO, problems)
+        handoff_url, handoff_secret = _handoff(env, problems)
         if problems:
             raise ConfigError(problems)
         return cls(
@@ -212,7 +221,28 @@ class Settings:
             metrics=metrics,
             metrics_token=_optional(env, "BOTKIT_METRICS_TOKEN"),
             ready_max_age=ready_max_age,
+            tracing=tracing or TRACING_AUTO,
+            handoff_url=handoff_url,
+            handoff_secret=handoff_secret,
         )
+
+
+def _handoff(env: Mapping[str, str], problems: list[str]) -> tuple[str | None, str | None]:
+    """BOTKIT_HANDOFF_URL and BOTKIT_HANDOFF_SECRET: both or neither."""
+    url, secret = _optional(env, "BOTKIT_HANDOFF_URL"), _optional(env, "BOTKIT_HANDOFF_SECRET")
+    if url is not None and not url.startswith(("http://", "https://")):
+        problems.append(f"BOTKIT_HANDOFF_URL must be an http(s) URL, not {url[:80]!r}")
+    if url is not None and secret is None:
+        problems.append(
+            "BOTKIT_HANDOFF_SECRET is not set: it signs what botkit posts to BOTKIT_HANDOFF_URL "
+            "(X-Botkit-Signature); choose a long random string and give it to the receiver"
+        )
+    if secret is not None and url is None:
+        problems.append(
+            "BOTKIT_HANDOFF_SECRET is set but BOTKIT_HANDOFF_URL is not: set the URL that "
+            "receives handed-off users' messages, or unset the secret"
+        )
+    return url, secret
 
 
 def database_for(target: str, *, prefix: str = "botkit") -> str:

@@ -6,6 +6,7 @@ BotkitError
 ├── MessageError             an outbound message that breaks WhatsApp's limits (.field, .limit)
 ├── PayloadError             a webhook body botkit cannot read (.path)
 ├── StoreError               the store cannot be used (schema too new, bad URL)
+├── HandoffError             a handoff, reply or resume that cannot be accepted (.status: 400, 404)
 ├── RepairError              an operator's repair that cannot be done (.status: 404, 409)
 │   └── LaneBusyError        a turn of the user's runs, or a send of theirs is being delivered
 └── ProviderError            GoSendAPI refused or failed a request (.status, .code, .retry_after)
@@ -101,6 +102,15 @@ class WindowClosedError(BotkitError):
 
 class TriggerError(BotkitError, ValueError):
     """A trigger request that cannot be accepted; `status` is the HTTP answer it maps to."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class HandoffError(BotkitError, ValueError):
+    """A handoff, a person's reply or a resume that cannot be accepted; `status` is the HTTP
+    answer it maps to (404: no such conversation; 400: a bad request)."""
 
     def __init__(self, message: str, *, status: int = 400) -> None:
         self.status = status

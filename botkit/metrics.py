@@ -24,6 +24,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Generic, Protocol, TypeVar, cast
 
 from prometheus_client import (
@@ -360,6 +361,9 @@ class _Forward(Collector):
         return self.registry.collect()
 
 
+PREFIX = "botkit-metrics-"  # + the pid of the run that made it
+
+
 def multiprocess_directory() -> str | None:
     """The directory processes share their figures through, if this process has one."""
     return os.environ.get(DIRECTORY_VARIABLE) or None
@@ -373,7 +377,8 @@ def multiprocess() -> Iterator[str]:
     Call it before the process makes its `Metrics`: prometheus_client chose how to keep values
     when it was imported, and is told here to keep them in the directory from now on.
     """
-    directory = tempfile.mkdtemp(prefix="botkit-metrics-")
+    _remove_orphans(Path(tempfile.gettempdir()))
+    directory = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
     previous = os.environ.get(DIRECTORY_VARIABLE)
     os.environ[DIRECTORY_VARIABLE] = directory
     kept = _values.ValueClass
@@ -389,6 +394,25 @@ def multiprocess() -> Iterator[str]:
         else:
             os.environ[DIRECTORY_VARIABLE] = previous
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Removes the directories of runs that were killed (SIGKILL: no `finally` ran): each is
+    named after the pid of the `botkit run` that made it, and that process is gone."""
+    for found in folder.glob(f"{PREFIX}*-*"):
+        pid = found.name.removeprefix(PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(found, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to clean
+        return True
+    return True
 
 
 def process_exited(pid: int) -> None:

@@ -126,6 +126,12 @@ class Clinic(Conversation):
         the state's fallback, the appointment's reminder template)."""
         await ctx.send(Text(NUDGE))
 
+    @on.text("persona", "hablar con una persona", "humano")
+    async def human(self, ctx: Context) -> None:
+        """In any state, "persona" hands the user to the clinic's staff until they resume."""
+        await ctx.send(Text("Te comunico con una persona del equipo; te va a escribir por acá."))
+        await ctx.handoff(reason="pidió hablar con una persona")
+
     @on.trigger("remind", requires=REMINDER_DATA, to=confirming)
     async def remind(self, ctx: Context) -> None:
         """An appointment reminder: entering confirming asks to confirm it (a template if closed)."""

@@ -234,6 +234,50 @@ async def _timers(code: str, tmp_path: Path) -> None:
         assert ana.last_message.text == "No te recordamos nada."
 
 
+@runs("docs/guide/handoff.md#1")
+async def _handoff_handler(code: str, tmp_path: Path) -> None:
+    # a method of a conversation: here inside the smallest one it fits in
+    source = "from botkit import Bot, Context, Conversation, State, Text, on\n\n\n" + (
+        "class Clinic(Conversation):\n"
+        "    idle = State(initial=True)\n\n"
+        + textwrap.indent(code, "    ")
+        + "\n\nbot = Bot(Clinic)\n"
+    )
+    async with Simulator(module(source).bot) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await juan.says("Persona ")
+        assert (
+            juan.last_message.text
+            == "Te comunico con una persona del equipo; te va a escribir por acá."
+        )
+        assert juan.handoff is not None and juan.handoff.reason == "pidió hablar con una persona"
+        await juan.says("¿hola?")
+        assert len(juan.messages) == 1
+        assert [body["message"]["body"] for body in sim.desk.messages] == ["¿hola?"]
+
+
+@runs("docs/guide/handoff.md#2")
+async def _handoff_receiver(code: str, tmp_path: Path) -> None:
+    import time
+
+    from botkit.wire.handoff import signature
+
+    verified = module(code).verified
+    body, now = b'{"wa_id": "5491140123456"}', str(int(time.time()))
+    headers = {"x-botkit-timestamp": now, "x-botkit-signature": signature("s3cret", now, body)}
+    assert verified("s3cret", headers, body)
+    assert not verified("other", headers, body)
+    assert not verified("s3cret", headers, body + b" ")
+    old = str(int(time.time()) - 3600)
+    stale = {"x-botkit-timestamp": old, "x-botkit-signature": signature("s3cret", old, body)}
+    assert not verified("s3cret", stale, body)
+
+
+@runs("docs/guide/handoff.md#3")
+async def _handoff_test(code: str, tmp_path: Path) -> None:
+    await module(code).test_a_person_takes_over()
+
+
 @runs("docs/guide/window.md#1")
 async def _window(code: str, tmp_path: Path) -> None:
     bot: Bot = module(code).bot
@@ -320,3 +364,44 @@ async def _own_lines(code: str, tmp_path: Path) -> None:
         else:
             assert line.startswith("INFO shop.handlers: order A-17 placed ")
             assert "user=54911****3456" in line and JUAN not in line
+
+
+_TRACED_CONVERSATION = """
+import asyncio, json, sys
+from botkit import Simulator
+import shop
+
+async def main() -> None:
+    async with Simulator(shop.bot) as sim:
+        juan = sim.user(sys.argv[1], name="Juan")
+        await juan.says("hola")
+        assert [m.text for m in juan.messages] == ["¡Hola!"]
+    shop.provider.force_flush()
+
+asyncio.run(main())
+"""
+
+
+@runs("docs/tracing.md#1")
+async def _traced_bot(code: str, tmp_path: Path) -> None:
+    # its own process: the module sets OpenTelemetry's global provider, which is set once
+    (tmp_path / "shop.py").write_text(code)
+    environment = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    environment.pop("BOTKIT_TRACING", None)  # auto: on, since the module set a provider
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", _TRACED_CONVERSATION, JUAN],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    spans = json.loads("[" + done.stdout.replace("}\n{", "},\n{") + "]")
+    names = sorted(span["name"] for span in spans)
+    assert names == ["botkit.inbox", "botkit.send", "botkit.turn", "botkit.webhook"]
+    assert len({span["context"]["trace_id"] for span in spans}) == 1
+    [turn] = [span for span in spans if span["name"] == "botkit.turn"]
+    assert turn["attributes"]["botkit.user"] == "54911****3456"
+    assert JUAN not in done.stdout  # no span has the number in clear

@@ -30,7 +30,10 @@ PACKAGE = ROOT / "botkit"
 # or a top-level module (botkit.types). Units of one layer do not import each other, except
 # the leaves, which are the top of the botkit package itself.
 LAYERS: list[tuple[str, frozenset[str]]] = [
-    ("leaves", frozenset({"types", "exceptions", "config", "codec", "logsafe", "metrics"})),
+    (
+        "leaves",
+        frozenset({"types", "exceptions", "config", "codec", "logsafe", "metrics", "tracing"}),
+    ),
     ("wire", frozenset({"wire"})),
     # the decorator DSL and what a handler gets; beside it, where a bot's state is kept
     ("conversation and store", frozenset({"conversation", "store"})),
@@ -54,6 +57,8 @@ OWNERS: dict[str, frozenset[str]] = {
     "uvicorn": frozenset({"botkit.web.server", "botkit.fake.provider"}),
     "phonenumbers": frozenset({"botkit.wire.phone"}),
     "prometheus_client": frozenset({"botkit.metrics"}),
+    # an extra (botkit[otel]): imported lazily, only when traces are on
+    "opentelemetry": frozenset({"botkit.tracing"}),
     # an extra (botkit[postgres]): only the PostgreSQL store, which open_store imports lazily
     "asyncpg": frozenset(
         {
@@ -83,6 +88,7 @@ IMPORT_NAMES = {
     "httpx-aiohttp": "httpx_aiohttp",
     "python-multipart": "multipart",
     "prometheus-client": "prometheus_client",
+    "opentelemetry-api": "opentelemetry",
 }
 
 

@@ -146,6 +146,7 @@ class Context:
         self.handler: str | None = None
         self.scheduled: list[Scheduled] = []
         self._sendings: list[Sending] = []
+        self.handoff_reason: str | None = None  # set by handoff(): people answer from now on
 
     @property
     def sent(self) -> list[Message]:
@@ -259,6 +260,13 @@ class Context:
             own = self._state_fallback(state)
             policy = self._resolve(self.route_fallback or own)
             self.queued.append(self._queue(message, policy))
+
+    async def handoff(self, *, reason: str = "") -> None:
+        """Hands the conversation to people once this handler is done: until a resume, the
+        user's messages go to BOTKIT_HANDOFF_URL and no handler runs (docs/guide/handoff.md)."""
+        if not isinstance(reason, str):
+            raise TypeError(f"handoff(reason=...) takes a string, not {type(reason).__name__}")
+        self.handoff_reason = reason
 
     def goto(self, state: State | str) -> None:
         """Moves to `state` when the handler returns, instead of its declared destination."""

@@ -36,12 +36,13 @@ def default_transport(concurrency: int) -> httpx.AsyncBaseTransport:
 
 @dataclass(slots=True)
 class Exchange:
-    """What the last request of a send got, filled in by `Sender.send` for its log line: the
-    HTTP status (None: no answer) and the seconds from taking a connection to the answer read
-    (rate-limit pacing left out)."""
+    """What the last request of a send got, filled in by `Sender.send` for its log line and
+    span: the HTTP status (None: no answer), the seconds from taking a connection to the answer
+    read (rate-limit pacing left out), and the provider's error code of a refusal."""
 
     status: int | None = None
     latency: float | None = None
+    code: str | None = None
 
 
 class Sender:
@@ -137,7 +138,7 @@ class Sender:
             response = await self._post(request, exchange)
         finally:
             self.metrics.send_seconds(time.perf_counter() - started)
-        return _message_id(response) if response.is_success else _raise_for(response)
+        return _message_id(response) if response.is_success else _raise_for(response, exchange)
 
     async def upload_media(
         self, *, phone_number_id: str, content: bytes, mime_type: str, filename: str
@@ -182,10 +183,12 @@ def _message_id(response: httpx.Response) -> str | None:
     return None
 
 
-def _raise_for(response: httpx.Response) -> str | None:
+def _raise_for(response: httpx.Response, exchange: Exchange | None = None) -> str | None:
     body = _error_body(response)
     message = str(body.get("message") or response.reason_phrase or "error")
     code = body.get("code") if isinstance(body.get("code"), str) else None
+    if exchange is not None:
+        exchange.code = code
     details = body.get("details") if isinstance(body.get("details"), dict) else None
     status = response.status_code
     kwargs: dict[str, Any] = {"status": status, "code": code, "details": details}

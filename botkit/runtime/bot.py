@@ -47,6 +47,39 @@ class Bot:
             wa_id, name, data or {}, phone_number_id=phone_number_id, key=key
         )
 
+    async def handoff(
+        self, wa_id: str, *, reason: str = "", phone_number_id: str | None = None
+    ) -> str:
+        """Hands a user's conversation to people, as POST /conversations/{wa_id}/handoff;
+        returns the event id (HandoffError 404: no such conversation)."""
+        return await self._running().ingest.handoff(
+            wa_id, reason=reason, phone_number_id=phone_number_id
+        )
+
+    async def reply(
+        self,
+        wa_id: str,
+        text: str,
+        *,
+        fallback: JSONObject | None = None,
+        phone_number_id: str | None = None,
+    ) -> str:
+        """A person's message to a user, as POST /conversations/{wa_id}/messages: through the
+        outbox, the window and `fallback` (a template's {"name", "language", "body"})."""
+        return await self._running().ingest.reply(
+            wa_id, text, fallback=fallback, phone_number_id=phone_number_id
+        )
+
+    async def resume(self, wa_id: str, *, state: str, phone_number_id: str | None = None) -> str:
+        """Hands the conversation back to the bot in `state`, as POST
+        /conversations/{wa_id}/resume (HandoffError 400: an undeclared state)."""
+        return await self._running().ingest.resume(wa_id, state, phone_number_id=phone_number_id)
+
+    def _running(self) -> Runtime:
+        if self.runtime is None:
+            raise BotkitError(f"{self.name} is not running: start it (botkit run, Simulator) first")
+        return self.runtime
+
 
 def import_target(target: str) -> tuple[ModuleType, str]:
     """Imports the module of `module[:attr]`; returns it and the attribute named (or "").

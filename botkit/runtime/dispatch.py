@@ -17,8 +17,10 @@ from botkit.logsafe import Phone
 from botkit.metrics import Metrics
 from botkit.runtime.lanes import LaneService, LaneWorker
 from botkit.runtime.report import log_turn
+from botkit.runtime.traced import traced_turn
 from botkit.runtime.turn import HANDLER_TIMEOUT, Turn, take_turn
 from botkit.store.base import InboxLane, Store
+from botkit.tracing import Tracing
 from botkit.types import Clock
 
 log = logging.getLogger(__name__)
@@ -40,9 +42,11 @@ class Dispatcher(LaneService[InboxLane, Turn]):
         handler_timeout: float = HANDLER_TIMEOUT,
         on_error: Callable[[str, BaseException], None] | None = None,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics or Metrics.off()
+        self.tracing = tracing  # None: no spans (botkit.tracing)
         self.conversation = conversation
         self.name = type(conversation).spec.name
         self.clock = clock
@@ -60,13 +64,17 @@ class Dispatcher(LaneService[InboxLane, Turn]):
         )
 
     async def take(self, lane: InboxLane) -> Turn:
-        """Takes one user's turn (handlers run; nothing is written yet)."""
+        """Takes one user's turn (handlers run; nothing is written yet); with traces on, its
+        spans are recorded and its sends carry them."""
         started = time.perf_counter()
+        wall = time.time_ns() if self.tracing is not None else 0
         turn = await take_turn(
             self.conversation, lane, self.clock.now(), handler_timeout=self.handler_timeout
         )
         spec = type(self.conversation).spec
         self.metrics.turn(spec.name, _state(spec, lane), time.perf_counter() - started)
+        if self.tracing is not None:
+            turn = traced_turn(self.tracing, self.name, lane, turn, wall)
         return turn
 
     async def commit(self, lane: InboxLane, turn: Turn) -> None:

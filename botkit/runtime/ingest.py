@@ -9,26 +9,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from botkit.conversation.dsl import ConversationSpec
-from botkit.exceptions import TriggerError
+from botkit.exceptions import HandoffError, MessageError, TriggerError
 from botkit.logsafe import fields, shown
 from botkit.store.base import NewEvent, Store
+from botkit.tracing import Tracing
 from botkit.types import JSONObject
 from botkit.wire.events import Event, InboundMessage, StatusUpdate
+from botkit.wire.handoff import KIND as HANDOFF_KIND
+from botkit.wire.handoff import MAX_REASON, REPLY, RESUME, START, HandoffEvent, template_of
 from botkit.wire.ids import PHONE_NUMBER_ID_DIGITS, is_ascii_digits
+from botkit.wire.messages import Text
 from botkit.wire.phone import PhoneNumberError, to_wa_id
 from botkit.wire.trigger import TriggerEvent
 
 log = logging.getLogger(__name__)
 
 
-def new_event(event: Event | TriggerEvent) -> NewEvent:
+def new_event(event: Event | TriggerEvent | HandoffEvent) -> NewEvent:
     """The inbox row of an event: its lane is the user it concerns, on its business number.
 
     An event botkit does not handle (no user) gets a lane of its number's own, where it is
     marked ignored without holding up any user.
     """
+    if isinstance(event, HandoffEvent):
+        return NewEvent(
+            event.event_id, None, HANDOFF_KIND, event.phone_number_id, event.wa_id, event.envelope
+        )
     if isinstance(event, TriggerEvent):
         return NewEvent(
             event.event_id, None, "trigger", event.phone_number_id, event.wa_id, event.envelope
@@ -95,7 +104,8 @@ class Ingest:
 
     `phone_number_id` is the number a trigger sends from when its request names none; `wake`
     tells workers in another process that there is work (the worker child's pipe). Workers in
-    this process need no wake: the store's own notify reaches them.
+    this process need no wake: the store's own notify reaches them. With `tracing`, each
+    event stored gets a span, whose trace context is stored with it (botkit.tracing).
     """
 
     def __init__(
@@ -105,20 +115,25 @@ class Ingest:
         *,
         phone_number_id: str | None = None,
         wake: Callable[[], None] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.store = store
         self.spec = spec
         self.phone_number_id = phone_number_id
         self.wake = wake
+        self.tracing = tracing
 
-    async def accept(self, events: Sequence[Event | TriggerEvent]) -> list[bool]:
+    async def accept(self, events: Sequence[Event | TriggerEvent | HandoffEvent]) -> list[bool]:
         """Stores events durably (True per new one, False per duplicate); the workers wake."""
         return await self.accept_rows([new_event(event) for event in events])
 
     async def accept_rows(self, rows: Sequence[NewEvent]) -> list[bool]:
         """`accept`, for events already made inbox rows (a large body's, by the process that
         decoded it: botkit.web.decoder)."""
-        flags = await self.store.inbox.add(rows)
+        if self.tracing is None:
+            flags = await self.store.inbox.add(rows)
+        else:
+            flags = await self._traced(self.tracing, rows)
         if any(flags) and self.wake is not None:
             self.wake()
         if log.isEnabledFor(logging.DEBUG):  # a line per request: DEBUG (docs/logging.md)
@@ -126,6 +141,17 @@ class Ingest:
             old = [row.event_id for row, stored in zip(rows, flags, strict=True) if not stored]
             values = fields(log="ingest", event_ids=new, duplicates=old)
             log.debug("stored %d events, %d duplicates", len(new), len(old), extra=values)
+        return flags
+
+    async def _traced(self, tracing: Tracing, rows: Sequence[NewEvent]) -> list[bool]:
+        """`store.inbox.add` under a span per event, each row carrying its span's context."""
+        with tracing.inbox([(row.event_id, row.kind) for row in rows]) as spans:
+            traced = [
+                replace(row, trace=trace)
+                for row, trace in zip(rows, spans.traceparents, strict=True)
+            ]
+            flags = await self.store.inbox.add(traced)
+            spans.stored(flags)
         return flags
 
     async def trigger(
@@ -146,6 +172,93 @@ class Ingest:
         event = trigger_event(self.spec, wa_id, name, data, number, key)
         await self.accept([event])
         return event.event_id
+
+    async def handoff(
+        self,
+        wa_id: str,
+        *,
+        reason: str = "",
+        phone_number_id: str | None = None,
+        key: str | None = None,
+    ) -> str:
+        """Hands a user's conversation to people (after the user's earlier messages); returns
+        the event id. HandoffError: 404 for a conversation the store does not have."""
+        if not isinstance(reason, str) or len(reason) > MAX_REASON:
+            raise HandoffError(f'"reason" must be a string of at most {MAX_REASON} characters')
+        user, number = await self.existing(wa_id, phone_number_id)
+        event = HandoffEvent.create(
+            START, wa_id=user, phone_number_id=number, reason=reason, key=key
+        )
+        await self.accept([event])
+        return event.event_id
+
+    async def reply(
+        self,
+        wa_id: str,
+        text: str,
+        *,
+        fallback: JSONObject | None = None,
+        phone_number_id: str | None = None,
+        key: str | None = None,
+    ) -> str:
+        """A person's text to a user, sent through the outbox like the bot's (the window, and
+        `fallback`, a template `{"name", "language", "body": [...]}` for a closed one).
+        HandoffError: 404 for an unknown conversation, 400 for a text or template botkit
+        cannot send."""
+        try:  # what the turn will build, built now: a bad text or template is the caller's 400
+            Text(text)
+            if fallback is not None:
+                template_of(fallback)
+        except MessageError as exc:
+            raise HandoffError(str(exc)) from exc
+        user, number = await self.existing(wa_id, phone_number_id)
+        event = HandoffEvent.create(
+            REPLY, wa_id=user, phone_number_id=number, text=text, fallback=fallback, key=key
+        )
+        await self.accept([event])
+        return event.event_id
+
+    async def resume(
+        self,
+        wa_id: str,
+        state: str,
+        *,
+        phone_number_id: str | None = None,
+        key: str | None = None,
+    ) -> str:
+        """Hands the conversation back to the bot in `state` (whose prompt it sends).
+        HandoffError: 400 for an undeclared state (naming the declared ones), 404 for an
+        unknown conversation."""
+        if not isinstance(state, str) or state not in self.spec.states:
+            declared = ", ".join(self.spec.states)
+            raise HandoffError(
+                f"no state {shown(str(state))} in {self.spec.name} (declared: {declared})"
+            )
+        user, number = await self.existing(wa_id, phone_number_id)
+        event = HandoffEvent.create(
+            RESUME, wa_id=user, phone_number_id=number, state=state, key=key
+        )
+        await self.accept([event])
+        return event.event_id
+
+    async def existing(self, wa_id: str, phone_number_id: str | None) -> tuple[str, str]:
+        """The user and number of a conversation the store has; HandoffError 404 otherwise."""
+        number = phone_number_id or self.phone_number_id
+        if not number or not is_ascii_digits(number, *PHONE_NUMBER_ID_DIGITS):
+            raise HandoffError(
+                "no phone_number_id of the conversation: give one in the request or set "
+                "GOSENDAPI_PHONE_NUMBER_ID"
+            )
+        try:
+            user = to_wa_id(wa_id)
+        except PhoneNumberError as exc:
+            raise HandoffError(str(exc)) from exc
+        found = await self.store.sessions.get(number, user)
+        if found.session is None:
+            raise HandoffError(
+                f"no conversation with {shown(wa_id)} on number {number}", status=404
+            )
+        return user, number
 
 
 __all__ = ["Ingest", "new_event", "trigger_event"]

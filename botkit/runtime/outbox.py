@@ -22,8 +22,10 @@ from botkit.logsafe import Phone
 from botkit.metrics import Metrics
 from botkit.provider.media import DEFAULT_MAX_AGE, MediaUploads, Resolved
 from botkit.provider.sender import Exchange, Sender
+from botkit.runtime.forward import Forwarder
 from botkit.runtime.lanes import LaneService, LaneWorker
 from botkit.runtime.report import log_send
+from botkit.runtime.traced import send_attributes, send_outcome
 from botkit.store.base import (
     FAILED,
     FALL_BACK,
@@ -37,7 +39,9 @@ from botkit.store.base import (
     SendOutcome,
     Store,
 )
+from botkit.tracing import Tracing
 from botkit.types import Clock
+from botkit.wire.handoff import FORWARD_TYPE
 from botkit.wire.idempotency import with_media
 
 log = logging.getLogger(__name__)
@@ -79,9 +83,13 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         rng: random.Random | None = None,
         media_max_age: float = DEFAULT_MAX_AGE,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
+        forwarder: Forwarder | None = None,
     ) -> None:
         self.store = store
+        self.forwarder = forwarder  # the people's webhook (None: forwarded rows are kept only)
         self.metrics = metrics or Metrics.off()
+        self.tracing = tracing  # None: no spans (botkit.tracing)
         self.sender = sender
         self.media = MediaUploads(store.media, sender, max_age=media_max_age)
         self.clock = clock
@@ -111,7 +119,10 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         """
         results: list[SendOutcome] = []
         for item in lane.sends:
-            outcome = await self._deliver(lane, item)
+            if self.tracing is None:
+                outcome = await self._deliver(lane, item, Exchange())
+            else:
+                outcome = await self._traced(self.tracing, lane, item)
             self.metrics.send(item.type, _outcome(item, outcome))
             results.append(outcome)
             if outcome.status == PENDING or outcome.fall_back or outcome.window_closed:
@@ -130,7 +141,17 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
                 Phone(lane.wa_id),
             )
 
-    async def _deliver(self, lane: OutboxLane, item: OutboxItem) -> SendOutcome:
+    async def _traced(self, tracing: Tracing, lane: OutboxLane, item: OutboxItem) -> SendOutcome:
+        """`_deliver` in a span of its own, the child of the turn that queued the send."""
+        exchange = Exchange()
+        with tracing.send(item.trace, send_attributes(lane, item)) as span:
+            outcome = await self._deliver(lane, item, exchange)
+            span.ended(send_outcome(outcome, exchange), outcome.status == FAILED)
+        return outcome
+
+    async def _deliver(self, lane: OutboxLane, item: OutboxItem, exchange: Exchange) -> SendOutcome:
+        if item.type == FORWARD_TYPE:
+            return await self._forward(lane, item)
         attempts = item.attempts + 1
         free_form = item.type != "template"
         # A first attempt asks the window; a retry does not: an earlier attempt may have gone
@@ -139,7 +160,6 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         if free_form and item.attempts == 0 and not lane.window.is_open(self.clock.now()):
             return self._closed(lane, item, item.attempts, "the 24-hour window is closed", None)
         media: list[str | None] = [item.media_id]
-        exchange = Exchange()
         try:
             message_id = await self._send(lane, item, media, exchange)
         except RateLimitedError as exc:
@@ -167,6 +187,27 @@ class Outbox(LaneService[OutboxLane, SendLaneOutcome]):
         return SendOutcome(
             item.seq, SENT, attempts, provider_message_id=message_id, media_id=media[0]
         )
+
+    async def _forward(self, lane: OutboxLane, item: OutboxItem) -> SendOutcome:
+        """A handed-off user's message, to the people's webhook: no window, no rate limit;
+        retried as a send is. With no BOTKIT_HANDOFF_URL it is only kept (the handoff API
+        lists it), and counts as sent."""
+        attempts = item.attempts + 1
+        if self.forwarder is None:
+            log_send(log, lane, item, SENT, error="no BOTKIT_HANDOFF_URL: kept for the API")
+            return SendOutcome(item.seq, SENT, attempts)
+        exchange = Exchange()
+        try:
+            await self.forwarder.post(item, exchange)
+        except TransientProviderError as exc:
+            return self._transient(lane, item, attempts, exc, None, exchange)
+        except PermanentProviderError as exc:
+            log_send(log, lane, item, FAILED, exchange=exchange, error=exc, level=logging.WARNING)
+            return SendOutcome(item.seq, FAILED, attempts, error=str(exc))
+        except Exception as exc:  # a transport's unmapped error must not lose the lane's results
+            return self._transient(lane, item, attempts, exc, None, exchange, unexpected=True)
+        log_send(log, lane, item, SENT, exchange=exchange)
+        return SendOutcome(item.seq, SENT, attempts)
 
     async def _send(
         self, lane: OutboxLane, item: OutboxItem, media: list[str | None], exchange: Exchange

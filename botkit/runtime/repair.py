@@ -34,6 +34,8 @@ from botkit.wire.events import (
     UnsupportedInput,
     parse_envelope,
 )
+from botkit.wire.handoff import KIND as HANDOFF_KIND
+from botkit.wire.handoff import HandoffEvent
 from botkit.wire.timer import SCHEDULED, TIMER_KIND, TimerEvent
 from botkit.wire.trigger import TriggerEvent
 
@@ -359,6 +361,10 @@ def _event_summary(record: EventRecord) -> str:
         if record.kind == TIMER_KIND:
             timer = TimerEvent.from_envelope(record.envelope).input
             return _cut(f"timer {timer.name}" if timer.kind == SCHEDULED else timer.kind)
+        if record.kind == HANDOFF_KIND:
+            handoff = HandoffEvent.from_envelope(record.envelope)
+            detail = handoff.reason or handoff.state or handoff.text
+            return _cut(f"handoff {handoff.action} {detail}".strip())
         event = parse_envelope(record.envelope)
     except (PayloadError, ValueError, KeyError, TypeError):
         return "(an envelope botkit cannot read)"

@@ -25,6 +25,7 @@ from botkit.runtime.repair import Repairs
 from botkit.runtime.worker import WorkerProcess
 from botkit.runtime.workers import Workers
 from botkit.store import Store, open_store
+from botkit.tracing import Tracing
 from botkit.types import Clock, SystemClock
 
 
@@ -32,7 +33,8 @@ class Runtime:
     """A running bot in this process: the store, its `ingest`, and its `workers` if they run here.
 
     Workers run here unless `workers=False` (they run elsewhere: `botkit worker`) or a
-    `worker_process` runs them in a child, which `ingest` then wakes.
+    `worker_process` runs them in a child, which `ingest` then wakes. `tracing` makes spans of
+    each event (botkit.tracing); without it, BOTKIT_TRACING (`settings.tracing`) decides.
     """
 
     def __init__(
@@ -46,12 +48,16 @@ class Runtime:
         workers: bool = True,
         worker_process: WorkerProcess | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
+        tracing: Tracing | None = None,
+        handoff_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.bot = bot
         self.settings = settings
         self.clock = clock or SystemClock()
         # this process's figures (botkit.metrics); in `botkit run`, added up with its worker's
         self.metrics = Metrics(enabled=settings.metrics)
+        # spans of each event (botkit.tracing): `tracing`, else as BOTKIT_TRACING says
+        self.tracing = tracing or Tracing.configured(settings.tracing)
         here = workers and worker_process is None
         self.store = store or open_store(
             settings.database, clock=self.clock, worker=here, pool_size=settings.database_pool
@@ -64,6 +70,7 @@ class Runtime:
             bot.conversation.spec,
             phone_number_id=settings.sending_number,
             wake=worker_process.wake if worker_process is not None else None,
+            tracing=self.tracing,
         )
         self.workers: Workers | None = None
         if here:
@@ -75,6 +82,8 @@ class Runtime:
                 transport=transport,
                 on_error=on_error,
                 metrics=self.metrics,
+                tracing=self.tracing,
+                handoff_transport=handoff_transport,
             )
 
     @contextlib.asynccontextmanager

@@ -26,8 +26,9 @@ from botkit import codec
 from botkit.conversation.context import HOLD as HOLD_SEND
 from botkit.conversation.context import Context, Event, Hold, Queued, WindowView
 from botkit.conversation.dsl import Conversation, ConversationSpec
+from botkit.exceptions import WindowClosedError
 from botkit.logsafe import cut
-from botkit.runtime import timer_rules
+from botkit.runtime import handoff, timer_rules
 from botkit.store.base import (
     DONE,
     FAIL,
@@ -46,10 +47,12 @@ from botkit.store.base import (
 from botkit.store.timers import TimerWrite
 from botkit.types import JSON, JSONObject
 from botkit.wire.events import InboundMessage, OtherEvent, StatusUpdate, parse_envelope
+from botkit.wire.handoff import KIND as HANDOFF_KIND
+from botkit.wire.handoff import RESUME, START, HandoffEvent, HandoffMark
 from botkit.wire.idempotency import idempotency_key
 from botkit.wire.messages import Message, Template, request_body
 from botkit.wire.timer import TIMER_KIND, TimerEvent
-from botkit.wire.trigger import TriggerEvent
+from botkit.wire.trigger import TriggerEvent, TriggerInput
 from botkit.wire.window import WINDOW_CLOSED_CODE, Window
 
 log = logging.getLogger(__name__)
@@ -115,6 +118,7 @@ class _Progress:
     message_id: str | None = None
     delivery: str | None = None
     failed_handlers: list[str] = field(default_factory=list)
+    handoff: HandoffMark | None = None  # handed off to people: no handler runs
     timers: list[TimerWrite] = field(default_factory=list)
 
 
@@ -129,8 +133,9 @@ async def take_turn(
 ) -> Turn:
     """Runs `lane`'s events in order and returns what to commit (and what to log of it)."""
     spec = type(conversation).spec
-    state, data, announce = _resume(spec, lane.session)
-    progress = _Progress(state, data, lane.window, announce=announce)
+    state, stored, announce = _resume(spec, lane.session)
+    data, mark = handoff.split(stored)
+    progress = _Progress(state, data, lane.window, announce=announce, handoff=mark)
     start = (state, lane.window)
     gave_up = max_attempts if lane.attempts > max_attempts else None
     for item in lane.events:
@@ -142,11 +147,13 @@ async def take_turn(
     session = None
     if progress.changed:
         session = Session(
-            lane.phone_number_id, lane.wa_id, spec.name, progress.state, progress.data, spec.version
-        )
+            lane.phone_number_id, lane.wa_id, spec.name, progress.state,
+            handoff.joined(progress.data, progress.handoff), spec.version,
+        )  # fmt: skip
     # the user wrote, or sends just held find the window open (the user wrote after them)
     release_held = progress.inbound or (bool(progress.refused) and progress.window.is_open(now))
-    if lane.events:  # the conversation's own timers, as the turn leaves the user
+    if lane.events and progress.handoff is None:  # the conversation's own timers, as the turn
+        # leaves the user (none while people answer: its handlers would not run)
         progress.timers += timer_rules.automatic(
             spec,
             lane.events[-1].event_id,
@@ -219,6 +226,16 @@ async def _run_event(
         if why is not None:  # overtaken by the user (or the state) since it was set
             return result(IGNORED, why)
     spec = type(conversation).spec
+    if isinstance(event, HandoffEvent):
+        return await _handoff_event(spec, event, item, progress, now, result)
+    if progress.handoff is not None:  # people answer: the user's message goes to them
+        progress.handler = handoff.HANDLER
+        if isinstance(event, InboundMessage):
+            progress.sends.append(handoff.forward(event, progress.handoff, item.event_id))
+            return result(DONE)
+        if isinstance(event, TriggerEvent | TimerEvent):
+            return result(IGNORED, "the conversation is handed off to people")
+        return result(DONE)
     ctx = Context(
         spec, event, progress.state, _copy(progress.data), WindowView(progress.window, now)
     )
@@ -260,6 +277,52 @@ async def _run_event(
     progress.sends += sends
     progress.timers += timers
     progress.announce = None
+    if ctx.handoff_reason is not None:  # from the next event on, people answer
+        progress.handoff = HandoffMark(now, ctx.handoff_reason, ctx.state)
+    return result(DONE)
+
+
+async def _handoff_event(
+    spec: ConversationSpec,
+    event: HandoffEvent,
+    item: InboxItem,
+    progress: _Progress,
+    now: float,
+    result: Callable[..., None],
+) -> None:
+    """The people's side: a handoff starts, a person's reply is queued, a resume hands the
+    conversation back in the state asked for (sending its prompt when the window allows)."""
+    progress.handler = handoff.HANDLER
+    if event.action == START:
+        if progress.handoff is None:
+            progress.handoff = HandoffMark(now, event.reason, progress.state)
+            progress.changed = True
+        return result(DONE)
+    if event.action != RESUME:
+        try:
+            progress.sends.append(handoff.reply(event))
+        except ValueError as exc:  # checked by the API; a message botkit can no longer build
+            return result(FAILED, cut(f"reply: {exc}", ERROR_KEPT))
+        return result(DONE)
+    if progress.handoff is None:
+        return result(IGNORED, "the conversation is not handed off")
+    if event.state not in spec.states:  # checked by the API; gone since (a deploy)
+        declared = ", ".join(spec.states)
+        return result(FAILED, f"resume: no state {event.state!r} (declared: {declared})")
+    carrier = TriggerEvent(
+        event.event_id, event.phone_number_id, event.wa_id, TriggerInput("botkit.resume", {}),
+        item.envelope,
+    )  # fmt: skip
+    ctx = Context(
+        spec, carrier, event.state, _copy(progress.data), WindowView(progress.window, now)
+    )
+    try:
+        await ctx.send_prompt(event.state)
+        sends = [_send(ctx, queued, item.event_id, n) for n, queued in enumerate(ctx.queued)]
+    except WindowClosedError:  # no prompt into a closed window without a fallback
+        sends = []
+    progress.sends += sends
+    progress.state, progress.handoff, progress.changed = event.state, None, True
     return result(DONE)
 
 
@@ -275,7 +338,7 @@ def _failed(
     result(FAILED, cut(f"{type(exc).__name__}: {exc}", ERROR_KEPT))
 
 
-def _learn(event: Event, item: InboxItem, progress: _Progress) -> None:
+def _learn(event: Event | HandoffEvent, item: InboxItem, progress: _Progress) -> None:
     """What the event tells of the window and of delivery, kept whatever its handler does."""
     if isinstance(event, InboundMessage):
         progress.window = progress.window.with_inbound(item.lane_seq, float(event.timestamp))
@@ -347,11 +410,13 @@ def _copy(data: JSONObject) -> dict[str, Any]:
     return copied
 
 
-def _read(item: InboxItem) -> Event | OtherEvent:
+def _read(item: InboxItem) -> Event | OtherEvent | HandoffEvent:
     if item.kind == "trigger":
         return TriggerEvent.from_envelope(item.envelope)
     if item.kind == TIMER_KIND:
         return TimerEvent.from_envelope(item.envelope)
+    if item.kind == HANDOFF_KIND:
+        return HandoffEvent.from_envelope(item.envelope)
     return parse_envelope(item.envelope)
 
 

@@ -19,10 +19,12 @@ from botkit.metrics import Metrics
 from botkit.provider.ratelimit import rate_limiter
 from botkit.provider.sender import Sender
 from botkit.runtime.dispatch import Dispatcher
+from botkit.runtime.forward import Forwarder
 from botkit.runtime.janitor import Janitor
 from botkit.runtime.outbox import Outbox
 from botkit.runtime.timer_loop import TimerLoop
 from botkit.store.base import PacedStore, Pacing, Store
+from botkit.tracing import Tracing
 from botkit.types import Clock, SystemClock
 
 
@@ -40,9 +42,19 @@ class Workers:
         transport: httpx.AsyncBaseTransport | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
+        handoff_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.store = store
         metrics = metrics or Metrics.off()
+        self.forwarder: Forwarder | None = None
+        if settings.handoff_url is not None:
+            self.forwarder = Forwarder(
+                settings.handoff_url,
+                settings.handoff_secret or "",
+                clock,
+                transport=handoff_transport,
+            )
         self.sender = Sender(
             base_url=settings.base_url,
             api_key=settings.api_key or "gsk_test_botkit_fake",
@@ -56,7 +68,13 @@ class Workers:
             metrics=metrics,
         )
         self.dispatcher = Dispatcher(
-            store, conversation(), clock, on_error=on_error, lease=settings.lease, metrics=metrics
+            store,
+            conversation(),
+            clock,
+            on_error=on_error,
+            lease=settings.lease,
+            metrics=metrics,
+            tracing=tracing,
         )
         self.outbox = Outbox(
             store,
@@ -65,6 +83,8 @@ class Workers:
             media_max_age=settings.media_max_age,
             lease=settings.lease,
             metrics=metrics,
+            tracing=tracing,
+            forwarder=self.forwarder,
         )
         self.janitor = Janitor(store, clock, retention=settings.retention)
         self.timers = TimerLoop(store)
@@ -93,6 +113,8 @@ class Workers:
                     self.timers.stop()
         finally:
             await self.sender.aclose()
+            if self.forwarder is not None:
+                await self.forwarder.aclose()
 
     async def settle(self, *, within: float = 10.0, autojump: Clock | None = None) -> None:
         """Waits until every stored event is processed and every due send attempted (tests).

@@ -69,7 +69,8 @@ class NewEvent:
     """An event to add to the inbox; `message_id` is the inbound wamid, the second dedupe key.
 
     `envelope` is the event's JSON, or that JSON already encoded (a large webhook body's
-    events come encoded from the process that decoded it: botkit.web.decoder)."""
+    events come encoded from the process that decoded it: botkit.web.decoder). `trace` is
+    the W3C traceparent of the span that stored it (botkit.tracing), None when not traced."""
 
     event_id: str
     message_id: str | None
@@ -77,11 +78,13 @@ class NewEvent:
     phone_number_id: str
     wa_id: str
     envelope: JSONObject | str
+    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class InboxItem:
-    """A claimed event: `seq` numbers every event, `lane_seq` the events of its lane."""
+    """A claimed event: `seq` numbers every event, `lane_seq` the events of its lane; `trace`
+    the traceparent it was stored with (its turn continues that trace)."""
 
     seq: int
     lane_seq: int
@@ -90,6 +93,7 @@ class InboxItem:
     phone_number_id: str
     wa_id: str
     envelope: JSONObject
+    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +138,8 @@ class NewSend:
 
     `when_closed` says what to do if the window is closed at delivery: FAIL, FALL_BACK to
     `fallback` (a template's {"type", "payload"}), or HOLD until the user writes. `held` sends
-    start held; `instead_of` is the free-form type a template replaced at send time.
+    start held; `instead_of` is the free-form type a template replaced at send time; `trace`
+    is the traceparent of the turn that queued it (its sends join that trace).
     """
 
     phone_number_id: str
@@ -147,6 +152,7 @@ class NewSend:
     fallback: JSON = None
     held: bool = False
     instead_of: str | None = None
+    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +210,8 @@ class LaneOutcome:
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
     """A claimed send; `media_id` is the uploaded media an earlier attempt sent it with,
-    `cause` the event (or trigger) id whose turn queued it (for its log line)."""
+    `cause` the event (or trigger) id whose turn queued it (for its log line), `trace` that
+    turn's traceparent (each attempt's span continues it)."""
 
     seq: int
     idempotency_key: str
@@ -215,6 +222,7 @@ class OutboxItem:
     fallback: JSON = None
     media_id: str | None = None
     cause: str | None = None
+    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,7 @@ class _Send:
     media_id: str | None = None
     finished_at: float | None = None  # when it was sent or failed
     created_at: float = 0.0  # when its handler queued it
+    trace: str | None = None  # the traceparent of the turn that queued it
 
 
 class MemoryStore:
@@ -294,7 +295,9 @@ class _Inbox(_Queue):
         lane.last_seq += 1
         self.store._last_event += 1
         seq = self.store._last_event
-        item = InboxItem(seq, lane.last_seq, event.event_id, event.kind, *key, envelope)
+        item = InboxItem(
+            seq, lane.last_seq, event.event_id, event.kind, *key, envelope, event.trace
+        )
         self.store._events[seq] = _Event(item, event.message_id, self._now())
         self.store._event_ids[event.event_id] = seq
         if event.message_id is not None:
@@ -395,6 +398,7 @@ class _Inbox(_Queue):
                 send.instead_of,
                 now,
                 created_at=now,
+                trace=send.trace,
             )
         for status_record in statuses:
             rank = STATUS_RANK.get(status_record.status, 0)
@@ -448,6 +452,7 @@ class _Outbox(_Queue):
                     _copy(s.fallback),
                     s.media_id,
                     s.cause,
+                    s.trace,
                 )
                 for s in pending
             )
@@ -662,7 +667,7 @@ def _encoded(outcome: LaneOutcome) -> _Parts:
         for send in outcome.sends
     )
     for send in sends:
-        codec.dumps([send.idempotency_key, send.type, send.cause])
+        codec.dumps([send.idempotency_key, send.type, send.cause, send.trace])
     encode_timers(outcome.timers)
     return _Parts(session, sends, outcome.statuses)
 

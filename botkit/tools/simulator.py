@@ -22,18 +22,22 @@ import httpx
 from botkit.config import Settings
 from botkit.conversation.template import TemplateSpec
 from botkit.exceptions import BotkitError
+from botkit.fake.desk import FakeDesk
 from botkit.fake.provider import Delivery, FakeGoSendAPI, SentMessage
 from botkit.runtime.bot import Bot, find_bot
 from botkit.runtime.runtime import Runtime
 from botkit.store.base import OutboxRecord, Session
 from botkit.types import JSON, JSONObject, ManualClock
 from botkit.web.app import create_app
+from botkit.wire.handoff import MARK_KEY, HandoffMark
 from botkit.wire.window import Window
 
 SIM_PHONE_NUMBER_ID = "555123456789"
 SIM_SECRET = "whsec_simulator"
 SIM_API_KEY = "gsk_test_simulator"
 SIM_API_TOKEN = "botkit-simulator-token"
+SIM_HANDOFF_SECRET = "botkit-simulator-handoff-secret"
+SIM_HANDOFF_URL = "http://desk/handoff"
 
 
 class SimulatorError(BotkitError):
@@ -228,8 +232,17 @@ class SimUser:
 
     @property
     def data(self) -> JSONObject:
-        """The persistent data after the last step."""
-        return dict(self.session.data) if self.session else {}
+        """The persistent data after the last step (as handlers see it)."""
+        if self.session is None:
+            return {}
+        return {key: value for key, value in self.session.data.items() if key != MARK_KEY}
+
+    @property
+    def handoff(self) -> HandoffMark | None:
+        """Since when, why and from which state people answer this user (None: the bot)."""
+        if self.session is None:
+            return None
+        return HandoffMark.from_json(self.session.data.get(MARK_KEY))
 
     @property
     def messages(self) -> list[SentView]:
@@ -393,13 +406,17 @@ class Simulator:
             phone_number_id=self.phone_number_id,
             database=str(database),
             api_token=SIM_API_TOKEN,
+            handoff_url=SIM_HANDOFF_URL,
+            handoff_secret=SIM_HANDOFF_SECRET,
         )
+        self.desk = FakeDesk(SIM_HANDOFF_SECRET)  # where handed-off users' messages go
         self.runtime = Runtime(
             self.bot,
             settings,
             clock=self.clock,
             transport=httpx.ASGITransport(app=self.fake.app),
             on_error=self._handler_failed,
+            handoff_transport=httpx.ASGITransport(app=self.desk.app),
         )
         self.app = create_app(self.runtime)
         self.fake.webhook_transport = httpx.ASGITransport(app=self.app)
@@ -469,6 +486,24 @@ class Simulator:
     ) -> str:
         """Fires a declared trigger for a user, as POST /conversations/{wa_id}/trigger does."""
         event_id = await self.bot.trigger(wa_id, name, data or {}, phone_number_id=phone_number_id)
+        await self._settled(self.users.get(wa_id))
+        return event_id
+
+    async def handoff(self, wa_id: str, *, reason: str = "") -> str:
+        """Hands a user to people, as POST /conversations/{wa_id}/handoff does."""
+        event_id = await self.bot.handoff(wa_id, reason=reason)
+        await self._settled(self.users.get(wa_id))
+        return event_id
+
+    async def reply(self, wa_id: str, text: str, *, fallback: JSONObject | None = None) -> str:
+        """A person answers a user, as POST /conversations/{wa_id}/messages does."""
+        event_id = await self.bot.reply(wa_id, text, fallback=fallback)
+        await self._settled(self.users.get(wa_id))
+        return event_id
+
+    async def resume(self, wa_id: str, *, state: str) -> str:
+        """Hands a user back to the bot in `state`, as POST /conversations/{wa_id}/resume."""
+        event_id = await self.bot.resume(wa_id, state=state)
         await self._settled(self.users.get(wa_id))
         return event_id
 

@@ -18,6 +18,7 @@ from botkit.exceptions import StoreError
 from botkit.runtime.runtime import Runtime
 from botkit.types import JSONObject
 from botkit.web.admin import admin_routes
+from botkit.web.handoff import handoff_routes
 from botkit.web.health import health_routes
 from botkit.web.metrics import metrics_routes
 from botkit.web.trigger import json_response, trigger_routes
@@ -74,7 +75,7 @@ def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None)
     async def index(request: Request) -> Response:
         return json_response(200, _about(runtime, extra_routes or []))
 
-    webhook = WebhookEndpoint(runtime.ingest, runtime.settings, runtime.metrics)
+    webhook = WebhookEndpoint(runtime.ingest, runtime.settings, runtime.metrics, runtime.tracing)
     routes: list[BaseRoute] = [
         Route("/", index, methods=["GET"]),
         Route("/webhook", webhook, methods=["POST"]),  # what a mounted app (root_path) uses
@@ -82,6 +83,7 @@ def create_app(runtime: Runtime, *, extra_routes: list[BaseRoute] | None = None)
         *health_routes(runtime),
         *metrics_routes(runtime),
         *trigger_routes(runtime.ingest, runtime.settings),
+        *handoff_routes(runtime.ingest, runtime.settings),
         *admin_routes(runtime.repairs(), runtime.settings),
         *(extra_routes or []),
     ]
@@ -104,6 +106,9 @@ def _about(runtime: Runtime, extra_routes: list[BaseRoute]) -> JSONObject:
     if runtime.settings.api_token is not None:
         endpoints["POST /conversations/{wa_id}/trigger"] = (
             "fires a declared trigger (Authorization: Bearer BOTKIT_API_TOKEN)"
+        )
+        endpoints["/conversations/{wa_id}/handoff, messages, resume"] = (
+            "people take a conversation over and give it back: docs/guide/handoff.md"
         )
         endpoints["/admin/..."] = (
             "failed events and sends, one user's conversation: docs/repair.md (the same token)"

@@ -13,6 +13,7 @@ from botkit.config import Settings
 from botkit.exceptions import PayloadError, StoreError
 from botkit.metrics import Metrics
 from botkit.runtime.ingest import Ingest
+from botkit.tracing import Tracing
 from botkit.types import JSONObject
 from botkit.web.body import TooLarge, read_limited
 from botkit.web.decoder import LARGE, BodyDecoder, DecoderUnavailable
@@ -34,9 +35,16 @@ class WebhookEndpoint:
     objects, bench/webhook.py): 413 if too big, 401 if unsigned, 400 if unreadable, else stored
     then 200."""
 
-    def __init__(self, ingest: Ingest, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        ingest: Ingest,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.ingest = ingest
         self.metrics = metrics or Metrics.off()
+        self.tracing = tracing  # None: no spans (botkit.tracing)
         self.secrets = settings.webhook_secrets
         self.limit = settings.max_body_bytes
         self._signature_header = SIGNATURE_HEADER.lower().encode("latin-1")
@@ -44,13 +52,13 @@ class WebhookEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        try:
-            status, body = await self._answer(scope, receive)
-        except ClientDisconnect:
+        if self.tracing is None:
+            answer = await self._respond(scope, receive)
+        else:
+            answer = await self._traced(self.tracing, scope, receive)
+        if answer is None:
             return
-        except Exception:  # what Starlette's ServerErrorMiddleware would do, as JSON
-            log.exception("POST /webhook failed")
-            status, body = 500, {"error": "internal_error", "detail": "see the server's log"}
+        status, body = answer
         content = codec.dumps(body)
         await send(
             {
@@ -64,6 +72,31 @@ class WebhookEndpoint:
         )
         await send({"type": "http.response.body", "body": content})
         self._count(status, body, time.perf_counter() - started)
+
+    async def _respond(self, scope: Scope, receive: Receive) -> tuple[int, JSONObject] | None:
+        """The status and body to answer (None: the client went away)."""
+        try:
+            return await self._answer(scope, receive)
+        except ClientDisconnect:
+            return None
+        except Exception:  # what Starlette's ServerErrorMiddleware would do, as JSON
+            log.exception("POST /webhook failed")
+            return 500, {"error": "internal_error", "detail": "see the server's log"}
+
+    async def _traced(
+        self, tracing: Tracing, scope: Scope, receive: Receive
+    ) -> tuple[int, JSONObject] | None:
+        """`_respond` in the request's span, which continues the sender's trace context."""
+        traceparent = _header(scope, b"traceparent")
+        tracestate = _header(scope, b"tracestate") if traceparent else None
+        with tracing.webhook(traceparent, tracestate) as span:
+            answer = await self._respond(scope, receive)
+            if answer is not None:
+                status, body = answer
+                span.answered(
+                    status, _number(body.get("accepted")), _number(body.get("duplicates"))
+                )
+        return answer
 
     def _count(self, status: int, body: JSONObject, seconds: float) -> None:
         if status != 200:
@@ -102,6 +135,10 @@ class WebhookEndpoint:
             return _error(503, "store_unavailable", "the event could not be stored; retry later")
         new = sum(flags)
         return 200, {"accepted": new, "duplicates": len(flags) - new}
+
+
+def _number(value: object) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def _error(status: int, error: str, detail: str) -> tuple[int, JSONObject]:

@@ -54,3 +54,19 @@ def test_the_delay_comes_from_clinic_nudge_seconds() -> None:
         [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert found.stdout.strip() == "5.0"
+
+
+async def test_no_nudge_while_people_answer(sim: Simulator, juan: SimUser) -> None:
+    await juan.says("hola")
+    await juan.picks("lab")
+    await sim.handoff(juan.wa_id, reason="a person takes it")  # the API's handoff: Juan is quiet
+    await juan.refresh()
+    assert juan.handoff is not None and juan.state == "confirming"
+    await sim.advance(minutes=31)
+    assert nudges(juan) == 0  # the bot's handlers do not run while people answer
+    view = await sim.runtime.repairs().conversation(juan.wa_id)
+    [fired] = [m for m in view["messages"] if m["summary"] == "timeout"]  # type: ignore[index, union-attr]
+    assert (fired["status"], fired["error"]) == (  # type: ignore[index, call-overload]
+        "ignored",
+        "the conversation is handed off to people",
+    )

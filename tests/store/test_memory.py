@@ -27,9 +27,10 @@ from .contract import (
     send_all,
 )
 from .repair_contract import RepairContract
+from .trace_contract import TraceContract
 
 
-class TestMemoryStore(StoreContract, RepairContract):
+class TestMemoryStore(StoreContract, RepairContract, TraceContract):
     """The contract, in memory: the data lives in the object, so `make_store` gives it again."""
 
     @pytest.fixture

@@ -50,11 +50,12 @@ from .contract import (
     send,
 )
 from .repair_contract import RepairContract
+from .trace_contract import TraceContract
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class TestPostgresStore(StoreContract, RepairContract):
+class TestPostgresStore(StoreContract, RepairContract, TraceContract):
     """The contract on one database shared by the stores `make_store` gives."""
 
     @pytest.fixture

@@ -43,6 +43,7 @@ from .contract import (
     send,
 )
 from .repair_contract import RepairContract
+from .trace_contract import TraceContract
 
 MAIN_OF_MEMORY = "SELECT 1"  # apart()'s lock statement, for a connection of its own
 
@@ -71,7 +72,7 @@ async def refused_open(db_path: Path) -> str:
     return str(caught.value)
 
 
-class TestSqliteStore(StoreContract, RepairContract):
+class TestSqliteStore(StoreContract, RepairContract, TraceContract):
     """The contract, on SQLite."""
 
     @pytest.fixture

@@ -383,7 +383,9 @@ async def test_a_tap_no_handler_takes_leaves_a_line_naming_what_the_state_takes(
     state = await post(client, f"/api/users/{JUAN}/payload", {"payload": "stale_offer"})
     line = state["user"]["timeline"][-1]["text"]
     assert line.startswith("no handler in state confirmed takes payload 'stale_offer'")
-    assert line.endswith("confirmed takes: any text")
+    assert line.endswith(
+        "confirmed takes: text 'persona', text 'hablar con una persona', text 'humano', any text"
+    )
 
 
 async def test_an_uploaded_image_is_served_to_the_page(tmp_path: Path) -> None:
@@ -408,7 +410,8 @@ async def test_a_shared_location_goes_to_the_bot(client: httpx.AsyncClient) -> N
     assert mine[-1]["kind"] == "location"
     assert state["user"]["timeline"][-1]["text"] == (  # the clinic's idle takes no location
         "no handler in state idle takes a location; the bot answers with the state's prompt, "
-        "if it has one. idle takes: any text"
+        "if it has one. idle takes: text 'persona', text 'hablar con una persona', "
+        "text 'humano', any text"
     )
     message = state["user"]["exchanges"][0]["payload"]["data"]["message"]
     assert message["location"] == {"latitude": -34.6, "longitude": -58.38}

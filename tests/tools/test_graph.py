@@ -35,6 +35,7 @@ stateDiagram-v2
     confirming --> confirmed: button confirm_yes
     confirming --> choosing_service: button reschedule
     confirming --> confirming: timeout (30 min quiet)
+    _any_state --> _any_state: text "persona" | "hablar con una persona" | "humano"
     _any_state --> confirming: trigger remind
     choosing_service --> choosing_service: fallback: prompt again
     confirming --> confirming: fallback: prompt again

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -139,3 +143,25 @@ def test_a_separate_worker_serves_its_own_figures_behind_the_token(
     assert served.get(SENT, 0) == 0
     assert "botkit_worker_up" not in served  # no child of its own
     assert worker.stop() == 0
+
+
+def test_a_directory_left_by_a_killed_run_is_removed_by_the_next(tmp_path: Path) -> None:
+    """A SIGKILLed botkit run cannot remove its directory; the next run removes it, and leaves
+    a live run's alone."""
+    from botkit.metrics import PREFIX, multiprocess
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = Path(tempfile.gettempdir()) / f"{PREFIX}{dead.pid}-killed"
+    orphan.mkdir()
+    (orphan / "counter_1.db").write_bytes(b"\0" * 16)
+    live = Path(tempfile.gettempdir()) / f"{PREFIX}{os.getpid()}-running"
+    live.mkdir()
+    try:
+        with multiprocess() as made:
+            assert Path(made).name.startswith(f"{PREFIX}{os.getpid()}-")
+        assert not orphan.exists()
+        assert live.exists()
+    finally:
+        shutil.rmtree(orphan, ignore_errors=True)
+        shutil.rmtree(live, ignore_errors=True)

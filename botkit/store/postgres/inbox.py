@@ -53,6 +53,7 @@ from botkit.store.base import (
     encoded,
 )
 from botkit.store.postgres import timer_rows as timers_sql
+from botkit.store.postgres import traces
 from botkit.wire.window import Window
 
 
@@ -68,10 +69,10 @@ def lane_lock(key: LaneKey) -> int:
 async def add(
     db: asyncpg.Connection, events: Sequence[NewEvent], envelopes: Sequence[str], now: float
 ) -> list[bool]:
-    """Stores events (botkit_add_v2: one statement, its own transaction, flushed to disk
+    """Stores events (botkit_add_v3: one statement, its own transaction, flushed to disk
     before it returns; it notifies no one: see Notices); per event, True if new."""
     rows = await db.fetch(
-        "SELECT * FROM botkit_add_v2($1, $2, $3, $4, $5, $6, $7, $8)",
+        f"SELECT * FROM {traces.ADD}($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         sorted({lane_lock((e.phone_number_id, e.wa_id)) for e in events}),
         [e.event_id for e in events],
         [e.message_id for e in events],
@@ -80,6 +81,7 @@ async def add(
         [e.wa_id for e in events],
         list(envelopes),
         now,
+        [e.trace for e in events],
     )
     inserted = {row[0] for row in rows}
     flags = []
@@ -96,15 +98,15 @@ async def claim(
     db: asyncpg.Connection, token: str, limit: int, lease: float, now: float
 ) -> list[InboxLane]:
     """Claims the lanes whose next event waits longest, each with its next events in order
-    (botkit_claim_events_v1: the claim, then a read of the claimed lanes' events and sessions;
+    (botkit_claim_events_v2: the claim, then a read of the claimed lanes' events and sessions;
     after a claim that never completed, its events run one at a time)."""
     rows = await db.fetch(
-        "SELECT * FROM botkit_claim_events_v1($1, $2, $3, $4)", token, now + lease, now, limit
+        f"SELECT * FROM {traces.CLAIM_EVENTS}($1, $2, $3, $4)", token, now + lease, now, limit
     )
     lanes: dict[LaneKey, list[Any]] = {}  # in the order claimed: oldest first
     for row in rows:
         pnid, wa_id, attempts, last_in, inbound_seq, closed_seq, seq, event_id, kind = row[:9]
-        envelope, conversation, state, data, version = row[9:]
+        envelope, conversation, state, data, version, trace = row[9:]
         key = (pnid, wa_id)
         if key not in lanes:
             session = None
@@ -113,7 +115,7 @@ async def claim(
             window = Window(last_in, inbound_seq, closed_seq)
             lanes[key] = [session, window, attempts, []]
         lanes[key][3].append(
-            InboxItem(seq, seq, event_id, kind, pnid, wa_id, codec.loads(envelope))
+            InboxItem(seq, seq, event_id, kind, pnid, wa_id, codec.loads(envelope), trace)
         )
     return [
         InboxLane(key[0], key[1], token, tuple(events), session, window, attempts)
@@ -225,7 +227,8 @@ class Completion:
         sends = [
             (send.idempotency_key, send.type, codec.dumps_str(send.payload), send.cause,
              HELD if send.held else PENDING, send.when_closed,
-             None if send.fallback is None else codec.dumps_str(send.fallback), send.instead_of)
+             None if send.fallback is None else codec.dumps_str(send.fallback), send.instead_of,
+             send.trace)
             for send in outcome.sends
         ]  # fmt: skip
         # applied in order, a status replaces only a lower rank: the first of the highest wins
@@ -255,7 +258,7 @@ class Completed:
 async def complete(
     db: asyncpg.Connection, completions: Sequence[Completion], now: float
 ) -> list[Completed]:
-    """Writes each completion whose token still holds its lane (botkit_complete_v1: one
+    """Writes each completion whose token still holds its lane (botkit_complete_v2: one
     statement for the whole group; the next event's fallback is the lane row's own `last_seq`,
     since the subquery that finds it may see an older snapshot than the row it updates)."""
     lanes, results, sends, statuses, refused = [], [], [], [], []
@@ -276,7 +279,7 @@ async def complete(
     arguments = (
         *columns(lanes, 14),
         *columns(results, 4),
-        *columns(sends, 9),
+        *columns(sends, 10),
         *columns(statuses, 6),
         *columns(refused, 2),
         now,
@@ -305,4 +308,4 @@ def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [[row[n] for row in rows] for n in range(width)]
 
 
-_COMPLETE = "SELECT * FROM botkit_complete_v1(" + ", ".join(f"${n}" for n in range(1, 37)) + ")"
+_COMPLETE = f"SELECT * FROM {traces.COMPLETE}(" + ", ".join(f"${n}" for n in range(1, 38)) + ")"

@@ -28,6 +28,7 @@ from botkit.store.base import (
     OutboxLane,
     SendLaneOutcome,
 )
+from botkit.store.postgres import traces
 from botkit.store.postgres.inbox import columns
 from botkit.wire.window import Window
 
@@ -38,7 +39,7 @@ async def claim(
     """Claims the lanes whose first pending send is due, earliest first, with their sends in
     order, the user's window and the lane's position."""
     rows = await db.fetch(
-        "SELECT * FROM botkit_claim_sends_v2($1, $2, $3, $4)", token, now + lease, now, limit
+        f"SELECT * FROM {traces.CLAIM_SENDS}($1, $2, $3, $4)", token, now + lease, now, limit
     )
     lanes: dict[LaneKey, tuple[Window, int, list[OutboxItem]]] = {}  # in claim order
     for pnid, wa_id, last_in, inbound_seq, closed_seq, position, seq, *send in rows:
@@ -47,11 +48,11 @@ async def claim(
             lanes[key] = (Window(last_in, inbound_seq, closed_seq), position, [])
         if seq is None:  # a lane with nothing pending any more
             continue
-        idempotency_key, kind, payload, attempts, when_closed, fallback, media, cause = send
+        idempotency_key, kind, payload, attempts, when_closed, fallback, media, cause, trace = send
         lanes[key][2].append(
             OutboxItem(
                 seq, idempotency_key, kind, codec.loads(payload), attempts, when_closed,
-                None if fallback is None else codec.loads(fallback), media, cause,
+                None if fallback is None else codec.loads(fallback), media, cause, trace,
             )
         )  # fmt: skip
     return [

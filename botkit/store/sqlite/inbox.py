@@ -46,7 +46,7 @@ class Arrival:
 
 _INSERT_EVENT = (
     "INSERT INTO incoming.inbox (event_id, message_id, kind, phone_number_id, wa_id,"
-    " envelope, received_at) VALUES {values}"
+    " envelope, received_at, traceparent) VALUES {values}"
 )
 
 
@@ -69,7 +69,7 @@ def add(arrivals: Sequence[Arrival], db: sqlite3.Connection) -> list[Any]:
             if event.message_id is not None:
                 seen_messages.add(event.message_id)
             rows.append((event.event_id, event.message_id, event.kind, event.phone_number_id,
-                         event.wa_id, envelope, arrival.now))  # fmt: skip
+                         event.wa_id, envelope, arrival.now, event.trace))  # fmt: skip
         results.append(flags)
     if rows:
         many(_INSERT_EVENT, rows, db)
@@ -136,7 +136,7 @@ _CLAIM = (
 # The claimed lanes' next events (a few, from `first`), each with its user's session.
 _EVENTS = (
     "WITH v (p, w, first) AS (VALUES {values}) SELECT i.seq, i.event_id, i.kind,"
-    " i.phone_number_id, i.wa_id, i.envelope, s.conversation, s.state, s.data, s.version"
+    " i.phone_number_id, i.wa_id, i.envelope, i.traceparent, s.conversation, s.state, s.data, s.version"
     " FROM v JOIN main.lane_events e ON e.phone_number_id = v.p AND e.wa_id = v.w"
     " AND e.seq IN (SELECT x.seq FROM main.lane_events x WHERE x.phone_number_id = v.p"
     f" AND x.wa_id = v.w AND x.seq >= v.first ORDER BY x.seq LIMIT {LANE_ITEMS})"
@@ -163,11 +163,11 @@ def lanes_of(token: str, lanes: list[Any], rows: list[Any]) -> list[InboxLane]:
     alone = {(row[0], row[1]) for row in lanes if row[7] is not None and row[2] <= row[7]}
     events: dict[LaneKey, list[InboxItem]] = {}
     sessions: dict[LaneKey, Session] = {}
-    for seq, event_id, kind, pnid, wa_id, envelope, *session in rows:
+    for seq, event_id, kind, pnid, wa_id, envelope, trace, *session in rows:
         key = (pnid, wa_id)
         if key in alone and key in events:
             continue
-        item = InboxItem(seq, seq, event_id, kind, pnid, wa_id, codec.loads(envelope))
+        item = InboxItem(seq, seq, event_id, kind, pnid, wa_id, codec.loads(envelope), trace)
         events.setdefault(key, []).append(item)
         if session[0] is not None and key not in sessions:
             conversation, state, data, version = session
@@ -268,7 +268,7 @@ class Completion:
             (send.phone_number_id, send.wa_id, send.idempotency_key, send.type,
              codec.dumps_str(send.payload), send.cause, HELD if send.held else PENDING,
              send.when_closed, None if send.fallback is None else codec.dumps_str(send.fallback),
-             send.instead_of, now, now)
+             send.instead_of, now, now, send.trace)
             for send in outcome.sends
         ]  # fmt: skip
         statuses = [
@@ -323,7 +323,8 @@ _UPSERT_SESSION = (
 )
 _INSERT_SEND = (
     "INSERT OR IGNORE INTO main.outbox (phone_number_id, wa_id, idempotency_key, type, payload,"
-    " cause, status, when_closed, fallback, instead_of, next_attempt_at, created_at)"
+    " cause, status, when_closed, fallback, instead_of, next_attempt_at, created_at,"
+    " traceparent)"
     " VALUES {values}"
 )
 _UPSERT_STATUS = (

@@ -66,7 +66,7 @@ _CLAIM = (
 _SENDS = (
     "WITH v (p, w) AS (VALUES {values}) SELECT o.phone_number_id, o.wa_id, o.seq,"
     " o.idempotency_key, o.type, o.payload, o.attempts, o.when_closed, o.fallback, o.media_id,"
-    " o.cause"
+    " o.cause, o.traceparent"
     " FROM v"
     " JOIN main.outbox o ON o.seq IN (SELECT x.seq FROM main.outbox x"
     " WHERE x.phone_number_id = v.p AND x.wa_id = v.w AND x.status = 'pending'"
@@ -94,10 +94,12 @@ def claim(
 def lanes_of(token: str, lanes: list[Any], rows: list[Any]) -> list[OutboxLane]:
     """The claimed lanes, earliest due first, each with its sends in order and its window."""
     sends: dict[LaneKey, list[OutboxItem]] = {}
-    for pnid, wa_id, seq, key, kind, payload, attempts, when_closed, fallback, media, cause in rows:
+    for row in rows:
+        pnid, wa_id, seq, key, kind, payload, attempts, when_closed, fallback, media = row[:10]
+        cause, trace = row[10:]
         item = OutboxItem(
             seq, key, kind, codec.loads(payload), attempts, when_closed,
-            None if fallback is None else codec.loads(fallback), media, cause,
+            None if fallback is None else codec.loads(fallback), media, cause, trace,
         )  # fmt: skip
         sends.setdefault((pnid, wa_id), []).append(item)
     lanes.sort(key=lambda row: (row[5], row[0], row[1]))

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS incoming.inbox (
     phone_number_id TEXT NOT NULL,
     wa_id TEXT NOT NULL,
     envelope TEXT NOT NULL,
-    received_at REAL NOT NULL
+    received_at REAL NOT NULL,
+    traceparent TEXT
 );
 """
 MAIN_SCHEMA = """
@@ -113,7 +114,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     error TEXT,
     created_at REAL NOT NULL,
     sent_at REAL,
-    media_id TEXT
+    media_id TEXT,
+    traceparent TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending_lane ON outbox (phone_number_id, wa_id, seq)
     WHERE status = 'pending';
@@ -200,11 +202,13 @@ def _create(path: str, db: sqlite3.Connection) -> None:
                 f"{SCHEMA_VERSION}: upgrade botkit"
             )
     _script(db, INBOX_SCHEMA + MAIN_SCHEMA + TIMERS_SCHEMA)
-    for table, columns in _COLUMNS_ADDED.items():
-        present = {row[1] for row in db.execute(f"PRAGMA main.table_info({table})")}
+    for qualified, columns in _COLUMNS_ADDED.items():
+        schema, _, table = qualified.rpartition(".")
+        schema = schema or "main"
+        present = {row[1] for row in db.execute(f"PRAGMA {schema}.table_info({table})")}
         for name, declaration in columns.items():
             if name not in present:
-                db.execute(f"ALTER TABLE main.{table} ADD COLUMN {name} {declaration}")
+                db.execute(f"ALTER TABLE {schema}.{table} ADD COLUMN {name} {declaration}")
 
 
 _COLUMNS_ADDED = {  # columns a table created by an older botkit lacks
@@ -213,7 +217,9 @@ _COLUMNS_ADDED = {  # columns a table created by an older botkit lacks
         "fallback": "TEXT",
         "instead_of": "TEXT",
         "media_id": "TEXT",  # the media a send's earlier attempt went with
+        "traceparent": "TEXT",  # the turn's trace context (botkit.tracing)
     },
+    "incoming.inbox": {"traceparent": "TEXT"},  # the webhook's trace context
     "lanes": {"suspect_until": "INTEGER"},  # events run one at a time after a crash
 }
 
