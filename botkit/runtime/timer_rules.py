@@ -6,7 +6,8 @@ or cancels, and whether a fired timer still applies when its event's turn comes.
   cancels it. Fired, it runs only if the user is still in the state it was set in and has
   not written since (the lane position of their latest message is unchanged).
 - A window-closing timer (`on.window_closing`) is set `before` the user's window ends when a
-  turn ends in one of its states and the user wrote or the state changed; leaving cancels it.
+  turn ends in one of its states, with the window open, and the user wrote or the state
+  changed; leaving cancels it.
   Fired, it runs only if the window it was computed from is still the user's, and open.
 - A reminder (`ctx.schedule`) is set or cancelled as the handler said; fired, it runs the
   `on.timer` handler of the user's state then (none: the event is ignored, with the reason).
@@ -67,9 +68,10 @@ def automatic(
     for route in spec.timed(WINDOW_CLOSING):
         name = stored_name(WINDOW_CLOSING, route.handler)
         closes = window.closes_at
-        if state in (route.states or spec.states) and (wrote or moved) and closes is not None:
-            due = closes - (route.delay or 0.0)
-            payload = timer_payload({}, {"closes_at": closes})
+        open_until = closes if window.is_open(now) else None
+        if state in (route.states or spec.states) and (wrote or moved) and open_until is not None:
+            due = open_until - (route.delay or 0.0)
+            payload = timer_payload({}, {"closes_at": open_until})
             writes.append(TimerWrite(name, due, payload, timer_id(cause, name)))
         elif moved and state not in (route.states or spec.states):
             writes.append(TimerWrite(name, None, {}))

@@ -9,6 +9,7 @@ from botkit import Context, Conversation, State, on
 from botkit.runtime.turn import take_turn
 from botkit.store.base import DONE, FAILED, IGNORED, InboxItem
 from botkit.store.timers import TimerRecord, fired_event
+from botkit.wire.trigger import TriggerEvent
 from botkit.wire.window import Window
 from tests.runtime.test_turn import ANA, NOW, PN, T0, lane, session_of, text_item
 from tests.runtime.timer_bot import LAST_CALL, NUDGE, Timed
@@ -115,3 +116,17 @@ async def test_a_failed_handler_schedules_nothing() -> None:
     [later] = turn.outcome.timers  # the second event's only
     assert (later.name, later.due_at) == ("later", NOW + 60)
     assert later.timer_id != ""
+
+
+async def test_entering_the_state_with_a_closed_window_sets_the_timeout_only() -> None:
+    class Reentry(Timed):
+        @on.trigger("ask", to="asking")
+        async def ask(self, ctx: Context) -> None: ...
+
+    trigger = TriggerEvent.create(wa_id=ANA, phone_number_id=PN, name="ask", data={})
+    item = InboxItem(101, 1, trigger.event_id, "trigger", PN, ANA, trigger.envelope)
+    closed = Window(T0 - 2 * 86400, 1)
+    turn = await take_turn(
+        Reentry(), lane(item, session=session_of(Reentry, "idle"), window=closed), NOW
+    )
+    assert [t.name for t in turn.outcome.timers] == ["timeout:nudge"]  # no last call: closed
