@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from botkit import Simulator
+from botkit import Bot, Context, Conversation, Simulator, State, Text, on
 from botkit.tools.simulator import SimUser
 from botkit.types import ManualClock
 from tests.runtime import timer_bot
@@ -163,3 +163,28 @@ async def test_a_conversations_view_names_the_timer_events(sim: Simulator, ana: 
     inbound = [m["summary"] for m in view["messages"] if m["direction"] == "in"]  # type: ignore[union-attr, index, call-overload]
     assert inbound == ["hola", "timeout"]
     assert [t["name"] for t in view["timers"]] == ["window_closing:last_call"]  # type: ignore[index, union-attr]
+
+
+class Expiring(Conversation):
+    """A quote that expires: the timeout moves the user on (to=), like any route."""
+
+    idle = State(initial=True)
+    quoted = State(prompt=Text("Tu presupuesto vale 10 minutos."))
+    expired = State(final=True)
+
+    @on.text(states=[idle], to=quoted)
+    async def quote(self, ctx: Context) -> None: ...
+
+    @on.timeout(after=600, states=[quoted], to=expired)
+    async def expire(self, ctx: Context) -> None:
+        await ctx.send(Text("Tu presupuesto venció."))
+
+
+async def test_a_timeout_with_to_moves_the_user_and_is_not_set_again() -> None:
+    async with Simulator(Bot(Expiring)) as sim:
+        ana = sim.user("5491155550000")
+        await ana.says("hola")
+        await sim.advance(minutes=10)
+        assert ana.state == "expired"
+        assert texts(ana)[-1] == "Tu presupuesto venció."
+        assert await sim.runtime.store.inspect.timers() == []
