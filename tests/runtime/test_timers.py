@@ -188,3 +188,12 @@ async def test_a_timeout_with_to_moves_the_user_and_is_not_set_again() -> None:
         assert ana.state == "expired"
         assert texts(ana)[-1] == "Tu presupuesto venció."
         assert await sim.runtime.store.inspect.timers() == []
+
+
+async def test_a_fired_timer_is_counted_as_an_event_of_kind_timer(
+    sim: Simulator, ana: SimUser
+) -> None:
+    await ana.says("hola")
+    await sim.advance(minutes=31)
+    exposed = sim.runtime.metrics.render([]).decode()
+    assert 'botkit_events_processed_total{kind="timer",outcome="done"} 1.0' in exposed
