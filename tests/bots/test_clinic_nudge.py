@@ -70,3 +70,15 @@ async def test_no_nudge_while_people_answer(sim: Simulator, juan: SimUser) -> No
         "ignored",
         "the conversation is handed off to people",
     )
+
+
+async def test_a_nudge_into_a_closed_window_becomes_the_reminder_template(
+    sim: Simulator, juan: SimUser
+) -> None:
+    data = {"name": "Juan", "date": "20/05", "time": "10:30", "appointment_id": "123"}
+    await sim.trigger(juan.wa_id, "remind", data)  # Juan never wrote: his window is closed
+    assert juan.state == "confirming" and len(juan.templates) == 1
+    await sim.advance(minutes=31)
+    assert nudges(juan) == 0
+    assert len(juan.templates) == 2  # the state's fallback, as for any send into a closed window
+    assert juan.templates[-1].template_name == "appointment_reminder"
