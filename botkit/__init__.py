@@ -76,6 +76,7 @@ from botkit.wire.messages import (
     Video,
     VideoParam,
 )
+from botkit.wire.timer import TimerEvent, TimerInput
 from botkit.wire.trigger import TriggerEvent, TriggerInput
 from botkit.wire.window import Window
 
@@ -138,6 +139,8 @@ __all__ = [
     "Text",
     "TextInput",
     "TextParam",
+    "TimerEvent",
+    "TimerInput",
     "Tracing",
     "TransientProviderError",
     "TriggerError",

@@ -151,8 +151,8 @@ class Metrics:
         )
         self._events = self._counter(
             "botkit_events_processed_total",
-            "Inbox events whose turn was committed, by kind (message, status, trigger, other) "
-            "and outcome (done, failed, ignored)",
+            "Inbox events whose turn was committed, by kind (message, status, trigger, timer, "
+            "other) and outcome (done, failed, ignored)",
             ["kind", "outcome"],
         )
         self._turns = self._histogram(

@@ -1,6 +1,13 @@
-"""The reference bot: a clinic that books a consultation or a lab test, and reminds of appointments."""
+"""The reference bot: a clinic that books a consultation or a lab test, and reminds of appointments.
+
+A user who goes quiet while asked to confirm gets a nudge after 30 minutes (CLINIC_NUDGE_SECONDS
+sets another delay, so that a person can watch it fire in a live `botkit run`).
+"""
 
 from __future__ import annotations
+
+import os
+from datetime import timedelta
 
 from botkit import (
     Bot,
@@ -24,6 +31,8 @@ SERVICES = {
     "lab": "Laboratorio",
 }
 REMINDER_DATA = ("name", "date", "time", "appointment_id")
+NUDGE_AFTER = timedelta(seconds=float(os.environ.get("CLINIC_NUDGE_SECONDS", "1800")))
+NUDGE = "¿Seguís ahí? Tu turno todavía no está confirmado."
 
 SERVICE_LIST = List(
     body="¡Hola! ¿Qué turno querés reservar?",
@@ -110,6 +119,12 @@ class Clinic(Conversation):
     async def reschedule(self, ctx: Context) -> None:
         """Back to the list of services."""
         ctx.data.pop("appointment", None)
+
+    @on.timeout(after=NUDGE_AFTER, states=[confirming])
+    async def nudge(self, ctx: Context) -> None:
+        """The user went quiet while asked to confirm: once per silence (a closed window gets
+        the state's fallback, the appointment's reminder template)."""
+        await ctx.send(Text(NUDGE))
 
     @on.text("persona", "hablar con una persona", "humano")
     async def human(self, ctx: Context) -> None:

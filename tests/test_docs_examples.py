@@ -207,6 +207,33 @@ async def _trigger(code: str, tmp_path: Path) -> None:
             await sim.trigger(JUAN, "remind", {"name": "Juan"})
 
 
+@runs("docs/guide/timers.md#1")
+async def _timers(code: str, tmp_path: Path) -> None:
+    bot: Bot = module(code).bot
+    async with Simulator(bot) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await juan.says("hola")
+        await sim.advance(minutes=29)
+        assert juan.state == "confirming" and len(juan.messages) == 1  # the question only
+        await sim.advance(minutes=2)
+        assert juan.last_message.text == "¿Seguís ahí? Tu turno todavía no está confirmado."
+        await sim.advance(hours=22, minutes=30)  # an hour before the window ends
+        assert (juan.last_message.type, juan.last_message.text) == (
+            "text",
+            "Última llamada: ¿confirmás?",
+        )
+        await juan.taps("yes")
+        await sim.advance(hours=20)
+        assert juan.last_message.text == "Te recordamos tu turno."
+        ana = sim.user("5491140000009", name="Ana")
+        await ana.says("hola")
+        await ana.taps("yes")
+        await ana.says("cancelar")
+        assert await sim.runtime.store.inspect.timers(ana.wa_id) == []
+        await sim.advance(hours=21)
+        assert ana.last_message.text == "No te recordamos nada."
+
+
 @runs("docs/guide/handoff.md#1")
 async def _handoff_handler(code: str, tmp_path: Path) -> None:
     # a method of a conversation: here inside the smallest one it fits in

@@ -68,6 +68,8 @@ OWNERS: dict[str, frozenset[str]] = {
             "botkit.store.postgres.outbox",
             "botkit.store.postgres.repair",
             "botkit.store.postgres.schema",
+            "botkit.store.postgres.timer_rows",
+            "botkit.store.postgres.timers",
         }
     ),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from botkit.exceptions import BotkitError, WindowClosedError
@@ -18,6 +19,7 @@ from botkit.wire.events import (
     TextInput,
 )
 from botkit.wire.messages import Message, Template, is_message
+from botkit.wire.timer import NAME, SCHEDULED, TimerEvent, TimerInput
 from botkit.wire.trigger import TriggerEvent, TriggerInput
 from botkit.wire.window import Window
 
@@ -42,8 +44,8 @@ class Hold:
 HOLD = Hold()
 STAY = "\x00stay"  # Context.target when the handler chose to stay
 
-Event: TypeAlias = InboundMessage | TriggerEvent | StatusUpdate
-ContextInput: TypeAlias = Input | TriggerInput | StatusUpdate
+Event: TypeAlias = InboundMessage | TriggerEvent | StatusUpdate | TimerEvent
+ContextInput: TypeAlias = Input | TriggerInput | StatusUpdate | TimerInput
 Fallback: TypeAlias = "Template | Hold | Callable[[Context], Template | Hold | None]"
 
 
@@ -64,6 +66,15 @@ class Queued:
     fallback: Template | Hold | None = None
     held: bool = False
     instead_of: str | None = None  # the type of the free-form message a template replaced
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A reminder a handler set (`due_at`, this machine's clock) or cancelled (None)."""
+
+    name: str
+    due_at: float | None
+    data: JSONObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +144,7 @@ class Context:
         self.route_fallback: Fallback | None = None
         # the handler's name, once one is found for the input (for the log and the metrics)
         self.handler: str | None = None
+        self.scheduled: list[Scheduled] = []
         self._sendings: list[Sending] = []
         self.handoff_reason: str | None = None  # set by handoff(): people answer from now on
 
@@ -150,6 +162,54 @@ class Context:
     def trigger_data(self) -> JSONObject:
         """The data of the trigger being handled (empty for any other input)."""
         return self.input.data if isinstance(self.input, TriggerInput) else {}
+
+    @property
+    def timer_data(self) -> JSONObject:
+        """The data of the reminder being handled (empty for any other input)."""
+        return self.input.data if isinstance(self.input, TimerInput) else {}
+
+    def schedule(
+        self,
+        name: str,
+        *,
+        after: timedelta | float | None = None,
+        at: datetime | float | None = None,
+        data: JSONObject | None = None,
+    ) -> None:
+        """Sets the reminder `name` for this user, `after` from now or `at` a time (a datetime
+        with its timezone, or Unix seconds), replacing one of the same name; an `@on.timer(name)`
+        handler runs it then, in order with the user's messages. Written when the handler's
+        changes commit; a handler that fails sets nothing."""
+        self._check_timer(name)
+        if (after is None) == (at is None):
+            raise BotkitError(f"schedule({name!r}): give after= or at=, one of them")
+        if after is not None:
+            seconds = after.total_seconds() if isinstance(after, timedelta) else float(after)
+            due_at = self.window.now + seconds
+        elif isinstance(at, datetime):
+            if at.tzinfo is None:
+                raise BotkitError(f"schedule({name!r}, at=...): give the datetime a timezone")
+            due_at = at.timestamp()
+        else:
+            due_at = float(at)  # type: ignore[arg-type]
+        self.scheduled.append(Scheduled(name, due_at, dict(data or {})))
+
+    def cancel(self, name: str) -> None:
+        """Cancels this user's reminder `name`, if it is set (when the handler's changes commit)."""
+        self._check_timer(name)
+        self.scheduled.append(Scheduled(name, None, {}))
+
+    def _check_timer(self, name: str) -> None:
+        if not isinstance(name, str) or not NAME.match(name):
+            raise BotkitError(
+                f"a reminder's name must be 1 to 64 letters, digits, '_', '.' or '-', not {name!r}"
+            )
+        declared = {route.keys[0] for route in self.spec.timed(SCHEDULED)}
+        if name not in declared:
+            raise BotkitError(
+                f"{self.spec.name}: no @on.timer({name!r}) handler is declared; declared "
+                f"reminders: {', '.join(sorted(declared)) or 'none'}"
+            )
 
     @property
     def text(self) -> str | None:

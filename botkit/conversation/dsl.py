@@ -2,7 +2,8 @@
 
 A conversation is a class: its `State` attributes are the states, and its methods decorated
 with `on.button`, `on.row`, `on.payload`, `on.text`, `on.media`, `on.location`,
-`on.contacts`, `on.unsupported` and `on.fallback` are the handlers. Every mistake that can be
+`on.contacts`, `on.unsupported` and `on.fallback` are the handlers (and `on.trigger`,
+`on.status`, `on.timeout`, `on.window_closing` and `on.timer`, for what is not the user's). Every mistake that can be
 seen in the declaration is a DefinitionError when the class is created.
 """
 
@@ -15,6 +16,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar, ParamSpec, TypeAlias, TypeVar, cast
 
@@ -37,7 +39,9 @@ from botkit.wire.events import (
     UnsupportedInput,
 )
 from botkit.wire.messages import Message, Template, is_message
+from botkit.wire.timer import NAME, SCHEDULED, TIMEOUT, WINDOW_CLOSING, TimerInput
 from botkit.wire.trigger import TriggerInput
+from botkit.wire.window import WINDOW_SECONDS
 
 Handler: TypeAlias = Callable[[Any, "Context"], Awaitable[None] | None]
 PromptSource: TypeAlias = "Message | Callable[[Context], Message | None]"
@@ -50,7 +54,8 @@ MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 STATUSES = ("sent", "delivered", "read", "failed")
 USER_INPUTS = ("button", "row", "payload", "text", "media", "location", "contacts", "unsupported")
 _ROUTES_ATTR = "__botkit_routes__"
-_NOT_USER_INPUT = ("trigger", "status")
+_NOT_USER_INPUT = ("trigger", "status", SCHEDULED, TIMEOUT, WINDOW_CLOSING)
+_TIMED = (TIMEOUT, WINDOW_CLOSING)  # timers of the conversation's own, one per handler
 _ANY_INPUT = {
     "text": "any text",
     "location": "a location",
@@ -103,6 +108,7 @@ class Route:
     requires: tuple[str, ...] = ()
     fallback: Fallback | None = None
     handler: str = ""
+    delay: float | None = None  # on.timeout's `after`, on.window_closing's `before` (seconds)
 
     @property
     def label(self) -> str:
@@ -233,6 +239,49 @@ class _On:
         return _decorator("trigger", keys, states, to, None, extra)
 
     @_names_the_handler
+    def timeout(
+        self,
+        *,
+        after: timedelta | float,
+        states: Sequence[StateRef] | None = None,
+        to: StateRef | None = None,
+    ) -> Callable[[F], F]:
+        """Handles the user's silence: fires `after` (a timedelta, or seconds) since they last
+        wrote in (or entered) one of `states`; leaving those states cancels it."""
+        return _decorator(TIMEOUT, (), states, to, delay=_seconds("on.timeout(after=...)", after))
+
+    @_names_the_handler
+    def window_closing(
+        self,
+        *,
+        before: timedelta | float,
+        states: Sequence[StateRef] | None = None,
+        to: StateRef | None = None,
+    ) -> Callable[[F], F]:
+        """Handles the 24-hour window's approaching end: fires `before` (a timedelta, or
+        seconds) it closes, while the user is in one of `states` (free-form sends still go)."""
+        delay = _seconds("on.window_closing(before=...)", before)
+        return _decorator(WINDOW_CLOSING, (), states, to, delay=delay)
+
+    @_names_the_handler
+    def timer(
+        self,
+        name: str,
+        *,
+        states: Sequence[StateRef] | None = None,
+        to: StateRef | None = None,
+        fallback: Fallback | None = None,
+    ) -> Callable[[F], F]:
+        """Handles a reminder a handler scheduled with `ctx.schedule(name, ...)`; `fallback` is
+        the template (or HOLD) for its messages when the 24-hour window is closed."""
+        _check_fallback(f"on.timer({name!r}, fallback=...)", fallback)
+        if not isinstance(name, str) or not NAME.match(name):
+            raise DefinitionError(
+                f"on.timer: name {name!r} must be 1 to 64 letters, digits, '_', '.' or '-'"
+            )
+        return _decorator(SCHEDULED, (name,), states, to, None, ((), fallback))
+
+    @_names_the_handler
     def status(
         self, *statuses: str, states: Sequence[StateRef] | None = None, to: StateRef | None = None
     ) -> Callable[[F], F]:
@@ -278,14 +327,19 @@ class ConversationSpec:
     triggers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     migrations: dict[str, Migration] = field(default_factory=dict)
     models: list[_Model] = field(default_factory=list)
+    timers: dict[str, list[Route]] = field(default_factory=dict)  # by kind, for every turn
 
     def find(self, state: str, user_input: ContextInput) -> tuple[Route, Handler] | None:
         """The route and handler for an input in `state`; for user inputs, else the fallback."""
         table = self.tables[state]
         found = _lookup(table, user_input)
-        if found is not None or isinstance(user_input, TriggerInput | StatusUpdate):
+        if found is not None or isinstance(user_input, TriggerInput | StatusUpdate | TimerInput):
             return found
         return table.any.get("fallback")
+
+    def timed(self, kind: str) -> list[Route]:
+        """The routes of `kind` (on.timeout's, on.window_closing's or on.timer's)."""
+        return self.timers.get(kind, [])
 
     def takes(self, state: str) -> list[str]:
         """What a user can send in `state` that a handler takes, in words (for the simulators).
@@ -310,7 +364,7 @@ class ConversationSpec:
         """
         found = self.find(ctx.state, ctx.input)
         if found is None:
-            if isinstance(ctx.input, TriggerInput | StatusUpdate):
+            if isinstance(ctx.input, TriggerInput | StatusUpdate | TimerInput):
                 return False
             await ctx.send_prompt(ctx.state)
             return True
@@ -406,6 +460,9 @@ def _build_spec(cls: type[Conversation]) -> ConversationSpec:
     spec = ConversationSpec(
         cls.__name__, states, initial, routes, tables, machine, version, triggers, migrations
     )
+    for route, _ in routes:
+        if route.kind in (*_TIMED, SCHEDULED):
+            spec.timers.setdefault(route.kind, []).append(route)
     return spec
 
 
@@ -459,7 +516,28 @@ def _resolve(
                 f"{where}: state {name!r} is not declared in {owner}; declared states: "
                 f"{', '.join(states)}"
             )
-    return Route(raw.kind, raw.keys, names, dest, raw.regex, raw.requires, raw.fallback, handler)
+    if raw.delay is not None:
+        _check_delay(where, raw, names or tuple(states))
+    return Route(
+        raw.kind, raw.keys, names, dest, raw.regex, raw.requires, raw.fallback, handler, raw.delay
+    )
+
+
+def _check_delay(where: str, raw: _Declared, states: tuple[str, ...]) -> None:
+    """A timer's duration must be positive (a window's end comes within 24 hours)."""
+    argument = "after" if raw.kind == TIMEOUT else "before"
+    delay = raw.delay or 0.0
+    in_states = f"in state {states[0]!r}" if len(states) == 1 else f"in states {', '.join(states)}"
+    if delay <= 0:
+        raise DefinitionError(
+            f"{where}: on.{raw.kind}({argument}=...) {in_states} must be a positive duration, "
+            f"not {delay:g} s"
+        )
+    if raw.kind == WINDOW_CLOSING and delay >= WINDOW_SECONDS:
+        raise DefinitionError(
+            f"{where}: on.window_closing(before=...) {in_states} must be under 24 hours (the "
+            f"window's length), not {delay:g} s"
+        )
 
 
 def _check_async(where: str, raw: _Declared, func: object) -> None:
@@ -488,6 +566,8 @@ def _index(owner: str, state: str, table: _Table, route: Route, handler: Handler
     elif route.regex is not None:
         _claim(owner, state, table.seen, ("text regex", route.regex.pattern), route, handler)
         table.regexes.append((route, handler))
+    elif route.kind in _TIMED:  # one timer per handler: its key is the handler's name
+        _claim(owner, state, table.exact, (route.kind, route.handler), route, handler)
     else:
         for key in route.keys:
             if route.kind == "payload" and "*" in key:
@@ -595,6 +675,7 @@ class _Declared:
     regex: re.Pattern[str] | None
     requires: tuple[str, ...] = ()
     fallback: Fallback | None = None
+    delay: float | None = None
 
 
 def _decorator(
@@ -604,6 +685,8 @@ def _decorator(
     to: StateRef | None,
     regex: re.Pattern[str] | None = None,
     extra: tuple[tuple[str, ...], Fallback | None] = ((), None),
+    *,
+    delay: float | None = None,
 ) -> Callable[[F], F]:
     if isinstance(states, str | State):
         states = [states]
@@ -612,7 +695,7 @@ def _decorator(
             f"on.{kind}: states=[] matches no state; omit states= to handle it in every state"
         )
     names = tuple(states) if states is not None else None
-    declared = _Declared(kind, keys, names, to, regex, *extra)
+    declared = _Declared(kind, keys, names, to, regex, *extra, delay=delay)
 
     def register(func: F) -> F:
         if not callable(func):
@@ -622,6 +705,16 @@ def _decorator(
         return func
 
     return register
+
+
+def _seconds(where: str, duration: object) -> float:
+    """A duration in seconds, from a timedelta or a number (its sign is checked later, where
+    the error can name the conversation and the states)."""
+    if isinstance(duration, timedelta):
+        return duration.total_seconds()
+    if isinstance(duration, int | float) and not isinstance(duration, bool):
+        return float(duration)
+    raise DefinitionError(f"{where} takes a timedelta or seconds, not {duration!r}")
 
 
 def _keys(where: str, keys: Iterable[str]) -> tuple[str, ...]:
@@ -673,6 +766,8 @@ def _unnamed(
 def _lookup(table: _Table, user_input: ContextInput) -> tuple[Route, Handler] | None:
     if isinstance(user_input, TriggerInput):
         return table.exact.get(("trigger", user_input.name))
+    if isinstance(user_input, TimerInput):
+        return table.exact.get((user_input.kind, user_input.name))
     if isinstance(user_input, StatusUpdate):
         return table.exact.get(("status", user_input.status))
     if isinstance(user_input, ButtonTap):

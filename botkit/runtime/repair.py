@@ -36,6 +36,7 @@ from botkit.wire.events import (
 )
 from botkit.wire.handoff import KIND as HANDOFF_KIND
 from botkit.wire.handoff import HandoffEvent
+from botkit.wire.timer import SCHEDULED, TIMER_KIND, TimerEvent
 from botkit.wire.trigger import TriggerEvent
 
 T = TypeVar("T")
@@ -159,8 +160,9 @@ class Repairs:
     # -- one user -----------------------------------------------------------------------------
 
     async def conversation(self, wa_id: str, recent: int = RECENT) -> JSONObject:
-        """The user's state, data and window on each number, their work not finished, and the
-        latest `recent` messages in and out, oldest first (RepairError 404 if unknown)."""
+        """The user's state, data and window on each number, their work not finished, the
+        latest `recent` messages in and out, oldest first, and their pending timers, soonest
+        first (RepairError 404 if unknown)."""
         lanes = await self.store.repair.lanes(wa_id)
         events = await self.store.repair.events(wa_id=wa_id, limit=recent)
         sends = await self.store.repair.sends(wa_id=wa_id, limit=recent)
@@ -179,11 +181,17 @@ class Repairs:
             timed.append((key, _outbound(s)))
         timed.sort(key=lambda entry: entry[0])
         latest: list[JSON] = [entry[1] for entry in timed[-recent:]]
+        timers: list[JSON] = [
+            {"phone_number_id": t.phone_number_id, "name": t.name,
+             "due_at": timestamp(t.due_at), "data": t.payload.get("data", {})}
+            for t in await self.store.inspect.timers(wa_id)
+        ]  # fmt: skip
         return {
             "wa_id": wa_id,
             "conversation": self.spec.name,
             "numbers": [*(self._lane(lane, now) for lane in lanes)],
             "messages": latest,
+            "timers": timers,
         }
 
     def _lane(self, lane: UserLane, now: float) -> JSONObject:
@@ -350,6 +358,9 @@ def _event_summary(record: EventRecord) -> str:
         if record.kind == "trigger":
             trigger = TriggerEvent.from_envelope(record.envelope)
             return _cut(f"trigger {trigger.input.name}")
+        if record.kind == TIMER_KIND:
+            timer = TimerEvent.from_envelope(record.envelope).input
+            return _cut(f"timer {timer.name}" if timer.kind == SCHEDULED else timer.kind)
         if record.kind == HANDOFF_KIND:
             handoff = HandoffEvent.from_envelope(record.envelope)
             detail = handoff.reason or handoff.state or handoff.text

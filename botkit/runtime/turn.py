@@ -28,7 +28,7 @@ from botkit.conversation.context import Context, Event, Hold, Queued, WindowView
 from botkit.conversation.dsl import Conversation, ConversationSpec
 from botkit.exceptions import WindowClosedError
 from botkit.logsafe import cut
-from botkit.runtime import handoff
+from botkit.runtime import handoff, timer_rules
 from botkit.store.base import (
     DONE,
     FAIL,
@@ -44,12 +44,14 @@ from botkit.store.base import (
     Session,
     StatusRecord,
 )
+from botkit.store.timers import TimerWrite
 from botkit.types import JSON, JSONObject
 from botkit.wire.events import InboundMessage, OtherEvent, StatusUpdate, parse_envelope
 from botkit.wire.handoff import KIND as HANDOFF_KIND
 from botkit.wire.handoff import RESUME, START, HandoffEvent, HandoffMark
 from botkit.wire.idempotency import idempotency_key
 from botkit.wire.messages import Message, Template, request_body
+from botkit.wire.timer import TIMER_KIND, TimerEvent
 from botkit.wire.trigger import TriggerEvent, TriggerInput
 from botkit.wire.window import WINDOW_CLOSED_CODE, Window
 
@@ -117,6 +119,7 @@ class _Progress:
     delivery: str | None = None
     failed_handlers: list[str] = field(default_factory=list)
     handoff: HandoffMark | None = None  # handed off to people: no handler runs
+    timers: list[TimerWrite] = field(default_factory=list)
 
 
 async def take_turn(
@@ -133,6 +136,7 @@ async def take_turn(
     state, stored, announce = _resume(spec, lane.session)
     data, mark = handoff.split(stored)
     progress = _Progress(state, data, lane.window, announce=announce, handoff=mark)
+    start = (state, lane.window)
     gave_up = max_attempts if lane.attempts > max_attempts else None
     for item in lane.events:
         before, queued = progress.state, len(progress.sends)
@@ -148,6 +152,16 @@ async def take_turn(
         )  # fmt: skip
     # the user wrote, or sends just held find the window open (the user wrote after them)
     release_held = progress.inbound or (bool(progress.refused) and progress.window.is_open(now))
+    if lane.events and progress.handoff is None:  # the conversation's own timers, as the turn
+        # leaves the user (none while people answer: its handlers would not run)
+        progress.timers += timer_rules.automatic(
+            spec,
+            lane.events[-1].event_id,
+            start,
+            (progress.state, progress.window),
+            progress.inbound,
+            now,
+        )
     outcome = LaneOutcome(
         lane.phone_number_id,
         lane.wa_id,
@@ -160,6 +174,7 @@ async def take_turn(
         release_held=release_held,
         refused=tuple(progress.refused),
         attempts=lane.attempts,
+        timers=tuple(progress.timers),
     )
     return Turn(outcome, progress.errors, tuple(progress.reports), tuple(progress.failed_handlers))
 
@@ -206,6 +221,10 @@ async def _run_event(
         return result(FAILED, cut(f"cannot be recorded: {type(exc).__name__}: {exc}", ERROR_KEPT))
     if gave_up is not None:  # claimed too often without finishing: it may kill the worker
         return result(FAILED, f"gave up after {gave_up} attempts")
+    if isinstance(event, TimerEvent):
+        why = timer_rules.stale(event, progress.state, progress.window, now)
+        if why is not None:  # overtaken by the user (or the state) since it was set
+            return result(IGNORED, why)
     spec = type(conversation).spec
     if isinstance(event, HandoffEvent):
         return await _handoff_event(spec, event, item, progress, now, result)
@@ -214,7 +233,7 @@ async def _run_event(
         if isinstance(event, InboundMessage):
             progress.sends.append(handoff.forward(event, progress.handoff, item.event_id))
             return result(DONE)
-        if isinstance(event, TriggerEvent):
+        if isinstance(event, TriggerEvent | TimerEvent):
             return result(IGNORED, "the conversation is handed off to people")
         return result(DONE)
     ctx = Context(
@@ -231,6 +250,8 @@ async def _run_event(
                 progress.handler = ctx.handler
         data = _copy(ctx.data)  # data that is not JSON fails here, in its own event
         sends = [_send(ctx, queued, item.event_id, n) for n, queued in enumerate(ctx.queued)]
+        timers = timer_rules.scheduled(item.event_id, ctx.scheduled)
+        _copy({"timers": [t.payload for t in timers]})  # reminders' data must be JSON too
     except TimeoutError as exc:
         progress.failed_handlers.append(ctx.handler or PROMPT)  # botkit_handler_errors_total
         if not deadline.expired():  # the handler's own TimeoutError (a client of its): its bug
@@ -248,9 +269,13 @@ async def _run_event(
         reason = None
         if isinstance(event, TriggerEvent):
             reason = f"trigger {event.input.name!r} is not declared for state {progress.state!r}"
+        elif isinstance(event, TimerEvent):
+            what = f"{event.input.kind} {event.input.name!r}"
+            reason = f"{what} has no handler in state {progress.state!r}"
         return result(IGNORED if reason else DONE, reason)
     progress.state, progress.data, progress.changed = ctx.state, data, True
     progress.sends += sends
+    progress.timers += timers
     progress.announce = None
     if ctx.handoff_reason is not None:  # from the next event on, people answer
         progress.handoff = HandoffMark(now, ctx.handoff_reason, ctx.state)
@@ -388,6 +413,8 @@ def _copy(data: JSONObject) -> dict[str, Any]:
 def _read(item: InboxItem) -> Event | OtherEvent | HandoffEvent:
     if item.kind == "trigger":
         return TriggerEvent.from_envelope(item.envelope)
+    if item.kind == TIMER_KIND:
+        return TimerEvent.from_envelope(item.envelope)
     if item.kind == HANDOFF_KIND:
         return HandoffEvent.from_envelope(item.envelope)
     return parse_envelope(item.envelope)

@@ -1,5 +1,5 @@
-"""The workers of a bot: the dispatcher and the outbox, with the sender they share, and the
-janitor that prunes what they finished.
+"""The workers of a bot: the dispatcher and the outbox, with the sender they share, the
+janitor that prunes what they finished, and the timer loop that fires users' due timers.
 
 They process what the store holds, whoever stored it: this process's ingest, or web replicas
 elsewhere (`botkit worker`, `botkit run`'s worker child).
@@ -22,6 +22,7 @@ from botkit.runtime.dispatch import Dispatcher
 from botkit.runtime.forward import Forwarder
 from botkit.runtime.janitor import Janitor
 from botkit.runtime.outbox import Outbox
+from botkit.runtime.timer_loop import TimerLoop
 from botkit.store.base import PacedStore, Pacing, Store
 from botkit.tracing import Tracing
 from botkit.types import Clock, SystemClock
@@ -86,11 +87,12 @@ class Workers:
             forwarder=self.forwarder,
         )
         self.janitor = Janitor(store, clock, retention=settings.retention)
+        self.timers = TimerLoop(store)
 
     @property
     def busy(self) -> bool:
         """Whether either worker has something in flight."""
-        return self.dispatcher.busy or self.outbox.busy
+        return self.dispatcher.busy or self.outbox.busy or self.timers.busy
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Workers]:
@@ -101,12 +103,14 @@ class Workers:
                 group.create_task(self.dispatcher.run(), name="botkit-dispatcher")
                 group.create_task(self.outbox.run(), name="botkit-outbox")
                 group.create_task(self.janitor.run(), name="botkit-janitor")
+                group.create_task(self.timers.run(), name="botkit-timers")
                 try:
                     yield self
                 finally:
                     self.dispatcher.stop()
                     self.outbox.stop()
                     self.janitor.stop()
+                    self.timers.stop()
         finally:
             await self.sender.aclose()
             if self.forwarder is not None:
@@ -121,6 +125,10 @@ class Workers:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while loop.time() < deadline:
+            # due timers are work too; read first: what the loop fires meanwhile is in the inbox
+            if await self.store.timers.next_due() == 0:
+                await self.timers.fire_due()
+                continue
             backlog = await self.store.inspect.backlog()
             if not backlog.events and not backlog.sends and not self.busy:
                 return

@@ -7,6 +7,7 @@ storage apart from event isolation), and a sixth part forgets what is finished:
 - `Outbox`: the messages handlers sent, claimed and recorded by lanes;
 - `Sessions`: each user's conversation state and 24-hour window;
 - `MediaCache`: the provider's ids of uploaded media;
+- `Timers`: each user's durable timers, moved into the inbox when due (timers.py);
 - `Inspection`: reads for operators, tests and tools;
 - `Retention`: prunes finished events, sends and delivery statuses once they are old;
 - `Repair` (repair.py): operators' reads and repairs of failed work and of one user.
@@ -36,6 +37,7 @@ from botkit.wire.window import Window
 
 if TYPE_CHECKING:
     from botkit.store.repair import Repair
+    from botkit.store.timers import TimerRecord, Timers, TimerWrite
 
 SCHEMA_VERSION = 4
 
@@ -197,6 +199,7 @@ class LaneOutcome:
     release_held: bool = False
     refused: tuple[str, ...] = ()
     attempts: int = 1
+    timers: tuple[TimerWrite, ...] = ()
 
     @property
     def key(self) -> LaneKey:
@@ -498,6 +501,10 @@ class Inspection(Protocol):
         a few indexed reads, not for a hot path)."""
         ...
 
+    async def timers(self, wa_id: str | None = None) -> list[TimerRecord]:
+        """Timers not yet fired, soonest first, optionally for one user."""
+        ...
+
 
 class Retention(Protocol):
     """Forgets finished work once it is old, so that the store stays bounded under traffic.
@@ -566,6 +573,11 @@ class Store(Protocol):
     @property
     def media(self) -> MediaCache:
         """Uploaded media ids."""
+        ...
+
+    @property
+    def timers(self) -> Timers:
+        """Users' durable timers."""
         ...
 
     @property

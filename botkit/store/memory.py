@@ -44,7 +44,10 @@ from botkit.store.base import (
     failed_outcome,
 )
 from botkit.store.memory_repair import MemoryRepair
+from botkit.store.memory_timers import MemoryTimers
+from botkit.store.memory_timers import encode as encode_timers
 from botkit.store.signal import Signal
+from botkit.store.timers import TimerRecord
 from botkit.types import JSON, Clock, JSONObject, SystemClock
 from botkit.wire.window import Window
 
@@ -148,6 +151,7 @@ class MemoryStore:
         self.inspect = _Inspection(self)
         self.retention = _Retention(self)
         self.repair = MemoryRepair(self)
+        self.timers = MemoryTimers(self)
 
     async def __aenter__(self) -> MemoryStore:
         await self.open()
@@ -362,6 +366,7 @@ class _Inbox(_Queue):
             lane.window = lane.window.merge(outcome.window)
         if parts.session is not None:
             self.store._sessions[outcome.key] = parts.session
+        self.store.timers.write(outcome.key, outcome.timers)
         self._effects(outcome, parts.sends, parts.statuses)
         if lane.last_seq > lane.done_seq:  # events came while it ran: claim them now
             self.notify()
@@ -565,6 +570,10 @@ class _Inspection:
         store = self.store
         return Counts(len(store._events), len(store._sends), len(store._statuses))
 
+    async def timers(self, wa_id: str | None = None) -> list[TimerRecord]:
+        """Timers not yet fired, soonest first."""
+        return self.store.timers.records(wa_id)
+
     async def pending(self) -> Pending:
         """Work waiting, and how long the oldest event and send have waited."""
         store, now = self.store, self.store.clock.now()
@@ -659,6 +668,7 @@ def _encoded(outcome: LaneOutcome) -> _Parts:
     )
     for send in sends:
         codec.dumps([send.idempotency_key, send.type, send.cause, send.trace])
+    encode_timers(outcome.timers)
     return _Parts(session, sends, outcome.statuses)
 
 

@@ -183,6 +183,7 @@ class MemoryRepair:
         keys = self._keys(wa_id)
         for key in keys:
             self._take_over(self.store._lane(key).events, wa_id, TURN)
+        self.store.timers.drop(keys)
         return sum(self.store._sessions.pop(key, None) is not None for key in keys)
 
     async def forget(self, wa_id: str) -> Forgotten:
@@ -214,6 +215,7 @@ class MemoryRepair:
             store._send_keys.discard(row.queued_key)
             statuses += store._statuses.pop(row.provider_message_id or "", None) is not None
         sessions = sum(store._sessions.pop(key, None) is not None for key in keys)
+        store.timers.drop(keys)
         lanes = sum(store._lanes.pop(key, None) is not None for key in keys)
         return Forgotten(sessions, len(events), results, len(sends), statuses, lanes)
 

@@ -192,15 +192,15 @@ class Repair(Protocol):
         ...
 
     async def reset(self, wa_id: str) -> int:
-        """Deletes the user's sessions (every number's), so that their next event starts at
-        the conversation's initial state with empty data; how many there were. Their window,
-        events and sends stay. LaneBusyError while a turn of theirs runs."""
+        """Deletes the user's sessions (every number's) and timers, so that their next event
+        starts at the conversation's initial state with empty data; how many sessions there
+        were. Their window, events and sends stay. LaneBusyError while a turn of theirs runs."""
         ...
 
     async def forget(self, wa_id: str) -> Forgotten:
-        """Deletes everything stored about the user: sessions, events with their results,
-        sends (pending and held ones too) with their delivery statuses, lanes with their
-        windows. Refused (RepairError 409, naming the count) while events of theirs are
+        """Deletes everything stored about the user: sessions, timers, events with their
+        results, sends (pending and held ones too) with their delivery statuses, lanes with
+        their windows (timers are not counted in the record). Refused (RepairError 409, naming the count) while events of theirs are
         pending; LaneBusyError while a send of theirs is being delivered.
 
         Media ids are kept: they belong to the business number, not to a user. A provider

@@ -48,7 +48,7 @@ commands:
   /pick ID               pick the list row ID
   /advance 25h           move the clock forward (also 30m, 90s, 1h30m)
   /trigger NAME {json}   fire a declared trigger for the current user
-  /state                 the user's state, data and 24-hour window
+  /state                 the user's state, data, 24-hour window and pending timers
   /user NUMBER [NAME]    switch to (or create) another user
   /reset                 start over: a fresh database, every user back to the initial state
   /help                  this list
@@ -356,8 +356,15 @@ class Chat:
             f"state:  {self.user.state}",
             f"data:   {data}",
             f"window: {self._window()}",
+            f"timers: {await self._timers()}",
             f"clock:  {when(self.sim.clock.now())}",
         )
+
+    async def _timers(self) -> str:
+        now = self.sim.clock.now()
+        found = await self.sim.runtime.store.inspect.timers(self.user.wa_id)
+        shown = [f"{t.name} at {when(t.due_at)} (in {span(t.due_at - now)})" for t in found]
+        return ", ".join(shown) or "none"
 
     def _window(self) -> str:
         window = self.user.window

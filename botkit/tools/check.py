@@ -3,7 +3,8 @@
 `check(Conversation)` returns Problems, each one line `Conversation.state: what; how to fix`:
 unreachable states, dead ends not marked final, prompt ids no handler takes, handlers for ids no
 prompt offers (warning), WhatsApp limits broken by a prompt, templates whose body parameters
-differ from their declaration, and triggers with no template fallback for a closed window.
+differ from their declaration, triggers and reminders with no template fallback for a closed
+window, and timer handlers that can never run or send too close to the window's end.
 
 Callable prompts and fallbacks are evaluated with synthetic contexts: empty user data, the
 conversation's declared `examples`, and the data each trigger's handler leaves after running on
@@ -30,6 +31,7 @@ from botkit.conversation.template import TemplateSpec
 from botkit.exceptions import MessageError, WindowClosedError
 from botkit.types import JSON
 from botkit.wire.messages import Buttons, List, Message, Template
+from botkit.wire.timer import SCHEDULED, TIMEOUT, WINDOW_CLOSING
 from botkit.wire.trigger import TriggerEvent
 from botkit.wire.window import Window
 
@@ -37,6 +39,9 @@ if TYPE_CHECKING:
     from botkit.tools.lock import Lost
 
 SAMPLE_WA_ID = "15550000001"
+LAST_CALL_MARGIN = (
+    300.0  # seconds: a send queued later than this before the window ends may miss it
+)
 SAMPLE_NUMBER_ID = "100000000000001"
 CLOSED = WindowView(Window(), now=0.0)  # a user who never wrote
 OPEN = WindowView(Window(last_inbound_at=0.0, inbound_seq=1), now=0.0)
@@ -104,6 +109,7 @@ class _Checker:
     def run(self) -> list[Problem]:
         self._structure()
         self._triggers_fallbacks()
+        self._timers()
         self._evaluate(list(self._samples()))
         self._offered_ids()
         self._unoffered_handlers()
@@ -147,6 +153,38 @@ class _Checker:
                         f"closed, and neither the trigger nor state {dest!r} has a fallback; add "
                         "fallback=Template(...) or fallback=HOLD to the on.trigger or the State",
                     )
+
+    def _timers(self) -> None:
+        """Timer handlers only in unreachable states; reminders that can fire into a closed
+        window with nothing to send instead; last calls that leave no time to deliver."""
+        reachable = _reachable(self.spec)
+        for route, _ in self.spec.routes:
+            if route.kind not in (TIMEOUT, WINDOW_CLOSING, SCHEDULED):
+                continue
+            sources = _sources(self.spec, route)
+            if not any(state in reachable for state in sources):
+                self._add(
+                    sources[0],
+                    f"on.{route.kind} handler {route.handler} can never run: none of its states "
+                    f"({', '.join(sources)}) can be reached from {self.spec.initial!r}",
+                )
+            if route.kind == SCHEDULED and route.fallback is None:
+                for state in _destinations(self.spec, route):
+                    if self.spec.states[state].fallback is None:
+                        self._add(
+                            state,
+                            f"reminder {route.keys[0]!r} can message a user whose 24-hour "
+                            f"window is closed, and neither the on.timer nor state {state!r} "
+                            "has a fallback; add fallback=Template(...) or fallback=HOLD",
+                        )
+            if route.kind == WINDOW_CLOSING and (route.delay or 0) < LAST_CALL_MARGIN:
+                self._add(
+                    sources[0],
+                    f"on.window_closing handler {route.handler} runs {route.delay:g} s before "
+                    "the window ends: its messages may reach WhatsApp after it closed; give "
+                    f"before= at least {LAST_CALL_MARGIN // 60:g} minutes",
+                    warning=True,
+                )
 
     # -- evaluation ------------------------------------------------------------------------
 

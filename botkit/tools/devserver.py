@@ -355,11 +355,18 @@ class DevBot:
             await self._settle()
 
     async def advance(self, hours: float) -> None:
-        """Moves the clock forward; the bot catches up (retries and windows)."""
+        """Moves the clock forward; the bot catches up (retries and windows), and timers that
+        come due on the way fire at their own time, in order."""
         if not 0 < hours <= 24 * 365:
             raise DevError(f"hours must be more than 0 and at most a year, not {hours}")
         async with self.lock:
-            self.clock.advance(hours * 3600)
+            left = hours * 3600
+            timers = self.runtime.store.timers
+            while (due := await timers.next_due()) is not None and due <= left:
+                self.clock.advance(due)
+                left -= due
+                await self._settle()
+            self.clock.advance(left)
             self._note(f"clock +{hours:g} h")
             await self._settle()
 
@@ -422,6 +429,11 @@ class DevBot:
             },
             "timeline": user.timeline,
             "exchanges": user.exchanges[-30:],
+            "timers": [
+                {"name": t.name, "due_at": t.due_at, "data": t.payload.get("data", {})}
+                for t in await self.runtime.store.inspect.timers(user.wa_id)
+                if t.phone_number_id == self.phone_number_id
+            ],
         }
 
     # -- internals --
@@ -575,13 +587,15 @@ def _drop_bytecode(source: Path | None) -> None:
 
 
 def _forget_session(database: str, phone_number_id: str, wa_id: str) -> None:
-    """Deletes one session row (the dev server's reset; the store has no such operation)."""
+    """Deletes one session row and the user's timers (the dev server's reset; the store has
+    no such operation)."""
     path = database.removeprefix("sqlite:///")
     with contextlib.closing(sqlite3.connect(path, timeout=10)) as connection, connection:
-        connection.execute(
-            "DELETE FROM sessions WHERE phone_number_id = ? AND wa_id = ?",
-            (phone_number_id, wa_id),
-        )
+        for table in ("sessions", "timers"):
+            connection.execute(
+                f"DELETE FROM {table} WHERE phone_number_id = ? AND wa_id = ?",
+                (phone_number_id, wa_id),
+            )
 
 
 # --- the HTTP side ---

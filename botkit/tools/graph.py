@@ -40,7 +40,18 @@ def describe(route: Route) -> str:
         return "media (any)"
     if route.kind == "status" and route.keys == STATUSES:
         return "status (any)"
+    if route.delay is not None:  # on.timeout, on.window_closing
+        when = "before the window closes" if route.kind == "window_closing" else "quiet"
+        return f"{route.kind} ({_duration(route.delay)} {when})"
     return " ".join((route.kind, " | ".join(route.keys))).strip()
+
+
+def _duration(seconds: float) -> str:
+    """``30 min``, ``1 h``, ``90 s``: a timer's duration, for people."""
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
 
 
 def edges(spec: ConversationSpec) -> list[Edge]:

@@ -315,6 +315,8 @@ def _print_conversation(view: Any) -> None:
         print(
             f"    pending: {number['pending_events']} events, {number['pending_sends']} sends{busy}"
         )
+    for timer in view.get("timers", []):
+        print(f"  timer {timer['name']} due {timer['due_at']} (number {timer['phone_number_id']})")
     messages = view["messages"]
     print(f"  messages (latest {len(messages)}):" if messages else "  no messages kept")
     for m in messages:

@@ -466,8 +466,14 @@ class Simulator:
         self._errors.append(error)
 
     async def advance(self, *, hours: float = 0, minutes: float = 0, seconds: float = 0) -> None:
-        """Moves the clock forward (windows close, retries come due) and lets the bot catch up."""
-        self.clock.advance(hours * 3600 + minutes * 60 + seconds)
+        """Moves the clock forward (windows close, retries come due) and lets the bot catch up;
+        timers that come due on the way fire at their own time, in order."""
+        left = hours * 3600 + minutes * 60 + seconds
+        while (due := await self.runtime.store.timers.next_due()) is not None and due <= left:
+            self.clock.advance(due)  # to the next timer: it fires as it would have then
+            left -= due
+            await self._settled()
+        self.clock.advance(left)
         await self._settled()
 
     async def trigger(

@@ -164,7 +164,7 @@ async def test_users_keep_their_own_conversations() -> None:
     assert "· now talking as Ana" in out
     assert "Ana> /state\nuser:   5491100000000 (Ana)\nstate:  idle\n" in out
     assert "· now back as Juan" in out
-    assert out.rstrip().split("\n")[-4] == "state:  choosing_service"
+    assert out.rstrip().split("\n")[-5] == "state:  choosing_service"  # then data, window, timers
 
 
 async def test_reset_starts_over_on_a_fresh_database_keeping_the_clock() -> None:
@@ -301,3 +301,10 @@ async def test_a_number_after_a_question_is_text_and_a_location_can_be_shared() 
     assert "counting → locating" in text  # "3" answered the quantity question as text
     assert "locating → confirming" in text
     assert '"quantity": 3' in text
+
+
+async def test_state_shows_the_pending_timers_and_advance_fires_them() -> None:
+    out = await talk("hola", "3", "/state", "/advance 31m", "/state")
+    assert "timers: timeout:nudge at 2026-05-19 14:30:00 UTC (in 30m 0s)" in out
+    assert "bot: ¿Seguís ahí? Tu turno todavía no está confirmado." in out
+    assert out.rstrip().split("\n")[-2] == "timers: none"  # it fired

@@ -449,3 +449,22 @@ async def test_a_window_that_ran_out_closed_24_hours_after_the_last_message(
     window = state["user"]["window"]
     assert (window["open"], window["refused"]) == (False, False)
     assert window["closed_at"] == window["closes_at"] == said_at + 24 * 3600
+
+
+async def test_a_users_timers_show_and_fire_with_time_travel(client: httpx.AsyncClient) -> None:
+    listed = last_bot(await post(client, f"/api/users/{JUAN}/say", {"text": "hola"}))
+    state = await post(
+        client, f"/api/users/{JUAN}/pick", {"message_id": listed["message_id"], "id": "lab"}
+    )
+    assert state["user"]["timers"] == [
+        {"name": "timeout:nudge", "due_at": state["now"] + 1800, "data": {}}
+    ]
+    asked_at = state["now"]
+    state = await post(client, "/api/clock/advance?user=" + JUAN, {"hours": 2})
+    nudge = last_bot(state)
+    assert nudge["at"] == asked_at + 1800  # fired at its own time, not at the end of the jump
+    assert state["user"]["timers"] == []
+    state = await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})  # quiet time anew
+    assert [t["name"] for t in state["user"]["timers"]] == ["timeout:nudge"]
+    state = await post(client, f"/api/users/{JUAN}/reset", {})
+    assert state["user"]["timers"] == []

@@ -161,6 +161,7 @@ def test_the_clinic_flow_in_chromium(browser: Browser, tmp_path: Path) -> None:
         expect(page.locator(".quick-reply").last).to_have_text("Sí, confirmo")
         expect(page.locator("#state")).to_have_text("confirming")
         expect(page.locator("#window")).to_contain_text("closed")
+        expect(page.locator("#timers")).to_contain_text("timeout:nudge at")  # the quiet nudge
         expect(page.locator("#wire")).to_contain_text("POST /v1/messages")
 
         shot = tmp_path / "dev-server.png"

@@ -34,6 +34,7 @@ stateDiagram-v2
     confirming --> confirmed: payload confirm_yes_apt_*
     confirming --> confirmed: button confirm_yes
     confirming --> choosing_service: button reschedule
+    confirming --> confirming: timeout (30 min quiet)
     _any_state --> _any_state: text "persona" | "hablar con una persona" | "humano"
     _any_state --> confirming: trigger remind
     choosing_service --> choosing_service: fallback: prompt again

@@ -242,7 +242,9 @@ async def test_small_clock_jumps_leave_no_time_marker(
     await botkit_sim.advance(hours=1, minutes=30)
     await juan.taps("reschedule")
     assert "later ---" not in juan.transcript.split("Juan: picks")[0]
-    assert "--- 1h30m later ---\nJuan: taps [reschedule] Reprogramar" in juan.transcript
+    # the clinic's nudge came 30 minutes into the quiet, and is dated too
+    assert "--- 30m later ---\nbot: ¿Seguís ahí?" in juan.transcript
+    assert "--- 1h later ---\nJuan: taps [reschedule] Reprogramar" in juan.transcript
 
 
 # --- optional states, and another bot by marker ---------------------------------------------

@@ -57,7 +57,9 @@ from botkit.store.postgres import outbox as outbox_sql
 from botkit.store.postgres.notices import Notices
 from botkit.store.postgres.repair import PostgresRepair
 from botkit.store.postgres.schema import migrate
+from botkit.store.postgres.timers import PostgresTimers
 from botkit.store.signal import Signal
+from botkit.store.timers import TimerRecord
 from botkit.types import Clock, SystemClock
 from botkit.wire.window import Window
 
@@ -153,6 +155,7 @@ class PostgresStore:
         self.pacing = _Pacing(self)
         self.retention = _Retention(self)
         self.repair = PostgresRepair(self)
+        self.timers = PostgresTimers(self)
 
     async def __aenter__(self) -> PostgresStore:
         await self.open()
@@ -466,6 +469,8 @@ class _Inbox(_Queue):
         )
         if any(c.waiting for c in done):
             self.notify()
+        if any(outcome.timers for outcome in outcomes):
+            self.store.timers.notify()  # a timer may be due sooner than the loop waits
         if any(c.sends_due for c in done):
             self.store.outbox.notify()
         return [c.written for c in done]
@@ -718,6 +723,10 @@ class _Inspection:
             None if received is None else now - received,
             None if created is None else now - created,
         )
+
+    async def timers(self, wa_id: str | None = None) -> list[TimerRecord]:
+        """Timers not yet fired, soonest first."""
+        return await self.store.timers.records(wa_id)
 
     async def event_status(self, event_id: str) -> tuple[str, str | None] | None:
         """An inbox event's status and error."""

@@ -52,6 +52,7 @@ from botkit.store.base import (
     Session,
     encoded,
 )
+from botkit.store.postgres import timer_rows as timers_sql
 from botkit.store.postgres import traces
 from botkit.wire.window import Window
 
@@ -241,6 +242,7 @@ class Completion:
             for value in values:  # text columns: PostgreSQL refuses a NUL character
                 if isinstance(value, str) and "\x00" in value:
                     raise ValueError("a NUL character cannot be stored")
+        timers_sql.encode(outcome.timers)
         return cls(outcome, row, sends, statuses)
 
 
@@ -274,8 +276,7 @@ async def complete(
         sends += [(k, *send) for send in completion.sends]
         statuses += [(k, *status) for status in completion.statuses]
         refused += [(k, message_id) for message_id in outcome.refused]
-    rows = await db.fetch(
-        _COMPLETE,
+    arguments = (
         *columns(lanes, 14),
         *columns(results, 4),
         *columns(sends, 10),
@@ -283,6 +284,18 @@ async def complete(
         *columns(refused, 2),
         now,
     )
+    if not any(c.outcome.timers for c in completions):
+        rows = await db.fetch(_COMPLETE, *arguments)
+    else:  # the timers of the lanes it wrote, in the same transaction
+        async with db.transaction():
+            rows = await db.fetch(_COMPLETE, *arguments)
+            written = {row[0] for row in rows}
+            timed = [
+                (c.outcome.key, c.outcome.timers)
+                for k, c in enumerate(completions, start=1)
+                if k in written and c.outcome.timers
+            ]
+            await timers_sql.write(db, timed)
     flags = {row[0]: row[1] for row in rows}
     return [
         Completed(k in flags, bool(flags.get(k, 0) & 2), bool(flags.get(k, 0) & 4))

@@ -236,6 +236,11 @@ async def reset(db: asyncpg.Connection, wa_id: str, now: float) -> int:
             wa_id,
         )
         numbers = [r["phone_number_id"] for r in rows]
+        await db.execute(
+            "DELETE FROM timers WHERE wa_id = $1 AND phone_number_id = ANY($2::text[])",
+            wa_id,
+            numbers,
+        )
         deleted = await db.fetchval(
             "WITH gone AS (DELETE FROM sessions WHERE wa_id = $1"
             " AND phone_number_id = ANY($2::text[]) RETURNING 1) SELECT count(*) FROM gone",
@@ -260,6 +265,8 @@ WITH seqs AS (
     DELETE FROM outbox WHERE wa_id = $1 AND phone_number_id = ANY($2::text[]) RETURNING 1
 ), sessions AS (
     DELETE FROM sessions WHERE wa_id = $1 AND phone_number_id = ANY($2::text[]) RETURNING 1
+), timers AS (
+    DELETE FROM timers WHERE wa_id = $1 AND phone_number_id = ANY($2::text[])
 ), send_lanes AS (
     DELETE FROM send_lanes WHERE wa_id = $1 AND phone_number_id = ANY($2::text[])
 ), lanes AS (

@@ -19,6 +19,7 @@ import asyncpg
 
 from botkit.exceptions import StoreError
 from botkit.store.postgres.functions import ADD_V2, CLAIM_SENDS_V2, FUNCTIONS
+from botkit.store.postgres.timer_rows import TIMERS_TABLE
 from botkit.store.postgres.traces import TRACES
 
 # Step 1: the tables of the first PostgreSQL store.
@@ -151,8 +152,18 @@ CREATE INDEX IF NOT EXISTS outbox_user ON outbox (wa_id, seq);
 CREATE INDEX IF NOT EXISTS outbox_failed ON outbox (seq) WHERE status = 'failed';
 """
 
-# 3, 4 and 6: functions.py; 7, the trace context of events and sends: traces.py
-STEPS = (_TABLES, _RATE_BUCKETS, FUNCTIONS, ADD_V2, _USER_INDEXES, CLAIM_SENDS_V2, TRACES)
+# 3, 4 and 6: functions.py; 7, the trace context of events and sends: traces.py; 8, users'
+# durable timers: timer_rows.py
+STEPS = (
+    _TABLES,
+    _RATE_BUCKETS,
+    FUNCTIONS,
+    ADD_V2,
+    _USER_INDEXES,
+    CLAIM_SENDS_V2,
+    TRACES,
+    TIMERS_TABLE,
+)
 SCHEMA_VERSION = len(STEPS)
 
 # pg_advisory_lock(key): held while a process migrates; others wait for it

@@ -45,6 +45,8 @@ from botkit.store.sqlite.connection import INBOX, MAIN, Connection, apart, trans
 from botkit.store.sqlite.path import check_path, lock_failed, opening_failed
 from botkit.store.sqlite.repair import SqliteRepair
 from botkit.store.sqlite.schema import attach, migrate
+from botkit.store.sqlite.timers import SqliteTimers
+from botkit.store.timers import TimerRecord
 from botkit.types import Clock, SystemClock
 from botkit.wire.window import Window
 
@@ -92,6 +94,7 @@ class SqliteStore:
         self.inspect = _Inspection(self)
         self.retention = _Retention(self)
         self.repair = SqliteRepair(self)
+        self.timers = SqliteTimers(self)
 
     async def __aenter__(self) -> SqliteStore:
         await self.open()
@@ -182,6 +185,8 @@ class SqliteStore:
             self.inbox.notify()
         if any(_moves_sends(item) for item in items):
             self.outbox.notify()
+        if any(isinstance(item, inbox_sql.Completion) and item.outcome.timers for item in items):
+            self.timers.notify()  # a timer may be due sooner than the loop waits
         return [_error(result) for result in results]
 
 
@@ -451,6 +456,10 @@ class _Inspection:
             ).fetchone()
         )
         return Counts(int(found[0]), int(found[1]), int(found[2]))
+
+    async def timers(self, wa_id: str | None = None) -> list[TimerRecord]:
+        """Timers not yet fired, soonest first."""
+        return await self.store.timers.records(wa_id)
 
     async def pending(self) -> Pending:
         """Work waiting, and how long the oldest event and send have waited."""

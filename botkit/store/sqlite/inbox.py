@@ -27,6 +27,7 @@ from botkit.store.base import (
     Session,
     encoded,
 )
+from botkit.store.sqlite import timer_rows as timers_sql
 from botkit.store.sqlite.outbox import REFRESH_SEND_DUE, refuse
 from botkit.store.sqlite.sql import many, marks
 from botkit.wire.window import Window
@@ -274,6 +275,7 @@ class Completion:
             (s.message_id, s.status, STATUS_RANK.get(s.status, 0), s.timestamp, s.errors, now)
             for s in outcome.statuses
         ]
+        timers_sql.encode(outcome.timers)
         return cls(outcome, row, sends, statuses)
 
     def lane_row(self) -> tuple[Any, ...]:
@@ -380,6 +382,7 @@ def _write(mine: Sequence[Completion], now: float, db: sqlite3.Connection) -> No
         moved.update((row[0], row[1]) for row in many(_RELEASE_HELD, released, db, now))
     if moved:
         many(REFRESH_SEND_DUE, sorted(moved), db)
+    timers_sql.write([(c.outcome.key, c.outcome.timers) for c in mine if c.outcome.timers], db)
 
 
 def backlog(db: sqlite3.Connection) -> int:

@@ -240,6 +240,7 @@ _USER_SESSIONS = (
 def reset(wa_id: str, now: float, db: sqlite3.Connection) -> int:
     """Deletes the user's sessions (run under MAIN); how many."""
     _take_over(wa_id, "event", TURN, now, db)
+    db.execute("DELETE FROM main.timers WHERE wa_id = ?", (wa_id,))
     return db.execute(f"DELETE FROM {_USER_SESSIONS}", {"w": wa_id}).rowcount
 
 
@@ -269,6 +270,7 @@ def forget(wa_id: str, now: float, db: sqlite3.Connection) -> Forgotten:
     ).rowcount
     sends_ = db.execute("DELETE FROM main.outbox WHERE wa_id = :w", user).rowcount
     sessions = db.execute(f"DELETE FROM {_USER_SESSIONS}", user).rowcount
+    db.execute("DELETE FROM main.timers WHERE wa_id = :w", user)
     lanes_ = db.execute("DELETE FROM main.lanes WHERE wa_id = :w", user).rowcount
     return Forgotten(sessions, events, results, sends_, statuses, lanes_)
 

@@ -32,6 +32,7 @@ from functools import partial
 from botkit.exceptions import StoreError
 from botkit.store.base import SCHEMA_VERSION
 from botkit.store.sqlite.connection import BOTH, LOCK_WAIT, transaction
+from botkit.store.sqlite.timer_rows import TIMERS_SCHEMA
 
 INBOX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS incoming.inbox (
@@ -200,7 +201,7 @@ def _create(path: str, db: sqlite3.Connection) -> None:
                 f"{path} has schema version {row[0]}, newer than this botkit's "
                 f"{SCHEMA_VERSION}: upgrade botkit"
             )
-    _script(db, INBOX_SCHEMA + MAIN_SCHEMA)
+    _script(db, INBOX_SCHEMA + MAIN_SCHEMA + TIMERS_SCHEMA)
     for qualified, columns in _COLUMNS_ADDED.items():
         schema, _, table = qualified.rpartition(".")
         schema = schema or "main"

@@ -244,6 +244,10 @@ function renderUserPanel(user) {
   $("window").replaceChildren(
     el("span", { className: w.open ? "open" : "closed", textContent: w.open ? "open" : "closed" }),
     document.createTextNode(detail));
+  const timers = user && user.timers ? user.timers : [];
+  $("timers").textContent = timers.length
+    ? timers.map((t) => `${t.name} at ${clockText(t.due_at)}`).join(", ")
+    : "none";
 }
 
 function renderWire(user) {
