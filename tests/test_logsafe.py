@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import sys
+import time
 
 import pytest
 
@@ -16,11 +17,13 @@ from botkit.logsafe import (
     LINE,
     MASKED,
     SHOWN,
+    BatchingHandler,
     JsonFormatter,
     Phone,
     SafeFormatter,
     configure,
     fields,
+    handler,
     masked_phone,
     shown,
 )
@@ -145,15 +148,55 @@ def test_configure_sets_the_root_handler_and_keeps_transitions_quiet() -> None:
     out = io.StringIO()
     root.handlers[:] = []  # as in a new process (pytest's own are put back below)
     try:
-        configure("info", format=JSON, stream=out)
+        made = configure("info", format=JSON, stream=out)
+        assert isinstance(made, BatchingHandler)  # the process's own log: lines in batches
         assert logging.getLogger("transitions").level == logging.WARNING
         logging.getLogger("transitions.core").info("Finished processing state idle exit callbacks")
         logging.getLogger("botkit.x").info("hello %s", Phone("5491140123456"))
+        made.flush()
         [line] = out.getvalue().splitlines()
         assert json.loads(line)["message"] == "hello 54911****3456"
+        made.close()
         root.handlers[:] = []
         configure("debug", stream=out)
         assert logging.getLogger("transitions").level == logging.DEBUG
     finally:
         root.handlers[:], root.level = saved[0], saved[1]
         logging.getLogger("transitions").setLevel(logging.WARNING)
+
+
+def test_a_batching_handler_writes_info_lines_in_batches_and_a_warning_at_once() -> None:
+    out = io.StringIO()
+    made = handler(format=JSON, stream=out, flush_every=3600.0)  # its thread waits an hour
+    log = logging.getLogger("botkit.test_batching")
+    log.addHandler(made)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        log.info("one")
+        log.info("two")
+        assert out.getvalue() == ""  # kept: no write per line
+        log.warning("three")  # written at once, with what waited before it, in order
+        assert [json.loads(line)["message"] for line in out.getvalue().splitlines()] == [
+            "one",
+            "two",
+            "three",
+        ]
+        log.info("four")
+        made.close()  # at exit: nothing is left behind
+        assert json.loads(out.getvalue().splitlines()[-1])["message"] == "four"
+    finally:
+        log.removeHandler(made)
+        log.propagate = True
+
+
+def test_a_batching_handler_writes_what_waits_within_its_interval() -> None:
+    out = io.StringIO()
+    made = handler(stream=out, flush_every=0.05)
+    record = logging.LogRecord("botkit.x", logging.INFO, __file__, 1, "waiting", None, None)
+    made.handle(record)
+    deadline = time.monotonic() + 10
+    while "waiting" not in out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    made.close()
+    assert out.getvalue() == "INFO botkit.x: waiting\n"
