@@ -7,6 +7,25 @@ from typing import Any
 
 PHONE_NUMBER_ID = "555123456789"
 
+# the clinic flow: text, a list row, a button (bots/clinic.py), each user's three steps
+CLINIC_FLOW: tuple[dict[str, Any], ...] = (
+    {"type": "text", "text": {"body": "hola"}},
+    {
+        "type": "interactive",
+        "interactive": {
+            "type": "list_reply",
+            "list_reply": {"id": "general", "title": "Consulta general"},
+        },
+    },
+    {
+        "type": "interactive",
+        "interactive": {
+            "type": "button_reply",
+            "button_reply": {"id": "confirm_yes", "title": "Sí, confirmo"},
+        },
+    },
+)
+
 
 def wa_id_of(user: int) -> str:
     """The WhatsApp id of benchmark user number `user`."""

@@ -39,7 +39,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import isolation
-from envelopes import PHONE_NUMBER_ID, received
+from envelopes import CLINIC_FLOW, PHONE_NUMBER_ID, received
 from processes import admin, free_port, start, stop, wait_ready, with_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,23 +49,6 @@ from botkit.wire.idempotency import idempotency_key  # noqa: E402
 from botkit.wire.signing import sign  # noqa: E402
 
 SECRET = "whsec_bench"
-STEPS = (
-    {"type": "text", "text": {"body": "hola"}},
-    {
-        "type": "interactive",
-        "interactive": {
-            "type": "list_reply",
-            "list_reply": {"id": "general", "title": "Consulta general"},
-        },
-    },
-    {
-        "type": "interactive",
-        "interactive": {
-            "type": "button_reply",
-            "button_reply": {"id": "confirm_yes", "title": "Sí, confirmo"},
-        },
-    },
-)
 
 
 def write_events(
@@ -94,14 +77,14 @@ def write_events(
             }
             body = json.dumps(status, separators=(",", ":")).encode()
             out.write(f"{sign(SECRET, body)}\t{body.decode()}\n")
-        for step in range(rounds * len(STEPS)):
+        for step in range(rounds * len(CLINIC_FLOW)):
             for user in range(users):
                 index += 1
                 if index % parts != part:
                     continue
                 message_id = f"wamid.bench.{step}.{user}"
                 envelope = received(
-                    user, f"evt_{step}_{user}", message_id, STEPS[step % len(STEPS)]
+                    user, f"evt_{step}_{user}", message_id, CLINIC_FLOW[step % len(CLINIC_FLOW)]
                 )
                 body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
                 out.write(f"{sign(SECRET, body)}\t{body.decode()}\n")

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import contextlib
 import io
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import textwrap
 import types
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from botkit.provider.sender import Sender
 from botkit.tools.cli import main
 from botkit.types import JSON
 from botkit.wire.messages import Template
+from tests.fake_api import fake_api_process
 from tests.test_docs import ROOT, examples
 
 pytestmark = pytest.mark.anyio
@@ -56,30 +55,6 @@ def module(code: str, name: str = "docs_example") -> types.ModuleType:
     found = types.ModuleType(name)
     exec(compile(code, name, "exec"), found.__dict__)
     return found
-
-
-@contextlib.asynccontextmanager
-async def fake_api_process() -> AsyncIterator[str]:
-    """`botkit fake-api` on a free loopback port (a real uvicorn process)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "botkit.tools.cli", "fake-api", "--port", str(port)]
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(400):
-                with contextlib.suppress(httpx.HTTPError):
-                    await client.get(f"{base}/_fake/messages")
-                    break
-                await asyncio.sleep(0.05)
-        yield base
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 def test_every_example_has_a_runner() -> None:

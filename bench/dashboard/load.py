@@ -19,26 +19,10 @@ from typing import Any
 
 import httpx
 
-from bench.envelopes import PHONE_NUMBER_ID, received
+from bench.envelopes import CLINIC_FLOW, PHONE_NUMBER_ID, received
 from botkit.wire.signing import SIGNATURE_HEADER, sign
 
-FLOW: tuple[dict[str, Any], ...] = (
-    {"type": "text", "text": {"body": "hola"}},
-    {
-        "type": "interactive",
-        "interactive": {
-            "type": "list_reply",
-            "list_reply": {"id": "general", "title": "Consulta general"},
-        },
-    },
-    {
-        "type": "interactive",
-        "interactive": {
-            "type": "button_reply",
-            "button_reply": {"id": "confirm_yes", "title": "Sí, confirmo"},
-        },
-    },
-)
+FLOW = CLINIC_FLOW
 OFF_PATH = {"type": "text", "text": {"body": "no sé, ¿qué hago?"}}  # re-asked: the fallback
 # (seconds into the run, POST /_fake/fail body): the provider fails some sends, then recovers
 FAULTS = (

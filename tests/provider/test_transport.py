@@ -14,7 +14,6 @@ import socket
 import ssl
 import struct
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 
 from botkit.provider.sender import Sender
 from botkit.provider.transport import LeanTransport
+from tests.fake_api import fake_api_process
 
 pytestmark = pytest.mark.anyio
 
@@ -348,32 +348,8 @@ async def test_https_with_an_untrusted_certificate_is_a_connect_error(
 @pytest.fixture
 async def fake_api() -> AsyncIterator[str]:
     """`botkit fake-api` on a free loopback port (a real uvicorn process)."""
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "botkit.tools.cli",
-        "fake-api",
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as probe:
-            for _ in range(200):
-                with contextlib.suppress(httpx.HTTPError):
-                    await probe.get(f"{base}/_fake/messages")
-                    break
-                await asyncio.sleep(0.05)
+    async with fake_api_process() as base:
         yield base
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 async def test_the_sender_on_the_default_transport_talks_to_the_fake_api(fake_api: str) -> None:
