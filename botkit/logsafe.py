@@ -156,6 +156,13 @@ class SafeFormatter(logging.Formatter):
         record.message = escaped(cut(message, LINE))
         return super().formatMessage(record)
 
+    def fields_line(self, level: str, name: str, message: str, values: dict[str, object]) -> str:
+        """The line `format` makes of a record with no %-arguments and no exception (the
+        workers' structured lines, written without a LogRecord: see `direct`)."""
+        if self._fmt != TEXT_LINE:  # a format of its own: only the record path knows it
+            raise ValueError("fields_line needs the TEXT_LINE format")
+        return f"{level} {name}: {escaped(cut(f'{message} {_pairs(values, self.phones)}', LINE))}"
+
     def formatException(self, ei: object) -> str:
         text = super().formatException(ei)  # type: ignore[arg-type]
         if len(text) <= TRACEBACK:
@@ -200,34 +207,56 @@ class JsonFormatter(SafeFormatter):
 
     def format(self, record: logging.LogRecord) -> str:
         _args(record, self.phones)
-        message = escaped(cut(record.getMessage(), LINE))
-        line: dict[str, Any] = {
-            "time": _timestamp(record.created),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": message,
-        }
-        phones = self.phones
-        for name, value in (getattr(record, FIELDS, None) or {}).items():
-            if name in _JSON_KEYS:
-                name = f"field_{name}"
-            # the common case inline: a short printable string, a number, nothing
-            kind = type(value)
-            plain = kind is int or value is None
-            if plain or (kind is str and len(value) <= FIELD_SHOWN and value.isprintable()):
-                line[name] = value
-            else:
-                line[name] = _value(value, phones)
+        line = self._object(
+            record.created,
+            record.levelname,
+            record.name,
+            record.getMessage(),
+            getattr(record, FIELDS, None) or {},
+        )
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
             line["exception"] = record.exc_text
         return codec.dumps_str(line)  # orjson: a fifth of what json.dumps takes here
 
+    def fields_line(self, level: str, name: str, message: str, values: dict[str, object]) -> str:
+        """The line `format` makes of a record with no %-arguments and no exception (the
+        workers' structured lines, written without a LogRecord: see `direct`)."""
+        return codec.dumps_str(self._object(time.time(), level, name, message, values))
+
+    def _object(
+        self, created: float, level: str, name: str, message: str, values: Mapping[str, object]
+    ) -> dict[str, Any]:
+        line: dict[str, Any] = {
+            "time": _timestamp(created),
+            "level": level,
+            "logger": name,
+            "message": escaped(cut(message, LINE)),
+        }
+        phones = self.phones
+        for key, value in values.items():
+            if key in _JSON_KEYS:
+                key = f"field_{key}"
+            # the common case inline: a short printable string, a number, nothing
+            kind = type(value)
+            plain = kind is int or value is None
+            short = kind is str and len(value) <= FIELD_SHOWN  # type: ignore[arg-type]
+            if plain or (short and value.isprintable()):  # type: ignore[attr-defined]
+                line[key] = value
+            else:
+                line[key] = _value(value, phones)
+        return line
+
+
+_SECOND: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
 
 def _timestamp(created: float) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+    whole = int(created)
+    if _SECOND[0] != whole:  # a busy log writes hundreds of lines a second: format it once
+        _SECOND[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
+    return f"{_SECOND[1]}.{int(created % 1 * 1000):03d}Z"
 
 
 TEXT_LINE = "%(levelname)s %(name)s: %(message)s"
@@ -288,6 +317,14 @@ class BatchingHandler(logging.StreamHandler[TextIO]):
         if record.levelno >= logging.WARNING or self._size >= BATCH_CHARACTERS:
             self._write()
 
+    def write_line(self, line: str) -> None:
+        """Keeps a line already formatted (by this handler's formatter's `fields_line`)."""
+        with self.lock or contextlib.nullcontext():
+            self._waiting.append(line + self.terminator)
+            self._size += len(line)
+            if self._size >= BATCH_CHARACTERS:
+                self._write()
+
     def flush(self) -> None:
         """Writes what waits, then flushes the stream."""
         with self.lock or contextlib.nullcontext():
@@ -313,6 +350,29 @@ class BatchingHandler(logging.StreamHandler[TextIO]):
         while not self._stopped:
             self._wake.wait(self.every)
             self.flush()
+
+
+def direct(logger: logging.Logger, level: int) -> BatchingHandler | None:
+    """The handler a line of `logger` at `level` would reach when it is botkit's own alone
+    (one BatchingHandler on the root, no filter anywhere on the way): a caller may then give
+    it a formatted line (`write_line`) instead of a LogRecord, about half the cost. None when
+    the line is off, or when anything else would see the record (a host's handlers, such as
+    pytest's, a filter, a handler of its own): then the record goes the usual way."""
+    if not logger.isEnabledFor(level):
+        return None
+    found: BatchingHandler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if found is not None or type(handler) is not BatchingHandler:
+                return None
+            if handler.filters or level < handler.level or handler.formatter is None:
+                return None
+            found = handler
+        current = current.parent if current.propagate else None
+    return found
 
 
 def configure(
@@ -353,6 +413,7 @@ __all__ = [
     "Phone",
     "SafeFormatter",
     "configure",
+    "direct",
     "cut",
     "escaped",
     "fields",

@@ -22,6 +22,7 @@ from botkit.logsafe import (
     Phone,
     SafeFormatter,
     configure,
+    direct,
     fields,
     handler,
     masked_phone,
@@ -200,3 +201,55 @@ def test_a_batching_handler_writes_what_waits_within_its_interval() -> None:
         time.sleep(0.01)
     made.close()
     assert out.getvalue() == "INFO botkit.x: waiting\n"
+
+
+VALUES: dict[str, object] = {
+    "log": "turn",
+    "event_id": "evt_1",
+    "user": Phone("5491140123456"),
+    "sent_types": ["text", "interactive"],
+    "error": None,
+    "note": "a b=c\nd",
+    "duration_ms": 0.5,
+}
+
+
+@pytest.mark.parametrize("form", ["text", "json"])
+def test_a_line_written_directly_reads_as_the_record_would(form: str) -> None:
+    made = handler(format=form)
+    formatter = made.formatter
+    assert isinstance(formatter, SafeFormatter)
+    record = logging.LogRecord("botkit.x", logging.INFO, __file__, 1, "turn %s", ("done",), None)
+    record.__dict__.update(fields(**VALUES))
+    by_record = formatter.format(record)
+    direct_line = formatter.fields_line("INFO", "botkit.x", "turn done", VALUES)
+    if form == "json":
+        by_record_json, direct_json = json.loads(by_record), json.loads(direct_line)
+        del by_record_json["time"], direct_json["time"]
+        assert direct_json == by_record_json
+        assert direct_json["user"] == "54911****3456"
+    else:
+        assert direct_line == by_record
+        assert "5491140123456" not in direct_line
+
+
+def test_direct_is_botkit_s_own_handler_only_when_nothing_else_would_see_the_line() -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    log = logging.getLogger("botkit.test_direct")
+    out = io.StringIO()
+    root.handlers[:] = []
+    try:
+        made = configure("info", format=JSON, stream=out)
+        assert direct(log, logging.INFO) is made
+        assert direct(log, logging.DEBUG) is None  # the line is off
+        other = logging.StreamHandler(io.StringIO())
+        root.addHandler(other)  # a host's handler (pytest's) would miss a direct line
+        assert direct(log, logging.INFO) is None
+        root.removeHandler(other)
+        log.addFilter(lambda record: True)
+        assert direct(log, logging.INFO) is None
+        log.filters.clear()
+        made.close()
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
