@@ -43,6 +43,12 @@ def without_mark(data: JSONObject) -> JSONObject:
     return {key: value for key, value in data.items() if key != MARK_KEY}
 
 
+async def handed_off(dev: DevBot, user: DevUser) -> bool:
+    """Whether people answer the user now (no handler runs for their messages)."""
+    found = await dev.runtime.store.sessions.get(dev.phone_number_id, user.wa_id)
+    return found.session is not None and handoff_view(found.session.data) is not None
+
+
 def is_person(dev: DevBot, key: str | None) -> bool:
     """Whether a message the provider got is a person's (its key, or its fallback's)."""
     return key is not None and key.removesuffix("-fb") in dev.person_keys
@@ -122,4 +128,12 @@ def desk_actions() -> dict[str, DeskAction]:
     }
 
 
-__all__ = ["answer", "desk_actions", "hand_off", "handoff_view", "is_person", "resume"]
+__all__ = [
+    "answer",
+    "desk_actions",
+    "hand_off",
+    "handed_off",
+    "handoff_view",
+    "is_person",
+    "resume",
+]

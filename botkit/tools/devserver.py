@@ -252,6 +252,7 @@ class DevBot:
         async with self.lock:
             user.timeline.append({"from": "user", "at": self.clock.now(), **shown})
             state = await self._state(user)
+            people = await devdesk.handed_off(self, user)  # then the message goes to them
             delivery = await self.fake.receive(
                 wa_id=user.wa_id,
                 name=user.name,
@@ -261,7 +262,8 @@ class DevBot:
             )
             user.last_delivery = delivery
             self._inbound(user, delivery, "webhook event")
-            self._untaken(user, state, delivery)
+            if not people:
+                self._untaken(user, state, delivery)
             await self._settle()
 
     async def _state(self, user: DevUser) -> str:

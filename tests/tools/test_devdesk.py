@@ -61,6 +61,8 @@ async def test_persona_hands_off_the_person_answers_and_resume_gives_it_back(
     assert "botkit.handoff" not in state["user"]["data"]  # shown on its own, not as data
 
     state = await post(client, f"{USER}/say", {"text": "quiero cambiar el turno"})
+    notes = [i["text"] for i in state["user"]["timeline"] if i["from"] == "system"]
+    assert not [note for note in notes if "no handler" in note]  # it went to the people
     state = await post(client, f"{USER}/person", {"text": "Hola Juan, soy Ana"})
     assert said(state, "person") == ["Hola Juan, soy Ana"]
     assert "Hola Juan, soy Ana" not in said(state, "bot")
