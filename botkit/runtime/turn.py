@@ -235,7 +235,7 @@ async def _run_event(
         progress.handler = handoff.HANDLER
         if isinstance(event, InboundMessage):
             progress.sends.append(handoff.forward(event, progress.handoff, item.event_id))
-            progress.handoff, progress.changed = handoff_timer.touched(progress.handoff, now), True
+            _touch(progress, now)
             return result(DONE)
         if isinstance(event, TriggerEvent | TimerEvent):
             return result(IGNORED, "the conversation is handed off to people")
@@ -310,8 +310,7 @@ async def _handoff_event(
             progress.sends.append(handoff.reply(event))
         except ValueError as exc:  # checked by the API; a message botkit can no longer build
             return result(FAILED, cut(f"reply: {exc}", ERROR_KEPT))
-        if progress.handoff is not None:  # a person wrote: the timeout starts again
-            progress.handoff, progress.changed = handoff_timer.touched(progress.handoff, now), True
+        _touch(progress, now)  # a person wrote: a handoff's timeout starts again
         return result(DONE)
     if progress.handoff is None:
         return result(IGNORED, "the conversation is not handed off")
@@ -435,6 +434,13 @@ def _resume(
         )
         return spec.initial, session.data, None
     return session.state, session.data, None
+
+
+def _touch(progress: _Progress, now: float) -> None:
+    """A message passed either way: a handoff's timeout counts again from `now`."""
+    touched = handoff_timer.touched(progress.handoff, now)
+    if touched != progress.handoff:
+        progress.handoff, progress.changed = touched, True
 
 
 def _last(lane: InboxLane) -> str:
