@@ -253,6 +253,34 @@ async def _handoff_test(code: str, tmp_path: Path) -> None:
     await module(code).test_a_person_takes_over()
 
 
+@runs("docs/guide/handoff.md#4")
+async def _handoff_timeout(code: str, tmp_path: Path) -> None:
+    source = (
+        "from datetime import timedelta\n\n"
+        "from botkit import Bot, Context, Conversation, State, Text, on\n\n\n"
+        "class Clinic(Conversation):\n"
+        "    idle = State(initial=True)\n"
+        "    asking = State(prompt=Text('¿En qué te ayudo?'))\n\n"
+        "    @on.text('hola', states=[idle], to=asking)\n"
+        "    async def hello(self, ctx: Context) -> None:\n"
+        "        pass\n\n" + textwrap.indent(code, "    ") + "\n\nbot = Bot(Clinic)\n"
+    )
+    async with Simulator(module(source).bot) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await juan.says("hola")
+        await juan.says("persona")
+        await sim.advance(minutes=20)
+        await sim.reply(JUAN, "Hola Juan, soy Ana")  # the 30 minutes count again from here
+        await sim.advance(minutes=29)
+        assert juan.handoff is not None
+        await sim.advance(minutes=2)
+        assert (juan.state, juan.handoff, juan.last_message.text) == (
+            "asking",
+            None,
+            "¿En qué te ayudo?",
+        )
+
+
 @runs("docs/guide/window.md#1")
 async def _window(code: str, tmp_path: Path) -> None:
     bot: Bot = module(code).bot

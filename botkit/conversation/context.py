@@ -18,6 +18,7 @@ from botkit.wire.events import (
     StatusUpdate,
     TextInput,
 )
+from botkit.wire.handoff import handoff_timeout
 from botkit.wire.messages import Message, Template, is_message
 from botkit.wire.timer import NAME, SCHEDULED, TimerEvent, TimerInput
 from botkit.wire.trigger import TriggerEvent, TriggerInput
@@ -147,6 +148,7 @@ class Context:
         self.scheduled: list[Scheduled] = []
         self._sendings: list[Sending] = []
         self.handoff_reason: str | None = None  # set by handoff(): people answer from now on
+        self.handoff_timeout: tuple[float | None, str | None] = (None, None)  # (seconds, state)
 
     @property
     def sent(self) -> list[Message]:
@@ -261,11 +263,24 @@ class Context:
             policy = self._resolve(self.route_fallback or own)
             self.queued.append(self._queue(message, policy))
 
-    async def handoff(self, *, reason: str = "") -> None:
+    async def handoff(
+        self,
+        *,
+        reason: str = "",
+        timeout: timedelta | float | None = None,  # noqa: ASYNC109 (the handoff's, not the call's)
+        resume_to: State | str | None = None,
+    ) -> None:
         """Hands the conversation to people once this handler is done: until a resume, the
-        user's messages go to BOTKIT_HANDOFF_URL and no handler runs (docs/guide/handoff.md)."""
+        user's messages go to BOTKIT_HANDOFF_URL and no handler runs (docs/guide/handoff.md).
+
+        With `timeout` (a timedelta or seconds), the bot resumes it by itself when no message
+        has passed either way for that long, in `resume_to` (default: the state the user is in
+        when this handler is done). HandoffError for a bad timeout or an undeclared state.
+        """
         if not isinstance(reason, str):
             raise TypeError(f"handoff(reason=...) takes a string, not {type(reason).__name__}")
+        target = resume_to if resume_to is None or isinstance(resume_to, str) else resume_to.name
+        self.handoff_timeout = handoff_timeout(timeout, target, list(self.spec.states))
         self.handoff_reason = reason
 
     def goto(self, state: State | str) -> None:

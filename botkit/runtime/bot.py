@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -48,13 +49,22 @@ class Bot:
         )
 
     async def handoff(
-        self, wa_id: str, *, reason: str = "", phone_number_id: str | None = None
+        self,
+        wa_id: str,
+        *,
+        reason: str = "",
+        timeout: timedelta | float | None = None,  # noqa: ASYNC109 (the handoff's, not the call's)
+        resume_to: str | None = None,
+        phone_number_id: str | None = None,
     ) -> str:
         """Hands a user's conversation to people, as POST /conversations/{wa_id}/handoff;
-        returns the event id (HandoffError 404: no such conversation)."""
+        returns the event id (HandoffError 404: no such conversation). With `timeout`, the bot
+        resumes it by itself, in `resume_to` (else the user's state), after that long with no
+        message either way."""
         return await self._running().ingest.handoff(
-            wa_id, reason=reason, phone_number_id=phone_number_id
-        )
+            wa_id, reason=reason, timeout=timeout, resume_to=resume_to,
+            phone_number_id=phone_number_id,
+        )  # fmt: skip
 
     async def reply(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import timedelta
 
 from botkit.conversation.dsl import ConversationSpec
 from botkit.exceptions import HandoffError, MessageError, TriggerError
@@ -19,7 +20,15 @@ from botkit.tracing import Tracing
 from botkit.types import JSONObject
 from botkit.wire.events import Event, InboundMessage, StatusUpdate
 from botkit.wire.handoff import KIND as HANDOFF_KIND
-from botkit.wire.handoff import MAX_REASON, REPLY, RESUME, START, HandoffEvent, template_of
+from botkit.wire.handoff import (
+    MAX_REASON,
+    REPLY,
+    RESUME,
+    START,
+    HandoffEvent,
+    handoff_timeout,
+    template_of,
+)
 from botkit.wire.ids import PHONE_NUMBER_ID_DIGITS, is_ascii_digits
 from botkit.wire.messages import Text
 from botkit.wire.phone import PhoneNumberError, to_wa_id
@@ -178,17 +187,24 @@ class Ingest:
         wa_id: str,
         *,
         reason: str = "",
+        timeout: timedelta | float | None = None,  # noqa: ASYNC109 (the handoff's, not the call's)
+        resume_to: str | None = None,
         phone_number_id: str | None = None,
         key: str | None = None,
     ) -> str:
         """Hands a user's conversation to people (after the user's earlier messages); returns
-        the event id. HandoffError: 404 for a conversation the store does not have."""
+        the event id. With `timeout`, the bot resumes it by itself (in `resume_to`, else the
+        state the user was in) when no message passed either way for that long.
+        HandoffError: 404 for a conversation the store does not have, 400 for a bad timeout
+        or an undeclared `resume_to`."""
         if not isinstance(reason, str) or len(reason) > MAX_REASON:
             raise HandoffError(f'"reason" must be a string of at most {MAX_REASON} characters')
+        seconds, state = handoff_timeout(timeout, resume_to, list(self.spec.states))
         user, number = await self.existing(wa_id, phone_number_id)
         event = HandoffEvent.create(
-            START, wa_id=user, phone_number_id=number, reason=reason, key=key
-        )
+            START, wa_id=user, phone_number_id=number, reason=reason, key=key,
+            timeout=seconds, resume_to=state,
+        )  # fmt: skip
         await self.accept([event])
         return event.event_id
 

@@ -28,7 +28,7 @@ from botkit.conversation.context import Context, Event, Hold, Queued, WindowView
 from botkit.conversation.dsl import Conversation, ConversationSpec
 from botkit.exceptions import WindowClosedError
 from botkit.logsafe import cut
-from botkit.runtime import handoff, timer_rules
+from botkit.runtime import handoff, handoff_timer, timer_rules
 from botkit.store.base import (
     DONE,
     FAIL,
@@ -152,6 +152,7 @@ async def take_turn(
         )  # fmt: skip
     # the user wrote, or sends just held find the window open (the user wrote after them)
     release_held = progress.inbound or (bool(progress.refused) and progress.window.is_open(now))
+    progress.timers += handoff_timer.writes(mark, progress.handoff, _last(lane))
     if lane.events and progress.handoff is None:  # the conversation's own timers, as the turn
         # leaves the user (none while people answer: its handlers would not run)
         progress.timers += timer_rules.automatic(
@@ -228,10 +229,13 @@ async def _run_event(
     spec = type(conversation).spec
     if isinstance(event, HandoffEvent):
         return await _handoff_event(spec, event, item, progress, now, result)
+    if isinstance(event, TimerEvent) and handoff_timer.is_resume(event):
+        return await _timed_out(spec, event, item, progress, now, result)
     if progress.handoff is not None:  # people answer: the user's message goes to them
         progress.handler = handoff.HANDLER
         if isinstance(event, InboundMessage):
             progress.sends.append(handoff.forward(event, progress.handoff, item.event_id))
+            _touch(progress, now)
             return result(DONE)
         if isinstance(event, TriggerEvent | TimerEvent):
             return result(IGNORED, "the conversation is handed off to people")
@@ -278,7 +282,8 @@ async def _run_event(
     progress.timers += timers
     progress.announce = None
     if ctx.handoff_reason is not None:  # from the next event on, people answer
-        progress.handoff = HandoffMark(now, ctx.handoff_reason, ctx.state)
+        timeout, resume_to = ctx.handoff_timeout
+        progress.handoff = HandoffMark(now, ctx.handoff_reason, ctx.state, timeout, resume_to, now)
     return result(DONE)
 
 
@@ -295,7 +300,9 @@ async def _handoff_event(
     progress.handler = handoff.HANDLER
     if event.action == START:
         if progress.handoff is None:
-            progress.handoff = HandoffMark(now, event.reason, progress.state)
+            progress.handoff = HandoffMark(
+                now, event.reason, progress.state, event.timeout, event.resume_to, now
+            )
             progress.changed = True
         return result(DONE)
     if event.action != RESUME:
@@ -303,26 +310,57 @@ async def _handoff_event(
             progress.sends.append(handoff.reply(event))
         except ValueError as exc:  # checked by the API; a message botkit can no longer build
             return result(FAILED, cut(f"reply: {exc}", ERROR_KEPT))
+        _touch(progress, now)  # a person wrote: a handoff's timeout starts again
         return result(DONE)
     if progress.handoff is None:
         return result(IGNORED, "the conversation is not handed off")
     if event.state not in spec.states:  # checked by the API; gone since (a deploy)
         declared = ", ".join(spec.states)
         return result(FAILED, f"resume: no state {event.state!r} (declared: {declared})")
+    return await _resumed(spec, event, event.state, item, progress, now, result)
+
+
+async def _timed_out(
+    spec: ConversationSpec,
+    event: TimerEvent,
+    item: InboxItem,
+    progress: _Progress,
+    now: float,
+    result: Callable[..., None],
+) -> None:
+    """A handoff's timeout fired: unless a message passed since, or the people resumed, the
+    bot resumes the conversation by itself (botkit.runtime.handoff_timer)."""
+    progress.handler = handoff.HANDLER
+    why = handoff_timer.stale(event, progress.handoff)
+    if why is not None or progress.handoff is None:
+        return result(IGNORED, why)
+    state = handoff_timer.target(progress.handoff, spec.states, spec.initial)
+    return await _resumed(spec, event, state, item, progress, now, result)
+
+
+async def _resumed(
+    spec: ConversationSpec,
+    event: HandoffEvent | TimerEvent,
+    state: str,
+    item: InboxItem,
+    progress: _Progress,
+    now: float,
+    result: Callable[..., None],
+) -> None:
+    """Hands the conversation back to the bot in `state`, sending its prompt when the window
+    allows."""
     carrier = TriggerEvent(
         event.event_id, event.phone_number_id, event.wa_id, TriggerInput("botkit.resume", {}),
         item.envelope,
     )  # fmt: skip
-    ctx = Context(
-        spec, carrier, event.state, _copy(progress.data), WindowView(progress.window, now)
-    )
+    ctx = Context(spec, carrier, state, _copy(progress.data), WindowView(progress.window, now))
     try:
-        await ctx.send_prompt(event.state)
+        await ctx.send_prompt(state)
         sends = [_send(ctx, queued, item.event_id, n) for n, queued in enumerate(ctx.queued)]
     except WindowClosedError:  # no prompt into a closed window without a fallback
         sends = []
     progress.sends += sends
-    progress.state, progress.handoff, progress.changed = event.state, None, True
+    progress.state, progress.handoff, progress.changed = state, None, True
     return result(DONE)
 
 
@@ -396,6 +434,18 @@ def _resume(
         )
         return spec.initial, session.data, None
     return session.state, session.data, None
+
+
+def _touch(progress: _Progress, now: float) -> None:
+    """A message passed either way: a handoff's timeout counts again from `now`."""
+    touched = handoff_timer.touched(progress.handoff, now)
+    if touched != progress.handoff:
+        progress.handoff, progress.changed = touched, True
+
+
+def _last(lane: InboxLane) -> str:
+    """The id of the lane's last event (the cause of the timers its turn sets)."""
+    return lane.events[-1].event_id if lane.events else lane.wa_id
 
 
 def _being_cancelled() -> bool:

@@ -30,12 +30,13 @@ from starlette.staticfiles import StaticFiles
 
 from botkit.config import Settings
 from botkit.conversation.template import TemplateSpec
-from botkit.exceptions import BotkitError
+from botkit.exceptions import BotkitError, HandoffError
 from botkit.fake.provider import Delivery, FakeGoSendAPI, SentMessage
 from botkit.logsafe import shown
 from botkit.runtime.bot import find_bot, import_target
 from botkit.runtime.runtime import Runtime
 from botkit.store.base import FAILED
+from botkit.tools import devdesk
 from botkit.tools.simulator import SentView, template_wording
 from botkit.types import JSON, JSONObject, ManualClock
 from botkit.web.app import create_app
@@ -110,6 +111,7 @@ class DevBot:
         self._module, self._attr = import_target(target)
         self.bot = find_bot(self._module, self._attr)
         self._stack: contextlib.AsyncExitStack | None = None
+        self.person_keys: set[str] = set()  # the keys of the messages sent as the person
         self._seen_messages = 0
         self._seen_requests = 0
         self._errors: list[str] = []
@@ -250,6 +252,7 @@ class DevBot:
         async with self.lock:
             user.timeline.append({"from": "user", "at": self.clock.now(), **shown})
             state = await self._state(user)
+            people = await devdesk.handed_off(self, user)  # then the message goes to them
             delivery = await self.fake.receive(
                 wa_id=user.wa_id,
                 name=user.name,
@@ -259,7 +262,8 @@ class DevBot:
             )
             user.last_delivery = delivery
             self._inbound(user, delivery, "webhook event")
-            self._untaken(user, state, delivery)
+            if not people:
+                self._untaken(user, state, delivery)
             await self._settle()
 
     async def _state(self, user: DevUser) -> str:
@@ -420,7 +424,8 @@ class DevBot:
             "wa_id": user.wa_id,
             "name": user.name,
             "state": session.state if session else self.bot.conversation.spec.initial,
-            "data": dict(session.data) if session else {},
+            "data": devdesk.without_mark(session.data) if session else {},
+            "handoff": devdesk.handoff_view(session.data) if session else None,
             "window": {
                 "open": window.is_open(now),
                 "closes_at": window.closes_at,
@@ -448,6 +453,14 @@ class DevBot:
         answer: JSONObject = {"status": delivery.status_code, "body": delivery.response}
         user.exchanges.append(_exchange(self.clock.now(), "in", title, delivery.envelope, answer))
 
+    async def settle(self) -> None:
+        """Lets the bot catch up, collects what the provider got, and tells the pages."""
+        await self._settle()
+
+    def note(self, text: str, *only: DevUser) -> None:
+        """A grey line in the chats of `only` these users (else everyone's) and the log."""
+        self._note(text, *only)
+
     async def _settle(self) -> None:
         try:
             await self.runtime.settle(autojump=self.clock)
@@ -462,7 +475,10 @@ class DevBot:
         """Moves what the provider got since last time into the users' chats and wire logs."""
         templates = self.bot.conversation.templates
         for sent in self.fake.messages[self._seen_messages :]:
-            self.user(sent.to).timeline.append(_bot_item(sent, templates))
+            item = _bot_item(sent, templates)
+            if devdesk.is_person(self, sent.idempotency_key):
+                item["from"] = "person"  # a person's reply, shown apart from the bot's
+            self.user(sent.to).timeline.append(item)
         self._seen_messages = len(self.fake.messages)
         for request in self.fake.requests[self._seen_requests :]:
             body = _json_or_none(request.body)
@@ -717,7 +733,7 @@ def _action(dev: DevBot, action: Action) -> Callable[[Request], Awaitable[Respon
     async def endpoint(request: Request) -> Response:
         try:
             wa_id = await action(dev, request, await _body(request))
-        except DevError as exc:
+        except (DevError, HandoffError) as exc:
             return JSONResponse({"error": str(exc)}, 400)
         await dev.publish()
         return JSONResponse(await dev.snapshot(wa_id))
@@ -771,6 +787,7 @@ def _routes(dev: DevBot) -> list[BaseRoute]:
         "/api/clock/advance": _advance,
         "/api/provider/fail": _fail,
         "/api/reload": _reload,
+        **devdesk.desk_actions(),
     }
     return [
         Route("/", index, methods=["GET"]),

@@ -13,6 +13,7 @@ import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
@@ -489,9 +490,19 @@ class Simulator:
         await self._settled(self.users.get(wa_id))
         return event_id
 
-    async def handoff(self, wa_id: str, *, reason: str = "") -> str:
-        """Hands a user to people, as POST /conversations/{wa_id}/handoff does."""
-        event_id = await self.bot.handoff(wa_id, reason=reason)
+    async def handoff(
+        self,
+        wa_id: str,
+        *,
+        reason: str = "",
+        timeout: timedelta | float | None = None,  # noqa: ASYNC109 (the handoff's, not the call's)
+        resume_to: str | None = None,
+    ) -> str:
+        """Hands a user to people, as POST /conversations/{wa_id}/handoff does (with `timeout`,
+        the bot resumes by itself after that long with no message either way)."""
+        event_id = await self.bot.handoff(
+            wa_id, reason=reason, timeout=timeout, resume_to=resume_to
+        )
         await self._settled(self.users.get(wa_id))
         return event_id
 

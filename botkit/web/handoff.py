@@ -85,11 +85,19 @@ class HandoffAPI:
 
     async def _handoff(self, request: Request, body: JSONObject) -> str:
         reason = body.get("reason", "")
+        timeout, resume_to = body.get("timeout"), body.get("resume_to")
         if not isinstance(reason, str):
             raise HandoffError('"reason" must be a string')
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float)
+        ):
+            raise HandoffError('"timeout" must be a number of seconds')
+        if resume_to is not None and not isinstance(resume_to, str):
+            raise HandoffError('"resume_to" must name a state')
         return await self.ingest.handoff(
-            request.path_params["wa_id"], reason=reason, **_options(request, body)
-        )
+            request.path_params["wa_id"], reason=reason, timeout=timeout, resume_to=resume_to,
+            **_options(request, body),
+        )  # fmt: skip
 
     async def _reply(self, request: Request, body: JSONObject) -> str:
         text, fallback = body.get("text"), body.get("fallback")

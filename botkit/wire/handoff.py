@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
-from botkit.exceptions import MessageError, PayloadError
+from botkit.exceptions import HandoffError, MessageError, PayloadError
 from botkit.types import JSON, JSONObject
 from botkit.wire.messages import Template, Text
 from botkit.wire.signing import sign
@@ -34,15 +36,31 @@ MAX_REASON = 500
 @dataclass(frozen=True, slots=True)
 class HandoffMark:
     """A handed-off conversation: since when (the store's clock), why, and the state the
-    user was in when it was handed off."""
+    user was in when it was handed off. With a `timeout` (seconds), the bot resumes it by
+    itself, in `resume_to` (else `state`), once no message has passed either way (the user's
+    or a person's) for that long; `active` is when the last one did (botkit.runtime.handoff_timer).
+    """
 
     since: float
     reason: str
     state: str
+    timeout: float | None = None
+    resume_to: str | None = None
+    active: float | None = None
+
+    @property
+    def resumes_at(self) -> float | None:
+        """When the bot resumes the conversation by itself (None: only when asked to)."""
+        if self.timeout is None:
+            return None
+        return (self.since if self.active is None else self.active) + self.timeout
 
     def to_json(self) -> JSONObject:
         """The mark as the session's data keeps it."""
-        return {"since": self.since, "reason": self.reason, "state": self.state}
+        kept: JSONObject = {"since": self.since, "reason": self.reason, "state": self.state}
+        if self.timeout is not None:
+            kept.update(timeout=self.timeout, resume_to=self.resume_to, active=self.active)
+        return kept
 
     @classmethod
     def from_json(cls, value: JSON) -> HandoffMark | None:
@@ -54,13 +72,28 @@ class HandoffMark:
             return None
         if not (isinstance(reason, str) and isinstance(state, str)):
             return None
-        return cls(float(since), reason, state)
+        timeout, resume_to, active = (
+            value.get("timeout"),
+            value.get("resume_to"),
+            value.get("active"),
+        )
+        return cls(
+            float(since), reason, state, _seconds(timeout),
+            resume_to if isinstance(resume_to, str) else None, _seconds(active),
+        )  # fmt: skip
+
+
+def _seconds(value: JSON) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
 class HandoffEvent:
-    """One of the people's events for a user: `start` (with `reason`), `reply` (with `text`
-    and an optional fallback template) or `resume` (to `state`)."""
+    """One of the people's events for a user: `start` (with `reason`, and an optional
+    `timeout` in seconds and `resume_to` state), `reply` (with `text` and an optional fallback
+    template) or `resume` (to `state`)."""
 
     event_id: str
     phone_number_id: str
@@ -70,6 +103,8 @@ class HandoffEvent:
     state: str = ""
     text: str = ""
     fallback: JSONObject | None = None
+    timeout: float | None = None
+    resume_to: str | None = None
 
     @classmethod
     def create(
@@ -83,6 +118,8 @@ class HandoffEvent:
         text: str = "",
         fallback: JSONObject | None = None,
         key: str | None = None,
+        timeout: float | None = None,
+        resume_to: str | None = None,
     ) -> HandoffEvent:
         """A new event; the same `key` (an Idempotency-Key) for the same user, number and
         action gives the same event id, so a retried request is stored once."""
@@ -91,7 +128,10 @@ class HandoffEvent:
         else:
             scope = "\x1f".join((phone_number_id, wa_id, action, key))
             event_id = f"hnd_{hashlib.sha256(scope.encode()).hexdigest()[:32]}"
-        return cls(event_id, phone_number_id, wa_id, action, reason, state, text, fallback)
+        return cls(
+            event_id, phone_number_id, wa_id, action, reason, state, text, fallback, timeout,
+            resume_to,
+        )  # fmt: skip
 
     @property
     def envelope(self) -> JSONObject:
@@ -99,6 +139,8 @@ class HandoffEvent:
         data: JSONObject = {"wa_id": self.wa_id, "action": self.action}
         if self.action == START:
             data["reason"] = self.reason
+            if self.timeout is not None:
+                data.update(timeout=self.timeout, resume_to=self.resume_to)
         elif self.action == RESUME:
             data["state"] = self.state
         else:
@@ -129,7 +171,11 @@ class HandoffEvent:
             raise PayloadError("a handoff event's reason, state and text are strings")
         if fallback is not None and not isinstance(fallback, dict):
             raise PayloadError("a handoff reply's fallback is an object", path="data.fallback")
-        return cls(event_id, number, wa_id, str(action), reason, state, text, fallback)
+        timeout, resume_to = _seconds(body.get("timeout")), body.get("resume_to")
+        return cls(
+            event_id, number, wa_id, str(action), reason, state, text, fallback, timeout,
+            resume_to if isinstance(resume_to, str) else None,
+        )  # fmt: skip
 
     def message(self) -> Text:
         """A reply's message."""
@@ -155,6 +201,27 @@ def template_of(value: JSONObject) -> Template:
     return Template.of(name, language, [str(item) for item in body])
 
 
+def handoff_timeout(
+    timeout: timedelta | float | None, resume_to: str | None, states: Sequence[str]
+) -> tuple[float | None, str | None]:
+    """A handoff's `timeout` in seconds and its `resume_to` state, checked: HandoffError (400)
+    for a timeout that is not a positive duration, a `resume_to` without a timeout, or a state
+    the conversation does not declare (naming the declared ones)."""
+    if timeout is None:
+        if resume_to is not None:
+            raise HandoffError('"resume_to" goes with a "timeout": give both, or neither')
+        return None, None
+    if isinstance(timeout, bool) or not isinstance(timeout, timedelta | int | float):
+        raise HandoffError(f'"timeout" is a duration (seconds or a timedelta), not {timeout!r}')
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+    if not (0 < seconds < float("inf")):
+        raise HandoffError(f'"timeout" must be a positive duration, not {seconds:g} s')
+    if resume_to is not None and resume_to not in states:
+        declared = ", ".join(states)
+        raise HandoffError(f'"resume_to": no state {resume_to!r} (declared: {declared})')
+    return seconds, resume_to
+
+
 def signature(secret: str, timestamp: str, body: bytes) -> str:
     """The X-Botkit-Signature of a delivery: ``sha256=<hex HMAC-SHA256>`` of
     ``<timestamp>.<body>`` keyed with BOTKIT_HANDOFF_SECRET (GoSendAPI's scheme, with the
@@ -168,6 +235,7 @@ __all__ = [
     "MARK_KEY",
     "HandoffEvent",
     "HandoffMark",
+    "handoff_timeout",
     "signature",
     "template_of",
 ]

@@ -184,6 +184,48 @@ def test_the_clinic_flow_in_chromium(browser: Browser, tmp_path: Path) -> None:
         other.close()
 
 
+@pytest.mark.slow
+def test_the_people_take_over_answer_and_give_it_back(browser: Browser, tmp_path: Path) -> None:
+    """ "persona" hands Juan to people: the panel says so, the person answers from the box (a
+    bubble of its own, through the provider) and Resume gives him back in the state picked."""
+    with serving("bots.clinic", tmp_path) as dev_server:
+        from playwright.sync_api import expect
+
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(dev_server)
+        expect(page.locator("#chat-user")).to_contain_text("Juan")
+        expect(page.locator("#handoff-fact")).to_contain_text("the bot answers")
+        expect(page.locator("#person-form")).to_be_hidden()
+        for text in ("hola", "persona"):
+            page.fill("#text", text)
+            page.press("#text", "Enter")
+        expect(page.locator(".from-bot").last).to_contain_text("Te comunico con una persona")
+        expect(page.locator("#handoff-fact")).to_contain_text("pidió hablar con una persona")
+        expect(page.locator("#handoff-fact")).to_contain_text("from choosing_service")
+        expect(page.locator("body")).to_have_attribute("data-handoff", "on")
+
+        page.fill("#text", "quiero cambiar el turno")
+        page.press("#text", "Enter")
+        expect(page.locator(".from-user").last).to_contain_text("quiero cambiar el turno")
+        page.fill("#person-text", "Hola Juan, soy Ana")
+        page.get_by_role("button", name="Send as person").click()
+        person = page.locator(".from-person").last
+        expect(person).to_contain_text("Hola Juan, soy Ana")
+        expect(person.locator(".who")).to_have_text("👤 person")
+        expect(page.locator(".from-bot", has_text="soy Ana")).to_have_count(0)
+        expect(page.locator("#wire")).to_contain_text("POST /v1/messages")
+
+        expect(page.locator("#resume-state")).to_have_value("choosing_service")
+        page.select_option("#resume-state", "idle")
+        page.get_by_role("button", name="Resume").click()
+        expect(page.locator("#state")).to_have_text("idle")
+        expect(page.locator("#handoff-fact")).to_contain_text("the bot answers")
+        expect(page.locator(".system").last).to_have_text("resumed by the bot in idle")
+        page.fill("#text", "hola")
+        page.press("#text", "Enter")
+        expect(page.locator(".from-bot").last).to_contain_text("¿Qué turno querés reservar?")
+
+
 CARDS_BOT = """
 from botkit import Bot, Context, Conversation, State, on
 from botkit.wire.messages import Contacts, Document, Image, Location, Text

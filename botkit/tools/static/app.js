@@ -187,6 +187,12 @@ function botMessage(item) {
   }
 }
 
+// a person's message (a handoff): the bot's bubble, marked as theirs
+function personMessage(bubble) {
+  bubble.classList.replace("from-bot", "from-person");
+  bubble.prepend(el("div", { className: "who", textContent: "👤 person" }));
+}
+
 function renderMessages(user) {
   const box = $("messages");
   box.replaceChildren();
@@ -203,7 +209,9 @@ function renderMessages(user) {
         el("div", { className: "body", textContent: item.text }),
         el("div", { className: "time", textContent: bubbleTime(item.at) })));
     } else {
-      for (const node of botMessage(item)) if (node) box.append(node);
+      const nodes = botMessage(item);
+      if (item.from === "person") personMessage(nodes[0]);
+      for (const node of nodes) if (node) box.append(node);
     }
   }
   box.scrollTop = box.scrollHeight;
@@ -250,6 +258,28 @@ function renderUserPanel(user) {
     : "none";
 }
 
+// the people's side: the handoff's mark, the person's answer box and the resume picker
+function renderDesk(state) {
+  const mark = state.user ? state.user.handoff : null;
+  $("handoff-fact").textContent = mark
+    ? `since ${clockText(mark.since)}: ${mark.reason || "no reason given"} (from ${mark.state})`
+    : "none: the bot answers";
+  $("desk-on").classList.toggle("hidden", !mark);
+  $("handoff-form").classList.toggle("hidden", !!mark);
+  document.body.dataset.handoff = mark ? "on" : "off";
+  if (!mark) return;
+  $("handoff-mark").textContent = mark.resumes_at
+    ? `The bot resumes by itself in ${mark.resume_to || mark.state} at ${clockText(mark.resumes_at)} if no message passes either way.`
+    : "The bot resumes when you say so.";
+  const select = $("resume-state");
+  if (select.dataset.states !== state.states.join(",") || select.dataset.user !== state.user.wa_id) {
+    select.dataset.states = state.states.join(",");
+    select.dataset.user = state.user.wa_id;
+    select.replaceChildren(...state.states.map((name) => el("option", { value: name, textContent: name })));
+    select.value = mark.state;
+  }
+}
+
 function renderWire(user) {
   const wire = $("wire");
   wire.replaceChildren();
@@ -279,6 +309,7 @@ function render(state) {
   renderTriggers(state);
   renderMessages(state.user);
   renderUserPanel(state.user);
+  renderDesk(state);
   renderWire(state.user);
   $("reload-note").textContent = state.reload_error ? `reload failed: ${state.reload_error}`
     : state.reloads ? `reloaded ${state.reloads}×` : "";
@@ -317,6 +348,24 @@ for (const button of document.querySelectorAll("[data-fail]")) {
 $("location-form").onsubmit = (event) => {
   event.preventDefault();
   api(userPath("location"), { latitude: Number($("latitude").value), longitude: Number($("longitude").value) });
+};
+$("handoff-form").onsubmit = (event) => {
+  event.preventDefault();
+  const minutes = Number($("handoff-timeout").value);
+  const body = { reason: $("handoff-reason").value };
+  if (minutes > 0) body.timeout = minutes * 60;
+  api(userPath("handoff"), body);
+};
+$("person-form").onsubmit = (event) => {
+  event.preventDefault();
+  const text = $("person-text").value.trim();
+  if (!text) return;
+  $("person-text").value = "";
+  api(userPath("person"), { text });
+};
+$("resume-form").onsubmit = (event) => {
+  event.preventDefault();
+  api(userPath("resume"), { state: $("resume-state").value });
 };
 $("trigger-name").onchange = fillTriggerData;
 $("trigger-form").onsubmit = (event) => {
