@@ -30,6 +30,7 @@ from botkit.store.base import OutboxRecord, Session
 from botkit.types import JSON, JSONObject, ManualClock
 from botkit.web.app import create_app
 from botkit.wire.handoff import MARK_KEY, HandoffMark
+from botkit.wire.prompt import PROMPT_KEY
 from botkit.wire.window import Window
 
 SIM_PHONE_NUMBER_ID = "555123456789"
@@ -235,7 +236,8 @@ class SimUser:
         """The persistent data after the last step (as handlers see it)."""
         if self.session is None:
             return {}
-        return {key: value for key, value in self.session.data.items() if key != MARK_KEY}
+        hidden = (MARK_KEY, PROMPT_KEY)
+        return {key: value for key, value in self.session.data.items() if key not in hidden}
 
     @property
     def handoff(self) -> HandoffMark | None:
@@ -261,9 +263,10 @@ class SimUser:
         """Types a text message."""
         return await self.sends({"type": "text", "text": {"body": text}})
 
-    async def taps(self, button_id: str) -> Delivery:
-        """Taps the reply button `button_id` of the latest message that offers it."""
-        view = self._offering(button_id, lambda v: v.button_ids, "button")
+    async def taps(self, button_id: str, *, on: SentView | None = None) -> Delivery:
+        """Taps the reply button `button_id` of message `on` (default: the latest message
+        that offers it; an older one is how a test taps a stale prompt)."""
+        view = on or self._offering(button_id, lambda v: v.button_ids, "button")
         title = view.button_titles[view.button_ids.index(button_id)]
         reply: JSONObject = {
             "type": "button_reply",
@@ -273,9 +276,9 @@ class SimUser:
             {"type": "interactive", "interactive": reply}, context_id=view.message_id
         )
 
-    async def picks(self, row_id: str) -> Delivery:
-        """Picks the list row `row_id` of the latest list that offers it."""
-        view = self._offering(row_id, lambda v: v.row_ids, "row")
+    async def picks(self, row_id: str, *, on: SentView | None = None) -> Delivery:
+        """Picks the list row `row_id` of list `on` (default: the latest list that offers it)."""
+        view = on or self._offering(row_id, lambda v: v.row_ids, "row")
         row = view.rows[view.row_ids.index(row_id)]
         reply: JSONObject = {"id": row_id, "title": row.get("title")}
         if row.get("description") is not None:
