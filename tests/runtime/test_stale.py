@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from botkit import Bot, Context, Conversation, DefinitionError, Simulator, Text, on
+from botkit.tools.check import check
+from botkit.tools.graph import mermaid
 from botkit.tools.simulator import SentView, SimUser
 from tests.runtime import stale_bot
 from tests.runtime.stale_bot import DONE, Order
@@ -190,3 +192,10 @@ async def test_stale_taps_and_stale_text_are_checked_at_import() -> None:
 
         class Worse(Conversation):
             stale_taps = "yes"  # type: ignore[assignment]
+
+
+def test_check_and_graph_take_on_stale() -> None:
+    assert check(Handled) == []
+    text = mermaid(Handled.spec)
+    assert "    confirming --> choosing: stale" in text
+    assert "    drinking --> drinking: stale" in text
