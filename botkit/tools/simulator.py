@@ -266,7 +266,7 @@ class SimUser:
     async def taps(self, button_id: str, *, on: SentView | None = None) -> Delivery:
         """Taps the reply button `button_id` of message `on` (default: the latest message
         that offers it; an older one is how a test taps a stale prompt)."""
-        view = on or self._offering(button_id, lambda v: v.button_ids, "button")
+        view = self._offering(button_id, lambda v: v.button_ids, "button", on)
         title = view.button_titles[view.button_ids.index(button_id)]
         reply: JSONObject = {
             "type": "button_reply",
@@ -278,7 +278,7 @@ class SimUser:
 
     async def picks(self, row_id: str, *, on: SentView | None = None) -> Delivery:
         """Picks the list row `row_id` of list `on` (default: the latest list that offers it)."""
-        view = on or self._offering(row_id, lambda v: v.row_ids, "row")
+        view = self._offering(row_id, lambda v: v.row_ids, "row", on)
         row = view.rows[view.row_ids.index(row_id)]
         reply: JSONObject = {"id": row_id, "title": row.get("title")}
         if row.get("description") is not None:
@@ -339,7 +339,14 @@ class SimUser:
         await self.sim.after(delivery, self)
         return delivery
 
-    def _offering(self, choice: str, ids: Any, what: str) -> SentView:
+    def _offering(self, choice: str, ids: Any, what: str, on: SentView | None = None) -> SentView:
+        if on is not None:
+            if choice not in ids(on):
+                offers = ", ".join(ids(on)) or "none"
+                raise SimulatorError(
+                    f"{self.wa_id}: {on!r} offers no {what} {choice!r}; it offers: {offers}"
+                )
+            return on
         for view in reversed(self.messages):
             if choice in ids(view):
                 return view

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from botkit import Bot, Context, Conversation, DefinitionError, Simulator, Text, on
+from botkit import Bot, Context, Conversation, DefinitionError, Simulator, SimulatorError, Text, on
 from botkit.tools.check import check
 from botkit.tools.graph import mermaid
 from botkit.tools.simulator import SentView, SimUser
@@ -199,3 +199,11 @@ def test_check_and_graph_take_on_stale() -> None:
     text = mermaid(Handled.spec)
     assert "    confirming --> choosing: stale" in text
     assert "    drinking --> drinking: stale" in text
+
+
+async def test_tapping_a_message_that_does_not_offer_the_id_is_a_simulator_error(
+    ana: SimUser,
+) -> None:
+    menu, _ = await to_drinking(ana)
+    with pytest.raises(SimulatorError, match="offers no button 'yes'; it offers: none"):
+        await ana.taps("yes", on=menu)
