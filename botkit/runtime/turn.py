@@ -9,6 +9,10 @@ raises, runs too long, or leaves something that cannot be stored (data or a mess
 not JSON) fails its own event: its changes are dropped and the next event starts from the
 state before it. What an event says about the 24-hour window is kept even then.
 
+In a conversation with `stale_taps`, a reply-button or list tap on an older message than the
+latest prompt runs `on.stale` (or the conversation's notice) instead of a handler of the current
+state; the turn remembers the latest prompt's key with the session (botkit.runtime.stale).
+
 Each event also leaves an `EventReport` (states, handler, what it sent, how long it took,
 how it ended) for its log line, which the dispatcher writes once the turn is committed.
 """

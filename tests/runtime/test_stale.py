@@ -207,3 +207,17 @@ async def test_tapping_a_message_that_does_not_offer_the_id_is_a_simulator_error
     menu, _ = await to_drinking(ana)
     with pytest.raises(SimulatorError, match="offers no button 'yes'; it offers: none"):
         await ana.taps("yes", on=menu)
+
+
+async def test_the_prompt_a_resume_sends_is_the_current_one(sim: Simulator, ana: SimUser) -> None:
+    await ana.says("hola")
+    menu = ana.last_message
+    await sim.handoff(ANA, reason="asked for a person")
+    await sim.resume(ANA, state="confirming")
+    await ana.refresh()
+    assert ana.last_message.text == "¿Confirmás el pedido?"
+    await ana.picks("fuga", on=menu)  # the menu from before the handoff
+    assert ana.state == "confirming" and "pizza" not in ana.data
+    assert texts(ana)[-2] == STALE
+    await ana.taps("yes")  # the confirmation sent again on resume, and again after the notice
+    assert ana.state == "drinking"

@@ -3,6 +3,8 @@ yet sent (the claim hands out no provider id for it), in a later turn and in the
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from botkit.runtime.turn import take_turn
@@ -115,3 +117,15 @@ async def test_a_tap_without_context_is_not_checked() -> None:
     out = (await take_turn(Order(), claimed, NOW)).outcome
     assert out.session is not None
     assert out.session.state == "done"
+
+
+async def test_a_conversation_without_stale_taps_drops_a_remembered_prompt() -> None:
+    class Unprotected(Order):
+        stale_taps = False
+
+    stored = dataclasses.replace(session("drinking", DRINK_KEY), conversation="Unprotected")
+    claimed = lane(tap(1, "no", CONFIRM), state=stored, sent=None)
+    out = (await take_turn(Unprotected(), claimed, NOW)).outcome
+    assert out.session is not None
+    assert out.session.state == "done"  # the tap ran as it always did
+    assert PROMPT_KEY not in out.session.data
