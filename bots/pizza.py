@@ -4,6 +4,8 @@ idle -> choosing (menu photo + list) -> sizing (buttons) -> counting (typed quan
 locating (shared location) -> confirming (buttons) -> ordered; the application's
 `out_for_delivery` trigger tells an ordered customer that the order is on its way, as a
 template when the 24-hour window is closed. Anything unexpected re-asks; "cancelar" cancels.
+Taps on an older message than the latest list or buttons are stale (`stale_taps`): the
+confirmation of an earlier order cannot confirm this one, and a pick from an old menu says so.
 """
 
 from __future__ import annotations
@@ -150,6 +152,9 @@ class Pizza(Conversation):
     }
     # the data an order has gathered by the time it is confirmed, for `botkit check`
     examples = [{"pizza": "napolitana", "size": "grande", "quantity": 2, "place": "Obelisco"}]
+    # a tap on an older list or buttons than the latest: the notice, then the current question
+    stale_taps = True
+    stale_text = Text("Ese botón es de un mensaje anterior. Seguimos desde acá 👇")
 
     idle = State(initial=True)
     choosing = State(prompt=MENU)
@@ -171,6 +176,11 @@ class Pizza(Conversation):
     async def choose(self, ctx: Context) -> None:
         """Remembers the pizza; entering sizing asks for the size."""
         ctx.data["pizza"] = ctx.choice
+
+    @on.stale(states=[choosing])
+    async def old_menu(self, ctx: Context) -> None:
+        """A pick from an earlier menu: say so; the current menu follows."""
+        await ctx.send(Text("Ese menú es de antes. Elegí tu pizza de este 👇"))
 
     @on.button(*SIZES, states=[sizing], to=counting)
     async def size(self, ctx: Context) -> None:

@@ -209,6 +209,26 @@ async def _timers(code: str, tmp_path: Path) -> None:
         assert ana.last_message.text == "No te recordamos nada."
 
 
+@runs("docs/guide/stale-taps.md#1")
+async def _stale_taps(code: str, tmp_path: Path) -> None:
+    async with Simulator(module(code).bot) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await juan.says("hola")
+        confirmation = juan.last_message
+        await juan.taps("yes")
+        await juan.taps("no", on=confirmation)  # in drinking: stale, the drink is not taken
+        assert juan.state == "drinking" and "drink" not in juan.data
+        assert [m.text for m in juan.messages[-2:]] == [
+            "Ese botón es de un mensaje anterior.",
+            "¿Querés bebida?",
+        ]
+        await juan.taps("no")
+        assert juan.state == "done" and juan.data == {"order": "yes", "drink": "no"}
+        await juan.taps("yes", on=confirmation)  # in done: too_late answers, nothing follows
+        assert juan.last_message.text == "Tu pedido ya está hecho; «yes» llegó tarde."
+        assert juan.state == "done"
+
+
 @runs("docs/guide/handoff.md#1")
 async def _handoff_handler(code: str, tmp_path: Path) -> None:
     # a method of a conversation: here inside the smallest one it fits in

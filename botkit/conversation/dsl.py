@@ -2,7 +2,7 @@
 
 A conversation is a class: its `State` attributes are the states, and its methods decorated
 with `on.button`, `on.row`, `on.payload`, `on.text`, `on.media`, `on.location`,
-`on.contacts`, `on.unsupported` and `on.fallback` are the handlers (and `on.trigger`,
+`on.contacts`, `on.unsupported`, `on.stale` and `on.fallback` are the handlers (and `on.trigger`,
 `on.status`, `on.timeout`, `on.window_closing` and `on.timer`, for what is not the user's). Every mistake that can be
 seen in the declaration is a DefinitionError when the class is created.
 """
@@ -38,7 +38,7 @@ from botkit.wire.events import (
     TextInput,
     UnsupportedInput,
 )
-from botkit.wire.messages import Message, Template, is_message
+from botkit.wire.messages import Message, Template, Text, is_message
 from botkit.wire.timer import NAME, SCHEDULED, TIMEOUT, WINDOW_CLOSING, TimerInput
 from botkit.wire.trigger import TriggerInput
 from botkit.wire.window import WINDOW_SECONDS
@@ -50,11 +50,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
 R = TypeVar("R")
 
+STALE = "stale"  # the kind of on.stale's routes: a tap on an older prompt than the current one
+STALE_HANDLER = "(stale)"  # the handler named in the log line of a default stale answer
+STALE_TEXT = Text("Esa opción ya no está disponible.")  # Conversation.stale_text's default
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 STATUSES = ("sent", "delivered", "read", "failed")
 USER_INPUTS = ("button", "row", "payload", "text", "media", "location", "contacts", "unsupported")
 _ROUTES_ATTR = "__botkit_routes__"
-_NOT_USER_INPUT = ("trigger", "status", SCHEDULED, TIMEOUT, WINDOW_CLOSING)
+_NOT_USER_INPUT = ("trigger", "status", SCHEDULED, TIMEOUT, WINDOW_CLOSING, STALE)
 _TIMED = (TIMEOUT, WINDOW_CLOSING)  # timers of the conversation's own, one per handler
 _ANY_INPUT = {
     "text": "any text",
@@ -294,6 +297,15 @@ class _On:
         return _decorator("status", tuple(statuses) or STATUSES, states, to)
 
     @_names_the_handler
+    def stale(
+        self, *, states: Sequence[StateRef] | None = None, to: StateRef | None = None
+    ) -> Callable[[F], F]:
+        """Handles a stale tap: a reply button or list row of an older prompt than the current
+        one (ctx.input is the tap); then the state's prompt is sent again, unless the handler
+        moved the state or called ctx.stay(). Without one, `stale_text` and the prompt go."""
+        return _decorator(STALE, (), states, to)
+
+    @_names_the_handler
     def fallback(self, *, states: Sequence[StateRef] | None = None) -> Callable[[F], F]:
         """Handles any input no other handler takes; without one, the state's prompt is sent again."""
         return _decorator("fallback", (), states, None)
@@ -328,6 +340,7 @@ class ConversationSpec:
     migrations: dict[str, Migration] = field(default_factory=dict)
     models: list[_Model] = field(default_factory=list)
     timers: dict[str, list[Route]] = field(default_factory=dict)  # by kind, for every turn
+    stale_taps: bool = False  # taps on older prompts are told apart (docs/guide/stale-taps.md)
 
     def find(self, state: str, user_input: ContextInput) -> tuple[Route, Handler] | None:
         """The route and handler for an input in `state`; for user inputs, else the fallback."""
@@ -368,7 +381,28 @@ class ConversationSpec:
                 return False
             await ctx.send_prompt(ctx.state)
             return True
-        route, handler = found
+        await self._handle(conversation, ctx, *found)
+        return True
+
+    async def run_stale(self, conversation: Conversation, ctx: Context) -> bool:
+        """Answers a stale tap (botkit.runtime.stale): the state's on.stale handler, else the
+        conversation's `stale_text`; then the state's prompt again, unless the handler moved
+        the state (its `to=` or ctx.goto) or chose ctx.stay()."""
+        found = self.tables[ctx.state].any.get(STALE)
+        if found is None:
+            ctx.handler = STALE_HANDLER
+            await ctx.send(type(conversation).stale_text)
+        else:
+            await self._handle(conversation, ctx, *found)
+            if ctx.target is not None or found[0].dest is not None:
+                return True
+        await ctx.send_prompt(ctx.state)
+        return True
+
+    async def _handle(
+        self, conversation: Conversation, ctx: Context, route: Route, handler: Handler
+    ) -> None:
+        """Runs `handler` for ctx.input and moves the state as it (or its route) says."""
         ctx.handler = route.handler
         ctx.route_fallback = route.fallback
         try:
@@ -384,13 +418,12 @@ class ConversationSpec:
                 "the event fails and nothing is sent: write `await ctx.send(...)`"
             )
         if ctx.target == STAY:
-            return True
+            return
         trigger = f"to_{ctx.target}" if ctx.target is not None else None
         if trigger is None and route.dest is not None:
             trigger = route.trigger
         if trigger is not None:
             await self._move(ctx, trigger)
-        return True
 
     async def _move(self, ctx: Context, trigger: str) -> None:
         # Models are attached to the machine once and reused: attaching (add_model) binds
@@ -425,6 +458,9 @@ class Conversation:
     `botkit check` compares with the templates it builds. `examples` gives user data as the
     handlers leave it on the way (e.g. ``[{"pizza": "napolitana", "size": "grande"}]``), for
     `botkit check` to evaluate prompts that read it: a prompt must work with one sample.
+    `stale_taps = True` (or any `on.stale` handler) tells taps on an older prompt than the
+    current one apart from the current one's; `stale_text` is what such a tap gets before the
+    current prompt, when its state has no `on.stale` handler (docs/guide/stale-taps.md).
     """
 
     spec: ClassVar[ConversationSpec]
@@ -432,6 +468,8 @@ class Conversation:
     templates: ClassVar[dict[str, TemplateSpec]] = {}
     examples: ClassVar[Sequence[JSONObject]] = ()
     migrations: ClassVar[Mapping[str, str | Migration]] = {}
+    stale_taps: ClassVar[bool] = False
+    stale_text: ClassVar[Message] = STALE_TEXT
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -442,6 +480,15 @@ class Conversation:
 
 
 def _build_spec(cls: type[Conversation]) -> ConversationSpec:
+    if not isinstance(cls.stale_taps, bool):
+        raise DefinitionError(
+            f"{cls.__name__}.stale_taps takes True or False, not {type(cls.stale_taps).__name__}"
+        )
+    if not is_message(cls.stale_text):
+        raise DefinitionError(
+            f"{cls.__name__}.stale_text takes a message such as Text(...), "
+            f"not {type(cls.stale_text).__name__}"
+        )
     states = _collect_states(cls)
     initial = _initial(cls.__name__, states)
     routes = _collect_routes(cls, states)
@@ -463,6 +510,7 @@ def _build_spec(cls: type[Conversation]) -> ConversationSpec:
     for route, _ in routes:
         if route.kind in (*_TIMED, SCHEDULED):
             spec.timers.setdefault(route.kind, []).append(route)
+    spec.stale_taps = cls.stale_taps or any(route.kind == STALE for route, _ in routes)
     return spec
 
 
@@ -559,7 +607,7 @@ def _ref(state: StateRef) -> str:
 
 
 def _index(owner: str, state: str, table: _Table, route: Route, handler: Handler) -> None:
-    if route.kind in ("location", "contacts", "unsupported", "fallback") or (
+    if route.kind in ("location", "contacts", "unsupported", "fallback", STALE) or (
         route.kind == "text" and not route.keys and route.regex is None
     ):
         _claim(owner, state, table.any, route.kind, route, handler)

@@ -9,6 +9,10 @@ raises, runs too long, or leaves something that cannot be stored (data or a mess
 not JSON) fails its own event: its changes are dropped and the next event starts from the
 state before it. What an event says about the 24-hour window is kept even then.
 
+In a conversation with `stale_taps`, a reply-button or list tap on an older message than the
+latest prompt runs `on.stale` (or the conversation's notice) instead of a handler of the current
+state; the turn remembers the latest prompt's key with the session (botkit.runtime.stale).
+
 Each event also leaves an `EventReport` (states, handler, what it sent, how long it took,
 how it ended) for its log line, which the dispatcher writes once the turn is committed.
 """
@@ -28,7 +32,7 @@ from botkit.conversation.context import Context, Event, Hold, Queued, WindowView
 from botkit.conversation.dsl import Conversation, ConversationSpec
 from botkit.exceptions import WindowClosedError
 from botkit.logsafe import cut
-from botkit.runtime import handoff, handoff_timer, timer_rules
+from botkit.runtime import handoff, handoff_timer, stale, timer_rules
 from botkit.store.base import (
     DONE,
     FAIL,
@@ -120,6 +124,10 @@ class _Progress:
     failed_handlers: list[str] = field(default_factory=list)
     handoff: HandoffMark | None = None  # handed off to people: no handler runs
     timers: list[TimerWrite] = field(default_factory=list)
+    # the latest prompt's idempotency key, and the provider's id recorded for it (None while
+    # it is not sent: always so for one queued in this turn); see botkit.runtime.stale
+    prompt: str | None = None
+    prompt_sent: str | None = None
 
 
 async def take_turn(
@@ -135,7 +143,10 @@ async def take_turn(
     spec = type(conversation).spec
     state, stored, announce = _resume(spec, lane.session)
     data, mark = handoff.split(stored)
+    data, prompt = stale.split(data)
     progress = _Progress(state, data, lane.window, announce=announce, handoff=mark)
+    if spec.stale_taps:  # else none is remembered (and a key left from before is dropped)
+        progress.prompt, progress.prompt_sent = prompt, lane.prompt_message_id
     start = (state, lane.window)
     gave_up = max_attempts if lane.attempts > max_attempts else None
     for item in lane.events:
@@ -148,7 +159,8 @@ async def take_turn(
     if progress.changed:
         session = Session(
             lane.phone_number_id, lane.wa_id, spec.name, progress.state,
-            handoff.joined(progress.data, progress.handoff), spec.version,
+            stale.joined(handoff.joined(progress.data, progress.handoff), progress.prompt),
+            spec.version,
         )  # fmt: skip
     # the user wrote, or sends just held find the window open (the user wrote after them)
     release_held = progress.inbound or (bool(progress.refused) and progress.window.is_open(now))
@@ -243,13 +255,21 @@ async def _run_event(
     ctx = Context(
         spec, event, progress.state, _copy(progress.data), WindowView(progress.window, now)
     )
+    tapped_old = (
+        spec.stale_taps
+        and isinstance(event, InboundMessage)
+        and stale.is_stale(event, progress.prompt, progress.prompt_sent)
+    )
     deadline = asyncio.timeout(limit)
     try:
         async with deadline:
             if progress.announce is not None:  # held when closed: the user hears it on writing
                 await ctx.send(progress.announce, fallback=HOLD_SEND)
             try:
-                handled = await spec.run(conversation, ctx)
+                if tapped_old:  # never a handler of the current state by accident
+                    handled = await spec.run_stale(conversation, ctx)
+                else:
+                    handled = await spec.run(conversation, ctx)
             finally:
                 progress.handler = ctx.handler
         data = _copy(ctx.data)  # data that is not JSON fails here, in its own event
@@ -279,6 +299,7 @@ async def _run_event(
         return result(IGNORED if reason else DONE, reason)
     progress.state, progress.data, progress.changed = ctx.state, data, True
     progress.sends += sends
+    _remember_prompt(spec, progress, sends)
     progress.timers += timers
     progress.announce = None
     if ctx.handoff_reason is not None:  # from the next event on, people answer
@@ -360,8 +381,17 @@ async def _resumed(
     except WindowClosedError:  # no prompt into a closed window without a fallback
         sends = []
     progress.sends += sends
+    _remember_prompt(spec, progress, sends)
     progress.state, progress.handoff, progress.changed = state, None, True
     return result(DONE)
+
+
+def _remember_prompt(spec: ConversationSpec, progress: _Progress, sends: list[NewSend]) -> None:
+    """The last prompt among an event's sends becomes the latest one (not sent yet), in a
+    conversation that tells stale taps apart."""
+    key = stale.latest(sends)
+    if key is not None and spec.stale_taps:
+        progress.prompt, progress.prompt_sent = key, None
 
 
 def _failed(

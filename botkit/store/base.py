@@ -116,6 +116,10 @@ class InboxLane:
     means a worker took it before and never completed it (a crash, a lost lease). After such
     a claim of several events, the store hands those events out one at a time (each a claim
     of its own), so that one that kills the worker is charged alone.
+
+    `prompt_message_id` is the provider's message id recorded for the latest prompt the
+    session remembers (botkit.wire.prompt): None while it is not sent yet, or when the
+    session remembers none (the turn tells the two apart by the session).
     """
 
     phone_number_id: str
@@ -125,6 +129,7 @@ class InboxLane:
     session: Session | None
     window: Window
     attempts: int
+    prompt_message_id: str | None = None
 
     @property
     def key(self) -> LaneKey:

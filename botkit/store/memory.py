@@ -49,6 +49,7 @@ from botkit.store.memory_timers import encode as encode_timers
 from botkit.store.signal import Signal
 from botkit.store.timers import TimerRecord
 from botkit.types import JSON, Clock, JSONObject, SystemClock
+from botkit.wire.prompt import prompt_key
 from botkit.wire.window import Window
 
 
@@ -140,7 +141,7 @@ class MemoryStore:
         self._lanes: dict[LaneKey, _Lane] = {}
         self._sessions: dict[LaneKey, Session] = {}
         self._sends: dict[int, _Send] = {}  # by seq, in order
-        self._send_keys: set[str] = set()
+        self._send_keys: dict[str, int] = {}  # queued idempotency key -> seq
         self._statuses: dict[str, _Status] = {}
         self._refusals: dict[str, float] = {}  # 131047 for sends not recorded yet: id -> when
         self._media: dict[tuple[str, str], tuple[str, float]] = {}
@@ -327,8 +328,19 @@ class _Inbox(_Queue):
                 for item in [self.store._events[self.store._by_lane[(*key, n)]].item]
             )
             session = self.store._sessions.get(key)
-            claimed.append(InboxLane(*key, token, items, session, lane.window, lane.attempts))
+            prompt = self._prompt_message_id(session)
+            claimed.append(
+                InboxLane(*key, token, items, session, lane.window, lane.attempts, prompt)
+            )
         return claimed
+
+    def _prompt_message_id(self, session: Session | None) -> str | None:
+        """The provider's id of the session's latest prompt (one lookup by its key)."""
+        key = None if session is None else prompt_key(session.data)
+        if key is None:
+            return None
+        row = self.store._sends.get(self.store._send_keys.get(key, 0))
+        return row.provider_message_id if row is not None and row.idempotency_key == key else None
 
     async def next_due(self) -> float | None:
         """0 when a lane can be claimed now; else until the first lease ends."""
@@ -380,9 +392,9 @@ class _Inbox(_Queue):
         for send in sends:
             if send.idempotency_key in store._send_keys:
                 continue
-            store._send_keys.add(send.idempotency_key)
             store._last_send += 1
             seq = store._last_send
+            store._send_keys[send.idempotency_key] = seq
             status = HELD if send.held else PENDING
             store._sends[seq] = _Send(
                 seq,
@@ -638,7 +650,7 @@ class _Retention:
         old = list(islice(finished, limit))
         for row in old:
             del store._sends[row.seq]
-            store._send_keys.discard(row.queued_key)
+            store._send_keys.pop(row.queued_key, None)
         return len(old)
 
     def _statuses(self, before: float, limit: int) -> int:

@@ -212,7 +212,7 @@ class MemoryRepair:
         statuses = 0
         for row in sends:
             del store._sends[row.seq]
-            store._send_keys.discard(row.queued_key)
+            store._send_keys.pop(row.queued_key, None)
             statuses += store._statuses.pop(row.provider_message_id or "", None) is not None
         sessions = sum(store._sessions.pop(key, None) is not None for key in keys)
         store.timers.drop(keys)

@@ -31,6 +31,7 @@ from botkit.store.base import OutboxRecord, Session
 from botkit.types import JSON, JSONObject, ManualClock
 from botkit.web.app import create_app
 from botkit.wire.handoff import MARK_KEY, HandoffMark
+from botkit.wire.prompt import PROMPT_KEY
 from botkit.wire.window import Window
 
 SIM_PHONE_NUMBER_ID = "555123456789"
@@ -236,7 +237,8 @@ class SimUser:
         """The persistent data after the last step (as handlers see it)."""
         if self.session is None:
             return {}
-        return {key: value for key, value in self.session.data.items() if key != MARK_KEY}
+        hidden = (MARK_KEY, PROMPT_KEY)
+        return {key: value for key, value in self.session.data.items() if key not in hidden}
 
     @property
     def handoff(self) -> HandoffMark | None:
@@ -262,9 +264,10 @@ class SimUser:
         """Types a text message."""
         return await self.sends({"type": "text", "text": {"body": text}})
 
-    async def taps(self, button_id: str) -> Delivery:
-        """Taps the reply button `button_id` of the latest message that offers it."""
-        view = self._offering(button_id, lambda v: v.button_ids, "button")
+    async def taps(self, button_id: str, *, on: SentView | None = None) -> Delivery:
+        """Taps the reply button `button_id` of message `on` (default: the latest message
+        that offers it; an older one is how a test taps a stale prompt)."""
+        view = self._offering(button_id, lambda v: v.button_ids, "button", on)
         title = view.button_titles[view.button_ids.index(button_id)]
         reply: JSONObject = {
             "type": "button_reply",
@@ -274,9 +277,9 @@ class SimUser:
             {"type": "interactive", "interactive": reply}, context_id=view.message_id
         )
 
-    async def picks(self, row_id: str) -> Delivery:
-        """Picks the list row `row_id` of the latest list that offers it."""
-        view = self._offering(row_id, lambda v: v.row_ids, "row")
+    async def picks(self, row_id: str, *, on: SentView | None = None) -> Delivery:
+        """Picks the list row `row_id` of list `on` (default: the latest list that offers it)."""
+        view = self._offering(row_id, lambda v: v.row_ids, "row", on)
         row = view.rows[view.row_ids.index(row_id)]
         reply: JSONObject = {"id": row_id, "title": row.get("title")}
         if row.get("description") is not None:
@@ -337,7 +340,14 @@ class SimUser:
         await self.sim.after(delivery, self)
         return delivery
 
-    def _offering(self, choice: str, ids: Any, what: str) -> SentView:
+    def _offering(self, choice: str, ids: Any, what: str, on: SentView | None = None) -> SentView:
+        if on is not None:
+            if choice not in ids(on):
+                offers = ", ".join(ids(on)) or "none"
+                raise SimulatorError(
+                    f"{self.wa_id}: {on!r} offers no {what} {choice!r}; it offers: {offers}"
+                )
+            return on
         for view in reversed(self.messages):
             if choice in ids(view):
                 return view

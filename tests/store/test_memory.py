@@ -26,11 +26,12 @@ from .contract import (
     send,
     send_all,
 )
+from .prompt_contract import PromptContract
 from .repair_contract import RepairContract
 from .trace_contract import TraceContract
 
 
-class TestMemoryStore(StoreContract, RepairContract, TraceContract):
+class TestMemoryStore(StoreContract, RepairContract, TraceContract, PromptContract):
     """The contract, in memory: the data lives in the object, so `make_store` gives it again."""
 
     @pytest.fixture

@@ -49,13 +49,14 @@ from .contract import (
     run_lane,
     send,
 )
+from .prompt_contract import PromptContract
 from .repair_contract import RepairContract
 from .trace_contract import TraceContract
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class TestPostgresStore(StoreContract, RepairContract, TraceContract):
+class TestPostgresStore(StoreContract, RepairContract, TraceContract, PromptContract):
     """The contract on one database shared by the stores `make_store` gives."""
 
     @pytest.fixture

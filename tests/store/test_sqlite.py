@@ -42,6 +42,7 @@ from .contract import (
     ids,
     send,
 )
+from .prompt_contract import PromptContract
 from .repair_contract import RepairContract
 from .trace_contract import TraceContract
 
@@ -72,7 +73,7 @@ async def refused_open(db_path: Path) -> str:
     return str(caught.value)
 
 
-class TestSqliteStore(StoreContract, RepairContract, TraceContract):
+class TestSqliteStore(StoreContract, RepairContract, TraceContract, PromptContract):
     """The contract, on SQLite."""
 
     @pytest.fixture

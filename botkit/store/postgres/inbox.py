@@ -54,6 +54,7 @@ from botkit.store.base import (
 )
 from botkit.store.postgres import timer_rows as timers_sql
 from botkit.store.postgres import traces
+from botkit.wire.prompt import prompt_key
 from botkit.wire.window import Window
 
 
@@ -117,10 +118,32 @@ async def claim(
         lanes[key][3].append(
             InboxItem(seq, seq, event_id, kind, pnid, wa_id, codec.loads(envelope), trace)
         )
+    prompts = await _prompt_message_ids(db, [lane[0] for lane in lanes.values()])
     return [
-        InboxLane(key[0], key[1], token, tuple(events), session, window, attempts)
+        InboxLane(
+            key[0], key[1], token, tuple(events), session, window, attempts,
+            None if session is None else prompts.get(prompt_key(session.data) or ""),
+        )
         for key, (session, window, attempts, events) in lanes.items()
-    ]
+    ]  # fmt: skip
+
+
+async def _prompt_message_ids(
+    db: asyncpg.Connection, sessions: Sequence[Session | None]
+) -> dict[str, str]:
+    """The provider's ids recorded for the sessions' latest prompts, by idempotency key: one
+    round trip for the claim (none when no session remembers a prompt), one lookup a lane in
+    the outbox's unique index. Read after the claim, which is as fresh or fresher: a lane's
+    prompt changes only with its turn, which the claim holds."""
+    keys = [key for s in sessions if s is not None for key in [prompt_key(s.data)] if key]
+    if not keys:
+        return {}
+    rows = await db.fetch(
+        "SELECT idempotency_key, provider_message_id FROM outbox"
+        " WHERE idempotency_key = ANY($1::text[]) AND provider_message_id IS NOT NULL",
+        keys,
+    )
+    return {row[0]: row[1] for row in rows}
 
 
 # -- renew, release, next_due: shared with the outbox (table send_lanes, prefix send) ---------------

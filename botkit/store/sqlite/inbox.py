@@ -30,6 +30,7 @@ from botkit.store.base import (
 from botkit.store.sqlite import timer_rows as timers_sql
 from botkit.store.sqlite.outbox import REFRESH_SEND_DUE, refuse
 from botkit.store.sqlite.sql import many, marks
+from botkit.wire.prompt import PROMPT_KEY
 from botkit.wire.window import Window
 
 # -- add: the web process's group commit -------------------------------------------------------
@@ -133,15 +134,19 @@ _CLAIM = (
     " RETURNING phone_number_id, wa_id, next_event, attempts, last_inbound_at, inbound_seq,"
     " closed_seq, suspect_until"
 )
-# The claimed lanes' next events (a few, from `first`), each with its user's session.
+# The claimed lanes' next events (a few, from `first`), each with its user's session and
+# the provider's id of the session's latest prompt (by the outbox's unique idempotency key).
 _EVENTS = (
     "WITH v (p, w, first) AS (VALUES {values}) SELECT i.seq, i.event_id, i.kind,"
-    " i.phone_number_id, i.wa_id, i.envelope, i.traceparent, s.conversation, s.state, s.data, s.version"
+    " i.phone_number_id, i.wa_id, i.envelope, i.traceparent, s.conversation, s.state, s.data, s.version,"
+    " o.provider_message_id"
     " FROM v JOIN main.lane_events e ON e.phone_number_id = v.p AND e.wa_id = v.w"
     " AND e.seq IN (SELECT x.seq FROM main.lane_events x WHERE x.phone_number_id = v.p"
     f" AND x.wa_id = v.w AND x.seq >= v.first ORDER BY x.seq LIMIT {LANE_ITEMS})"
     " JOIN incoming.inbox i ON i.seq = e.seq"
-    " LEFT JOIN main.sessions s ON s.phone_number_id = v.p AND s.wa_id = v.w ORDER BY i.seq"
+    " LEFT JOIN main.sessions s ON s.phone_number_id = v.p AND s.wa_id = v.w"
+    f" LEFT JOIN main.outbox o ON o.idempotency_key = json_extract(s.data, '$.\"{PROMPT_KEY}\"')"
+    " ORDER BY i.seq"
 )
 
 
@@ -163,7 +168,8 @@ def lanes_of(token: str, lanes: list[Any], rows: list[Any]) -> list[InboxLane]:
     alone = {(row[0], row[1]) for row in lanes if row[7] is not None and row[2] <= row[7]}
     events: dict[LaneKey, list[InboxItem]] = {}
     sessions: dict[LaneKey, Session] = {}
-    for seq, event_id, kind, pnid, wa_id, envelope, trace, *session in rows:
+    prompts: dict[LaneKey, str] = {}
+    for seq, event_id, kind, pnid, wa_id, envelope, trace, *session, prompt in rows:
         key = (pnid, wa_id)
         if key in alone and key in events:
             continue
@@ -172,11 +178,13 @@ def lanes_of(token: str, lanes: list[Any], rows: list[Any]) -> list[InboxLane]:
         if session[0] is not None and key not in sessions:
             conversation, state, data, version = session
             sessions[key] = Session(pnid, wa_id, conversation, state, codec.loads(data), version)
+        if prompt is not None:
+            prompts[key] = prompt
     lanes.sort(key=lambda row: row[2])  # oldest first
     return [
         InboxLane(
             pnid, wa_id, token, tuple(events[(pnid, wa_id)]), sessions.get((pnid, wa_id)),
-            Window(last_in, inbound_seq, closed_seq), attempts,
+            Window(last_in, inbound_seq, closed_seq), attempts, prompts.get((pnid, wa_id)),
         )
         for pnid, wa_id, _, attempts, last_in, inbound_seq, closed_seq, _ in lanes
         if (pnid, wa_id) in events  # a lane always has its next event stored; never run empty
