@@ -31,7 +31,7 @@ from botkit.store.base import OutboxRecord, Session
 from botkit.types import JSON, JSONObject, ManualClock
 from botkit.web.app import create_app
 from botkit.wire.handoff import MARK_KEY, HandoffMark
-from botkit.wire.prompt import PROMPT_KEY
+from botkit.wire.session_data import handlers_view
 from botkit.wire.window import Window
 
 SIM_PHONE_NUMBER_ID = "555123456789"
@@ -237,8 +237,7 @@ class SimUser:
         """The persistent data after the last step (as handlers see it)."""
         if self.session is None:
             return {}
-        hidden = (MARK_KEY, PROMPT_KEY)
-        return {key: value for key, value in self.session.data.items() if key not in hidden}
+        return handlers_view(self.session.data)
 
     @property
     def handoff(self) -> HandoffMark | None:

@@ -468,3 +468,22 @@ async def test_a_users_timers_show_and_fire_with_time_travel(client: httpx.Async
     assert [t["name"] for t in state["user"]["timers"]] == ["timeout:nudge"]
     state = await post(client, f"/api/users/{JUAN}/reset", {})
     assert state["user"]["timers"] == []
+
+
+async def test_the_data_panel_shows_what_the_handlers_see(tmp_path: Path) -> None:
+    """The pizza bot tells stale taps apart: botkit keeps its latest prompt's key in the
+    session's data, which the panel (as ctx.data) leaves out."""
+    dev = DevBot("bots.pizza", tmp_path / "dev.db", clock=ManualClock())
+    async for client in _client(dev):
+        state = await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
+        listed = last_bot(state)
+        state = await post(
+            client,
+            f"/api/users/{JUAN}/pick",
+            {
+                "message_id": listed["message_id"],
+                "id": listed["body"]["interactive"]["action"]["sections"][0]["rows"][0]["id"],
+            },
+        )
+        data = state["user"]["data"]
+        assert data and not any(key.startswith("botkit.") for key in data), data

@@ -1,0 +1,23 @@
+"""A session's data as its handlers see it: botkit keeps a few things of its own in it.
+
+The handoff mark (wire/handoff.py) and the latest prompt's key (wire/prompt.py) are stored in
+the session's data, committed with it, and taken out by the turn before any handler sees
+`ctx.data`. Whatever shows a user's data as the bot author knows it (the Simulator, the dev
+server) asks here, so that a new key of botkit's is hidden everywhere at once.
+"""
+
+from __future__ import annotations
+
+from botkit.types import JSONObject
+from botkit.wire.handoff import MARK_KEY
+from botkit.wire.prompt import PROMPT_KEY
+
+BOTKIT_KEYS = frozenset({MARK_KEY, PROMPT_KEY})
+
+
+def handlers_view(data: JSONObject) -> JSONObject:
+    """The data without botkit's own keys."""
+    return {key: value for key, value in data.items() if key not in BOTKIT_KEYS}
+
+
+__all__ = ["BOTKIT_KEYS", "handlers_view"]
