@@ -35,7 +35,8 @@ def test_a_failing_pytest_still_runs_ruff_and_mypy_and_fails_the_command() -> No
 
 @pytest.mark.slow
 def test_a_clone_with_nothing_beside_it_collects_every_test(tmp_path: Path) -> None:
-    """A fresh clone failed with 147 errors: the fixtures were read from ../shared beside it."""
+    """A fresh clone once failed with 147 errors: its tests read fixtures from a folder beside the
+    checkout, which a user's clone does not have."""
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
     clone = tmp_path / "alone" / "botkit"  # nothing beside it
