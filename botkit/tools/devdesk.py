@@ -19,7 +19,6 @@ from botkit.store.base import FAILED
 from botkit.types import JSONObject
 from botkit.wire.handoff import MARK_KEY, HandoffMark
 from botkit.wire.idempotency import idempotency_key
-from botkit.wire.session_data import handlers_view
 
 if TYPE_CHECKING:
     from botkit.tools.devserver import DevBot, DevUser
@@ -37,12 +36,6 @@ def handoff_view(data: JSONObject) -> JSONObject | None:
     if mark is None:
         return None
     return {**mark.to_json(), "resumes_at": mark.resumes_at}
-
-
-def without_mark(data: JSONObject) -> JSONObject:
-    """A session's data as the handlers see it (the mark is shown on its own, the latest
-    prompt's key not at all)."""
-    return handlers_view(data)
 
 
 async def handed_off(dev: DevBot, user: DevUser) -> bool:

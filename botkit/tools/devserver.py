@@ -49,6 +49,7 @@ from botkit.wire.events import (
     TextInput,
     parse_body,
 )
+from botkit.wire.session_data import handlers_view
 from botkit.wire.window import Window
 
 log = logging.getLogger(__name__)
@@ -424,7 +425,7 @@ class DevBot:
             "wa_id": user.wa_id,
             "name": user.name,
             "state": session.state if session else self.bot.conversation.spec.initial,
-            "data": devdesk.without_mark(session.data) if session else {},
+            "data": handlers_view(session.data) if session else {},  # as ctx.data
             "handoff": devdesk.handoff_view(session.data) if session else None,
             "window": {
                 "open": window.is_open(now),
