@@ -229,6 +229,22 @@ async def _stale_taps(code: str, tmp_path: Path) -> None:
         assert juan.state == "done"
 
 
+@runs("docs/guide/bursts.md#1")
+async def _bursts(code: str, tmp_path: Path) -> None:
+    async with Simulator(module(code).bot) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await juan.says("hola")
+        await sim.advance(seconds=1)
+        await juan.says("quería saber")
+        await juan.says("¿tienen turno el lunes?")
+        await sim.advance(seconds=1.9)
+        assert juan.messages == []  # 1.9 s after the last text: still gathering
+        await sim.advance(seconds=0.1)
+        assert [m.text for m in juan.messages] == [
+            "Recibí 3 mensajes: hola / quería saber / ¿tienen turno el lunes?"
+        ]
+
+
 @runs("docs/guide/handoff.md#1")
 async def _handoff_handler(code: str, tmp_path: Path) -> None:
     # a method of a conversation: here inside the smallest one it fits in

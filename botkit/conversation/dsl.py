@@ -53,6 +53,7 @@ R = TypeVar("R")
 STALE = "stale"  # the kind of on.stale's routes: a tap on an older prompt than the current one
 STALE_HANDLER = "(stale)"  # the handler named in the log line of a default stale answer
 STALE_TEXT = Text("Esa opción ya no está disponible.")  # Conversation.stale_text's default
+MAX_COALESCE = 60.0  # seconds: the longest burst interval (Conversation.coalesce)
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 STATUSES = ("sent", "delivered", "read", "failed")
 USER_INPUTS = ("button", "row", "payload", "text", "media", "location", "contacts", "unsupported")
@@ -341,6 +342,7 @@ class ConversationSpec:
     models: list[_Model] = field(default_factory=list)
     timers: dict[str, list[Route]] = field(default_factory=dict)  # by kind, for every turn
     stale_taps: bool = False  # taps on older prompts are told apart (docs/guide/stale-taps.md)
+    coalesce: float | None = None  # seconds a burst of texts gathers (docs/guide/bursts.md)
 
     def find(self, state: str, user_input: ContextInput) -> tuple[Route, Handler] | None:
         """The route and handler for an input in `state`; for user inputs, else the fallback."""
@@ -461,6 +463,8 @@ class Conversation:
     `stale_taps = True` (or any `on.stale` handler) tells taps on an older prompt than the
     current one apart from the current one's; `stale_text` is what such a tap gets before the
     current prompt, when its state has no `on.stale` handler (docs/guide/stale-taps.md).
+    `coalesce` (a timedelta or seconds, up to a minute) gathers a user's consecutive texts
+    that come within it into one input for a text handler (docs/guide/bursts.md).
     """
 
     spec: ClassVar[ConversationSpec]
@@ -470,6 +474,7 @@ class Conversation:
     migrations: ClassVar[Mapping[str, str | Migration]] = {}
     stale_taps: ClassVar[bool] = False
     stale_text: ClassVar[Message] = STALE_TEXT
+    coalesce: ClassVar[timedelta | float | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -511,7 +516,27 @@ def _build_spec(cls: type[Conversation]) -> ConversationSpec:
         if route.kind in (*_TIMED, SCHEDULED):
             spec.timers.setdefault(route.kind, []).append(route)
     spec.stale_taps = cls.stale_taps or any(route.kind == STALE for route, _ in routes)
+    spec.coalesce = _coalesce(cls)
     return spec
+
+
+def _coalesce(cls: type[Conversation]) -> float | None:
+    """The conversation's burst interval in seconds (None: each text is a turn of its own)."""
+    raw = cls.coalesce
+    if raw is None:
+        return None
+    where = f"{cls.__name__}.coalesce"
+    if not isinstance(raw, timedelta | int | float) or isinstance(raw, bool):
+        raise DefinitionError(
+            f"{where} takes a timedelta or seconds, such as timedelta(seconds=2), not {raw!r}"
+        )
+    seconds = _seconds(where, raw)
+    if not 0 < seconds <= MAX_COALESCE:
+        raise DefinitionError(
+            f"{where} is {seconds:g}s; give more than 0 and at most {MAX_COALESCE:g}s (a longer "
+            "silence is an inactivity timeout: on.timeout)"
+        )
+    return seconds
 
 
 def _collect_states(cls: type) -> dict[str, State]:
