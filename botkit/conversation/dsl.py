@@ -343,6 +343,9 @@ class ConversationSpec:
     timers: dict[str, list[Route]] = field(default_factory=dict)  # by kind, for every turn
     stale_taps: bool = False  # taps on older prompts are told apart (docs/guide/stale-taps.md)
     coalesce: float | None = None  # seconds a burst of texts gathers (docs/guide/bursts.md)
+    # (trigger, source) -> (dest, whether entering sends its prompt): the machine's moves that
+    # run no callback but the prompt, made without its event machinery (see _direct_moves)
+    direct: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict)
 
     def find(self, state: str, user_input: ContextInput) -> tuple[Route, Handler] | None:
         """The route and handler for an input in `state`; for user inputs, else the fallback."""
@@ -428,6 +431,13 @@ class ConversationSpec:
             await self._move(ctx, trigger)
 
     async def _move(self, ctx: Context, trigger: str) -> None:
+        direct = self.direct.get((trigger, ctx.state))
+        if direct is not None:  # what transitions would do, read from its own tables
+            dest, prompts = direct
+            if prompts:
+                await ctx.send_prompt(dest)
+            ctx.state = dest
+            return
         # Models are attached to the machine once and reused: attaching (add_model) binds
         # every trigger to the model, too costly to repeat per event (bench/webhook.py).
         model = self.models.pop() if self.models else self._attach()
@@ -517,6 +527,7 @@ def _build_spec(cls: type[Conversation]) -> ConversationSpec:
             spec.timers.setdefault(route.kind, []).append(route)
     spec.stale_taps = cls.stale_taps or any(route.kind == STALE for route, _ in routes)
     spec.coalesce = _coalesce(cls)
+    spec.direct = _direct_moves(machine)
     return spec
 
 
@@ -706,6 +717,34 @@ def _machine(
         if route.dest is not None:
             machine.add_transition(route.trigger, list(route.states or states), route.dest)
     return machine
+
+
+def _direct_moves(machine: Any) -> dict[tuple[str, str], tuple[str, bool]]:
+    """The moves that can skip transitions' event machinery, read from the machine's tables.
+
+    transitions runs a trigger through an EventData, a queue check, about ten callback lists
+    and the model's state attribute: a third of a turn's time (bench/turn.py). For a
+    (trigger, source) with one unconditional transition whose only callback is the
+    destination's prompt, and a machine with no callbacks of its own, the outcome is the same
+    as setting the state and sending that prompt, which `_move` does. Anything else (a
+    condition, a callback, a machine-wide hook) goes through transitions as before.
+    """
+    hooks = ("before_state_change", "after_state_change", "prepare_event", "finalize_event")
+    if any(getattr(machine, hook, None) for hook in (*hooks, "on_exception", "on_final")):
+        return {}
+    direct: dict[tuple[str, str], tuple[str, bool]] = {}
+    for name, event in machine.events.items():
+        for source, transitions in event.transitions.items():
+            if len(transitions) != 1:
+                continue
+            [move] = transitions
+            if move.conditions or move.before or move.after or move.prepare or move.dest is None:
+                continue
+            left, entered = machine.get_state(source), machine.get_state(move.dest)
+            if left.on_exit or any(c is not _prompt_on_enter for c in entered.on_enter):
+                continue
+            direct[(name, source)] = (move.dest, bool(entered.on_enter))
+    return direct
 
 
 def _machine_state(name: str, state: State) -> dict[str, Any]:
