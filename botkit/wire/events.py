@@ -300,13 +300,18 @@ def _as_object(value: JSON, path: str) -> JSONObject:
 
 def _object(parent: JSONObject, key: str, path: str) -> JSONObject:
     """The required object under `key`."""
+    value = parent.get(key)
+    if type(value) is dict:  # the common case, without building the path of an error
+        return value
     return _as_object(_required(parent, key, path), _at(path, key))
 
 
 def _opt_object(parent: JSONObject, key: str, path: str) -> JSONObject | None:
     """The object under `key`, or None when it is absent or null."""
     value = parent.get(key)
-    return None if value is None else _as_object(value, _at(path, key))
+    if value is None or type(value) is dict:
+        return value
+    return _as_object(value, _at(path, key))
 
 
 def _array(parent: JSONObject, key: str, path: str) -> list[JSON]:
@@ -324,6 +329,9 @@ def _opt_array(parent: JSONObject, key: str, path: str) -> list[JSON]:
 
 def _string(parent: JSONObject, key: str, path: str) -> str:
     """The required string under `key` (may be empty: a text body, a title)."""
+    value = parent.get(key)
+    if type(value) is str:
+        return value
     value = _required(parent, key, path)
     if not isinstance(value, str):
         raise _wrong("a string", value, _at(path, key))
@@ -332,6 +340,9 @@ def _string(parent: JSONObject, key: str, path: str) -> str:
 
 def _ident(parent: JSONObject, key: str, path: str) -> str:
     """The required non-empty string under `key`: an id, a type name."""
+    value = parent.get(key)
+    if type(value) is str and 0 < len(value) <= MAX_IDENT and not value.isspace():
+        return value  # the common case, checked as below
     value = _string(parent, key, path)
     if not value.strip():
         raise _wrong("a non-empty string", value, _at(path, key))
@@ -342,7 +353,10 @@ def _ident(parent: JSONObject, key: str, path: str) -> str:
 
 def _opt_string(parent: JSONObject, key: str, path: str) -> str | None:
     """The string under `key`, or None when it is absent or null."""
-    return None if parent.get(key) is None else _string(parent, key, path)
+    value = parent.get(key)
+    if value is None or type(value) is str:
+        return value
+    return _string(parent, key, path)
 
 
 def _opt_ident(parent: JSONObject, key: str, path: str) -> str | None:
