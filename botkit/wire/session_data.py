@@ -3,8 +3,9 @@
 The handoff mark (wire/handoff.py) and the latest prompt's key (wire/prompt.py) are stored in
 the session's data, committed with it, and taken out by the turn before any handler sees
 `ctx.data`. Whatever shows a user's data as the bot author knows it (the Simulator, the dev
-server) asks here, so that a new key of botkit's is hidden everywhere at once. The timers' marks
-(wire/timer.py `MARKS_KEY`, botkit.runtime.timer_rules) are kept the same way.
+server) asks here, so that a new key of botkit's is hidden everywhere at once.
+
+The timers' marks (wire/timer.py `MARKS_KEY`, botkit.runtime.timer_rules) are kept the same way.
 """
 
 from __future__ import annotations
