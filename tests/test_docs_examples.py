@@ -82,6 +82,140 @@ async def _hello(code: str, tmp_path: Path) -> None:
         )
 
 
+@runs("README.md#2")
+async def _through_time(code: str, tmp_path: Path) -> None:
+    # versions: users stored by the deployed version in states this one renamed or removed
+    database = tmp_path / "clinic.db"
+    async with Simulator(module(README_OLD_CLINIC, "old_clinic").bot, database=database) as sim:
+        await sim.user(ANA, "Ana").says("hola")
+        luis = sim.user(LUIS, "Luis")
+        await luis.says("hola")
+        await luis.says("lista")
+        assert (sim.user(ANA).state, luis.state) == ("choosing", "waitlist")
+        clock = sim.clock
+    bot: Bot = module(code).bot
+    async with Simulator(bot, database=database, clock=clock) as sim:
+        ana, luis = sim.user(ANA, "Ana"), sim.user(LUIS, "Luis")
+        await ana.says("hola")  # renamed: in confirming, which asks again
+        assert (ana.state, ana.last_message.text) == ("confirming", "¿Confirmás el turno?")
+        seen = len(luis.messages)
+        await luis.says("hola")  # removed: told, then in idle, which takes the message
+        assert [m.text for m in luis.messages[seen:]] == [
+            "Cerramos la lista de espera.",
+            "¿Confirmás el turno?",
+        ]
+        assert luis.state == "confirming"
+
+        # timers: the quiet nudge, the window's last call, a reminder and its cancellation
+        juan = sim.user(JUAN, "Juan")
+        await juan.says("hola")
+        question = juan.last_message
+        await sim.advance(minutes=29)
+        assert len(juan.messages) == 1  # the question only
+        await sim.advance(minutes=2)
+        assert juan.last_message.text == "¿Seguís ahí?"
+        await sim.advance(hours=22, minutes=30)  # an hour before the window ends
+        assert juan.last_message.text == "Última llamada: ¿confirmás?"
+
+        # stale taps: the question asked again makes the first one's button stale
+        await juan.says("sí")  # not a tap: the question again
+        assert juan.last_message.text == "¿Confirmás el turno?"
+        await juan.taps("yes", on=question)
+        assert juan.state == "confirming"
+        assert [m.text for m in juan.messages[-2:]] == [
+            "Ese botón es de un mensaje anterior.",
+            "¿Confirmás el turno?",
+        ]
+        await juan.taps("yes")
+        assert juan.state == "confirmed"
+        [reminder] = await sim.runtime.store.inspect.timers(JUAN)
+        assert reminder.name == "reminder"
+        await ana.taps("yes")
+        await ana.says("cancelar")
+        assert (ana.state, await sim.runtime.store.inspect.timers(ANA)) == ("idle", [])
+        await sim.advance(hours=20)
+        assert juan.last_message.text == "Te recordamos tu turno."
+        assert "Te recordamos tu turno." not in [m.text for m in ana.messages]
+
+        # handoff: people answer; after 30 minutes of silence the bot resumes in idle
+        await juan.says("persona")
+        assert juan.last_message.text == "Te comunico con una persona."
+        assert juan.handoff is not None and juan.handoff.reason == "pidió una persona"
+        await juan.says("hola")  # to the people, not to `start`
+        assert (juan.state, juan.last_message.text) == ("confirmed", "Te comunico con una persona.")
+        assert sim.desk.messages[-1]["message"]["body"] == "hola"
+        await sim.reply(JUAN, "Hola Juan, soy Ana")
+        assert juan.last_message.text == "Hola Juan, soy Ana"
+        await sim.advance(minutes=29)
+        assert juan.handoff is not None
+        await sim.advance(minutes=2)
+        assert (juan.handoff, juan.state) == (None, "idle")
+        # the same from Python, as a desk's code would: bot.handoff, bot.reply, bot.resume
+        await bot.handoff(JUAN, reason="reclamo")
+        await bot.reply(JUAN, "Soy Ana otra vez")
+        await sim.settle()
+        await juan.refresh()
+        assert juan.handoff is not None and juan.handoff.reason == "reclamo"
+        assert juan.last_message.text == "Soy Ana otra vez"
+        await bot.resume(JUAN, state="confirming")
+        await sim.settle()
+        await juan.refresh()
+        assert (juan.handoff, juan.state) == (None, "confirming")
+        assert juan.last_message.text == "¿Confirmás el turno?"  # the state's prompt
+
+    # `botkit check --write-lock` remembers the states (under `version`); a state gone
+    # without a migration then fails the check
+    (tmp_path / "clinic_v.py").write_text(README_OLD_CLINIC)
+    assert (await _check(tmp_path, "--write-lock")).returncode == 0
+    (tmp_path / "clinic_v.py").write_text(code)
+    assert (await _check(tmp_path, "--write-lock")).returncode == 0
+    lock = json.loads((tmp_path / "botkit.lock").read_text())["conversations"]["clinic_v.Clinic"]
+    assert {state: lock[state] for state in ("idle", "confirming", "confirmed")} == {
+        "idle": "2",
+        "confirming": "2",
+        "confirmed": "2",
+    }
+    (tmp_path / "clinic_v.py").write_text(code.replace('"choosing": "confirming",', ""))
+    refused = await _check(tmp_path)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "state 'choosing' (in botkit.lock" in refused.stdout + refused.stderr
+
+
+async def _check(folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "botkit.tools.cli", "check", "clinic_v", *extra]
+    environment = {**os.environ, "PYTHONPATH": f"{folder}{os.pathsep}{ROOT}"}
+    return await asyncio.to_thread(
+        subprocess.run,
+        command,
+        cwd=folder,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+LUIS = "5491140777777"
+README_OLD_CLINIC = """
+from botkit import Bot, Context, Conversation, State, Text, on
+
+
+class Clinic(Conversation):
+    idle = State(initial=True)
+    choosing = State(prompt=Text("¿Qué turno querés?"))
+    waitlist = State(final=True)  # a dead end, as botkit check wants it said
+
+    @on.text(states=[idle], to=choosing)
+    async def greet(self, ctx: Context) -> None: ...
+
+    @on.text("lista", states=[choosing], to=waitlist)
+    async def wait(self, ctx: Context) -> None: ...
+
+
+bot = Bot(Clinic)
+"""
+
+
 @runs("docs/guide/check.md#1")
 async def _templates(code: str, tmp_path: Path) -> None:
     declared = module(code).Pizza.templates
@@ -227,6 +361,22 @@ async def _stale_taps(code: str, tmp_path: Path) -> None:
         await juan.taps("yes", on=confirmation)  # in done: too_late answers, nothing follows
         assert juan.last_message.text == "Tu pedido ya está hecho; «yes» llegó tarde."
         assert juan.state == "done"
+
+
+@runs("docs/guide/bursts.md#1")
+async def _bursts(code: str, tmp_path: Path) -> None:
+    async with Simulator(module(code).bot) as sim:
+        juan = sim.user(JUAN, name="Juan")
+        await juan.says("hola")
+        await sim.advance(seconds=1)
+        await juan.says("quería saber")
+        await juan.says("¿tienen turno el lunes?")
+        await sim.advance(seconds=1.9)
+        assert juan.messages == []  # 1.9 s after the last text: still gathering
+        await sim.advance(seconds=0.1)
+        assert [m.text for m in juan.messages] == [
+            "Recibí 3 mensajes: hola / quería saber / ¿tienen turno el lunes?"
+        ]
 
 
 @runs("docs/guide/handoff.md#1")

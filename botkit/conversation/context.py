@@ -219,6 +219,15 @@ class Context:
         return self.input.body if isinstance(self.input, TextInput) else None
 
     @property
+    def texts(self) -> tuple[str, ...]:
+        """The texts the user typed, one by one: several for a burst (Conversation.coalesce,
+        whose `text` joins them by newlines), one for a single text, none for other input."""
+        found = self.input
+        if not isinstance(found, TextInput):
+            return ()
+        return found.parts or (found.body,)
+
+    @property
     def choice(self) -> str | None:
         """The id of the button or row tapped, or the quick-reply payload."""
         tap = self.input

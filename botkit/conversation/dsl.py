@@ -53,6 +53,7 @@ R = TypeVar("R")
 STALE = "stale"  # the kind of on.stale's routes: a tap on an older prompt than the current one
 STALE_HANDLER = "(stale)"  # the handler named in the log line of a default stale answer
 STALE_TEXT = Text("Esa opción ya no está disponible.")  # Conversation.stale_text's default
+MAX_COALESCE = 60.0  # seconds: the longest burst interval (Conversation.coalesce)
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 STATUSES = ("sent", "delivered", "read", "failed")
 USER_INPUTS = ("button", "row", "payload", "text", "media", "location", "contacts", "unsupported")
@@ -341,6 +342,10 @@ class ConversationSpec:
     models: list[_Model] = field(default_factory=list)
     timers: dict[str, list[Route]] = field(default_factory=dict)  # by kind, for every turn
     stale_taps: bool = False  # taps on older prompts are told apart (docs/guide/stale-taps.md)
+    coalesce: float | None = None  # seconds a burst of texts gathers (docs/guide/bursts.md)
+    # (trigger, source) -> (dest, whether entering sends its prompt): the machine's moves that
+    # run no callback but the prompt, made without its event machinery (see _direct_moves)
+    direct: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict)
 
     def find(self, state: str, user_input: ContextInput) -> tuple[Route, Handler] | None:
         """The route and handler for an input in `state`; for user inputs, else the fallback."""
@@ -426,6 +431,13 @@ class ConversationSpec:
             await self._move(ctx, trigger)
 
     async def _move(self, ctx: Context, trigger: str) -> None:
+        direct = self.direct.get((trigger, ctx.state))
+        if direct is not None:  # what transitions would do, read from its own tables
+            dest, prompts = direct
+            if prompts:
+                await ctx.send_prompt(dest)
+            ctx.state = dest
+            return
         # Models are attached to the machine once and reused: attaching (add_model) binds
         # every trigger to the model, too costly to repeat per event (bench/webhook.py).
         model = self.models.pop() if self.models else self._attach()
@@ -461,6 +473,8 @@ class Conversation:
     `stale_taps = True` (or any `on.stale` handler) tells taps on an older prompt than the
     current one apart from the current one's; `stale_text` is what such a tap gets before the
     current prompt, when its state has no `on.stale` handler (docs/guide/stale-taps.md).
+    `coalesce` (a timedelta or seconds, up to a minute) gathers a user's consecutive texts
+    that come within it into one input for a text handler (docs/guide/bursts.md).
     """
 
     spec: ClassVar[ConversationSpec]
@@ -470,6 +484,7 @@ class Conversation:
     migrations: ClassVar[Mapping[str, str | Migration]] = {}
     stale_taps: ClassVar[bool] = False
     stale_text: ClassVar[Message] = STALE_TEXT
+    coalesce: ClassVar[timedelta | float | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -511,7 +526,28 @@ def _build_spec(cls: type[Conversation]) -> ConversationSpec:
         if route.kind in (*_TIMED, SCHEDULED):
             spec.timers.setdefault(route.kind, []).append(route)
     spec.stale_taps = cls.stale_taps or any(route.kind == STALE for route, _ in routes)
+    spec.coalesce = _coalesce(cls)
+    spec.direct = _direct_moves(machine)
     return spec
+
+
+def _coalesce(cls: type[Conversation]) -> float | None:
+    """The conversation's burst interval in seconds (None: each text is a turn of its own)."""
+    raw = cls.coalesce
+    if raw is None:
+        return None
+    where = f"{cls.__name__}.coalesce"
+    if not isinstance(raw, timedelta | int | float) or isinstance(raw, bool):
+        raise DefinitionError(
+            f"{where} takes a timedelta or seconds, such as timedelta(seconds=2), not {raw!r}"
+        )
+    seconds = _seconds(where, raw)
+    if not 0 < seconds <= MAX_COALESCE:
+        raise DefinitionError(
+            f"{where} is {seconds:g}s; give more than 0 and at most {MAX_COALESCE:g}s (a longer "
+            "silence is an inactivity timeout: on.timeout)"
+        )
+    return seconds
 
 
 def _collect_states(cls: type) -> dict[str, State]:
@@ -681,6 +717,34 @@ def _machine(
         if route.dest is not None:
             machine.add_transition(route.trigger, list(route.states or states), route.dest)
     return machine
+
+
+def _direct_moves(machine: Any) -> dict[tuple[str, str], tuple[str, bool]]:
+    """The moves that can skip transitions' event machinery, read from the machine's tables.
+
+    transitions runs a trigger through an EventData, a queue check, about ten callback lists
+    and the model's state attribute: a third of a turn's time (bench/turn.py). For a
+    (trigger, source) with one unconditional transition whose only callback is the
+    destination's prompt, and a machine with no callbacks of its own, the outcome is the same
+    as setting the state and sending that prompt, which `_move` does. Anything else (a
+    condition, a callback, a machine-wide hook) goes through transitions as before.
+    """
+    hooks = ("before_state_change", "after_state_change", "prepare_event", "finalize_event")
+    if any(getattr(machine, hook, None) for hook in (*hooks, "on_exception", "on_final")):
+        return {}
+    direct: dict[tuple[str, str], tuple[str, bool]] = {}
+    for name, event in machine.events.items():
+        for source, transitions in event.transitions.items():
+            if len(transitions) != 1:
+                continue
+            [move] = transitions
+            if move.conditions or move.before or move.after or move.prepare or move.dest is None:
+                continue
+            left, entered = machine.get_state(source), machine.get_state(move.dest)
+            if left.on_exit or any(c is not _prompt_on_enter for c in entered.on_enter):
+                continue
+            direct[(name, source)] = (move.dest, bool(entered.on_enter))
+    return direct
 
 
 def _machine_state(name: str, state: State) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def forward(event: InboundMessage, mark: HandoffMark, cause: str) -> NewSend:
     parsed: JSONObject = {"input": type(found).__name__}
     fields = _json(dataclasses.asdict(found))
     if isinstance(fields, dict):
-        parsed.update(fields)
+        parsed.update((k, v) for k, v in fields.items() if not (k == "parts" and not v))
     payload: JSONObject = {
         "event_id": event.event_id,
         "phone_number_id": event.phone_number_id,

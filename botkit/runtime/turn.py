@@ -32,6 +32,7 @@ from botkit.conversation.context import Context, Event, Hold, Queued, WindowView
 from botkit.conversation.dsl import Conversation, ConversationSpec
 from botkit.exceptions import WindowClosedError
 from botkit.logsafe import cut
+from botkit.runtime import burst as burst_rules
 from botkit.runtime import handoff, handoff_timer, stale, timer_rules
 from botkit.store.base import (
     DONE,
@@ -130,6 +131,11 @@ class _Progress:
     # it is not sent: always so for one queued in this turn); see botkit.runtime.stale
     prompt: str | None = None
     prompt_sent: str | None = None
+    # texts gathered for one turn (conversations with `coalesce`; botkit.runtime.burst), and
+    # whether this turn gathered one or ended one (for the burst's timer)
+    burst: burst_rules.Burst | None = None
+    gathered: bool = False
+    burst_ended: bool = False
 
 
 async def take_turn(
@@ -147,7 +153,9 @@ async def take_turn(
     stored, marks = timer_rules.split(stored)
     data, mark = handoff.split(stored)
     data, prompt = stale.split(data)
+    data, gathering = burst_rules.split(data)
     progress = _Progress(state, data, lane.window, announce=announce, handoff=mark)
+    progress.burst = gathering
     if spec.stale_taps:  # else none is remembered (and a key left from before is dropped)
         progress.prompt, progress.prompt_sent = prompt, lane.prompt_message_id
     progress.marks = marks
@@ -163,7 +171,10 @@ async def take_turn(
     if progress.changed:
         session = Session(
             lane.phone_number_id, lane.wa_id, spec.name, progress.state,
-            stale.joined(handoff.joined(progress.data, progress.handoff), progress.prompt),
+            burst_rules.joined(
+                stale.joined(handoff.joined(progress.data, progress.handoff), progress.prompt),
+                progress.burst,
+            ),
             spec.version,
         )  # fmt: skip
         session = replace(  # with its timers' marks
@@ -172,6 +183,10 @@ async def take_turn(
     # the user wrote, or sends just held find the window open (the user wrote after them)
     release_held = progress.inbound or (bool(progress.refused) and progress.window.is_open(now))
     progress.timers += handoff_timer.writes(mark, progress.handoff, _last(lane))
+    if spec.coalesce is not None:
+        progress.timers += burst_rules.timer(
+            progress.burst, progress.gathered, progress.burst_ended, spec.coalesce
+        )
     if lane.events and progress.handoff is None:  # the conversation's own timers, as the turn
         # leaves the user (none while people answer: its handlers would not run)
         progress.timers += timer_rules.automatic(
@@ -249,6 +264,14 @@ async def _run_event(
         if why is not None:  # overtaken by the user (or the state) since it was set
             return result(IGNORED, why)
     spec = type(conversation).spec
+    if burst_rules.is_timer(event):  # the interval passed: the burst's texts, as one turn
+        assert isinstance(event, TimerEvent)
+        why = burst_rules.stale(event, progress.burst)
+        if why is not None:
+            return result(IGNORED, why)
+        return result(*await _end_burst(conversation, spec, progress, now, limit, carried=True))
+    if progress.burst is not None and burst_rules.ends(event):  # the texts go first
+        await _end_burst(conversation, spec, progress, now, limit, carried=False)
     if isinstance(event, HandoffEvent):
         return await _handoff_event(spec, event, item, progress, now, result)
     if isinstance(event, TimerEvent) and handoff_timer.is_resume(event):
@@ -262,6 +285,24 @@ async def _run_event(
         if isinstance(event, TriggerEvent | TimerEvent):
             return result(IGNORED, "the conversation is handed off to people")
         return result(DONE)
+    if spec.coalesce is not None and burst_rules.takes(event):
+        assert isinstance(event, InboundMessage)
+        return await _gather(conversation, spec, event, progress, now, limit, result)
+    return result(*await _handle(conversation, spec, event, item.event_id, progress, now, limit))
+
+
+async def _handle(
+    conversation: Conversation,
+    spec: ConversationSpec,
+    event: Event,
+    cause: str,
+    progress: _Progress,
+    now: float,
+    limit: float,
+) -> tuple[str, str | None]:
+    """Runs the handler of an event (`cause`: the event id its sends' keys derive from) with
+    the user's state and data; returns how the event ended. A handler that fails leaves
+    nothing of its changes."""
     ctx = Context(
         spec, event, progress.state, _copy(progress.data), WindowView(progress.window, now)
     )
@@ -283,22 +324,22 @@ async def _run_event(
             finally:
                 progress.handler = ctx.handler
         data = _copy(ctx.data)  # data that is not JSON fails here, in its own event
-        sends = [_send(ctx, queued, item.event_id, n) for n, queued in enumerate(ctx.queued)]
-        timers = timer_rules.scheduled(item.event_id, ctx.scheduled)
+        sends = [_send(ctx, queued, cause, n) for n, queued in enumerate(ctx.queued)]
+        timers = timer_rules.scheduled(cause, ctx.scheduled)
         _copy({"timers": [t.payload for t in timers]})  # reminders' data must be JSON too
     except TimeoutError as exc:
         progress.failed_handlers.append(ctx.handler or PROMPT)  # botkit_handler_errors_total
         if not deadline.expired():  # the handler's own TimeoutError (a client of its): its bug
-            return _failed(item, progress, exc, result)
-        return result(FAILED, f"the handler took more than {limit:g}s and was cancelled")
+            return _failed(cause, progress, exc)
+        return FAILED, f"the handler took more than {limit:g}s and was cancelled"
     except asyncio.CancelledError:
         if _being_cancelled():
             raise
         progress.failed_handlers.append(ctx.handler or PROMPT)
-        return result(FAILED, "the handler raised CancelledError")
+        return FAILED, "the handler raised CancelledError"
     except Exception as exc:  # the handler's bug or refusal: the event fails, state unchanged
         progress.failed_handlers.append(ctx.handler or PROMPT)
-        return _failed(item, progress, exc, result)
+        return _failed(cause, progress, exc)
     if not handled:
         reason = None
         if isinstance(event, TriggerEvent):
@@ -306,7 +347,7 @@ async def _run_event(
         elif isinstance(event, TimerEvent):
             what = f"{event.input.kind} {event.input.name!r}"
             reason = f"{what} has no handler in state {progress.state!r}"
-        return result(IGNORED if reason else DONE, reason)
+        return (IGNORED, reason) if reason else (DONE, None)
     progress.state, progress.data, progress.changed = ctx.state, data, True
     progress.sends += sends
     _remember_prompt(spec, progress, sends)
@@ -315,7 +356,64 @@ async def _run_event(
     if ctx.handoff_reason is not None:  # from the next event on, people answer
         timeout, resume_to = ctx.handoff_timeout
         progress.handoff = HandoffMark(now, ctx.handoff_reason, ctx.state, timeout, resume_to, now)
-    return result(DONE)
+    return DONE, None
+
+
+async def _gather(
+    conversation: Conversation,
+    spec: ConversationSpec,
+    event: InboundMessage,
+    progress: _Progress,
+    now: float,
+    limit: float,
+    result: Callable[..., None],
+) -> None:
+    """Adds a text to the user's burst (ending the one before if it came too long after it,
+    and this one if it is full); its event is done: the burst's handler runs later."""
+    assert spec.coalesce is not None
+    if progress.burst is not None and burst_rules.apart(progress.burst, event, spec.coalesce):
+        await _end_burst(conversation, spec, progress, now, limit, carried=False)
+    progress.burst = burst_rules.added(progress.burst, event, now)
+    progress.gathered = progress.changed = True
+    progress.handler = burst_rules.HANDLER
+    result(DONE)
+    if burst_rules.full(progress.burst):
+        await _end_burst(conversation, spec, progress, now, limit, carried=False)
+
+
+async def _end_burst(
+    conversation: Conversation,
+    spec: ConversationSpec,
+    progress: _Progress,
+    now: float,
+    limit: float,
+    *,
+    carried: bool,
+) -> tuple[str, str | None]:
+    """Runs the text handler once for the burst's texts and empties it. `carried`: the burst's
+    timer is the event of this run (it reports it); else the run gets a report of its own,
+    under the last text's event id, before the event that ended it."""
+    gathered = progress.burst
+    assert gathered is not None
+    progress.burst, progress.burst_ended, progress.changed = None, True, True
+    progress.gathered = False
+    event = burst_rules.message(gathered)
+    if carried:
+        return await _handle(conversation, spec, event, gathered.last, progress, now, limit)
+    before, queued, handler = progress.state, len(progress.sends), progress.handler
+    progress.handler = None
+    started = time.perf_counter()
+    status, error = await _handle(conversation, spec, event, gathered.last, progress, now, limit)
+    sends = progress.sends[queued:]
+    progress.reports.append(
+        EventReport(
+            gathered.last, burst_rules.KIND, before, progress.state, progress.handler,
+            tuple(send.type for send in sends), tuple(send.idempotency_key for send in sends),
+            time.perf_counter() - started, status, error, event.message_id,
+        )
+    )  # fmt: skip
+    progress.handler = handler
+    return status, error
 
 
 async def _handoff_event(
@@ -406,16 +504,11 @@ def _remember_prompt(spec: ConversationSpec, progress: _Progress, sends: list[Ne
         progress.prompt, progress.prompt_sent = key, None
 
 
-def _failed(
-    item: InboxItem,
-    progress: _Progress,
-    exc: Exception,
-    result: Callable[[str, str | None], None],
-) -> None:
+def _failed(cause: str, progress: _Progress, exc: Exception) -> tuple[str, str | None]:
     """The handler raised: its event fails with the error, which is reported (with its
     traceback, on the event's log line) once the turn is committed."""
-    progress.errors[item.event_id] = exc
-    result(FAILED, cut(f"{type(exc).__name__}: {exc}", ERROR_KEPT))
+    progress.errors[cause] = exc
+    return FAILED, cut(f"{type(exc).__name__}: {exc}", ERROR_KEPT)
 
 
 def _learn(event: Event | HandoffEvent, item: InboxItem, progress: _Progress) -> None:

@@ -110,6 +110,7 @@ class _Checker:
         self._structure()
         self._triggers_fallbacks()
         self._timers()
+        self._bursts()
         self._evaluate(list(self._samples()))
         self._offered_ids()
         self._unoffered_handlers()
@@ -183,6 +184,22 @@ class _Checker:
                     f"on.window_closing handler {route.handler} runs {route.delay:g} s before "
                     "the window ends: its messages may reach WhatsApp after it closed; give "
                     f"before= at least {LAST_CALL_MARGIN // 60:g} minutes",
+                    warning=True,
+                )
+
+    def _bursts(self) -> None:
+        """In a conversation that gathers bursts, text handlers of words or a regex: they see
+        a burst's texts joined, so "hola" then "menu" is not "menu"."""
+        if self.spec.coalesce is None:
+            return
+        for route, _ in self.spec.routes:
+            if route.kind == "text" and (route.keys or route.regex is not None):
+                self._add(
+                    _sources(self.spec, route)[0],
+                    f"on.text handler {route.handler} matches {route.label.partition(':')[2]}, "
+                    f"but coalesce gathers texts that come within {self.spec.coalesce:g} s: a "
+                    "burst's texts are matched joined by newlines; match in one on.text "
+                    "handler that reads ctx.texts, or leave coalesce off",
                     warning=True,
                 )
 

@@ -89,9 +89,11 @@ def _status_key(status_id: str, status: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class TextInput:
-    """The user typed text."""
+    """The user typed text. In a conversation with `coalesce`, `body` is a burst's texts
+    joined by newlines, and `parts` the texts as they came (empty: one message)."""
 
     body: str
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -307,3 +307,35 @@ def test_botkit_check_has_nothing_to_say_of_the_echo_bot(
 def test_botkit_check_exits_1_for_a_send_without_await(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "tests.tools.test_check:ForgetsAwait"]) == 1
     assert "ForgetsAwait.greet: line " in capsys.readouterr().out
+
+
+class Gathers(Conversation):
+    coalesce = 2
+
+    idle = State(initial=True, final=True)
+
+    @on.text("menu", states=[idle])
+    async def menu(self, ctx: Context) -> None: ...
+
+    @on.text(regex=r"^\d+$", states=[idle])
+    async def number(self, ctx: Context) -> None: ...
+
+    @on.text(states=[idle])
+    async def anything(self, ctx: Context) -> None: ...
+
+
+class Separate(Conversation):  # the same handlers, each text a turn of its own
+    idle = State(initial=True, final=True)
+
+    @on.text("menu", states=[idle])
+    async def menu(self, ctx: Context) -> None: ...
+
+
+def test_word_and_regex_text_handlers_of_a_coalescing_conversation_are_warned_about() -> None:
+    found = lines(Gathers)
+    assert len(found) == 2 and all(
+        line.startswith("warning: Gathers.idle: on.text") for line in found
+    )
+    assert "handler menu matches menu" in found[0] and "joined by newlines" in found[0]
+    assert "handler number matches /^\\d+$/" in found[1]
+    assert lines(Separate) == []

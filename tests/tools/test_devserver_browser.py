@@ -164,13 +164,6 @@ def test_the_clinic_flow_in_chromium(browser: Browser, tmp_path: Path) -> None:
         expect(page.locator("#timers")).to_contain_text("timeout:nudge at")  # the quiet nudge
         expect(page.locator("#wire")).to_contain_text("POST /v1/messages")
 
-        shot = tmp_path / "dev-server.png"
-        page.screenshot(path=str(shot))
-        assert shot.stat().st_size > 10_000
-        wanted = os.environ.get("BOTKIT_SCREENSHOT")
-        if wanted:
-            shutil.copyfile(shot, wanted)
-
         # A second tab sees all this live, over server-sent events, without reloading.
         other = browser.new_page()
         other.goto(dev_server)
@@ -182,6 +175,34 @@ def test_the_clinic_flow_in_chromium(browser: Browser, tmp_path: Path) -> None:
         page.get_by_role("button", name="+1 h").click()
         expect(other.locator(".system").last).to_have_text("clock +1 h")
         other.close()
+
+        # The picture: a person takes Juan over from the People box, with the bot back by
+        # itself after 30 minutes of silence (a pending timer); Juan asks, the person answers.
+        expect(page.locator("#timers")).to_have_text("none")
+        page.fill("#handoff-reason", "pregunta por el turno")
+        page.fill("#handoff-timeout", "30")
+        page.get_by_role("button", name="Hand off").click()
+        expect(page.locator("#handoff-fact")).to_contain_text("pregunta por el turno")
+        expect(page.locator("#handoff-fact")).to_contain_text("from confirmed")
+        page.fill("#text", "¿Puedo ir con mi hija?")
+        page.press("#text", "Enter")
+        expect(page.locator(".from-user").last).to_contain_text("¿Puedo ir con mi hija?")
+        page.fill("#person-text", "Hola Juan, soy Ana. Sí, claro, las esperamos.")
+        page.get_by_role("button", name="Send as person").click()
+        expect(page.locator(".from-person").last).to_contain_text("soy Ana")
+        expect(page.locator("#state")).to_have_text("confirmed")  # no handler ran
+        expect(page.locator("#timers")).to_contain_text("handoff:resume at")
+        expect(page.locator("#handoff-mark")).to_contain_text("resumes by itself in confirmed")
+
+        page.set_viewport_size({"width": 1280, "height": 1000})  # the People box shows whole
+        for box in ("#timers", "#handoff-fact", "#desk", "#person-form", "#resume-form"):
+            expect(page.locator(box)).to_be_in_viewport(ratio=1)
+        shot = tmp_path / "dev-server.png"
+        page.screenshot(path=str(shot))
+        assert shot.stat().st_size > 10_000
+        wanted = os.environ.get("BOTKIT_SCREENSHOT")
+        if wanted:
+            shutil.copyfile(shot, wanted)
 
 
 @pytest.mark.slow

@@ -1,0 +1,250 @@
+"""Bursts (Conversation.coalesce) through the Simulator: a user's consecutive texts reach a
+text handler as one turn, in order with everything else the user does, once, also across a
+restart."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from botkit import (
+    Bot,
+    Button,
+    Buttons,
+    Context,
+    Conversation,
+    DefinitionError,
+    Simulator,
+    State,
+    Text,
+    on,
+)
+from botkit.tools.simulator import SimUser
+from botkit.types import ManualClock
+from botkit.wire.idempotency import idempotency_key
+
+pytestmark = pytest.mark.anyio
+
+ANA = "5491155550000"
+ASK = Buttons("¿Algo más?", [Button("no", "No"), Button("si", "Sí")])
+
+
+class Chat(Conversation):
+    """Answers each burst of texts with what it read; a tap moves on."""
+
+    coalesce = timedelta(seconds=2)
+
+    talking = State(initial=True)
+    asked = State(prompt=ASK)
+    done = State()
+
+    @on.text("boom", states=[talking])
+    async def explode(self, ctx: Context) -> None:
+        raise RuntimeError("the handler's bug")
+
+    @on.text(states=[talking], to=asked)
+    async def read(self, ctx: Context) -> None:
+        ctx.data["bursts"] = [*ctx.data.get("bursts", []), list(ctx.texts)]  # type: ignore[misc]
+        await ctx.send(Text(f"Leí {len(ctx.texts)}: {ctx.text}"))
+
+    @on.text(states=[asked, done])
+    async def again(self, ctx: Context) -> None:
+        await ctx.send(Text(f"Otra vez {len(ctx.texts)}: {ctx.text}"))
+
+    @on.button("no", "si", states=[asked], to=done)
+    async def answer(self, ctx: Context) -> None:
+        await ctx.send(Text(f"Tocó {ctx.choice}"))
+
+    @on.trigger("ping", states=[talking, asked, done])
+    async def ping(self, ctx: Context) -> None:
+        await ctx.send(Text("pong"))
+
+
+bot = Bot(Chat)
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with Simulator(bot) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def ana(sim: Simulator) -> SimUser:
+    return sim.user(ANA, name="Ana")
+
+
+def texts(user: SimUser) -> list[str | None]:
+    return [message.text or message.type for message in user.messages]
+
+
+async def test_texts_within_the_interval_reach_the_handler_as_one_turn(
+    sim: Simulator, ana: SimUser
+) -> None:
+    await ana.says("hola")
+    await ana.says("quiero")
+    await ana.says("una pizza")
+    assert ana.messages == []  # gathered: the interval has not passed
+    assert ana.state == "talking"
+    await sim.advance(seconds=1.9)
+    assert ana.messages == []
+    await sim.advance(seconds=0.2)
+    assert texts(ana) == ["Leí 3: hola\nquiero\nuna pizza", "¿Algo más?"]
+    assert ana.state == "asked"
+    assert ana.data == {"bursts": [["hola", "quiero", "una pizza"]]}  # botkit's key is hidden
+
+
+async def test_each_text_starts_the_interval_again(sim: Simulator, ana: SimUser) -> None:
+    await ana.says("hola")
+    await sim.advance(seconds=1.5)
+    await ana.says("sigo")
+    await sim.advance(seconds=1.5)  # 3 s after the first text, 1.5 s after the last
+    assert ana.messages == []
+    await sim.advance(seconds=0.6)
+    assert texts(ana)[0] == "Leí 2: hola\nsigo"
+
+
+async def test_a_text_after_the_interval_is_a_turn_of_its_own(sim: Simulator, ana: SimUser) -> None:
+    await ana.says("hola")
+    await sim.advance(seconds=3)
+    await ana.says("¿hay alguien?")
+    await sim.advance(seconds=3)
+    assert texts(ana) == ["Leí 1: hola", "¿Algo más?", "Otra vez 1: ¿hay alguien?"]
+
+
+async def test_a_tap_ends_the_burst_first_and_is_handled_after_it(
+    sim: Simulator, ana: SimUser
+) -> None:
+    await ana.says("hola")
+    await sim.advance(seconds=3)
+    asked = ana.last_message
+    await ana.says("no sé")
+    await ana.says("creo que no")
+    await ana.taps("no", on=asked)  # no waiting: the texts run first, then the tap
+    assert texts(ana)[2:] == ["Otra vez 2: no sé\ncreo que no", "Tocó no"]
+    assert ana.state == "done"
+    await sim.advance(seconds=5)  # the burst's timer was cancelled: nothing runs twice
+    assert len(ana.messages) == 4
+    assert await sim.runtime.store.inspect.timers(ANA) == []
+
+
+async def test_a_trigger_ends_the_burst_first(sim: Simulator, ana: SimUser) -> None:
+    await ana.says("hola")
+    await sim.trigger(ANA, "ping")
+    assert texts(ana) == ["Leí 1: hola", "¿Algo más?", "pong"]
+
+
+async def test_a_status_does_not_end_the_burst(sim: Simulator, ana: SimUser) -> None:
+    await ana.says("hola")
+    await sim.advance(seconds=3)
+    await ana.says("uno")
+    await ana.reads()  # the provider reports the prompt read: not the user's input
+    assert len(ana.messages) == 2
+    await ana.says("dos")
+    await sim.advance(seconds=2)
+    assert texts(ana)[-1] == "Otra vez 2: uno\ndos"
+
+
+async def test_each_burst_is_answered_once_under_a_key_of_its_last_text(
+    sim: Simulator, ana: SimUser
+) -> None:
+    await ana.says("a")
+    last = await ana.says("b")
+    await sim.advance(seconds=2)
+    [reply] = [row for row in await sim.outbox(ANA) if row.type == "text"]
+    assert reply.status == "sent"
+    assert reply.idempotency_key == idempotency_key(str(last.envelope["id"]), 0)
+    keys = [row.idempotency_key for row in await sim.outbox(ANA)]
+    assert len(keys) == len(set(keys))
+
+
+async def test_a_user_who_never_stops_typing_is_answered_after_five_intervals(
+    sim: Simulator, ana: SimUser
+) -> None:
+    for n in range(8):
+        await ana.says(f"t{n}")
+        await sim.advance(seconds=1.5)  # always less than the interval
+    # the burst's first text came at 0 s; it ended at 10 s (five intervals), after t6
+    [first, *_] = [m.text for m in ana.messages]
+    assert first == "Leí 7: t0\nt1\nt2\nt3\nt4\nt5\nt6"
+
+
+async def test_a_burst_of_twenty_texts_ends_at_once(sim: Simulator, ana: SimUser) -> None:
+    for n in range(20):
+        await ana.says(f"t{n}")
+    assert texts(ana)[0] == "Leí 20: " + "\n".join(f"t{n}" for n in range(20))
+
+
+async def test_a_failing_handler_fails_its_burst_only(sim: Simulator, ana: SimUser) -> None:
+    await ana.says("boom")
+    with pytest.raises(RuntimeError, match="the handler's bug"):
+        await sim.advance(seconds=2)
+    assert ana.messages == [] and ana.state == "talking"
+    await ana.says("hola")
+    await sim.advance(seconds=2)
+    assert texts(ana) == ["Leí 1: hola", "¿Algo más?"]  # "boom" is not in it: it was handled
+    failed = await sim.runtime.repairs().events(status="failed")
+    assert len(failed) == 1 and "the handler's bug" in str(failed[0])
+
+
+async def test_a_burst_survives_a_restart_and_is_answered_once(tmp_path: Path) -> None:
+    clock = ManualClock()
+    database = tmp_path / "bursts.db"
+    async with Simulator(bot, database=database, clock=clock) as first:
+        ana = first.user(ANA)
+        await ana.says("hola")
+        await ana.says("sigo")
+        assert ana.messages == []
+    clock.advance(60)  # down for a minute: the burst's timer came due meanwhile
+    async with Simulator(bot, database=database, clock=clock) as second:
+        await second.settle()
+        rows = [r for r in await second.outbox(ANA) if r.type == "text"]
+        assert len(rows) == 1
+        assert isinstance(rows[0].payload, dict)
+        assert rows[0].payload["body"] == "Leí 2: hola\nsigo"
+        await second.advance(seconds=10)
+        assert len([r for r in await second.outbox(ANA) if r.type == "text"]) == 1
+
+
+class Desk(Conversation):
+    coalesce = 2
+
+    start = State(initial=True)
+
+    @on.text("persona", states=[start])
+    async def human(self, ctx: Context) -> None:
+        await ctx.handoff(reason="pidió una persona")
+
+    @on.text(states=[start])
+    async def echo(self, ctx: Context) -> None:
+        await ctx.send(Text(ctx.text or ""))
+
+
+async def test_a_handed_off_users_texts_go_to_the_people_one_by_one() -> None:
+    async with Simulator(Bot(Desk)) as sim:
+        ana = sim.user(ANA)
+        await ana.says("persona")
+        await sim.advance(seconds=2)
+        assert ana.handoff is not None
+        await ana.says("hola")
+        await ana.says("¿están?")
+        assert [body["message"]["body"] for body in sim.desk.messages] == ["hola", "¿están?"]
+        assert all("parts" not in body["message"] for body in sim.desk.messages)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (0, "give more than 0"),
+        (-1.5, "give more than 0"),
+        (timedelta(minutes=2), "at most 60s"),
+        ("2s", "takes a timedelta or seconds"),
+        (True, "takes a timedelta or seconds"),
+    ],
+)
+def test_a_bad_interval_is_an_error_naming_the_conversation(value: object, says: str) -> None:
+    with pytest.raises(DefinitionError, match=f"Bad.coalesce.*{says}"):
+        type("Bad", (Conversation,), {"coalesce": value, "start": State(initial=True)})
