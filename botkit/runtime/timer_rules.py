@@ -2,27 +2,128 @@
 or cancels, and whether a fired timer still applies when its event's turn comes.
 
 - An inactivity timeout (`on.timeout`) is set, `after` from now, when a turn ends in one of
-  its states and the user wrote in it or the state changed; a turn that leaves its states
-  cancels it. Fired, it runs only if the user is still in the state it was set in and has
-  not written since (the lane position of their latest message is unchanged).
+  its states and the user wrote or entered a state in it; a turn that leaves its states
+  cancels it. Fired, it runs only if the user is still in the state it was set in, has not
+  written since (the lane position of their latest message is unchanged) and has not entered
+  a state since (see `Marks.entered`).
 - A window-closing timer (`on.window_closing`) is set `before` the user's window ends when a
-  turn ends in one of its states, with the window open, and the user wrote or the state
-  changed; leaving cancels it.
-  Fired, it runs only if the window it was computed from is still the user's, and open.
+  turn ends in one of its states, with the window open, and the user wrote or entered a state
+  in it; leaving cancels it. Fired, it runs only if the window it was computed from is still
+  the user's, and open, and the user has not entered a state since.
 - A reminder (`ctx.schedule`) is set or cancelled as the handler said; fired, it runs the
-  `on.timer` handler of the user's state then (none: the event is ignored, with the reason).
+  `on.timer` handler of the user's state then (none: the event is ignored, with the reason),
+  unless a handler set it again or cancelled it since (see `Marks.reminders`).
+
+Entering a state means a turn's event took the user to another state, or the people (or a
+handoff's timeout) handed the conversation back to the bot, even in the state it was in: the
+user's timers are set as if they had just come in.
+
+Why a fired timer needs more than its row: a timer leaves its table when it fires, so a turn
+that sets it again or cancels it after that finds nothing to replace, and the fired event
+still waits in the inbox. It runs only if it is still the latest one set under its name, which
+the session tells (under `MARKS_KEY` in its data, out of the handlers' sight, committed with
+the turn that set the timer):
+
+- for the conversation's own timers, the lane position of the event at which the user entered
+  their state (`entered`, kept in each such timer's guard): those timers are set again exactly
+  when the user writes (the guard's `inbound_seq` tells) or enters a state (`entered` tells),
+  so a fired one whose `entered` is not the session's was set again or cancelled since;
+- for reminders, the `timer_id` of the latest write of each name (None: cancelled), which
+  only a handler that succeeded changes.
+
+Within a turn, the writes of its earlier events count too (a reminder a handler of this turn
+set or cancelled; a state entered earlier in it). A timer set before botkit kept these (no
+`entered` in its guard, a reminder name the session has no record of) is checked as before.
+
+A deploy that renames a state (`migrations`) moves its users before the turn: a timeout whose
+guard names the old state is taken as set in the state it migrated to.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from botkit.conversation.context import Scheduled
 from botkit.conversation.dsl import ConversationSpec
+from botkit.conversation.migration import Migration
 from botkit.store.timers import TimerWrite
-from botkit.types import JSON
-from botkit.wire.timer import TIMEOUT, WINDOW_CLOSING, TimerEvent, stored_name, timer_payload
+from botkit.types import JSON, JSONObject
+from botkit.wire.timer import (
+    MARKS_KEY,
+    SCHEDULED,
+    TIMEOUT,
+    WINDOW_CLOSING,
+    TimerEvent,
+    split_name,
+    stored_name,
+    timer_payload,
+)
 from botkit.wire.window import Window
+
+
+@dataclass(frozen=True, slots=True)
+class Marks:
+    """What a session remembers of its timers (see the module docstring): the lane position of
+    the event at which the user entered their state (None: not since botkit kept it), and the
+    `timer_id` of each reminder's latest write (None: cancelled)."""
+
+    entered: int | None = None
+    reminders: Mapping[str, str | None] = field(default_factory=dict)
+
+    def to_json(self) -> JSONObject:
+        """The marks as the session's data keeps them."""
+        kept: JSONObject = {}
+        if self.entered is not None:
+            kept["entered"] = self.entered
+        if self.reminders:
+            reminders: dict[str, JSON] = dict(self.reminders)
+            kept["reminders"] = reminders
+        return kept
+
+    @classmethod
+    def from_json(cls, value: JSON) -> Marks:
+        """The marks kept in a session's data (none: empty)."""
+        if not isinstance(value, dict):
+            return cls()
+        entered, reminders = value.get("entered"), value.get("reminders")
+        kept: dict[str, str | None] = {}
+        if isinstance(reminders, dict):
+            kept = {k: v for k, v in reminders.items() if v is None or isinstance(v, str)}
+        seq = entered if isinstance(entered, int) and not isinstance(entered, bool) else None
+        return cls(seq, kept)
+
+
+def split(data: JSONObject) -> tuple[JSONObject, Marks]:
+    """A session's data without the timers' marks, and the marks."""
+    if MARKS_KEY not in data:
+        return data, Marks()
+    rest = {key: value for key, value in data.items() if key != MARKS_KEY}
+    return rest, Marks.from_json(data[MARKS_KEY])
+
+
+def joined(
+    spec: ConversationSpec, data: JSONObject, marks: Marks, writes: Sequence[TimerWrite]
+) -> JSONObject:
+    """The data to save: with the marks after the turn's `writes` (its reminders' ids), the
+    entered position only in a conversation with timers of its own."""
+    rest = {key: value for key, value in data.items() if key != MARKS_KEY}
+    reminders = dict(marks.reminders)
+    for write in writes:
+        if split_name(write.name)[0] == SCHEDULED:
+            reminders[write.name] = write.timer_id if write.due_at is not None else None
+    own = bool(spec.timed(TIMEOUT) or spec.timed(WINDOW_CLOSING))
+    kept = Marks(marks.entered if own else None, reminders).to_json()
+    return {**rest, MARKS_KEY: kept} if kept else rest
+
+
+def entering(marks: Marks, before: str | None, after: str, lane_seq: int) -> Marks:
+    """The marks after the event at lane position `lane_seq` took the user from state `before`
+    to `after` (None: they entered `after` whatever it was, as a resume does)."""
+    if before == after:
+        return marks
+    return replace(marks, entered=lane_seq)
 
 
 def timer_id(cause: str, name: str) -> str:
@@ -47,20 +148,26 @@ def scheduled(cause: str, changes: list[Scheduled]) -> list[TimerWrite]:
 def automatic(
     spec: ConversationSpec,
     cause: str,
-    before: tuple[str, Window],
+    entered: tuple[int | None, int | None],
     after: tuple[str, Window],
     wrote: bool,
     now: float,
 ) -> list[TimerWrite]:
-    """The conversation's own timers after a turn that went from `before` to `after` (state,
-    window); `wrote`: the user's messages were among its events."""
-    (start, _), (state, window) = before, after
-    moved = state != start
+    """The conversation's own timers after a turn that leaves the user in `after` (state,
+    window); `entered`: where the user had entered their state as the turn found them and as
+    it leaves them (they differ: the turn took them into a state); `wrote`: the user's
+    messages were among its events."""
+    state, window = after
+    moved = entered[0] != entered[1]
     writes: list[TimerWrite] = []
     for route in spec.timed(TIMEOUT):
         name = stored_name(TIMEOUT, route.handler)
         if state in (route.states or spec.states) and (wrote or moved):
-            guard: dict[str, JSON] = {"state": state, "inbound_seq": window.inbound_seq}
+            guard: dict[str, JSON] = {
+                "state": state,
+                "inbound_seq": window.inbound_seq,
+                "entered": entered[1],
+            }
             due = now + (route.delay or 0.0)
             writes.append(TimerWrite(name, due, timer_payload({}, guard), timer_id(cause, name)))
         elif moved and state not in (route.states or spec.states):
@@ -71,27 +178,62 @@ def automatic(
         open_until = closes if window.is_open(now) else None
         if state in (route.states or spec.states) and (wrote or moved) and open_until is not None:
             due = open_until - (route.delay or 0.0)
-            payload = timer_payload({}, {"closes_at": open_until})
+            payload = timer_payload({}, {"closes_at": open_until, "entered": entered[1]})
             writes.append(TimerWrite(name, due, payload, timer_id(cause, name)))
         elif moved and state not in (route.states or spec.states):
             writes.append(TimerWrite(name, None, {}))
     return writes
 
 
-def stale(event: TimerEvent, state: str, window: Window, now: float) -> str | None:
-    """Why a fired timer no longer applies (None: it does)."""
+def stale(
+    event: TimerEvent,
+    state: str,
+    window: Window,
+    now: float,
+    migrations: Mapping[str, Migration],
+    marks: Marks,
+    written: Sequence[TimerWrite],
+) -> str | None:
+    """Why a fired timer no longer applies (None: it does). `marks`: the session's, as the
+    turn's earlier events left them; `written`: the timers those events set or cancelled."""
     kind, guard = event.input.kind, event.guard
     if kind == TIMEOUT:
-        if guard.get("state") != state:
-            return f"timeout: the user left state {guard.get('state')!r} (now {state!r})"
+        was = guard.get("state")
+        if not _same_state(was, state, migrations):
+            return f"timeout: the user left state {was!r} (now {state!r})"
         if guard.get("inbound_seq") != window.inbound_seq:
             return "timeout: the user wrote since it was set"
+        if "entered" in guard and guard["entered"] != marks.entered:
+            return f"timeout: the user entered state {state!r} again since it was set"
     elif kind == WINDOW_CLOSING:
         if guard.get("closes_at") != window.closes_at:
             return "window_closing: the user wrote since; their window ends later"
         if not window.is_open(now):
             return "window_closing: the window is already closed"
+        if "entered" in guard and guard["entered"] != marks.entered:
+            return "window_closing: the user entered a state since it was set"
+    elif kind == SCHEDULED:
+        name = event.input.name
+        latest = [w for w in written if w.name == name]
+        if latest or name in marks.reminders:
+            last = latest[-1] if latest else None
+            known = marks.reminders.get(name)
+            if last is not None:
+                known = last.timer_id if last.due_at is not None else None
+            if known is None:
+                return f"timer {name!r}: cancelled since it was set"
+            if known != event.timer_id:
+                return f"timer {name!r}: set again since (the later one runs)"
     return None
 
 
-__all__ = ["automatic", "scheduled", "stale", "timer_id"]
+def _same_state(was: JSON, state: str, migrations: Mapping[str, Migration]) -> bool:
+    """Whether a timer set in state `was` is one of `state`'s: the same, or a state a deploy
+    renamed to it (`migrations`)."""
+    if was == state:
+        return True
+    migration = migrations.get(was) if isinstance(was, str) else None
+    return migration is not None and migration.to == state
+
+
+__all__ = ["Marks", "automatic", "entering", "joined", "scheduled", "split", "stale", "timer_id"]

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botkit import codec
@@ -125,6 +125,8 @@ class _Progress:
     failed_handlers: list[str] = field(default_factory=list)
     handoff: HandoffMark | None = None  # handed off to people: no handler runs
     timers: list[TimerWrite] = field(default_factory=list)
+    # where the user entered their state, and the reminders' latest ids (botkit.runtime.timer_rules)
+    marks: timer_rules.Marks = field(default_factory=timer_rules.Marks)
     # the latest prompt's idempotency key, and the provider's id recorded for it (None while
     # it is not sent: always so for one queued in this turn); see botkit.runtime.stale
     prompt: str | None = None
@@ -148,6 +150,7 @@ async def take_turn(
     """Runs `lane`'s events in order and returns what to commit (and what to log of it)."""
     spec = type(conversation).spec
     state, stored, announce = _resume(spec, lane.session)
+    stored, marks = timer_rules.split(stored)
     data, mark = handoff.split(stored)
     data, prompt = stale.split(data)
     data, gathering = burst_rules.split(data)
@@ -155,7 +158,7 @@ async def take_turn(
     progress.burst = gathering
     if spec.stale_taps:  # else none is remembered (and a key left from before is dropped)
         progress.prompt, progress.prompt_sent = prompt, lane.prompt_message_id
-    start = (state, lane.window)
+    progress.marks = marks
     gave_up = max_attempts if lane.attempts > max_attempts else None
     for item in lane.events:
         before, queued = progress.state, len(progress.sends)
@@ -163,6 +166,7 @@ async def take_turn(
         started = monotonic()
         await _run_event(conversation, item, progress, now, handler_timeout, gave_up)
         _report(item, progress, before, queued, monotonic() - started)
+        progress.marks = timer_rules.entering(progress.marks, before, progress.state, item.lane_seq)
     session = None
     if progress.changed:
         session = Session(
@@ -173,6 +177,9 @@ async def take_turn(
             ),
             spec.version,
         )  # fmt: skip
+        session = replace(  # with its timers' marks
+            session, data=timer_rules.joined(spec, session.data, progress.marks, progress.timers)
+        )
     # the user wrote, or sends just held find the window open (the user wrote after them)
     release_held = progress.inbound or (bool(progress.refused) and progress.window.is_open(now))
     progress.timers += handoff_timer.writes(mark, progress.handoff, _last(lane))
@@ -185,7 +192,7 @@ async def take_turn(
         progress.timers += timer_rules.automatic(
             spec,
             lane.events[-1].event_id,
-            start,
+            (marks.entered, progress.marks.entered),
             (progress.state, progress.window),
             progress.inbound,
             now,
@@ -250,7 +257,10 @@ async def _run_event(
     if gave_up is not None:  # claimed too often without finishing: it may kill the worker
         return result(FAILED, f"gave up after {gave_up} attempts")
     if isinstance(event, TimerEvent):
-        why = timer_rules.stale(event, progress.state, progress.window, now)
+        why = timer_rules.stale(
+            event, progress.state, progress.window, now,
+            type(conversation).spec.migrations, progress.marks, progress.timers,
+        )  # fmt: skip
         if why is not None:  # overtaken by the user (or the state) since it was set
             return result(IGNORED, why)
     spec = type(conversation).spec
@@ -481,6 +491,8 @@ async def _resumed(
     progress.sends += sends
     _remember_prompt(spec, progress, sends)
     progress.state, progress.handoff, progress.changed = state, None, True
+    # entering the state, even the one it was in: its timers are set as for a user coming in
+    progress.marks = timer_rules.entering(progress.marks, None, state, item.lane_seq)
     return result(DONE)
 
 

@@ -4,6 +4,8 @@ The handoff mark (wire/handoff.py), the latest prompt's key (wire/prompt.py) and
 texts being gathered (wire/burst.py) are stored in the session's data, committed with it, and
 taken out by the turn before any handler sees `ctx.data`. Whatever shows a user's data as the bot author knows it (the Simulator, the dev
 server) asks here, so that a new key of botkit's is hidden everywhere at once.
+
+The timers' marks (wire/timer.py `MARKS_KEY`, botkit.runtime.timer_rules) are kept the same way.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from botkit.types import JSONObject
 from botkit.wire.burst import BURST_KEY
 from botkit.wire.handoff import MARK_KEY
 from botkit.wire.prompt import PROMPT_KEY
+from botkit.wire.timer import MARKS_KEY
 
-BOTKIT_KEYS = frozenset({MARK_KEY, PROMPT_KEY, BURST_KEY})
+BOTKIT_KEYS = frozenset({MARK_KEY, PROMPT_KEY, BURST_KEY, MARKS_KEY})
 
 
 def handlers_view(data: JSONObject) -> JSONObject:

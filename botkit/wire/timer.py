@@ -3,11 +3,14 @@
 A timer belongs to one user on one business number and has a name, unique for that user:
 
 - `timeout:<handler>`: an inactivity timeout (`@on.timeout`), set when the user writes in (or
-  enters) one of its states; it carries the lane position of the user's latest message and
-  the state, so that a firing the user has since overtaken is recognised and dropped;
+  enters) one of its states; it carries the state, the lane position of the user's latest
+  message and the one at which they entered the state, so that a firing the user has since
+  overtaken is recognised and dropped;
 - `window_closing:<handler>`: a given time before the user's 24-hour window ends
-  (`@on.window_closing`); it carries the `closes_at` it was computed from;
-- any other name: a reminder a handler scheduled (`ctx.schedule(name, ...)`).
+  (`@on.window_closing`); it carries the `closes_at` it was computed from, and where the user
+  entered their state;
+- any other name: a reminder a handler scheduled (`ctx.schedule(name, ...)`); the session
+  remembers the id of its latest write (botkit.runtime.timer_rules).
 
 When due, a timer leaves its table and enters the inbox as an event of kind "timer" whose id
 is derived from the timer row's own id: two processes firing the same row store one event.
@@ -27,6 +30,7 @@ TIMEOUT = "timeout"
 WINDOW_CLOSING = "window_closing"
 SCHEDULED = "timer"
 NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")  # a reminder's name: no ':' (kept for ours)
+MARKS_KEY = "botkit.timers"  # where a session's data keeps its timers' marks (runtime/timer_rules)
 
 
 def stored_name(kind: str, key: str) -> str:
@@ -63,6 +67,11 @@ class TimerEvent:
     input: TimerInput
     guard: JSONObject
     envelope: JSONObject
+
+    @property
+    def timer_id(self) -> str:
+        """The id of the timer row this event was fired from."""
+        return self.event_id.removeprefix("tmr_")
 
     @classmethod
     def create(
@@ -111,4 +120,4 @@ def timer_payload(data: JSONObject, guard: JSONObject) -> JSONObject:
     return payload
 
 
-__all__ = ["TimerEvent", "TimerInput"]
+__all__ = ["MARKS_KEY", "TimerEvent", "TimerInput"]

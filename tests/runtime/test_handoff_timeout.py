@@ -131,7 +131,7 @@ async def test_the_timeout_fires_once_across_a_restart(tmp_path: Path) -> None:
         juan = second.user(JUAN, name="Juan")
         await juan.refresh()
         assert (juan.state, juan.handoff) == ("confirming", None)
-        await second.advance(hours=2)
+        await second.advance(minutes=20)  # (before the state's nudge, set again on resuming)
         assert await asked(second) == 2  # on entering confirming, and once on resuming
 
 
@@ -146,8 +146,9 @@ async def test_the_timeout_fires_once_with_two_processes_on_postgresql(
         async with Simulator(clinic, database=postgres_url, clock=clock) as second:
             clock.advance(46 * 60)  # both processes' timer loops find it due
             await asyncio.gather(first.settle(), second.settle())
-            await first.advance(hours=1)
-            await second.advance(hours=1)
+            # (one clock: 20 minutes in all, before the state's nudge, set again on resuming)
+            await first.advance(minutes=10)
+            await second.advance(minutes=10)
             await juan.refresh()
             assert juan.handoff is None
             # once resumed: one prompt, whichever process fired the timer (when the second

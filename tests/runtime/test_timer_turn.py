@@ -40,7 +40,8 @@ async def test_entering_a_state_sets_its_timeout_and_window_closing() -> None:
     timers = {t.name: t for t in turn.outcome.timers}
     assert sorted(timers) == ["timeout:nudge", "window_closing:last_call"]
     assert timers["timeout:nudge"].due_at == NOW + 1800
-    assert timers["timeout:nudge"].payload["guard"] == {"state": "asking", "inbound_seq": 1}
+    guard = timers["timeout:nudge"].payload["guard"]
+    assert guard == {"state": "asking", "inbound_seq": 1, "entered": 1}  # entered at position 1
     assert timers["window_closing:last_call"].due_at == T0 + 23 * 3600
 
 
