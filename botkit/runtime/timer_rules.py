@@ -185,6 +185,16 @@ def automatic(
     return writes
 
 
+def cancelled(spec: ConversationSpec) -> list[TimerWrite]:
+    """Cancels the conversation's own timers (timeouts and last calls), as a handoff starts."""
+    kinds = (TIMEOUT, WINDOW_CLOSING)
+    return [
+        TimerWrite(stored_name(kind, route.handler), None, {})
+        for kind in kinds
+        for route in spec.timed(kind)
+    ]
+
+
 def stale(
     event: TimerEvent,
     state: str,
@@ -236,4 +246,4 @@ def _same_state(was: JSON, state: str, migrations: Mapping[str, Migration]) -> b
     return migration is not None and migration.to == state
 
 
-__all__ = ["Marks", "automatic", "entering", "joined", "scheduled", "split", "stale", "timer_id"]
+__all__ = ["Marks", "automatic", "cancelled", "entering", "joined", "scheduled", "split", "stale", "timer_id"]

@@ -197,6 +197,9 @@ async def take_turn(
             progress.inbound,
             now,
         )
+    elif mark is None and progress.handoff is not None:  # people take over: the state's own
+        # timers are cancelled (they would not run), and a resume sets them again
+        progress.timers += timer_rules.cancelled(spec)
     outcome = LaneOutcome(
         lane.phone_number_id,
         lane.wa_id,

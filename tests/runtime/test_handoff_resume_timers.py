@@ -42,10 +42,11 @@ async def test_a_resume_in_the_same_state_sets_its_timers_again(
     sim: Simulator, ana: SimUser
 ) -> None:
     await ana.says("hola")  # asking
+    assert await timers(sim) == ["timeout:nudge", "window_closing:last_call"]
     await sim.handoff(ANA, reason="duda")
-    await sim.advance(hours=1)  # the nudge fired while people answered: it ran nothing
+    assert await timers(sim) == []  # people answer: the state's own timers would not run
+    await sim.advance(hours=1)
     assert NUDGE not in texts(ana)
-    assert await timers(sim) == ["window_closing:last_call"]
     await sim.resume(ANA, state="asking")  # the state she was handed off in
     assert ana.state == "asking"
     assert await timers(sim) == ["timeout:nudge", "window_closing:last_call"]
