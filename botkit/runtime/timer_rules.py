@@ -246,4 +246,14 @@ def _same_state(was: JSON, state: str, migrations: Mapping[str, Migration]) -> b
     return migration is not None and migration.to == state
 
 
-__all__ = ["Marks", "automatic", "cancelled", "entering", "joined", "scheduled", "split", "stale", "timer_id"]
+__all__ = [
+    "Marks",
+    "automatic",
+    "cancelled",
+    "entering",
+    "joined",
+    "scheduled",
+    "split",
+    "stale",
+    "timer_id",
+]

@@ -29,6 +29,7 @@ from botkit.tools.simulator import (
     template_wording,
 )
 from botkit.types import JSON, JSONObject, ManualClock
+from botkit.wire.burst import BURST_KEY
 from botkit.wire.events import ButtonTap, QuickReplyTap, RowPick
 
 DEFAULT_USER = "5491140123456"
@@ -47,6 +48,7 @@ commands:
   /tap ID                tap the reply button ID (or a template quick reply with payload ID)
   /pick ID               pick the list row ID
   /advance 25h           move the clock forward (also 30m, 90s, 1h30m)
+  (empty line)           with texts gathered for a burst (coalesce): let its interval pass
   /trigger NAME {json}   fire a declared trigger for the current user
   /state                 the user's state, data, 24-hour window and pending timers
   /user NUMBER [NAME]    switch to (or create) another user
@@ -218,6 +220,8 @@ class Chat:
         try:
             if line:
                 await self._dispatch(line)
+            elif self._gathering():  # Enter: the burst's interval passes (Conversation.coalesce)
+                await self._advance(f"{self.sim.bot.conversation.spec.coalesce:g}s")
         except (ChatError, SimulatorError) as exc:  # the user's mistake: the message says it all
             self.print(f"! {exc}")
         except Exception as exc:  # a handler's exception (WindowClosedError, a bug): say it, go on
@@ -236,6 +240,19 @@ class Chat:
             await self._number(int(line))
         else:
             await self._step(self.user.says(line))
+            if self._gathering() == 1:  # a burst began: say why the bot is quiet, once
+                interval = self.sim.bot.conversation.spec.coalesce or 0
+                self.print(
+                    f"{INDENT}· gathering a burst: texts within {interval:g} s are one turn; "
+                    "type more, or Enter to let the time pass"
+                )
+
+    def _gathering(self) -> int:
+        """How many texts the current user has gathered for a burst (Conversation.coalesce)."""
+        session = self.user.session
+        burst = None if session is None else session.data.get(BURST_KEY)
+        parts = burst.get("parts") if isinstance(burst, dict) else None
+        return len(parts) if isinstance(parts, list) else 0
 
     async def _step(self, action: Awaitable[object]) -> None:
         before = self.user.state

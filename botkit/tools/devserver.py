@@ -103,6 +103,7 @@ class DevBot:
         self.notes: list[JSON] = []
         self.version = 0
         self.changed = asyncio.Condition()
+        self._burst_wait: asyncio.Task[None] | None = None  # see _let_burst_end
         self.lock = asyncio.Lock()
         self.reloads = 0
         self.closing = False  # set when the server stops: event streams end
@@ -144,6 +145,8 @@ class DevBot:
 
     async def stop(self) -> None:
         """Stops the workers and closes the store."""
+        if self._burst_wait is not None:
+            self._burst_wait.cancel()
         if self._stack is not None:
             stack, self._stack = self._stack, None
             await stack.aclose()
@@ -265,6 +268,27 @@ class DevBot:
             self._inbound(user, delivery, "webhook event")
             if not people:
                 self._untaken(user, state, delivery)
+            await self._settle()
+        self._let_burst_end()
+
+    def _let_burst_end(self) -> None:
+        """In a conversation with `coalesce`, lets the burst's interval pass on the real clock
+        after the latest text (the dev server's clock moves only when told): each text starts
+        the wait again, and its end fires what is due then, the burst's timer among it."""
+        interval = self.bot.conversation.spec.coalesce
+        if interval is None:
+            return
+        if self._burst_wait is not None:
+            self._burst_wait.cancel()
+        self._burst_wait = asyncio.create_task(self._burst_ends(interval))
+
+    async def _burst_ends(self, interval: float) -> None:
+        await asyncio.sleep(interval)
+        async with self.lock:
+            due = await self.runtime.store.timers.next_due()
+            if due is None or due > interval:  # nothing gathered, or the clock moved past it
+                return
+            self.clock.advance(due)
             await self._settle()
 
     async def _state(self, user: DevUser) -> str:

@@ -308,3 +308,20 @@ async def test_state_shows_the_pending_timers_and_advance_fires_them() -> None:
     assert "timers: timeout:nudge at 2026-05-19 14:30:00 UTC (in 30m 0s)" in out
     assert "bot: ¿Seguís ahí? Tu turno todavía no está confirmado." in out
     assert out.rstrip().split("\n")[-2] == "timers: none"  # it fired
+
+
+class Bursty(Conversation):
+    coalesce = 2
+
+    start = State(initial=True)
+
+    @on.text(states=[start])
+    async def echo(self, ctx: Context) -> None:
+        await ctx.send(Text(" + ".join(ctx.texts)))
+
+
+async def test_a_burst_gathers_lines_until_enter_lets_the_interval_pass() -> None:
+    out = await talk("hola", "quería saber", "", "otra", "/advance 2s", bot=Bot(Bursty))
+    assert out.count("gathering a burst: texts within 2 s are one turn") == 2  # once per burst
+    assert "bot: hola + quería saber" in out
+    assert out.index("bot: hola + quería saber") < out.index("bot: otra")

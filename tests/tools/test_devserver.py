@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
@@ -487,3 +488,44 @@ async def test_the_data_panel_shows_what_the_handlers_see(tmp_path: Path) -> Non
         )
         data = state["user"]["data"]
         assert data and not any(key.startswith("botkit.") for key in data), data
+
+
+BURSTY_SOURCE = """
+from botkit import Bot, Context, Conversation, State, Text, on
+
+
+class Bursty(Conversation):
+    coalesce = 0.3
+
+    idle = State(initial=True)
+
+    @on.text(states=[idle])
+    async def echo(self, ctx: Context) -> None:
+        await ctx.send(Text(" + ".join(ctx.texts)))
+
+
+bot = Bot(Bursty)
+"""
+
+
+async def test_a_burst_ends_on_the_real_clock_after_the_last_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"bursty_{os.getpid()}_{id(tmp_path)}"
+    (tmp_path / f"{name}.py").write_text(BURSTY_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    dev = DevBot(name, tmp_path / "dev.db", clock=ManualClock())
+    try:
+        async for client in _client(dev):
+            await post(client, f"/api/users/{JUAN}/say", {"text": "hola"})
+            state = await post(client, f"/api/users/{JUAN}/say", {"text": "¿están?"})
+            assert [i for i in state["user"]["timeline"] if i["from"] == "bot"] == []
+            assert "burst:texts" in json.dumps(state["user"])  # the pending timer is shown
+            with anyio.fail_after(5):
+                seen = dev.version
+                while not dev.fake.messages_to(JUAN):
+                    seen = await dev.wait_change(seen, 1)
+            [reply] = dev.fake.messages_to(JUAN)
+            assert reply.body["text"]["body"] == "hola + ¿están?"  # type: ignore[index, call-overload]
+    finally:
+        sys.modules.pop(name, None)
