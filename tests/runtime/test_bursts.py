@@ -4,10 +4,12 @@ restart."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from botkit import (
@@ -22,9 +24,13 @@ from botkit import (
     Text,
     on,
 )
+from botkit.fake.provider import FakeGoSendAPI
+from botkit.runtime.runtime import Runtime
 from botkit.tools.simulator import SimUser
 from botkit.types import ManualClock
+from botkit.web.app import create_app
 from botkit.wire.idempotency import idempotency_key
+from tests.runtime.test_timers_replicas import PNID, SECRET, USERS, settings
 
 pytestmark = pytest.mark.anyio
 
@@ -248,3 +254,35 @@ async def test_a_handed_off_users_texts_go_to_the_people_one_by_one() -> None:
 def test_a_bad_interval_is_an_error_naming_the_conversation(value: object, says: str) -> None:
     with pytest.raises(DefinitionError, match=f"Bad.coalesce.*{says}"):
         type("Bad", (Conversation,), {"coalesce": value, "start": State(initial=True)})
+
+
+async def test_two_runtimes_on_one_postgresql_database_answer_each_burst_once(
+    postgres_url: str,
+) -> None:
+    # each user's texts reach one replica or the other; both fire the burst timers at once
+    clock = ManualClock()
+    fake = FakeGoSendAPI(clock=clock, webhook_url="http://bot/webhook", webhook_secret=SECRET)
+    transport = httpx.ASGITransport(app=fake.app)
+    first = Runtime(bot, settings(postgres_url), clock=clock, transport=transport)
+    second = Runtime(bot, settings(postgres_url), clock=clock, transport=transport)
+    apps = [create_app(first), create_app(second)]
+    async with apps[0].router.lifespan_context(apps[0]), apps[1].router.lifespan_context(apps[1]):
+        for n, text in enumerate(["hola", "quiero", "turno"]):
+            fake.webhook_transport = httpx.ASGITransport(app=apps[n % 2])
+            for wa_id in USERS:
+                message = {"type": "text", "text": {"body": text}}
+                delivery = await fake.receive(wa_id=wa_id, message=message, phone_number_id=PNID)
+                assert delivery.status_code == 200
+            await asyncio.gather(first.settle(autojump=clock), second.settle(autojump=clock))
+        assert not any(fake.messages_to(wa_id) for wa_id in USERS)  # all gathering
+        clock.advance(2)
+        assert first.workers is not None and second.workers is not None
+        await asyncio.gather(
+            first.workers.timers.fire_due(), second.workers.timers.fire_due(),
+            first.workers.timers.fire_due(), second.workers.timers.fire_due(),
+        )  # fmt: skip
+        await first.settle(autojump=clock)
+        await second.settle(autojump=clock)
+        for wa_id in USERS:
+            bodies = [m.body["text"]["body"] for m in fake.messages_to(wa_id) if m.type == "text"]  # type: ignore[index, call-overload]
+            assert bodies == ["Leí 3: hola\nquiero\nturno"], wa_id
