@@ -23,9 +23,17 @@ def loads(data: bytes | str, *, max_depth: int | None = None) -> Any:
     """Parses JSON; raises DecodeError (a ValueError) on malformed input, and NestingError
     when given a `max_depth` the document exceeds (containers inside containers)."""
     value = orjson.loads(data)
-    if max_depth is not None and _deeper_than(value, max_depth):
+    if max_depth is not None and _brackets(data) > max_depth and _deeper_than(value, max_depth):
         raise NestingError(f"the JSON nests deeper than {max_depth} levels")
     return value
+
+
+def _brackets(data: bytes | str) -> int:
+    """How many `{` and `[` the text holds: at least as many as its containers (strings may hold
+    some too), so no deeper than that; counting them is far cheaper than walking the value."""
+    if isinstance(data, str):
+        return data.count("{") + data.count("[")
+    return data.count(b"{") + data.count(b"[")
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
