@@ -395,13 +395,14 @@ def main() -> None:
         if "pg3" in stores:
             for n, path in enumerate(thirds):
                 write_events(path, args.users, args.rounds, args.threads, part=n, parts=3)
+        sync = disk_sync(folder)
         a = baseline(wrk, events, folder, args)
         results = [
             clinic(wrk, folder, args, store, thirds if store == "pg3" else [events])
             for store in stores
         ]
         isolated = None if args.no_isolation else isolation.run(folder, users=200)
-    report(a, results, total, args)
+    report(a, results, total, args, sync)
     if isolated is not None:
         print(isolation.line(*isolated))
 
@@ -443,14 +444,41 @@ def metrics_overhead(args: argparse.Namespace) -> None:
         )
 
 
+def disk_sync(folder: Path, rounds: int = 100) -> float:
+    """The median seconds of an fdatasync after a 4 KB append, in `folder` (the store's disk)."""
+    path = folder / "sync.test"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    times = []
+    try:
+        for _ in range(rounds):
+            os.write(fd, b"x" * 4096)
+            started = time.perf_counter()
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return sorted(times)[len(times) // 2]
+
+
 def report(
-    a: dict[str, int], results: list[dict[str, object]], total: int, args: argparse.Namespace
+    a: dict[str, int],
+    results: list[dict[str, object]],
+    total: int,
+    args: argparse.Namespace,
+    sync: float | None = None,
 ) -> None:
     seconds = args.duration
     rate_a = acked(a) / seconds
     print(
         f"events prepared: {total} ({args.users} users x 3 steps x {args.rounds}); wrk {args.connections} connections, {seconds}s"
     )
+    if sync is not None:  # each acknowledgement waits for its group's fsync; (a) writes nothing
+        print(
+            f"disk: fdatasync p50 {sync * 1000:.2f} ms, so at most {args.connections} / "
+            f"{sync * 1000:.2f} ms = {args.connections / sync:,.0f} durable acknowledgements/s on "
+            f"{args.connections} connections (each waits for its group's sync)"
+        )
     print(
         f"(a) bare Starlette verify+parse : {rate_a:8.0f} acked/s  p50 {a['p50_us'] / 1000:6.2f} ms  p99 {a['p99_us'] / 1000:6.2f} ms  non-2xx {a['errors_status']}"
     )
