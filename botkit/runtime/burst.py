@@ -112,10 +112,11 @@ def takes(event: object) -> bool:
     return isinstance(event, InboundMessage) and isinstance(event.input, TextInput)
 
 
-def ends(event: object) -> bool:
+def ends(event: object, *, gathering: bool = True) -> bool:
     """Whether an event ends the burst before it runs: anything that runs a handler, but a
-    status (not the user's) or a text (gathered, see `apart`)."""
-    return not isinstance(event, StatusUpdate) and not takes(event)
+    status (not the user's) or a text (gathered, see `apart`). `gathering` False: the running
+    code no longer coalesces (a deploy turned it off), so a text ends a burst left from before."""
+    return not isinstance(event, StatusUpdate) and not (gathering and takes(event))
 
 
 def apart(burst: Burst, event: InboundMessage, interval: float) -> bool:

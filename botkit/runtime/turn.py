@@ -273,7 +273,8 @@ async def _run_event(
         if why is not None:
             return result(IGNORED, why)
         return result(*await _end_burst(conversation, spec, progress, now, limit, carried=True))
-    if progress.burst is not None and burst_rules.ends(event):  # the texts go first
+    gathering = spec.coalesce is not None
+    if progress.burst is not None and burst_rules.ends(event, gathering=gathering):  # texts first
         await _end_burst(conversation, spec, progress, now, limit, carried=False)
     if isinstance(event, HandoffEvent):
         return await _handoff_event(spec, event, item, progress, now, result)

@@ -286,3 +286,25 @@ async def test_two_runtimes_on_one_postgresql_database_answer_each_burst_once(
         for wa_id in USERS:
             bodies = [m.body["text"]["body"] for m in fake.messages_to(wa_id) if m.type == "text"]  # type: ignore[index, call-overload]
             assert bodies == ["Leí 3: hola\nquiero\nturno"], wa_id
+
+
+# the same conversation (the same name) after a deploy that turned coalescing off
+Plain: type[Conversation] = type("Chat", (Chat,), {"coalesce": None})
+
+
+async def test_a_burst_left_by_a_deploy_that_turned_coalesce_off_is_answered_first(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+    database = tmp_path / "bursts.db"
+    async with Simulator(bot, database=database, clock=clock) as first:
+        ana = first.user(ANA)
+        await ana.says("hola")
+        await ana.says("sigo")
+    async with Simulator(Bot(Plain), database=database, clock=clock) as second:
+        ana = second.user(ANA)
+        await ana.says("tercero")  # before the burst's timer: the burst still goes first
+        bodies = [r.payload["body"] for r in await second.outbox(ANA) if r.type == "text"]  # type: ignore[index, call-overload]
+        assert bodies == ["Leí 2: hola\nsigo", "Otra vez 1: tercero"]
+        await second.advance(seconds=10)  # the old timer fires: nothing is answered twice
+        assert len([r for r in await second.outbox(ANA) if r.type == "text"]) == 2
