@@ -146,6 +146,12 @@ def message(burst: Burst) -> InboundMessage:
     return dataclasses.replace(last, input=TextInput("\n".join(texts), texts))
 
 
+def report_id(last: str) -> str:
+    """The id a burst's log line and trace go under when another event ended it (the last
+    text's own line says it was gathered)."""
+    return f"{last}/burst"
+
+
 def is_timer(event: object) -> bool:
     """Whether an event is a burst's timer."""
     return isinstance(event, TimerEvent) and event.input.kind == BURST
@@ -187,6 +193,7 @@ __all__ = [
     "is_timer",
     "joined",
     "message",
+    "report_id",
     "split",
     "stale",
     "takes",

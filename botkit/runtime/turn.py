@@ -136,6 +136,9 @@ class _Progress:
     burst: burst_rules.Burst | None = None
     gathered: bool = False
     burst_ended: bool = False
+    # where the report of the event running starts, when a burst ran first (its own report)
+    report_from: tuple[str, int, float] | None = None  # (state, sends queued, started)
+    monotonic: Callable[[], float] = time.perf_counter
 
 
 async def take_turn(
@@ -158,13 +161,16 @@ async def take_turn(
     progress.burst = gathering
     if spec.stale_taps:  # else none is remembered (and a key left from before is dropped)
         progress.prompt, progress.prompt_sent = prompt, lane.prompt_message_id
-    progress.marks = marks
+    progress.marks, progress.monotonic = marks, monotonic
     gave_up = max_attempts if lane.attempts > max_attempts else None
     for item in lane.events:
         before, queued = progress.state, len(progress.sends)
         progress.handler = progress.message_id = progress.delivery = None
+        progress.report_from = None
         started = monotonic()
         await _run_event(conversation, item, progress, now, handler_timeout, gave_up)
+        if progress.report_from is not None:  # a burst ran first, reported on its own
+            before, queued, started = progress.report_from
         _report(item, progress, before, queued, monotonic() - started)
         progress.marks = timer_rules.entering(progress.marks, before, progress.state, item.lane_seq)
     session = None
@@ -257,25 +263,26 @@ async def _run_event(
         _learn(event, item, progress)
     except Exception as exc:  # a value the store cannot keep: this event fails, not the lane
         return result(FAILED, cut(f"cannot be recorded: {type(exc).__name__}: {exc}", ERROR_KEPT))
-    if gave_up is not None:  # claimed too often without finishing: it may kill the worker
-        return result(FAILED, f"gave up after {gave_up} attempts")
-    if isinstance(event, TimerEvent):
-        why = timer_rules.stale(
-            event, progress.state, progress.window, now,
-            type(conversation).spec.migrations, progress.marks, progress.timers,
-        )  # fmt: skip
-        if why is not None:  # overtaken by the user (or the state) since it was set
-            return result(IGNORED, why)
     spec = type(conversation).spec
+    if gave_up is not None:  # claimed too often without finishing: it may kill the worker
+        return result(FAILED, f"gave up after {gave_up} attempts{_drop_burst(progress, event)}")
     if burst_rules.is_timer(event):  # the interval passed: the burst's texts, as one turn
         assert isinstance(event, TimerEvent)
         why = burst_rules.stale(event, progress.burst)
         if why is not None:
             return result(IGNORED, why)
-        return result(*await _end_burst(conversation, spec, progress, now, limit, carried=True))
-    gathering = spec.coalesce is not None
-    if progress.burst is not None and burst_rules.ends(event, gathering=gathering):  # texts first
-        await _end_burst(conversation, spec, progress, now, limit, carried=False)
+        return result(*await _end_burst(conversation, spec, progress, item, now, limit))
+    if progress.burst is not None and _ends_burst(spec, progress, event):  # the texts go first
+        before = progress.state
+        await _end_burst(conversation, spec, progress, None, now, limit)
+        progress.marks = timer_rules.entering(progress.marks, before, progress.state, item.lane_seq)
+    if isinstance(event, TimerEvent):  # checked after a burst before it ran (it may cancel it)
+        why = timer_rules.stale(
+            event, progress.state, progress.window, now,
+            spec.migrations, progress.marks, progress.timers,
+        )  # fmt: skip
+        if why is not None:  # overtaken by the user (or the state) since it was set
+            return result(IGNORED, why)
     if isinstance(event, HandoffEvent):
         return await _handoff_event(spec, event, item, progress, now, result)
     if isinstance(event, TimerEvent) and handoff_timer.is_resume(event):
@@ -289,8 +296,8 @@ async def _run_event(
         if isinstance(event, TriggerEvent | TimerEvent):
             return result(IGNORED, "the conversation is handed off to people")
         return result(DONE)
-    if spec.coalesce is not None and burst_rules.takes(event):
-        assert isinstance(event, InboundMessage)
+    if spec.coalesce is not None and burst_rules.takes(event) and progress.announce is None:
+        assert isinstance(event, InboundMessage)  # (a migration's message goes with a text now)
         return await _gather(conversation, spec, event, progress, now, limit, result)
     return result(*await _handle(conversation, spec, event, item.event_id, progress, now, limit))
 
@@ -303,10 +310,13 @@ async def _handle(
     progress: _Progress,
     now: float,
     limit: float,
+    reported_as: str | None = None,
 ) -> tuple[str, str | None]:
     """Runs the handler of an event (`cause`: the event id its sends' keys derive from) with
     the user's state and data; returns how the event ended. A handler that fails leaves
-    nothing of its changes."""
+    nothing of its changes; its exception is kept under `reported_as` (default `cause`), the
+    id of the report it belongs to."""
+    reported_as = reported_as or cause
     ctx = Context(
         spec, event, progress.state, _copy(progress.data), WindowView(progress.window, now)
     )
@@ -334,7 +344,7 @@ async def _handle(
     except TimeoutError as exc:
         progress.failed_handlers.append(ctx.handler or PROMPT)  # botkit_handler_errors_total
         if not deadline.expired():  # the handler's own TimeoutError (a client of its): its bug
-            return _failed(cause, progress, exc)
+            return _failed(reported_as, progress, exc)
         return FAILED, f"the handler took more than {limit:g}s and was cancelled"
     except asyncio.CancelledError:
         if _being_cancelled():
@@ -343,7 +353,7 @@ async def _handle(
         return FAILED, "the handler raised CancelledError"
     except Exception as exc:  # the handler's bug or refusal: the event fails, state unchanged
         progress.failed_handlers.append(ctx.handler or PROMPT)
-        return _failed(cause, progress, exc)
+        return _failed(reported_as, progress, exc)
     if not handled:
         reason = None
         if isinstance(event, TriggerEvent):
@@ -372,52 +382,80 @@ async def _gather(
     limit: float,
     result: Callable[..., None],
 ) -> None:
-    """Adds a text to the user's burst (ending the one before if it came too long after it,
-    and this one if it is full); its event is done: the burst's handler runs later."""
-    assert spec.coalesce is not None
-    if progress.burst is not None and burst_rules.apart(progress.burst, event, spec.coalesce):
-        await _end_burst(conversation, spec, progress, now, limit, carried=False)
+    """Adds a text to the user's burst (and ends the burst if it is full); its event is done:
+    the burst's handler runs later."""
     progress.burst = burst_rules.added(progress.burst, event, now)
     progress.gathered = progress.changed = True
     progress.handler = burst_rules.HANDLER
     result(DONE)
     if burst_rules.full(progress.burst):
-        await _end_burst(conversation, spec, progress, now, limit, carried=False)
+        await _end_burst(conversation, spec, progress, None, now, limit)
 
 
 async def _end_burst(
     conversation: Conversation,
     spec: ConversationSpec,
     progress: _Progress,
+    carrier: InboxItem | None,
     now: float,
     limit: float,
-    *,
-    carried: bool,
 ) -> tuple[str, str | None]:
-    """Runs the text handler once for the burst's texts and empties it. `carried`: the burst's
-    timer is the event of this run (it reports it); else the run gets a report of its own,
-    under the last text's event id, before the event that ended it."""
+    """Runs the text handler once for the burst's texts and empties it. `carrier`: the burst's
+    timer, the event of this run (its report is the burst's); None: the run gets a report of
+    its own (`burst_rules.report_id`), before the event that ended it."""
     gathered = progress.burst
     assert gathered is not None
     progress.burst, progress.burst_ended, progress.changed = None, True, True
     progress.gathered = False
     event = burst_rules.message(gathered)
-    if carried:
-        return await _handle(conversation, spec, event, gathered.last, progress, now, limit)
+    if carrier is not None:
+        return await _handle(
+            conversation, spec, event, gathered.last, progress, now, limit, carrier.event_id
+        )
+    report_id = burst_rules.report_id(gathered.last)
     before, queued, handler = progress.state, len(progress.sends), progress.handler
     progress.handler = None
-    started = time.perf_counter()
-    status, error = await _handle(conversation, spec, event, gathered.last, progress, now, limit)
+    started = progress.monotonic()
+    status, error = await _handle(
+        conversation, spec, event, gathered.last, progress, now, limit, report_id
+    )
     sends = progress.sends[queued:]
     progress.reports.append(
         EventReport(
-            gathered.last, burst_rules.KIND, before, progress.state, progress.handler,
+            report_id, burst_rules.KIND, before, progress.state, progress.handler,
             tuple(send.type for send in sends), tuple(send.idempotency_key for send in sends),
-            time.perf_counter() - started, status, error, event.message_id,
+            progress.monotonic() - started, status, error, event.message_id,
         )
     )  # fmt: skip
     progress.handler = handler
+    progress.report_from = (progress.state, len(progress.sends), progress.monotonic())
     return status, error
+
+
+def _ends_burst(spec: ConversationSpec, progress: _Progress, event: object) -> bool:
+    """Whether the user's burst runs before this event: anything but a status or a text that
+    joins it (botkit.runtime.burst.ends), and a text that came too long after it."""
+    assert progress.burst is not None
+    gathering = spec.coalesce is not None
+    if burst_rules.ends(event, gathering=gathering):
+        return True
+    return (
+        gathering
+        and isinstance(event, InboundMessage)
+        and burst_rules.apart(progress.burst, event, spec.coalesce or 0.0)
+    )
+
+
+def _drop_burst(progress: _Progress, event: object) -> str:
+    """A claim given up on may have been killed by the burst's handler: a burst this event
+    would have run is dropped (else every later event would run it again); what to add to the
+    event's error."""
+    gathered = progress.burst
+    if gathered is None or not (burst_rules.is_timer(event) or burst_rules.ends(event)):
+        return ""
+    progress.burst, progress.burst_ended, progress.changed = None, True, True
+    progress.gathered = False
+    return f"; the burst of {len(gathered.parts)} texts it ended was dropped"
 
 
 async def _handoff_event(

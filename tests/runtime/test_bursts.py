@@ -19,6 +19,7 @@ from botkit import (
     Context,
     Conversation,
     DefinitionError,
+    Migration,
     Simulator,
     State,
     Text,
@@ -26,11 +27,16 @@ from botkit import (
 )
 from botkit.fake.provider import FakeGoSendAPI
 from botkit.runtime.runtime import Runtime
+from botkit.runtime.turn import MAX_ATTEMPTS, take_turn
+from botkit.store.base import InboxItem, InboxLane
+from botkit.store.timers import TimerRecord, fired_event
 from botkit.tools.simulator import SimUser
 from botkit.types import ManualClock
 from botkit.web.app import create_app
 from botkit.wire.idempotency import idempotency_key
+from botkit.wire.window import Window
 from tests.runtime.test_timers_replicas import PNID, SECRET, USERS, settings
+from tests.runtime.test_turn import NOW, PN, T0, text_item
 
 pytestmark = pytest.mark.anyio
 
@@ -308,3 +314,145 @@ async def test_a_burst_left_by_a_deploy_that_turned_coalesce_off_is_answered_fir
         assert bodies == ["Leí 2: hola\nsigo", "Otra vez 1: tercero"]
         await second.advance(seconds=10)  # the old timer fires: nothing is answered twice
         assert len([r for r in await second.outbox(ANA) if r.type == "text"]) == 2
+
+
+class Reminding(Conversation):
+    coalesce = 2
+
+    start = State(initial=True)
+
+    @on.text(states=[start])
+    async def read(self, ctx: Context) -> None:
+        if ctx.text == "arma":
+            ctx.schedule("nudge", after=3)
+        if ctx.text == "cancela":
+            ctx.cancel("nudge")
+        await ctx.send(Text(f"leí: {ctx.text}"))
+
+    @on.timer("nudge", states=[start])
+    async def nudge(self, ctx: Context) -> None:
+        await ctx.send(Text("NUDGE"))
+
+
+async def test_a_timer_due_while_texts_gather_runs_after_them_and_sees_what_they_did() -> None:
+    async with Simulator(Bot(Reminding)) as sim:
+        ana = sim.user(ANA)
+        await ana.says("arma")
+        await sim.advance(seconds=2)  # the reminder is set now, due 3 s later
+        await sim.advance(seconds=2)
+        await ana.says("cancela")  # gathered 1 s before the reminder is due
+        await sim.advance(seconds=10)
+        assert texts(ana) == ["leí: arma", "leí: cancela"]  # the burst cancelled it first
+
+
+class Desk2(Conversation):
+    coalesce = 2
+
+    start = State(initial=True)
+
+    @on.text("persona", states=[start])
+    async def human(self, ctx: Context) -> None:
+        await ctx.handoff(reason="pidió una persona")
+
+    @on.text(states=[start])
+    async def echo(self, ctx: Context) -> None:
+        await ctx.send(Text("BOT: " + (ctx.text or "")))
+
+
+async def test_a_text_after_a_burst_that_handed_off_goes_to_the_people() -> None:
+    # a backlog: "persona" (its burst hands off), then "hola" more than the interval later
+    lane = InboxLane(
+        PN, ANA, "c",
+        (text_item(1, "persona", timestamp=T0), text_item(2, "hola", timestamp=T0 + 5)),
+        None, Window(), 1,
+    )  # fmt: skip
+    outcome = (await take_turn(Desk2(), lane, NOW)).outcome
+    assert [(send.type, send.cause) for send in outcome.sends] == [("botkit.handoff", "evt_2")]
+    assert outcome.session is not None and "botkit.burst" not in outcome.session.data
+    assert [(t.name, t.due_at) for t in outcome.timers if t.name == "burst:texts"] == [
+        ("burst:texts", None)
+    ]
+
+
+class Waiting(Conversation):
+    idle = State(initial=True)
+    waitlist = State()
+
+    @on.text(states=[idle], to=waitlist)
+    async def wait(self, ctx: Context) -> None:
+        await ctx.send(Text("en espera"))
+
+
+class Migrated(Conversation):
+    coalesce = 2
+    migrations = {"waitlist": Migration("idle", Text("Cerramos la lista de espera."))}
+
+    idle = State(initial=True)
+
+    @on.text(states=[idle])
+    async def echo(self, ctx: Context) -> None:
+        await ctx.send(Text(f"eco: {' + '.join(ctx.texts)}"))
+
+
+async def test_a_migrations_message_goes_first_when_the_user_next_writes_texts(
+    tmp_path: Path,
+) -> None:
+    clock, database = ManualClock(), tmp_path / "migrated.db"
+    async with Simulator(Bot(Waiting), database=database, clock=clock) as first:
+        await first.user(ANA).says("hola")
+    second_bot = Bot(type("Waiting", (Migrated,), {}))  # the same conversation, version 2
+    async with Simulator(second_bot, database=database, clock=clock) as second:
+        ana = second.user(ANA)
+        await ana.says("vuelvo")  # its first text: not gathered, so the message goes at once
+        await ana.says("otra")
+        await ana.says("más")
+        await second.advance(seconds=3)
+        bodies = [r.payload["body"] for r in await second.outbox(ANA) if r.type == "text"]  # type: ignore[index, call-overload]
+        assert bodies[1:] == ["Cerramos la lista de espera.", "eco: vuelvo", "eco: otra + más"]
+
+
+class Poison(Conversation):
+    coalesce = 2
+
+    start = State(initial=True)
+
+    @on.text(states=[start])
+    async def echo(self, ctx: Context) -> None:
+        await ctx.send(Text("BOT: " + (ctx.text or "")))
+
+
+async def test_a_burst_whose_claim_was_given_up_on_is_dropped_not_run_again() -> None:
+    first = (
+        await take_turn(
+            Poison(), InboxLane(PN, ANA, "c", (text_item(1, "poison"),), None, Window(), 1), NOW
+        )
+    ).outcome
+    [written] = [t for t in first.timers if t.name == "burst:texts"]
+    assert written.due_at is not None
+    fired = fired_event(
+        TimerRecord(PN, ANA, written.name, written.due_at, written.payload, written.timer_id)
+    )
+    item = InboxItem(100, 2, fired.event_id, "timer", PN, ANA, fired.envelope)
+    # the timer's turn killed the worker ten times: the eleventh claim gives up
+    lane = InboxLane(PN, ANA, "c", (item,), first.session, first.window, MAX_ATTEMPTS + 1)
+    given_up = (await take_turn(Poison(), lane, NOW + 3)).outcome
+    [result] = given_up.results
+    assert result.status == "failed" and "burst of 1 texts it ended was dropped" in (
+        result.error or ""
+    )
+    assert given_up.session is not None and "botkit.burst" not in given_up.session.data
+    later = InboxLane(
+        PN, ANA, "c", (text_item(3, "hola", timestamp=T0 + 600),), given_up.session,
+        given_up.window, 1,
+    )  # fmt: skip
+    assert (await take_turn(Poison(), later, NOW + 600)).outcome.sends == ()  # gathered, alone
+
+
+async def test_a_burst_ended_by_another_event_has_its_own_report() -> None:
+    lane = InboxLane(
+        PN, ANA, "c", tuple(text_item(n, f"t{n}") for n in range(1, 21)), None, Window(), 1
+    )
+    turn = await take_turn(Poison(), lane, NOW)  # the 20th text fills the burst: it runs now
+    [burst] = [r for r in turn.reports if r.kind == "burst"]
+    assert burst.event_id == "evt_20/burst" and len(burst.sent) == 1
+    assert [r.sent for r in turn.reports if r.kind != "burst"] == [()] * 20  # texts send nothing
