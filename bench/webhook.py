@@ -187,7 +187,7 @@ def clinic(
     since = (0, 0)
     if prebuilt is not None:
         for suffix in ("", "-inbox"):
-            shutil.copyfile(f"{prebuilt}{suffix}", f"{database}{suffix}")
+            copy_synced(Path(f"{prebuilt}{suffix}"), Path(f"{database}{suffix}"))
         since = last_rows(Path(database))
     pg_name = None
     if store.startswith("pg"):
@@ -247,6 +247,17 @@ def clinic(
         "store": store,
         "replicas": len(ports),
     }
+
+
+def copy_synced(source: Path, target: Path) -> None:
+    """Copies a file and waits for it to reach the disk: the load's own fsyncs (the inbox's
+    synchronous=FULL) must not queue behind gigabytes of the copy's writeback."""
+    shutil.copyfile(source, target)
+    descriptor = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def last_rows(database: Path) -> tuple[int, int]:
