@@ -518,8 +518,12 @@ def report(
 # -- the hot path's plans ------------------------------------------------------------------------
 
 
-def hot_path() -> list[tuple[str, str, tuple[Any, ...]]]:
-    """(what, SQL, parameters) of the statements a webhook and a turn run, as botkit has them."""
+BATCH = 300  # lanes in one group commit under load (botkit writes up to 400 a statement)
+
+
+def hot_path(users: int) -> list[tuple[str, str, tuple[Any, ...]]]:
+    """(what, SQL, parameters) of the statements a webhook and a turn run, as botkit has them
+    (store `users` users); the multi-row ones also with BATCH rows, as a busy worker runs them."""
     from botkit.store.sqlite import inbox as inbox_sql
     from botkit.store.sqlite import outbox as outbox_sql
     from botkit.store.sqlite import retention
@@ -527,8 +531,17 @@ def hot_path() -> list[tuple[str, str, tuple[Any, ...]]]:
     def one(template: str, width: int) -> str:
         return template.format(values="(" + ", ".join("?" * width) + ")")
 
+    def batch(template: str, row: tuple[Any, ...], *extra: Any) -> tuple[str, tuple[Any, ...]]:
+        """`template` with BATCH rows like `row`, its wa_id (the row's second value) one of a
+        user spread over the store."""
+        rows = [(row[0], wa_id_of(n * STRIDE % users), *row[2:]) for n in range(BATCH)]
+        sql = template.format(values=", ".join(["(" + ", ".join("?" * len(row)) + ")"] * BATCH))
+        return sql, (*(value for each in rows for value in each), *extra)
+
     wa, now = wa_id_of(1), time.time()
     cursor = inbox_sql._CURSOR
+    owned = (PHONE_NUMBER_ID, wa, "t", 3, 1, now, 3, None, 1)
+    release = (PHONE_NUMBER_ID, wa, "t", None)
     return [
         ("web: dedupe on add (_existing)",
          "SELECT event_id, message_id FROM incoming.inbox WHERE event_id IN (?) OR message_id IN (?)",
@@ -559,8 +572,12 @@ def hot_path() -> list[tuple[str, str, tuple[Any, ...]]]:
          (PHONE_NUMBER_ID, wa, 1)),
         ("worker: inbox next_due",
          "SELECT min(coalesce(event_until, 0)) FROM main.lanes WHERE next_event IS NOT NULL", ()),
-        ("worker: complete lane (_OWNED)", one(inbox_sql._OWNED, 9),
-         (PHONE_NUMBER_ID, wa, "t", 3, 1, now, 3, None, 1, now)),
+        ("worker: complete lane (_OWNED)", one(inbox_sql._OWNED, 9), (*owned, now)),
+        (f"worker: complete {BATCH} lanes (_OWNED)", *batch(inbox_sql._OWNED, owned, now)),
+        ("worker: complete, the user wrote: release held sends (_RELEASE_HELD)",
+         one(inbox_sql._RELEASE_HELD, 2), (PHONE_NUMBER_ID, wa, now)),
+        (f"worker: complete {BATCH} lanes, release held sends (_RELEASE_HELD)",
+         *batch(inbox_sql._RELEASE_HELD, (PHONE_NUMBER_ID, wa), now)),
         ("worker: upsert session", one(inbox_sql._UPSERT_SESSION, 7),
          (PHONE_NUMBER_ID, wa, "Clinic", "confirmed", "{}", "v", now)),
         ("worker: insert send", one(inbox_sql._INSERT_SEND, 13),
@@ -576,8 +593,12 @@ def hot_path() -> list[tuple[str, str, tuple[Any, ...]]]:
          " WHERE send_due IS NOT NULL", ()),
         ("worker: record send (_FINISH_SEND)", one(outbox_sql._FINISH_SEND, 11),
          (1, "sent", 1, "w", None, None, now, None, PHONE_NUMBER_ID, wa, "t", now)),
-        ("worker: release send lane (_RELEASE)", one(outbox_sql._RELEASE, 4),
-         (PHONE_NUMBER_ID, wa, "t", None)),
+        ("worker: release send lane (_RELEASE)", one(outbox_sql._RELEASE, 4), release),
+        (f"worker: release {BATCH} send lanes (_RELEASE)", *batch(outbox_sql._RELEASE, release)),
+        (f"worker: {BATCH} send lanes, held sends if open (_RELEASE_IF_OPEN)",
+         *batch(outbox_sql._RELEASE_IF_OPEN, (PHONE_NUMBER_ID, wa), now, now)),
+        (f"worker: {BATCH} lanes' send_due (REFRESH_SEND_DUE)",
+         *batch(outbox_sql.REFRESH_SEND_DUE, (PHONE_NUMBER_ID, wa))),
         ("worker: status upsert", one(inbox_sql._UPSERT_STATUS, 6),
          ("w", "read", 3, 1, None, now)),
         ("worker: outbox by provider id (a status)",
@@ -588,22 +609,34 @@ def hot_path() -> list[tuple[str, str, tuple[Any, ...]]]:
         ("worker startup: free claims",
          "UPDATE main.lanes SET event_token = NULL, event_until = NULL"
          " WHERE event_token IS NOT NULL", ()),
+        ("janitor: horizon's bounds (_horizon)",
+         "SELECT min(seq), max(seq) FROM incoming.inbox", ()),
         ("janitor: finished events", retention._FINISHED_EVENTS, (100, now - 7 * DAY, 100)),
         ("janitor: finished sends", retention._DELETE_SENDS, (now - 7 * DAY, 100)),
         ("janitor: statuses", retention._DELETE_STATUSES, (now - 7 * DAY, 100)),
     ]  # fmt: skip
 
 
-def explain(path: Path) -> None:
-    """SQLite's plan of each hot-path statement on the store at `path` (nothing is run)."""
-    db = sqlite3.connect(path)
+def explain(path: Path, users: int) -> None:
+    """SQLite's plan of each hot-path statement on the store at `path`, and the time it takes
+    there (run in a transaction rolled back: the store is left as it was), as botkit's
+    connections run it (its default page cache, no ANALYZE)."""
+    db = sqlite3.connect(path, isolation_level=None)
     try:
         db.execute("ATTACH DATABASE ? AS incoming", (f"{path}-inbox",))
-        print(f"\nEXPLAIN QUERY PLAN on {path}:")
-        for what, sql, params in hot_path():
-            print(f"-- {what}")
-            for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params):
-                print(f"     {row[3]}")
+        print(f"\nEXPLAIN QUERY PLAN on {path} ({users:,} users), and the time each took:")
+        for what, sql, params in hot_path(users):
+            plan = [row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+            db.execute("BEGIN")
+            try:
+                started = time.perf_counter()
+                db.execute(sql, params).fetchall()
+                took = (time.perf_counter() - started) * 1000
+            finally:
+                db.execute("ROLLBACK")
+            print(f"-- {what}: {took:.2f} ms")
+            for step in plan:
+                print(f"     {step}")
     finally:
         db.close()
 
@@ -632,7 +665,7 @@ def main() -> None:
     parser.add_argument(
         "--explain",
         action="store_true",
-        help="only print the hot path's plans on the largest store (built if need be)",
+        help="only print the hot path's plans and times on each store (built if need be)",
     )
     args = parser.parse_args()
     if args.quick:
@@ -642,7 +675,8 @@ def main() -> None:
         cached(Path(args.cache), args.build_only)
         return
     if args.explain:
-        explain(cached(Path(args.cache), counts[-1]))
+        for n in counts:
+            explain(cached(Path(args.cache), n), n)
         return
     run(args, counts)
 
