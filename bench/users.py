@@ -16,7 +16,9 @@ RSS of the web process and of its worker child; then each N's rates over the sma
 The bare-Starlette line (a) is printed once, for scale.
 
 `--build-only N` builds one store, checks it through botkit and prints the time and sizes;
-`--explain` prints SQLite's plans of the hot path's statements against the largest store.
+`--explain` prints the plan and time of each hot-path statement on each store (no load);
+`--no-automatic-index` runs the load with the bot's SQLite connections planning without
+automatic indexes (an experiment through a sitecustomize: botkit is unchanged).
 """
 
 from __future__ import annotations
@@ -434,6 +436,23 @@ def load_ids(stored: int, slots: int) -> list[int]:
     ]
 
 
+# An experiment, not a change to botkit: the bot's processes import this first (PYTHONPATH), and
+# every sqlite3 connection they open plans without automatic indexes.
+NO_AUTOMATIC_INDEX = """import sqlite3
+
+_connect = sqlite3.connect
+
+
+def connect(*args, **kwargs):
+    db = _connect(*args, **kwargs)
+    db.execute("PRAGMA automatic_index=OFF")
+    return db
+
+
+sqlite3.connect = connect
+"""
+
+
 def run(args: argparse.Namespace, counts: list[int]) -> None:
     import webhook  # bench/webhook.py: its load, its sink, its checks
 
@@ -443,6 +462,11 @@ def run(args: argparse.Namespace, counts: list[int]) -> None:
     with tempfile.TemporaryDirectory(prefix="botkit-bench-users-") as tmp:
         folder = Path(tmp)
         baseline = None
+        env = None
+        if args.no_automatic_index:
+            (folder / "site").mkdir()
+            (folder / "site" / "sitecustomize.py").write_text(NO_AUTOMATIC_INDEX)
+            env = {"PYTHONPATH": os.pathsep.join([str(folder / "site"), str(ROOT)])}
         for n in counts:
             events = folder / f"events-{n}.tsv"
             total = webhook.write_events(
@@ -452,7 +476,7 @@ def run(args: argparse.Namespace, counts: list[int]) -> None:
                 baseline = webhook.baseline(wrk, events, folder, args)
             memory = Memory()
             b = webhook.clinic(
-                wrk, folder, args, "sqlite", [events], tag=f"-{n}", prebuilt=stores[n],
+                wrk, folder, args, "sqlite", [events], env, tag=f"-{n}", prebuilt=stores[n],
                 watch=memory.watch,
             )  # fmt: skip
             for file in folder.glob(f"bench-sqlite-{n}.db*"):
@@ -485,6 +509,8 @@ def line(row: dict[str, Any], args: argparse.Namespace) -> None:
 def report(
     baseline: dict[str, int] | None, rows: list[dict[str, Any]], args: argparse.Namespace
 ) -> None:
+    if args.no_automatic_index:
+        print("\nexperiment: the bot's SQLite connections ran with PRAGMA automatic_index=OFF")
     print(
         f"\nload: {args.load_users} user slots (half returning users spread over the store, half"
         f" new), 3 steps each, wrk {args.connections} connections, {args.duration} s a run"
@@ -661,6 +687,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1000,100000 stored, 5 s runs")
     parser.add_argument("--no-baseline", action="store_true", help="skip (a)")
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--no-automatic-index",
+        action="store_true",
+        help="experiment: the bot's sqlite3 connections run PRAGMA automatic_index=OFF (through"
+        " a sitecustomize on their PYTHONPATH; botkit itself is unchanged)",
+    )
     parser.add_argument("--build-only", type=int, metavar="N", help="build (cached) and check")
     parser.add_argument(
         "--explain",
