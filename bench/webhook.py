@@ -33,8 +33,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -52,10 +54,18 @@ SECRET = "whsec_bench"
 
 
 def write_events(
-    path: Path, users: int, rounds: int, threads: int = 2, part: int = 0, parts: int = 1
+    path: Path,
+    users: int,
+    rounds: int,
+    threads: int = 2,
+    part: int = 0,
+    parts: int = 1,
+    user_ids: Sequence[int] | None = None,
 ) -> int:
     """One line per event, "signature<TAB>body"; event k is user k % users, step k // users;
-    with `parts`, only the events k with k % parts == part."""
+    with `parts`, only the events k with k % parts == part; with `user_ids`, user slot u is
+    user number user_ids[u] (bench/users.py: users already stored, and new ones), and the
+    event and message ids are numbered by slot."""
     count = 0
     index = -1
     with path.open("w") as out:
@@ -78,13 +88,15 @@ def write_events(
             body = json.dumps(status, separators=(",", ":")).encode()
             out.write(f"{sign(SECRET, body)}\t{body.decode()}\n")
         for step in range(rounds * len(CLINIC_FLOW)):
-            for user in range(users):
+            for number in range(users):
                 index += 1
                 if index % parts != part:
                     continue
-                message_id = f"wamid.bench.{step}.{user}"
+                # with user_ids, ids by slot: a user may fill several slots (a visit each)
+                user = number if user_ids is None else user_ids[number]
+                message_id = f"wamid.bench.{step}.{number}"
                 envelope = received(
-                    user, f"evt_{step}_{user}", message_id, CLINIC_FLOW[step % len(CLINIC_FLOW)]
+                    user, f"evt_{step}_{number}", message_id, CLINIC_FLOW[step % len(CLINIC_FLOW)]
                 )
                 body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
                 out.write(f"{sign(SECRET, body)}\t{body.decode()}\n")
@@ -160,11 +172,23 @@ def clinic(
     events: list[Path],
     extra_env: dict[str, str] | None = None,
     tag: str = "",
+    prebuilt: Path | None = None,
+    watch: Callable[[list[subprocess.Popen[bytes]]], contextlib.AbstractContextManager[Any]]
+    | None = None,
 ) -> dict[str, object]:
     """(b) on `store`: sqlite, pg1 or pg3 (one replica per events file); `extra_env` for the
-    bot's processes, `tag` to tell runs on the same store apart (their database files)."""
+    bot's processes, `tag` to tell runs on the same store apart (their database files).
+
+    `prebuilt` (sqlite): a store to start from, copied with its inbox file (bench/users.py);
+    only the events and sends after its last ones are checked. `watch(bots)` is entered once
+    the bots answer and left once their backlog is drained (bench/users.py samples memory)."""
     sink_port = free_port()
     database = str(folder / f"bench-{store}{tag}.db")
+    since = (0, 0)
+    if prebuilt is not None:
+        for suffix in ("", "-inbox"):
+            copy_synced(Path(f"{prebuilt}{suffix}"), Path(f"{database}{suffix}"))
+        since = last_rows(Path(database))
     pg_name = None
     if store.startswith("pg"):
         pg_name = f"botkit_bench_{os.getpid()}_{store}"
@@ -197,22 +221,52 @@ def clinic(
             command += ["--port", str(port), "--log-level", level]
             bots.append(start(command, env, folder / f"bot-{store}-{n}.log"))
         wait_ready(f"http://127.0.0.1:{sink_port}/_fake/stats")
+        launched = time.monotonic()
         for port in ports:
             wait_ready(f"http://127.0.0.1:{port}/healthz", timeout=60)
-        started = time.monotonic()
-        result = run_wrks(wrk, ports, events, args)
-        drained = wait_drained(ports[0], started)
+        ready = time.monotonic() - launched
+        with watch(bots) if watch is not None else contextlib.nullcontext():
+            started = time.monotonic()
+            result = run_wrks(wrk, ports, events, args)
+            drained = wait_drained(ports[0], started)
         keys = httpx.get(f"http://127.0.0.1:{sink_port}/_fake/keys", timeout=30).json()["keys"]
     finally:
         for bot in bots:
             stop(bot)
         stop(sink)
     try:
-        checked = verify_pg(database, keys) if pg_name else verify(Path(database), keys)
+        checked = verify_pg(database, keys) if pg_name else verify(Path(database), keys, since)
     finally:
         if pg_name:
             admin(f"DROP DATABASE IF EXISTS {pg_name} WITH (FORCE)")
-    return {**result, **checked, "drained_s": drained, "store": store, "replicas": len(ports)}
+    return {
+        **result,
+        **checked,
+        "drained_s": drained,
+        "ready_s": ready,
+        "store": store,
+        "replicas": len(ports),
+    }
+
+
+def copy_synced(source: Path, target: Path) -> None:
+    """Copies a file and waits for it to reach the disk: the load's own fsyncs (the inbox's
+    synchronous=FULL) must not queue behind gigabytes of the copy's writeback."""
+    shutil.copyfile(source, target)
+    descriptor = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def last_rows(database: Path) -> tuple[int, int]:
+    """The last inbox and outbox seq a SQLite store has numbered."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        db.execute("ATTACH DATABASE ? AS incoming", (f"{database}-inbox",))
+        inbox = db.execute("SELECT coalesce(max(seq), 0) FROM incoming.inbox").fetchone()[0]
+        outbox = db.execute("SELECT coalesce(max(seq), 0) FROM main.outbox").fetchone()[0]
+    return int(inbox), int(outbox)
 
 
 def run_wrks(
@@ -278,16 +332,28 @@ def wait_drained(port: int, started: float, timeout: float = 300.0) -> float:
     raise SystemExit("the bot did not drain its backlog in time")
 
 
-def verify(database: Path, keys: dict[str, int]) -> dict[str, object]:
+def verify(
+    database: Path, keys: dict[str, int], since: tuple[int, int] = (0, 0)
+) -> dict[str, object]:
+    """`since`: the inbox and outbox seqs after which rows are this run's (a prebuilt store's
+    rows are not checked)."""
     with sqlite3.connect(database) as db:
         db.execute("ATTACH DATABASE ? AS incoming", (f"{database}-inbox",))
-        events = [row[0] for row in db.execute("SELECT event_id FROM inbox WHERE kind = 'message'")]
+        events = [
+            row[0]
+            for row in db.execute(
+                "SELECT event_id FROM inbox WHERE kind = 'message' AND seq > ?", (since[0],)
+            )
+        ]
         not_done = db.execute(
             "SELECT count(*) FROM inbox i LEFT JOIN event_results r ON r.seq = i.seq"
             " LEFT JOIN lanes l ON l.phone_number_id = i.phone_number_id AND l.wa_id = i.wa_id"
-            " WHERE r.seq IS NOT NULL OR coalesce(l.done_seq, 0) < i.seq"
+            " WHERE i.seq > ? AND (r.seq IS NOT NULL OR coalesce(l.done_seq, 0) < i.seq)",
+            (since[0],),
         ).fetchone()[0]
-        outbox = db.execute("SELECT count(*), sum(status = 'sent') FROM outbox").fetchone()
+        outbox = db.execute(
+            "SELECT count(*), sum(status = 'sent') FROM outbox WHERE seq > ?", (since[1],)
+        ).fetchone()
     expected = {idempotency_key(event_id, 0): event_id for event_id in events}
     missing = expected.keys() - keys.keys()
     with sqlite3.connect(database) as db:
