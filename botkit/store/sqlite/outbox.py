@@ -147,8 +147,9 @@ _RELEASE = (
 )
 # Held sends of lanes whose window is open now go out (held on a window read at claim time,
 # the user may have written since: their message released what was held then, not these).
-_RELEASE_IF_OPEN = (
-    "WITH v (p, w) AS (VALUES {values}) UPDATE main.outbox SET status = 'pending',"
+_RELEASE_IF_OPEN = (  # INDEXED BY: see inbox._RELEASE_HELD
+    "WITH v (p, w) AS (VALUES {values}) UPDATE main.outbox INDEXED BY outbox_held"
+    " SET status = 'pending',"
     " next_attempt_at = ? FROM v JOIN main.lanes l ON l.phone_number_id = v.p AND l.wa_id = v.w"
     " WHERE outbox.status = 'held' AND outbox.phone_number_id = v.p AND outbox.wa_id = v.w"
     f" AND l.last_inbound_at + {WINDOW_SECONDS} > ?"
