@@ -93,6 +93,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--keep", type=Path, help="keep the stacks and logs in this folder")
     parser.add_argument(
+        "--database",
+        type=Path,
+        help="start from a copy of this SQLite store (and its -inbox file), e.g. one of "
+        "bench/users.py's prebuilt stores",
+    )
+    parser.add_argument(
         "--gil", action="store_true", help="only the thread holding the GIL (py-spy --gil)"
     )
     args = parser.parse_args()
@@ -103,6 +109,9 @@ def main() -> None:
         events = folder / "events.tsv"
         write_events(events, args.users, args.rounds, args.threads)
         database = str(folder / "profile.db")
+        if args.database is not None:
+            shutil.copyfile(args.database, database)
+            shutil.copyfile(f"{args.database}-inbox", f"{database}-inbox")
         pg_name = None
         if args.store == "pg":
             pg_name = f"botkit_profile_{os.getpid()}"
