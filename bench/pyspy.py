@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 from processes import admin, free_port, start, stop, wait_ready, with_database
-from webhook import SECRET, ensure_wrk, run_wrk, write_events
+from webhook import bot_env, ensure_wrk, run_wrk, write_events
 
 ROOT = Path(__file__).resolve().parents[1]
 IDLE = ("select (selectors.py", "_run_once (asyncio/base_events.py", "poll (selectors.py")
@@ -123,14 +123,7 @@ def main() -> None:
             {},
             folder / "sink.log",
         )
-        env = {
-            "GOSENDAPI_API_KEY": "gsk_test_bench",
-            "GOSENDAPI_BASE_URL": f"http://127.0.0.1:{sink_port}/v1",
-            "GOSENDAPI_WEBHOOK_SECRET": SECRET,
-            "BOTKIT_DATABASE": database,
-            "BOTKIT_RATE_PER_NUMBER": "0",
-            "BOTKIT_RATE_PER_KEY": "0",
-        }
+        env = bot_env(sink_port, database)
         command = [sys.executable, "-m", "botkit.tools.cli", "run", "bots.clinic"]
         bot = start(
             [*command, "--port", str(port), "--log-level", "warning"], env, folder / "bot.log"

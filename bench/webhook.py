@@ -164,6 +164,19 @@ def baseline(wrk: str, events: Path, folder: Path, args: argparse.Namespace) -> 
         stop(server)
 
 
+def bot_env(sink_port: int, database: str) -> dict[str, str]:
+    """The environment of a `botkit run` that replies to the sink on `sink_port`."""
+    return {
+        "GOSENDAPI_API_KEY": "gsk_test_bench",
+        "GOSENDAPI_BASE_URL": f"http://127.0.0.1:{sink_port}/v1",
+        "GOSENDAPI_WEBHOOK_SECRET": SECRET,
+        "BOTKIT_DATABASE": database,
+        # the sink has no limits: measure botkit, not the pacing of issue 3's rate limits
+        "BOTKIT_RATE_PER_NUMBER": "0",
+        "BOTKIT_RATE_PER_KEY": "0",
+    }
+
+
 def clinic(
     wrk: str,
     folder: Path,
@@ -202,16 +215,7 @@ def clinic(
         {},
         folder / f"sink-{store}.log",
     )
-    env = {
-        "GOSENDAPI_API_KEY": "gsk_test_bench",
-        "GOSENDAPI_BASE_URL": f"http://127.0.0.1:{sink_port}/v1",
-        "GOSENDAPI_WEBHOOK_SECRET": SECRET,
-        "BOTKIT_DATABASE": database,
-        # the sink has no limits: measure botkit, not the pacing of issue 3's rate limits
-        "BOTKIT_RATE_PER_NUMBER": "0",
-        "BOTKIT_RATE_PER_KEY": "0",
-        **(extra_env or {}),
-    }
+    env = {**bot_env(sink_port, database), **(extra_env or {})}
     ports = [free_port() for _ in events]
     bots = []
     try:

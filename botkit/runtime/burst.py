@@ -38,6 +38,7 @@ from botkit.store.timers import TimerWrite
 from botkit.types import JSON, JSONObject
 from botkit.wire.burst import BURST, BURST_KEY, BURST_TIMER
 from botkit.wire.events import InboundMessage, StatusUpdate, TextInput, parse_envelope
+from botkit.wire.session_data import take
 from botkit.wire.timer import TimerEvent, timer_payload
 
 MAX_PARTS = 20  # texts one burst gathers at most
@@ -96,10 +97,8 @@ class Burst:
 
 def split(data: JSONObject) -> tuple[JSONObject, Burst | None]:
     """A session's data without the burst, and the burst (None: none is being gathered)."""
-    if BURST_KEY not in data:
-        return data, None
-    rest = {key: value for key, value in data.items() if key != BURST_KEY}
-    return rest, Burst.from_json(data[BURST_KEY])
+    rest, raw = take(data, BURST_KEY)
+    return rest, Burst.from_json(raw)
 
 
 def joined(data: JSONObject, burst: Burst | None) -> JSONObject:

@@ -15,16 +15,15 @@ from botkit.wire.events import InboundMessage
 from botkit.wire.handoff import FORWARD_TYPE, MARK_KEY, HandoffEvent, HandoffMark
 from botkit.wire.idempotency import idempotency_key
 from botkit.wire.messages import Message, request_body
+from botkit.wire.session_data import take
 
 HANDLER = "(handoff)"  # the handler named in the log line of what the people's side did
 
 
 def split(data: JSONObject) -> tuple[JSONObject, HandoffMark | None]:
     """A session's data without the mark, and the mark (None: the bot answers)."""
-    if MARK_KEY not in data:
-        return data, None
-    rest = {key: value for key, value in data.items() if key != MARK_KEY}
-    return rest, HandoffMark.from_json(data[MARK_KEY])
+    rest, raw = take(data, MARK_KEY)
+    return rest, HandoffMark.from_json(raw)
 
 
 def joined(data: JSONObject, mark: HandoffMark | None) -> JSONObject:

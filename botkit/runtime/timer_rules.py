@@ -50,6 +50,7 @@ from botkit.conversation.dsl import ConversationSpec
 from botkit.conversation.migration import Migration
 from botkit.store.timers import TimerWrite
 from botkit.types import JSON, JSONObject
+from botkit.wire.session_data import take
 from botkit.wire.timer import (
     MARKS_KEY,
     SCHEDULED,
@@ -97,10 +98,8 @@ class Marks:
 
 def split(data: JSONObject) -> tuple[JSONObject, Marks]:
     """A session's data without the timers' marks, and the marks."""
-    if MARKS_KEY not in data:
-        return data, Marks()
-    rest = {key: value for key, value in data.items() if key != MARKS_KEY}
-    return rest, Marks.from_json(data[MARKS_KEY])
+    rest, raw = take(data, MARKS_KEY)
+    return rest, Marks.from_json(raw)
 
 
 def joined(
