@@ -35,7 +35,7 @@ from botkit.types import ManualClock
 from botkit.web.app import create_app
 from botkit.wire.idempotency import idempotency_key
 from botkit.wire.window import Window
-from tests.runtime.test_timers_replicas import PNID, SECRET, USERS, settings
+from tests.runtime.test_timers_replicas import PNID, SECRET, USERS, fire_at_once, settings
 from tests.runtime.test_turn import NOW, PN, T0, text_item
 
 pytestmark = pytest.mark.anyio
@@ -282,13 +282,7 @@ async def test_two_runtimes_on_one_postgresql_database_answer_each_burst_once(
             await asyncio.gather(first.settle(autojump=clock), second.settle(autojump=clock))
         assert not any(fake.messages_to(wa_id) for wa_id in USERS)  # all gathering
         clock.advance(2)
-        assert first.workers is not None and second.workers is not None
-        await asyncio.gather(
-            first.workers.timers.fire_due(), second.workers.timers.fire_due(),
-            first.workers.timers.fire_due(), second.workers.timers.fire_due(),
-        )  # fmt: skip
-        await first.settle(autojump=clock)
-        await second.settle(autojump=clock)
+        await fire_at_once(first, second, clock)
         for wa_id in USERS:
             bodies = [m.body["text"]["body"] for m in fake.messages_to(wa_id) if m.type == "text"]  # type: ignore[index, call-overload]
             assert bodies == ["Leí 3: hola\nquiero\nturno"], wa_id

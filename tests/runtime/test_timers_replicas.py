@@ -66,6 +66,17 @@ def nudges(fake: FakeGoSendAPI) -> dict[str, int]:
     return found
 
 
+async def fire_at_once(first: Runtime, second: Runtime, clock: ManualClock) -> None:
+    """Both runtimes' timer loops fire what is due, twice each, all at once; then both settle."""
+    assert first.workers is not None and second.workers is not None
+    await asyncio.gather(
+        first.workers.timers.fire_due(), second.workers.timers.fire_due(),
+        first.workers.timers.fire_due(), second.workers.timers.fire_due(),
+    )  # fmt: skip
+    await first.settle(autojump=clock)
+    await second.settle(autojump=clock)
+
+
 async def test_two_runtimes_on_one_postgresql_database_fire_each_timer_once(
     postgres_url: str,
 ) -> None:
@@ -78,13 +89,7 @@ async def test_two_runtimes_on_one_postgresql_database_fire_each_timer_once(
         await everyone_asked(fake, first, clock)
         assert len(await first.store.inspect.timers()) == 2 * len(USERS)  # nudge, last call
         clock.advance(31 * 60)
-        assert first.workers is not None and second.workers is not None
-        await asyncio.gather(
-            first.workers.timers.fire_due(), second.workers.timers.fire_due(),
-            first.workers.timers.fire_due(), second.workers.timers.fire_due(),
-        )  # fmt: skip
-        await first.settle(autojump=clock)
-        await second.settle(autojump=clock)
+        await fire_at_once(first, second, clock)
         assert nudges(fake) == {wa_id: 1 for wa_id in USERS}
         assert [t.name for t in await first.store.inspect.timers()] == [
             "window_closing:last_call"
