@@ -38,7 +38,6 @@ from botkit.store.timers import TimerWrite
 from botkit.types import JSON, JSONObject
 from botkit.wire.burst import BURST, BURST_KEY, BURST_TIMER
 from botkit.wire.events import InboundMessage, StatusUpdate, TextInput, parse_envelope
-from botkit.wire.session_data import take
 from botkit.wire.timer import TimerEvent, timer_payload
 
 MAX_PARTS = 20  # texts one burst gathers at most
@@ -93,12 +92,6 @@ class Burst:
                 return None
             read.append(Part(event_id, text, timestamp, float(seen)))
         return cls(tuple(read), envelope)
-
-
-def split(data: JSONObject) -> tuple[JSONObject, Burst | None]:
-    """A session's data without the burst, and the burst (None: none is being gathered)."""
-    rest, raw = take(data, BURST_KEY)
-    return rest, Burst.from_json(raw)
 
 
 def joined(data: JSONObject, burst: Burst | None) -> JSONObject:
@@ -193,7 +186,6 @@ __all__ = [
     "joined",
     "message",
     "report_id",
-    "split",
     "stale",
     "takes",
     "timer",

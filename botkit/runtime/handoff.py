@@ -2,7 +2,8 @@
 people's start and resume become (pure functions, used by botkit.runtime.turn).
 
 The mark lives in the session's data under `MARK_KEY`; the turn takes it out before any
-handler sees the data (`split`) and puts it back when it saves (`joined`).
+handler sees the data (`botkit.wire.session_data.split`) and puts it back when it saves
+(`joined`).
 """
 
 from __future__ import annotations
@@ -15,15 +16,8 @@ from botkit.wire.events import InboundMessage
 from botkit.wire.handoff import FORWARD_TYPE, MARK_KEY, HandoffEvent, HandoffMark
 from botkit.wire.idempotency import idempotency_key
 from botkit.wire.messages import Message, request_body
-from botkit.wire.session_data import take
 
 HANDLER = "(handoff)"  # the handler named in the log line of what the people's side did
-
-
-def split(data: JSONObject) -> tuple[JSONObject, HandoffMark | None]:
-    """A session's data without the mark, and the mark (None: the bot answers)."""
-    rest, raw = take(data, MARK_KEY)
-    return rest, HandoffMark.from_json(raw)
 
 
 def joined(data: JSONObject, mark: HandoffMark | None) -> JSONObject:
@@ -86,4 +80,4 @@ def _json(item: object) -> JSON:
     return str(item)
 
 
-__all__ = ["HANDLER", "forward", "joined", "reply", "split"]
+__all__ = ["HANDLER", "forward", "joined", "reply"]

@@ -30,14 +30,7 @@ from collections.abc import Sequence
 from botkit.store.base import NewSend
 from botkit.types import JSONObject
 from botkit.wire.events import ButtonTap, InboundMessage, RowPick
-from botkit.wire.prompt import PROMPT_KEY, PROMPT_TYPE, prompt_key
-from botkit.wire.session_data import take
-
-
-def split(data: JSONObject) -> tuple[JSONObject, str | None]:
-    """A session's data without the latest prompt's key, and that key (None: none)."""
-    rest, _ = take(data, PROMPT_KEY)
-    return rest, prompt_key(data)
+from botkit.wire.prompt import PROMPT_KEY, PROMPT_TYPE
 
 
 def joined(data: JSONObject, key: str | None) -> JSONObject:

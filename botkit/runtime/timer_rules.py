@@ -50,7 +50,6 @@ from botkit.conversation.dsl import ConversationSpec
 from botkit.conversation.migration import Migration
 from botkit.store.timers import TimerWrite
 from botkit.types import JSON, JSONObject
-from botkit.wire.session_data import take
 from botkit.wire.timer import (
     MARKS_KEY,
     SCHEDULED,
@@ -94,12 +93,6 @@ class Marks:
             kept = {k: v for k, v in reminders.items() if v is None or isinstance(v, str)}
         seq = entered if isinstance(entered, int) and not isinstance(entered, bool) else None
         return cls(seq, kept)
-
-
-def split(data: JSONObject) -> tuple[JSONObject, Marks]:
-    """A session's data without the timers' marks, and the marks."""
-    rest, raw = take(data, MARKS_KEY)
-    return rest, Marks.from_json(raw)
 
 
 def joined(
@@ -252,7 +245,6 @@ __all__ = [
     "entering",
     "joined",
     "scheduled",
-    "split",
     "stale",
     "timer_id",
 ]

@@ -51,12 +51,15 @@ from botkit.store.base import (
 )
 from botkit.store.timers import TimerWrite
 from botkit.types import JSON, JSONObject
+from botkit.wire import session_data
+from botkit.wire.burst import BURST_KEY
 from botkit.wire.events import InboundMessage, OtherEvent, StatusUpdate, parse_envelope
 from botkit.wire.handoff import KIND as HANDOFF_KIND
-from botkit.wire.handoff import RESUME, START, HandoffEvent, HandoffMark
+from botkit.wire.handoff import MARK_KEY, RESUME, START, HandoffEvent, HandoffMark
 from botkit.wire.idempotency import idempotency_key
 from botkit.wire.messages import Message, Template, request_body
-from botkit.wire.timer import TIMER_KIND, TimerEvent
+from botkit.wire.prompt import prompt_key
+from botkit.wire.timer import MARKS_KEY, TIMER_KIND, TimerEvent
 from botkit.wire.trigger import TriggerEvent, TriggerInput
 from botkit.wire.window import WINDOW_CLOSED_CODE, Window
 
@@ -153,10 +156,11 @@ async def take_turn(
     """Runs `lane`'s events in order and returns what to commit (and what to log of it)."""
     spec = type(conversation).spec
     state, stored, announce = _resume(spec, lane.session)
-    stored, marks = timer_rules.split(stored)
-    data, mark = handoff.split(stored)
-    data, prompt = stale.split(data)
-    data, gathering = burst_rules.split(data)
+    data, own = session_data.split(stored)  # what botkit keeps in it, out of handlers' sight
+    marks = timer_rules.Marks.from_json(own.get(MARKS_KEY))
+    mark = HandoffMark.from_json(own.get(MARK_KEY))
+    prompt = prompt_key(own)
+    gathering = burst_rules.Burst.from_json(own.get(BURST_KEY))
     progress = _Progress(state, data, lane.window, announce=announce, handoff=mark)
     progress.burst = gathering
     if spec.stale_taps:  # else none is remembered (and a key left from before is dropped)

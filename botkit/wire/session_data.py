@@ -10,7 +10,7 @@ The timers' marks (wire/timer.py `MARKS_KEY`, botkit.runtime.timer_rules) are ke
 
 from __future__ import annotations
 
-from botkit.types import JSON, JSONObject
+from botkit.types import JSONObject
 from botkit.wire.burst import BURST_KEY
 from botkit.wire.handoff import MARK_KEY
 from botkit.wire.prompt import PROMPT_KEY
@@ -24,12 +24,13 @@ def handlers_view(data: JSONObject) -> JSONObject:
     return {key: value for key, value in data.items() if key not in BOTKIT_KEYS}
 
 
-def take(data: JSONObject, key: str) -> tuple[JSONObject, JSON]:
-    """The data without botkit's `key`, and that key's value (None when it is absent): what
-    each part of the turn that keeps something in the session reads back (botkit.runtime)."""
-    if key not in data:
-        return data, None
-    return {k: value for k, value in data.items() if k != key}, data[key]
+def split(data: JSONObject) -> tuple[JSONObject, JSONObject]:
+    """The data as handlers see it, and botkit's own keys with their values, in one pass (a
+    turn reads each part back: the handoff mark, the latest prompt, a burst, the timers' marks)."""
+    if not any(key in data for key in BOTKIT_KEYS):
+        return data, {}
+    rest = {key: value for key, value in data.items() if key not in BOTKIT_KEYS}
+    return rest, {key: data[key] for key in BOTKIT_KEYS if key in data}
 
 
-__all__ = ["BOTKIT_KEYS", "handlers_view", "take"]
+__all__ = ["BOTKIT_KEYS", "handlers_view", "split"]
