@@ -105,6 +105,8 @@ def joined(
     for write in writes:
         if split_name(write.name)[0] == SCHEDULED:
             reminders[write.name] = write.timer_id if write.due_at is not None else None
+    declared = {route.keys[0] for route in spec.timed(SCHEDULED)}  # a name a deploy removed
+    reminders = {name: known for name, known in reminders.items() if name in declared}
     own = bool(spec.timed(TIMEOUT) or spec.timed(WINDOW_CLOSING))
     kept = Marks(marks.entered if own else None, reminders).to_json()
     return {**rest, MARKS_KEY: kept} if kept else rest
@@ -201,7 +203,9 @@ def stale(
     kind, guard = event.input.kind, event.guard
     if kind == TIMEOUT:
         was = guard.get("state")
-        if not _same_state(was, state, migrations):
+        # a renamed state counts only with the `entered` mark, which proves the user has not
+        # come to the new state some other way since (a timer older than the marks does not)
+        if not _same_state(was, state, migrations if "entered" in guard else {}):
             return f"timeout: the user left state {was!r} (now {state!r})"
         if guard.get("inbound_seq") != window.inbound_seq:
             return "timeout: the user wrote since it was set"

@@ -168,7 +168,10 @@ async def take_turn(
     progress.marks, progress.monotonic = marks, monotonic
     gave_up = max_attempts if lane.attempts > max_attempts else None
     for item in lane.events:
-        before, queued = progress.state, len(progress.sends)
+        # the state the event starts from (timers' marks), and its report's (after a burst
+        # that ran first, the state that burst left: see report_from)
+        entered_from = before = progress.state
+        queued = len(progress.sends)
         progress.handler = progress.message_id = progress.delivery = None
         progress.report_from = None
         started = monotonic()
@@ -176,7 +179,9 @@ async def take_turn(
         if progress.report_from is not None:  # a burst ran first, reported on its own
             before, queued, started = progress.report_from
         _report(item, progress, before, queued, monotonic() - started)
-        progress.marks = timer_rules.entering(progress.marks, before, progress.state, item.lane_seq)
+        progress.marks = timer_rules.entering(
+            progress.marks, entered_from, progress.state, item.lane_seq
+        )
     session = None
     if progress.changed:
         session = Session(

@@ -28,7 +28,7 @@ from botkit import (
 from botkit.fake.provider import FakeGoSendAPI
 from botkit.runtime.runtime import Runtime
 from botkit.runtime.turn import MAX_ATTEMPTS, take_turn
-from botkit.store.base import InboxItem, InboxLane
+from botkit.store.base import InboxItem, InboxLane, Session
 from botkit.store.timers import TimerRecord, fired_event
 from botkit.tools.simulator import SimUser
 from botkit.types import ManualClock
@@ -436,3 +436,30 @@ async def test_a_burst_ended_by_another_event_has_its_own_report() -> None:
     [burst] = [r for r in turn.reports if r.kind == "burst"]
     assert burst.event_id == "evt_20/burst" and len(burst.sent) == 1
     assert [r.sent for r in turn.reports if r.kind != "burst"] == [()] * 20  # texts send nothing
+
+
+class Leaving(Conversation):
+    coalesce = 2
+
+    asking = State(initial=True)
+    done = State()
+
+    @on.text(states=[asking])
+    async def got(self, ctx: Context) -> None:
+        ctx.goto("done")
+
+    @on.timeout(after=timedelta(minutes=30), states=[asking])
+    async def nudge(self, ctx: Context) -> None:
+        await ctx.send(Text("nudge"))
+
+
+async def test_a_full_burst_that_leaves_a_timed_state_cancels_its_timeout() -> None:
+    spec = Leaving.spec
+    stored = Session(PN, ANA, spec.name, "asking", {"botkit.timers": {"entered": 2}}, spec.version)
+    texts = tuple(text_item(n, f"t{n}") for n in range(5, 25))  # 20: the burst runs at once
+    outcome = (
+        await take_turn(Leaving(), InboxLane(PN, ANA, "c", texts, stored, Window(T0, 4), 1), NOW)
+    ).outcome
+    assert outcome.session is not None and outcome.session.state == "done"
+    assert outcome.session.data["botkit.timers"] == {"entered": 24}  # entered done at the 20th
+    assert ("timeout:nudge", None) in [(t.name, t.due_at) for t in outcome.timers]

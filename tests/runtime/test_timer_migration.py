@@ -79,3 +79,41 @@ async def test_a_timeout_set_in_a_renamed_state_fires_in_the_new_one(tmp_path: P
         assert ana.state == "confirming"
         await second.advance(hours=2)
         assert len(await nudges(second)) == 1  # once
+
+
+async def test_a_timeout_older_than_the_marks_is_not_carried_into_a_renamed_state() -> None:
+    # written by a botkit without the `entered` mark: nothing proves the user did not come to
+    # the new state some other way since, so it stays checked by its state's name
+    from botkit.runtime.turn import take_turn
+    from botkit.store.base import InboxLane, Session
+    from botkit.wire.window import Window
+    from tests.runtime.test_timer_turn import timer_item
+    from tests.runtime.test_turn import ANA as USER
+    from tests.runtime.test_turn import NOW, PN
+
+    quote = version_2()
+    stored = Session(PN, USER, "Quote", "confirming", {}, quote.spec.version)
+    guard = {"state": "asking", "inbound_seq": 1}
+    fired = timer_item(2, "timeout:nudge", NOW, data={}, guard=guard)
+    lane = InboxLane(PN, USER, "c", (fired,), stored, Window(NOW - 60, 1), 1)
+    [result] = (await take_turn(quote(), lane, NOW)).outcome.results
+    assert (result.status, result.error) == (
+        "ignored",
+        "timeout: the user left state 'asking' (now 'confirming')",
+    )
+
+
+async def test_the_marks_forget_a_reminder_the_code_no_longer_declares() -> None:
+    from botkit.runtime.turn import take_turn
+    from botkit.store.base import InboxLane, Session
+    from botkit.wire.window import Window
+    from tests.runtime.test_turn import ANA as USER
+    from tests.runtime.test_turn import NOW, PN, text_item
+
+    quote = version_2()
+    marks = {"entered": 1, "reminders": {"removed_by_a_deploy": None}}
+    stored = Session(PN, USER, "Quote", "idle", {"botkit.timers": marks}, quote.spec.version)
+    lane = InboxLane(PN, USER, "c", (text_item(2, "hola"),), stored, Window(), 1)
+    session = (await take_turn(quote(), lane, NOW)).outcome.session
+    assert session is not None
+    assert "reminders" not in session.data["botkit.timers"]  # type: ignore[operator]
