@@ -537,10 +537,6 @@ def _coalesce(cls: type[Conversation]) -> float | None:
     if raw is None:
         return None
     where = f"{cls.__name__}.coalesce"
-    if not isinstance(raw, timedelta | int | float) or isinstance(raw, bool):
-        raise DefinitionError(
-            f"{where} takes a timedelta or seconds, such as timedelta(seconds=2), not {raw!r}"
-        )
     seconds = _seconds(where, raw)
     if not 0 < seconds <= MAX_COALESCE:
         raise DefinitionError(

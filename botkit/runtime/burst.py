@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from botkit.runtime.timer_rules import timer_id
 from botkit.store.timers import TimerWrite
 from botkit.types import JSON, JSONObject
-from botkit.wire.burst import BURST, BURST_KEY, BURST_TIMER
+from botkit.wire.burst import BURST, BURST_TIMER
 from botkit.wire.events import InboundMessage, StatusUpdate, TextInput, parse_envelope
 from botkit.wire.timer import TimerEvent, timer_payload
 
@@ -94,27 +94,22 @@ class Burst:
         return cls(tuple(read), envelope)
 
 
-def joined(data: JSONObject, burst: Burst | None) -> JSONObject:
-    """The data to save: the handlers' data, with the burst if one is being gathered."""
-    return data if burst is None else {**data, BURST_KEY: burst.to_json()}
-
-
 def takes(event: object) -> bool:
     """Whether an event is a text a coalescing conversation gathers."""
     return isinstance(event, InboundMessage) and isinstance(event.input, TextInput)
 
 
-def ends(event: object, *, gathering: bool = True) -> bool:
-    """Whether an event ends the burst before it runs: anything that runs a handler, but a
-    status (not the user's) or a text (gathered, see `apart`). `gathering` False: the running
-    code no longer coalesces (a deploy turned it off), so a text ends a burst left from before."""
-    return not isinstance(event, StatusUpdate) and not (gathering and takes(event))
-
-
-def apart(burst: Burst, event: InboundMessage, interval: float) -> bool:
-    """Whether a text came too long after the burst's last one to join it (by the provider's
-    timestamps, whole seconds), or the burst is full."""
-    return len(burst.parts) >= MAX_PARTS or event.timestamp - burst.parts[-1].timestamp > interval
+def ends(burst: Burst, event: object, interval: float | None) -> bool:
+    """Whether `burst` runs before `event`: anything that runs a handler but a status (not the
+    user's) or a text that joins it. A text ends it when it came more than `interval` after the
+    burst's last (by the provider's timestamps, whole seconds), or when the running code no
+    longer coalesces (`interval` None: a deploy turned it off)."""
+    if isinstance(event, StatusUpdate):
+        return False
+    if not takes(event):
+        return True
+    assert isinstance(event, InboundMessage)
+    return interval is None or event.timestamp - burst.parts[-1].timestamp > interval
 
 
 def added(burst: Burst | None, event: InboundMessage, now: float) -> Burst:
@@ -179,11 +174,9 @@ __all__ = [
     "Burst",
     "Part",
     "added",
-    "apart",
     "ends",
     "full",
     "is_timer",
-    "joined",
     "message",
     "report_id",
     "stale",

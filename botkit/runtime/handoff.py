@@ -2,8 +2,8 @@
 people's start and resume become (pure functions, used by botkit.runtime.turn).
 
 The mark lives in the session's data under `MARK_KEY`; the turn takes it out before any
-handler sees the data (`botkit.wire.session_data.split`) and puts it back when it saves
-(`joined`).
+handler sees the data and puts it back when it saves (botkit.wire.session_data: `split`,
+`joined`).
 """
 
 from __future__ import annotations
@@ -13,18 +13,11 @@ import dataclasses
 from botkit.store.base import FAIL, FALL_BACK, NewSend
 from botkit.types import JSON, JSONObject
 from botkit.wire.events import InboundMessage
-from botkit.wire.handoff import FORWARD_TYPE, MARK_KEY, HandoffEvent, HandoffMark
+from botkit.wire.handoff import FORWARD_TYPE, HandoffEvent, HandoffMark
 from botkit.wire.idempotency import idempotency_key
 from botkit.wire.messages import Message, request_body
 
 HANDLER = "(handoff)"  # the handler named in the log line of what the people's side did
-
-
-def joined(data: JSONObject, mark: HandoffMark | None) -> JSONObject:
-    """The data to save: the handlers' data, with the mark if there is one."""
-    if mark is None:
-        return data
-    return {**data, MARK_KEY: mark.to_json()}
 
 
 def forward(event: InboundMessage, mark: HandoffMark, cause: str) -> NewSend:
@@ -80,4 +73,4 @@ def _json(item: object) -> JSON:
     return str(item)
 
 
-__all__ = ["HANDLER", "forward", "joined", "reply"]
+__all__ = ["HANDLER", "forward", "reply"]

@@ -28,14 +28,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from botkit.store.base import NewSend
-from botkit.types import JSONObject
 from botkit.wire.events import ButtonTap, InboundMessage, RowPick
-from botkit.wire.prompt import PROMPT_KEY, PROMPT_TYPE
-
-
-def joined(data: JSONObject, key: str | None) -> JSONObject:
-    """The data to save: the handlers' data, with the latest prompt's key if there is one."""
-    return data if key is None else {**data, PROMPT_KEY: key}
+from botkit.wire.prompt import PROMPT_TYPE
 
 
 def latest(sends: Sequence[NewSend]) -> str | None:

@@ -51,7 +51,6 @@ from botkit.conversation.migration import Migration
 from botkit.store.timers import TimerWrite
 from botkit.types import JSON, JSONObject
 from botkit.wire.timer import (
-    MARKS_KEY,
     SCHEDULED,
     TIMEOUT,
     WINDOW_CLOSING,
@@ -95,21 +94,23 @@ class Marks:
         return cls(seq, kept)
 
 
-def joined(
-    spec: ConversationSpec, data: JSONObject, marks: Marks, writes: Sequence[TimerWrite]
-) -> JSONObject:
-    """The data to save: with the marks after the turn's `writes` (its reminders' ids), the
-    entered position only in a conversation with timers of its own."""
-    rest = {key: value for key, value in data.items() if key != MARKS_KEY}
-    reminders = dict(marks.reminders)
+def saved(spec: ConversationSpec, marks: Marks, writes: Sequence[TimerWrite]) -> JSONObject | None:
+    """The marks to keep under `MARKS_KEY` after a turn that wrote `writes` (its reminders'
+    ids), the entered position only in a conversation with timers of its own, and only the
+    reminders the code declares; None: nothing to keep."""
+    declared = {route.keys[0] for route in spec.timed(SCHEDULED)}  # a name a deploy removed
+    reminders = {k: v for k, v in _latest(marks, writes).items() if k in declared}
+    own = bool(spec.timed(TIMEOUT) or spec.timed(WINDOW_CLOSING))
+    return Marks(marks.entered if own else None, reminders).to_json() or None
+
+
+def _latest(marks: Marks, writes: Sequence[TimerWrite]) -> dict[str, str | None]:
+    """Each reminder's latest timer_id (None: cancelled): the marks', then the writes'."""
+    latest = dict(marks.reminders)
     for write in writes:
         if split_name(write.name)[0] == SCHEDULED:
-            reminders[write.name] = write.timer_id if write.due_at is not None else None
-    declared = {route.keys[0] for route in spec.timed(SCHEDULED)}  # a name a deploy removed
-    reminders = {name: known for name, known in reminders.items() if name in declared}
-    own = bool(spec.timed(TIMEOUT) or spec.timed(WINDOW_CLOSING))
-    kept = Marks(marks.entered if own else None, reminders).to_json()
-    return {**rest, MARKS_KEY: kept} if kept else rest
+            latest[write.name] = write.timer_id if write.due_at is not None else None
+    return latest
 
 
 def entering(marks: Marks, before: str | None, after: str, lane_seq: int) -> Marks:
@@ -219,16 +220,11 @@ def stale(
         if "entered" in guard and guard["entered"] != marks.entered:
             return "window_closing: the user entered a state since it was set"
     elif kind == SCHEDULED:
-        name = event.input.name
-        latest = [w for w in written if w.name == name]
-        if latest or name in marks.reminders:
-            last = latest[-1] if latest else None
-            known = marks.reminders.get(name)
-            if last is not None:
-                known = last.timer_id if last.due_at is not None else None
-            if known is None:
+        name, latest = event.input.name, _latest(marks, written)
+        if name in latest:  # else set before botkit kept the marks: it runs
+            if latest[name] is None:
                 return f"timer {name!r}: cancelled since it was set"
-            if known != event.timer_id:
+            if latest[name] != event.timer_id:
                 return f"timer {name!r}: set again since (the later one runs)"
     return None
 
@@ -247,7 +243,7 @@ __all__ = [
     "automatic",
     "cancelled",
     "entering",
-    "joined",
+    "saved",
     "scheduled",
     "stale",
     "timer_id",

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from botkit import codec
@@ -58,7 +58,7 @@ from botkit.wire.handoff import KIND as HANDOFF_KIND
 from botkit.wire.handoff import MARK_KEY, RESUME, START, HandoffEvent, HandoffMark
 from botkit.wire.idempotency import idempotency_key
 from botkit.wire.messages import Message, Template, request_body
-from botkit.wire.prompt import prompt_key
+from botkit.wire.prompt import PROMPT_KEY, prompt_key
 from botkit.wire.timer import MARKS_KEY, TIMER_KIND, TimerEvent
 from botkit.wire.trigger import TriggerEvent, TriggerInput
 from botkit.wire.window import WINDOW_CLOSED_CODE, Window
@@ -161,11 +161,12 @@ async def take_turn(
     mark = HandoffMark.from_json(own.get(MARK_KEY))
     prompt = prompt_key(own)
     gathering = burst_rules.Burst.from_json(own.get(BURST_KEY))
-    progress = _Progress(state, data, lane.window, announce=announce, handoff=mark)
-    progress.burst = gathering
+    progress = _Progress(
+        state, data, lane.window, announce=announce, handoff=mark, marks=marks, burst=gathering,
+        monotonic=monotonic,
+    )  # fmt: skip
     if spec.stale_taps:  # else none is remembered (and a key left from before is dropped)
         progress.prompt, progress.prompt_sent = prompt, lane.prompt_message_id
-    progress.marks, progress.monotonic = marks, monotonic
     gave_up = max_attempts if lane.attempts > max_attempts else None
     for item in lane.events:
         # the state the event starts from (timers' marks), and its report's (after a burst
@@ -184,17 +185,16 @@ async def take_turn(
         )
     session = None
     if progress.changed:
+        kept: dict[str, JSON] = {  # botkit's keys, out of the handlers' sight (session_data)
+            MARK_KEY: progress.handoff.to_json() if progress.handoff else None,
+            PROMPT_KEY: progress.prompt,
+            BURST_KEY: progress.burst.to_json() if progress.burst else None,
+            MARKS_KEY: timer_rules.saved(spec, progress.marks, progress.timers),
+        }
         session = Session(
             lane.phone_number_id, lane.wa_id, spec.name, progress.state,
-            burst_rules.joined(
-                stale.joined(handoff.joined(progress.data, progress.handoff), progress.prompt),
-                progress.burst,
-            ),
-            spec.version,
+            session_data.joined(progress.data, kept), spec.version,
         )  # fmt: skip
-        session = replace(  # with its timers' marks
-            session, data=timer_rules.joined(spec, session.data, progress.marks, progress.timers)
-        )
     # the user wrote, or sends just held find the window open (the user wrote after them)
     release_held = progress.inbound or (bool(progress.refused) and progress.window.is_open(now))
     progress.timers += handoff_timer.writes(mark, progress.handoff, _last(lane))
@@ -274,14 +274,15 @@ async def _run_event(
         return result(FAILED, cut(f"cannot be recorded: {type(exc).__name__}: {exc}", ERROR_KEPT))
     spec = type(conversation).spec
     if gave_up is not None:  # claimed too often without finishing: it may kill the worker
-        return result(FAILED, f"gave up after {gave_up} attempts{_drop_burst(progress, event)}")
+        dropped = _drop_burst(spec, progress, event)
+        return result(FAILED, f"gave up after {gave_up} attempts{dropped}")
     if burst_rules.is_timer(event):  # the interval passed: the burst's texts, as one turn
         assert isinstance(event, TimerEvent)
         why = burst_rules.stale(event, progress.burst)
         if why is not None:
             return result(IGNORED, why)
         return result(*await _end_burst(conversation, spec, progress, item, now, limit))
-    if progress.burst is not None and _ends_burst(spec, progress, event):  # the texts go first
+    if progress.burst and burst_rules.ends(progress.burst, event, spec.coalesce):  # texts first
         before = progress.state
         await _end_burst(conversation, spec, progress, None, now, limit)
         progress.marks = timer_rules.entering(progress.marks, before, progress.state, item.lane_seq)
@@ -412,10 +413,7 @@ async def _end_burst(
     """Runs the text handler once for the burst's texts and empties it. `carrier`: the burst's
     timer, the event of this run (its report is the burst's); None: the run gets a report of
     its own (`burst_rules.report_id`), before the event that ended it."""
-    gathered = progress.burst
-    assert gathered is not None
-    progress.burst, progress.burst_ended, progress.changed = None, True, True
-    progress.gathered = False
+    gathered = _take_burst(progress)
     event = burst_rules.message(gathered)
     if carrier is not None:
         return await _handle(
@@ -441,30 +439,25 @@ async def _end_burst(
     return status, error
 
 
-def _ends_burst(spec: ConversationSpec, progress: _Progress, event: object) -> bool:
-    """Whether the user's burst runs before this event: anything but a status or a text that
-    joins it (botkit.runtime.burst.ends), and a text that came too long after it."""
-    assert progress.burst is not None
-    gathering = spec.coalesce is not None
-    if burst_rules.ends(event, gathering=gathering):
-        return True
-    return (
-        gathering
-        and isinstance(event, InboundMessage)
-        and burst_rules.apart(progress.burst, event, spec.coalesce or 0.0)
-    )
+def _take_burst(progress: _Progress) -> burst_rules.Burst:
+    """The user's burst, which ends now (its timer is cancelled unless a new one begins)."""
+    gathered = progress.burst
+    assert gathered is not None
+    progress.burst, progress.burst_ended, progress.changed = None, True, True
+    progress.gathered = False
+    return gathered
 
 
-def _drop_burst(progress: _Progress, event: object) -> str:
+def _drop_burst(spec: ConversationSpec, progress: _Progress, event: object) -> str:
     """A claim given up on may have been killed by the burst's handler: a burst this event
     would have run is dropped (else every later event would run it again); what to add to the
     event's error."""
-    gathered = progress.burst
-    if gathered is None or not (burst_rules.is_timer(event) or burst_rules.ends(event)):
+    burst = progress.burst
+    if burst is None:
         return ""
-    progress.burst, progress.burst_ended, progress.changed = None, True, True
-    progress.gathered = False
-    return f"; the burst of {len(gathered.parts)} texts it ended was dropped"
+    if not (burst_rules.is_timer(event) or burst_rules.ends(burst, event, spec.coalesce)):
+        return ""
+    return f"; the burst of {len(_take_burst(progress).parts)} texts it ended was dropped"
 
 
 async def _handoff_event(

@@ -21,6 +21,7 @@ from botkit.conversation.context import ContextInput
 from botkit.conversation.template import TemplateSpec
 from botkit.exceptions import BotkitError
 from botkit.runtime.bot import Bot
+from botkit.runtime.burst import Burst
 from botkit.tools.simulator import (
     SentView,
     Simulator,
@@ -250,9 +251,8 @@ class Chat:
     def _gathering(self) -> int:
         """How many texts the current user has gathered for a burst (Conversation.coalesce)."""
         session = self.user.session
-        burst = None if session is None else session.data.get(BURST_KEY)
-        parts = burst.get("parts") if isinstance(burst, dict) else None
-        return len(parts) if isinstance(parts, list) else 0
+        burst = None if session is None else Burst.from_json(session.data.get(BURST_KEY))
+        return 0 if burst is None else len(burst.parts)
 
     async def _step(self, action: Awaitable[object]) -> None:
         before = self.user.state

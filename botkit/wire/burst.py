@@ -9,8 +9,10 @@ interval passes without another one; then a text handler gets them as one input
 
 from __future__ import annotations
 
+from botkit.wire.timer import stored_name
+
 BURST_KEY = "botkit.burst"  # where a session's data keeps the texts gathered so far
 BURST = "burst"  # the kind of the timer that ends a burst
-BURST_TIMER = "burst:texts"  # its stored name (botkit.wire.timer.stored_name)
+BURST_TIMER = stored_name(BURST, "texts")  # its stored name: burst:texts
 
 __all__ = ["BURST", "BURST_KEY", "BURST_TIMER"]

@@ -10,7 +10,9 @@ The timers' marks (wire/timer.py `MARKS_KEY`, botkit.runtime.timer_rules) are ke
 
 from __future__ import annotations
 
-from botkit.types import JSONObject
+from collections.abc import Mapping
+
+from botkit.types import JSON, JSONObject
 from botkit.wire.burst import BURST_KEY
 from botkit.wire.handoff import MARK_KEY
 from botkit.wire.prompt import PROMPT_KEY
@@ -33,4 +35,11 @@ def split(data: JSONObject) -> tuple[JSONObject, JSONObject]:
     return rest, {key: data[key] for key in BOTKIT_KEYS if key in data}
 
 
-__all__ = ["BOTKIT_KEYS", "handlers_view", "split"]
+def joined(data: JSONObject, own: Mapping[str, JSON]) -> JSONObject:
+    """The data to save: the handlers' data with botkit's keys put back (`split`'s other half;
+    a key whose value is None is left out)."""
+    kept = {key: value for key, value in own.items() if value is not None}
+    return {**data, **kept} if kept else data
+
+
+__all__ = ["BOTKIT_KEYS", "handlers_view", "joined", "split"]
