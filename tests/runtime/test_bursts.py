@@ -93,6 +93,21 @@ def texts(user: SimUser) -> list[str | None]:
     return [message.text or message.type for message in user.messages]
 
 
+async def sent(sim: Simulator) -> list[object]:
+    """The bodies of the text replies in the outbox, whatever became of them at the provider."""
+    rows = await sim.outbox(ANA)
+    return [r.payload.get("body") for r in rows if r.type == "text" and isinstance(r.payload, dict)]
+
+
+async def gathered_then_stopped(database: Path, clock: ManualClock) -> None:
+    """Ana sends two texts to a botkit that stops before their burst ends."""
+    async with Simulator(bot, database=database, clock=clock) as first:
+        ana = first.user(ANA)
+        await ana.says("hola")
+        await ana.says("sigo")
+        assert ana.messages == []
+
+
 async def test_texts_within_the_interval_reach_the_handler_as_one_turn(
     sim: Simulator, ana: SimUser
 ) -> None:
@@ -204,21 +219,13 @@ async def test_a_failing_handler_fails_its_burst_only(sim: Simulator, ana: SimUs
 
 async def test_a_burst_survives_a_restart_and_is_answered_once(tmp_path: Path) -> None:
     clock = ManualClock()
-    database = tmp_path / "bursts.db"
-    async with Simulator(bot, database=database, clock=clock) as first:
-        ana = first.user(ANA)
-        await ana.says("hola")
-        await ana.says("sigo")
-        assert ana.messages == []
+    await gathered_then_stopped(tmp_path / "bursts.db", clock)
     clock.advance(60)  # down for a minute: the burst's timer came due meanwhile
-    async with Simulator(bot, database=database, clock=clock) as second:
+    async with Simulator(bot, database=tmp_path / "bursts.db", clock=clock) as second:
         await second.settle()
-        rows = [r for r in await second.outbox(ANA) if r.type == "text"]
-        assert len(rows) == 1
-        assert isinstance(rows[0].payload, dict)
-        assert rows[0].payload["body"] == "Leí 2: hola\nsigo"
+        assert await sent(second) == ["Leí 2: hola\nsigo"]
         await second.advance(seconds=10)
-        assert len([r for r in await second.outbox(ANA) if r.type == "text"]) == 1
+        assert len(await sent(second)) == 1
 
 
 class Desk(Conversation):
@@ -296,18 +303,12 @@ async def test_a_burst_left_by_a_deploy_that_turned_coalesce_off_is_answered_fir
     tmp_path: Path,
 ) -> None:
     clock = ManualClock()
-    database = tmp_path / "bursts.db"
-    async with Simulator(bot, database=database, clock=clock) as first:
-        ana = first.user(ANA)
-        await ana.says("hola")
-        await ana.says("sigo")
-    async with Simulator(Bot(Plain), database=database, clock=clock) as second:
-        ana = second.user(ANA)
-        await ana.says("tercero")  # before the burst's timer: the burst still goes first
-        bodies = [r.payload["body"] for r in await second.outbox(ANA) if r.type == "text"]  # type: ignore[index, call-overload]
-        assert bodies == ["Leí 2: hola\nsigo", "Otra vez 1: tercero"]
+    await gathered_then_stopped(tmp_path / "bursts.db", clock)
+    async with Simulator(Bot(Plain), database=tmp_path / "bursts.db", clock=clock) as second:
+        await second.user(ANA).says("tercero")  # before the burst's timer: the burst goes first
+        assert await sent(second) == ["Leí 2: hola\nsigo", "Otra vez 1: tercero"]
         await second.advance(seconds=10)  # the old timer fires: nothing is answered twice
-        assert len([r for r in await second.outbox(ANA) if r.type == "text"]) == 2
+        assert len(await sent(second)) == 2
 
 
 class Reminding(Conversation):
@@ -387,8 +388,11 @@ async def test_a_migrations_message_goes_first_when_the_user_next_writes_texts(
         await ana.says("otra")
         await ana.says("más")
         await second.advance(seconds=3)
-        bodies = [r.payload["body"] for r in await second.outbox(ANA) if r.type == "text"]  # type: ignore[index, call-overload]
-        assert bodies[1:] == ["Cerramos la lista de espera.", "eco: vuelvo", "eco: otra + más"]
+        assert (await sent(second))[1:] == [
+            "Cerramos la lista de espera.",
+            "eco: vuelvo",
+            "eco: otra + más",
+        ]
 
 
 class Poison(Conversation):

@@ -156,30 +156,33 @@ async def reminded(sim: Simulator, ana: SimUser) -> None:
     assert ana.state == "done"
 
 
+async def fired_while_saying(sim: Simulator, ana: SimUser, word: str) -> None:
+    """The reminder comes due, and fires, while the handler of `word` (which changes it) runs."""
+    await reminded(sim, ana)
+    await sim.advance(hours=1, minutes=59)
+    await says_held(sim, ana, word)
+    sim.clock.advance(120)
+    await fire_due(sim)
+    await opened(sim, ana)
+
+
+def reminders(ana: SimUser) -> list[str | None]:
+    return [t for t in texts(ana) if t and t.startswith("Recordatorio")]
+
+
 async def test_a_reminder_fired_before_a_handler_cancelled_it_does_not_run(
     sim: Simulator, ana: SimUser
 ) -> None:
-    await reminded(sim, ana)
-    await sim.advance(hours=1, minutes=59)
-    await says_held(sim, ana, "stop")
-    sim.clock.advance(120)
-    await fire_due(sim)  # fired while the handler that cancels it runs
-    await opened(sim, ana)
-    assert not [t for t in texts(ana) if t and t.startswith("Recordatorio")]
+    await fired_while_saying(sim, ana, "stop")
+    assert not reminders(ana)
     await sim.advance(hours=5)
-    assert not [t for t in texts(ana) if t and t.startswith("Recordatorio")]
+    assert not reminders(ana)
 
 
 async def test_a_reminder_fired_before_a_handler_moved_it_runs_once_at_the_new_time(
     sim: Simulator, ana: SimUser
 ) -> None:
-    await reminded(sim, ana)
-    await sim.advance(hours=1, minutes=59)
-    await says_held(sim, ana, "later")
-    sim.clock.advance(120)
-    await fire_due(sim)  # the old one fires while the handler that moves it runs
-    await opened(sim, ana)
-    assert not [t for t in texts(ana) if t and t.startswith("Recordatorio")]
+    await fired_while_saying(sim, ana, "later")  # the old one fires while it is moved
+    assert not reminders(ana)
     await sim.advance(hours=2)
-    reminders = [t for t in texts(ana) if t and t.startswith("Recordatorio")]
-    assert reminders == ["Recordatorio 3"]
+    assert reminders(ana) == ["Recordatorio 3"]
