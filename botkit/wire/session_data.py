@@ -1,11 +1,11 @@
 """A session's data as its handlers see it: botkit keeps a few things of its own in it.
 
-The handoff mark (wire/handoff.py), the latest prompt's key (wire/prompt.py) and a burst of
-texts being gathered (wire/burst.py) are stored in the session's data, committed with it, and
-taken out by the turn before any handler sees `ctx.data`. Whatever shows a user's data as the bot author knows it (the Simulator, the dev
-server) asks here, so that a new key of botkit's is hidden everywhere at once.
-
-The timers' marks (wire/timer.py `MARKS_KEY`, botkit.runtime.timer_rules) are kept the same way.
+The handoff mark (wire/handoff.py), the latest prompt's key (wire/prompt.py), a burst of texts
+being gathered (wire/burst.py) and the timers' marks (wire/timer.py `MARKS_KEY`) are stored in
+the session's data, committed with it: the turn takes them out before any handler sees
+`ctx.data` (`split`) and puts them back when it saves (`joined`). Whatever shows a user's data
+as the bot author knows it (the Simulator, the dev server) asks here, so that a new key of
+botkit's is hidden everywhere at once.
 """
 
 from __future__ import annotations
